@@ -1,0 +1,376 @@
+"""The Python API that users, the command line and the HTTP server all call.
+
+    env = wf.connect()                                  # async bindings, like Cloudflare's env
+    inst = await env.ORDERS.create(params={...})
+    await inst.status(); await inst.send_event(type="approval", payload={...})
+
+    env = wf.connect_sync()                             # the same, synchronous, for scripts
+
+`Client` holds the logic once, synchronously, on a store connection; the async face runs
+the same methods on the store's own thread.
+"""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+from typing import Any, Iterable
+
+from .config import Config, load_config
+from .errors import ConflictError, NotFoundError, ValidationError
+from .runtime import codec
+from .runtime.engine import ID_PATTERN, check_event_type
+from .runtime.presence import live_runners, notify
+from .runtime.store import open_store
+from .runtime.store.aio import AsyncStore
+from .runtime.store.base import STATUSES, TERMINAL, InstanceRow
+
+BATCH_MAX = 100
+_DISPLAY_STEP = {"do": "step", "sleep": "sleep", "waitForEvent": "waitForEvent"}
+
+
+def check_instance_id(value: object) -> str:
+    if not isinstance(value, str) or not 1 <= len(value) <= 100 or not ID_PATTERN.match(value):
+        raise ValidationError(f"instance id {value!r} is invalid",
+                              "use 1-100 letters, digits, '_' or '-', not starting with '-'")
+    return value
+
+
+def status_shape(row: InstanceRow) -> dict:
+    """Cloudflare's `instance.status()`: status, output, error."""
+    return {"status": row.status if row.status in STATUSES else "unknown",
+            "output": codec.decode(row.output), "error": row.error}
+
+
+class Client:
+    """Every operation on instances, on one synchronous store connection."""
+
+    def __init__(self, config: Config, store=None):
+        self.config = config
+        self.state_dir = Path(config.state_dir)
+        self._store = store
+
+    @property
+    def store(self):
+        if self._store is None:
+            self._store = open_store(self.state_dir, self.config.store_url)
+        return self._store
+
+    def now(self) -> float:
+        import time
+        return time.time()
+
+    def _notify(self, note: str) -> None:
+        notify(self.state_dir, note)
+
+    def runner_alive(self) -> bool:
+        return bool(live_runners(self.state_dir))
+
+    # -- create --------------------------------------------------------------------------
+
+    def _item(self, workflow: str, params: Any, id: str | None, trigger: dict | None = None) -> dict:
+        self.config.workflow(workflow)
+        instance_id = check_instance_id(id) if id is not None else str(uuid.uuid4())
+        text = codec.encode({} if params is None else params, f"params of instance {instance_id!r}")
+        return {"workflow": workflow, "id": instance_id, "params": text, "trigger": trigger}
+
+    def create(self, workflow: str, params: Any = None, id: str | None = None,
+               trigger: dict | None = None) -> InstanceRow:
+        [row] = self.store.create_instances([self._item(workflow, params, id, trigger)], self.now())
+        self._notify("w")
+        return row
+
+    def create_batch(self, workflow: str, items: Iterable[dict]) -> list[InstanceRow]:
+        items = list(items)
+        if not 1 <= len(items) <= BATCH_MAX:
+            raise ValidationError(f"a batch of {len(items)} instances is not allowed",
+                                  f"create between 1 and {BATCH_MAX} instances per batch")
+        prepared = [self._item(workflow, (i or {}).get("params"), (i or {}).get("id")) for i in items]
+        rows = self.store.create_instances(prepared, self.now(), skip_existing=True)
+        if rows:
+            self._notify("w")
+        return rows
+
+    # -- look up -------------------------------------------------------------------------
+
+    def get(self, id: str, workflow: str | None = None) -> InstanceRow:
+        if workflow is not None:
+            self.config.workflow(workflow)
+        if id == "latest":
+            row = self.store.latest_instance(workflow)
+            if row is None:
+                where = f"workflow {workflow!r}" if workflow else "this project"
+                raise NotFoundError(f"there are no instances in {where}", "create one with `wf trigger WORKFLOW`")
+            return row
+        if not isinstance(id, str) or not id:
+            raise ValidationError(f"instance id {id!r} is invalid", "pass an instance id or 'latest'")
+        row = self.store.get_instance(workflow, id)
+        if row is None:
+            where = f" in workflow {workflow!r}" if workflow else ""
+            raise NotFoundError(f"instance {id!r} was not found{where}",
+                                "list instances with `wf instances list`")
+        return row
+
+    def status(self, id: str, workflow: str | None = None) -> dict:
+        return status_shape(self.get(id, workflow))
+
+    def list(self, workflow: str | None = None, status: str | None = None, limit: int = 25,
+             offset: int = 0) -> list[InstanceRow]:
+        if workflow is not None:
+            self.config.workflow(workflow)
+        if status is not None and status not in STATUSES:
+            raise ValidationError(f"status {status!r} is not an instance status",
+                                  "use one of: " + ", ".join(STATUSES))
+        return self.store.list_instances(workflow, status, limit, offset)
+
+    # -- act -----------------------------------------------------------------------------
+
+    def send_event(self, id: str, type: str | None = None, payload: Any = None,
+                   workflow: str | None = None) -> None:
+        row = self.get(id, workflow)
+        event_type = check_event_type(type if type is not None else "event")
+        text = None if payload is None else codec.encode(payload, f"payload of event {event_type!r}")
+        self.store.add_event(row.seq, event_type, text, self.now())
+        self._notify(f"e:{row.seq}")
+
+    def pause(self, id: str, workflow: str | None = None) -> str:
+        return self._control(self.get(id, workflow), self.store.pause)
+
+    def resume(self, id: str, workflow: str | None = None) -> str:
+        return self._control(self.get(id, workflow), self.store.resume)
+
+    def terminate(self, id: str, workflow: str | None = None) -> None:
+        self._control(self.get(id, workflow), self.store.terminate)
+
+    def restart(self, id: str, workflow: str | None = None, from_step: str | None = None, count: int = 1,
+                type: str = "do") -> None:
+        row = self.get(id, workflow)
+        target = None
+        if from_step is not None:
+            if type not in _DISPLAY_STEP:
+                raise ValidationError(f"step type {type!r} is not one of do, sleep, waitForEvent",
+                                      "pass --type do, sleep or waitForEvent")
+            if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+                raise ValidationError(f"step count {count!r} must be a positive integer", "counts start at 1")
+            target = (from_step, count, type)
+        self.store.restart(row.seq, self.now(), target)
+        self._notify(f"c:{row.seq}")
+
+    def delete(self, id: str, workflow: str | None = None) -> None:
+        row = self.get(id, workflow)
+        self.store.delete(row.seq)
+        self._notify(f"c:{row.seq}")
+
+    def _control(self, row: InstanceRow, action) -> Any:
+        result = action(row.seq, self.now())
+        self._notify(f"c:{row.seq}")
+        return result
+
+    # -- describe ------------------------------------------------------------------------
+
+    def describe(self, id: str, workflow: str | None = None) -> dict:
+        row = self.get(id, workflow)
+        steps = self.store.steps(row.seq, with_attempts=True)
+        return {**status_shape(row), "id": row.id, "workflow": row.workflow, "params": codec.decode(row.params),
+                "created": row.created_at, "start": row.started_at, "end": row.ended_at,
+                "steps": [_describe_step(s) for s in steps]}
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+
+
+def _describe_step(s) -> dict:
+    out = {"name": s.name, "count": s.n, "type": _DISPLAY_STEP.get(s.kind, s.kind), "status": s.status,
+           "start": s.started_at, "end": s.ended_at}
+    if s.kind == "do":
+        out.update(output=codec.decode(s.output), error=s.error, config=s.config,
+                   next_retry=s.wake_at if s.status == "retrying" else None,
+                   attempts=[{"attempt": a.attempt, "start": a.started_at, "end": a.ended_at,
+                              "success": a.error is None and a.ended_at is not None, "error": a.error}
+                             for a in s.attempt_log])
+    elif s.kind == "sleep":
+        out.update(wake_at=s.wake_at if s.status == "waiting" else None)
+    else:
+        out.update(event_type=s.event_type, output=codec.decode(s.output), error=s.error,
+                   timeout_at=s.wake_at if s.status == "waiting" else None)
+    return out
+
+
+# -- bindings: the Cloudflare-shaped face ------------------------------------------------
+
+class SyncInstance:
+    def __init__(self, client: Client, workflow: str, id: str):
+        self._client, self.workflow, self.id = client, workflow, id
+
+    def status(self) -> dict:
+        return self._client.status(self.id, self.workflow)
+
+    def send_event(self, type: str | None = None, payload: Any = None) -> None:
+        self._client.send_event(self.id, type, payload, self.workflow)
+
+    def pause(self) -> None:
+        self._client.pause(self.id, self.workflow)
+
+    def resume(self) -> None:
+        self._client.resume(self.id, self.workflow)
+
+    def terminate(self) -> None:
+        self._client.terminate(self.id, self.workflow)
+
+    def restart(self, from_step: str | dict | None = None) -> None:
+        name, count, kind = _from_step(from_step)
+        self._client.restart(self.id, self.workflow, name, count, kind)
+
+    def delete(self) -> None:
+        self._client.delete(self.id, self.workflow)
+
+    def __repr__(self) -> str:
+        return f"Instance({self.workflow!r}, {self.id!r})"
+
+
+def _from_step(from_step) -> tuple[str | None, int, str]:
+    if from_step is None or isinstance(from_step, str):
+        return from_step, 1, "do"
+    if isinstance(from_step, dict) and "name" in from_step:
+        return from_step["name"], from_step.get("count", 1), from_step.get("type", "do")
+    raise ValidationError(f"from_step {from_step!r} must be a step name or {{'name', 'count', 'type'}}",
+                          "e.g. restart(from_step='charge-card')")
+
+
+class SyncWorkflow:
+    """`env.ORDERS` in a script: create, create_batch, get."""
+
+    def __init__(self, client: Client, name: str):
+        self._client, self.name = client, name
+
+    def create(self, params: Any = None, id: str | None = None) -> SyncInstance:
+        row = self._client.create(self.name, params, id)
+        return SyncInstance(self._client, self.name, row.id)
+
+    def create_batch(self, items: Iterable[dict]) -> list[SyncInstance]:
+        return [SyncInstance(self._client, self.name, r.id) for r in self._client.create_batch(self.name, items)]
+
+    def get(self, id: str) -> SyncInstance:
+        row = self._client.get(id, self.name)
+        return SyncInstance(self._client, self.name, row.id)
+
+
+class AsyncInstance:
+    def __init__(self, astore: AsyncStore, client: Client, workflow: str, id: str):
+        self._a, self._sync = astore, SyncInstance(client, workflow, id)
+        self.workflow, self.id = workflow, id
+
+    async def status(self) -> dict:
+        return await self._a.call(self._sync.status)
+
+    async def send_event(self, type: str | None = None, payload: Any = None) -> None:
+        await self._a.call(self._sync.send_event, type, payload)
+
+    async def pause(self) -> None:
+        await self._a.call(self._sync.pause)
+
+    async def resume(self) -> None:
+        await self._a.call(self._sync.resume)
+
+    async def terminate(self) -> None:
+        await self._a.call(self._sync.terminate)
+
+    async def restart(self, from_step: str | dict | None = None) -> None:
+        await self._a.call(self._sync.restart, from_step)
+
+    async def delete(self) -> None:
+        await self._a.call(self._sync.delete)
+
+    def __repr__(self) -> str:
+        return f"Instance({self.workflow!r}, {self.id!r})"
+
+
+class AsyncWorkflow:
+    """`env.ORDERS` in async code, as on Cloudflare."""
+
+    def __init__(self, astore: AsyncStore, client: Client, name: str):
+        self._a, self._client, self.name = astore, client, name
+        self._sync = SyncWorkflow(client, name)
+
+    async def create(self, params: Any = None, id: str | None = None) -> AsyncInstance:
+        inst = await self._a.call(self._sync.create, params, id)
+        return AsyncInstance(self._a, self._client, self.name, inst.id)
+
+    async def create_batch(self, items: Iterable[dict]) -> list[AsyncInstance]:
+        made = await self._a.call(self._sync.create_batch, list(items))
+        return [AsyncInstance(self._a, self._client, self.name, i.id) for i in made]
+
+    async def get(self, id: str) -> AsyncInstance:
+        inst = await self._a.call(self._sync.get, id)
+        return AsyncInstance(self._a, self._client, self.name, inst.id)
+
+
+class Env:
+    """Vars and workflow bindings by name: `env.API_BASE`, `env.ORDERS`, also `env["ORDERS"]`."""
+
+    def __init__(self, config: Config, bindings: dict[str, Any]):
+        self.config = config
+        self._values = {**dict(config.vars), **bindings}
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self._values[name]
+        except KeyError:
+            raise AttributeError(f"env has no var or binding {name!r} (it has: {', '.join(sorted(self._values))})") \
+                from None
+
+    def __getitem__(self, name: str) -> Any:
+        return self._values[name]
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._values
+
+    def get(self, name: str, default: Any = None) -> Any:
+        return self._values.get(name, default)
+
+
+def sync_env(client: Client) -> Env:
+    return Env(client.config, {w.binding: SyncWorkflow(client, w.name) for w in client.config.workflows})
+
+
+def async_env(client: Client, astore: AsyncStore) -> Env:
+    return Env(client.config, {w.binding: AsyncWorkflow(astore, client, w.name) for w in client.config.workflows})
+
+
+def connect_sync(config: str | Path | Config | None = None, *, store: str | None = None,
+                 env: str | None = None, persist_to: str | Path | None = None) -> Env:
+    """Bindings for scripts: `wf.connect_sync().ORDERS.create(params={...})`."""
+    cfg = config if isinstance(config, Config) else load_config(config, env=env, store=store, persist_to=persist_to)
+    return sync_env(Client(cfg))
+
+
+def connect(config: str | Path | Config | None = None, *, store: str | None = None,
+            env: str | None = None, persist_to: str | Path | None = None) -> Env:
+    """Async bindings: `await wf.connect().ORDERS.create(params={...})`."""
+    cfg = config if isinstance(config, Config) else load_config(config, env=env, store=store, persist_to=persist_to)
+    astore = AsyncStore(lambda: open_store(cfg.state_dir, cfg.store_url))
+    client = _LazyClient(cfg, astore)
+    return async_env(client, astore)
+
+
+class _LazyClient(Client):
+    """A client whose store is opened on the async store's own thread, on first use."""
+
+    def __init__(self, config: Config, astore: AsyncStore):
+        super().__init__(config)
+        self._astore = astore
+
+    @property
+    def store(self):
+        if self._astore.store is None:
+            self._astore.store = self._astore._opener()
+        return self._astore.store
+
+
+def ensure_terminal(status: str) -> bool:
+    return status in TERMINAL
+
+
+__all__ = ["Client", "Env", "connect", "connect_sync", "check_instance_id", "status_shape", "ConflictError"]

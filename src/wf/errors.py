@@ -1,0 +1,140 @@
+"""Every error `wf` raises, in one place.
+
+The tree::
+
+    Exception
+    ├── WfError                      something the user can fix; message names the bad value, `hint` says how
+    │   ├── ConfigError              the wrangler config: file, line:column, field, expected, found
+    │   ├── LoaderError              importing `main` or finding `class_name` failed
+    │   ├── ValidationError          a bad value: id, name, duration, step config, payload size, JSON
+    │   ├── NotFoundError            no such workflow or instance
+    │   ├── ConflictError            the instance exists already, or is in a state that forbids the action
+    │   ├── StoreError               the state store cannot be opened (corrupt, newer schema, locked)
+    │   └── NoRunnerError            work was queued but no runner is alive to run it
+    │
+    ├── NonRetryableError            raised by workflow code: stop retrying this step now
+    ├── WorkflowTimeoutError         a step attempt or a wait_for_event ran out of time (catchable in run())
+    └── WorkflowFatalError           the engine ended the instance: step limit, invalid step config, bad result
+
+    BaseException
+    └── runtime.engine.Interrupt     internal: unwinds run() on suspend/pause/terminate; user
+                                     `except Exception` cannot swallow it
+
+`WfError.exit_code` is what the command line exits with.
+"""
+
+from __future__ import annotations
+
+import builtins
+
+
+class WfError(Exception):
+    """An error the user can act on. `str()` is one sentence; `hint` says what to do."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, hint: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class ConfigError(WfError):
+    exit_code = 2
+
+    def __init__(self, message: str, hint: str | None = None, *, path: str | None = None,
+                 line: int | None = None, column: int | None = None, field: str | None = None):
+        where = path or ""
+        if path and line is not None:
+            where += f":{line}" + (f":{column}" if column is not None else "")
+        full = f"{where}: {message}" if where else message
+        super().__init__(full, hint)
+        self.path, self.line, self.column, self.field = path, line, column, field
+
+
+class LoaderError(WfError):
+    exit_code = 2
+
+
+class ValidationError(WfError, ValueError):
+    exit_code = 2
+
+
+class NotFoundError(WfError, LookupError):
+    exit_code = 3
+
+
+class ConflictError(WfError):
+    exit_code = 4
+
+
+class StoreError(WfError):
+    exit_code = 5
+
+
+class NoRunnerError(WfError):
+    exit_code = 6
+
+
+class NonRetryableError(Exception):
+    """Raise inside a step to fail it at once, without further retries."""
+
+    def __init__(self, message: str = "", name: str | None = None):
+        super().__init__(message)
+        self.message = message
+        if name:
+            self.name = name
+
+    name = "NonRetryableError"
+
+
+class WorkflowTimeoutError(Exception):
+    """A step attempt exceeded its timeout, or a wait_for_event got no event in time."""
+
+    name = "WorkflowTimeoutError"
+
+
+class WorkflowFatalError(Exception):
+    """The engine ended the instance (not retried)."""
+
+    name = "WorkflowFatalError"
+
+
+class StepError(Exception):
+    """A step's stored final error, raised again on replay.
+
+    Carries the original exception's class name so `status()` reports it faithfully even
+    when the class itself cannot be rebuilt.
+    """
+
+    def __init__(self, name: str, message: str):
+        super().__init__(message)
+        self.name = name
+        self.message = message
+
+
+def error_info(exc: BaseException) -> dict:
+    """The `{"name", "message"}` shape Cloudflare reports for an error."""
+    name = getattr(exc, "name", None)
+    if not isinstance(name, str) or not name:
+        name = type(exc).__name__
+    return {"name": name, "message": str(exc)}
+
+
+def rebuild_error(info: dict) -> Exception:
+    """Turn a stored `{"name", "message"}` back into an exception to raise in `run()`."""
+    name, message = info.get("name", "Error"), info.get("message", "")
+    known = {"NonRetryableError": NonRetryableError, "WorkflowTimeoutError": WorkflowTimeoutError,
+             "WorkflowFatalError": WorkflowFatalError}
+    if name in known:
+        return known[name](message)
+    builtin = getattr(builtins, name, None)
+    if isinstance(builtin, type) and issubclass(builtin, Exception) and not issubclass(builtin, OSError):
+        try:
+            return builtin(message)
+        except Exception:  # a builtin with another constructor shape
+            pass
+    return StepError(name, message)

@@ -1,0 +1,123 @@
+"""Time, passed in: the runtime never reads the wall clock directly.
+
+`SystemClock` is real time on the running event loop; `FakeClock` only moves when told,
+so tests of day-long sleeps and 24-hour timeouts take milliseconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+import time
+from typing import Callable
+
+
+class Clock:
+    def now(self) -> float:
+        raise NotImplementedError
+
+    def call_at(self, when: float, callback: Callable[[], None]):
+        """Run `callback` on the loop once `now() >= when`; returns a handle with `cancel()`."""
+        raise NotImplementedError
+
+    async def sleep_until(self, when: float) -> None:
+        fut = asyncio.get_running_loop().create_future()
+        handle = self.call_at(when, lambda: fut.done() or fut.set_result(None))
+        try:
+            await fut
+        finally:
+            handle.cancel()
+
+    async def sleep(self, seconds: float) -> None:
+        await self.sleep_until(self.now() + seconds)
+
+    def timeout_at(self, when: float) -> "Deadline":
+        return Deadline(self, when)
+
+
+class SystemClock(Clock):
+    def now(self) -> float:
+        return time.time()
+
+    def call_at(self, when: float, callback):
+        loop = asyncio.get_running_loop()
+        return loop.call_later(max(0.0, when - time.time()), callback)
+
+    def timeout_at(self, when: float):
+        loop = asyncio.get_running_loop()
+        return asyncio.timeout_at(loop.time() + (when - time.time()))
+
+
+class _FakeHandle:
+    __slots__ = ("cancelled",)
+
+    def __init__(self):
+        self.cancelled = False
+
+    def cancel(self):
+        self.cancelled = True
+
+
+class FakeClock(Clock):
+    """A clock that stands still until `advance()` or `set()` moves it."""
+
+    def __init__(self, start: float = 1_800_000_000.0):
+        self._now = start
+        self._timers: list = []
+        self._seq = itertools.count()
+
+    def now(self) -> float:
+        return self._now
+
+    def call_at(self, when: float, callback):
+        handle = _FakeHandle()
+        heapq.heappush(self._timers, (when, next(self._seq), handle, callback))
+        if when <= self._now:
+            self._fire_due()
+        return handle
+
+    def next_timer(self) -> float | None:
+        while self._timers and self._timers[0][2].cancelled:
+            heapq.heappop(self._timers)
+        return self._timers[0][0] if self._timers else None
+
+    def advance(self, seconds: float) -> None:
+        self.set(self._now + seconds)
+
+    def set(self, when: float) -> None:
+        self._now = max(self._now, when)
+        self._fire_due()
+
+    def _fire_due(self) -> None:
+        loop = asyncio.get_running_loop()
+        while self._timers and self._timers[0][0] <= self._now:
+            _, _, handle, callback = heapq.heappop(self._timers)
+            if not handle.cancelled:
+                loop.call_soon(callback)
+
+
+class Deadline:
+    """`async with clock.timeout_at(t)`: cancel the body at `t` and raise TimeoutError."""
+
+    def __init__(self, clock: Clock, when: float):
+        self.clock, self.when = clock, when
+        self.expired = False
+        self._handle = None
+
+    async def __aenter__(self):
+        task = asyncio.current_task()
+
+        def expire():
+            self.expired = True
+            task.cancel()
+
+        self._handle = self.clock.call_at(self.when, expire)
+        return self
+
+    async def __aexit__(self, exc_type, exc, tb):
+        self._handle.cancel()
+        if self.expired and exc_type is asyncio.CancelledError:
+            asyncio.current_task().uncancel()
+            raise TimeoutError
+        return False

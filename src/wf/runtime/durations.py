@@ -1,0 +1,76 @@
+"""Durations as Cloudflare writes them, in Python's units.
+
+A duration is a number of seconds (int or float), a `timedelta`, or a string
+`"<number> <unit>[s]"` with unit second, minute, hour, day, week, month (30 days) or
+year (365 days). Anything else is refused with the value named.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta
+
+from ..errors import ValidationError
+
+UNITS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400, "week": 7 * 86400,
+         "month": 30 * 86400, "year": 365 * 86400}
+_PATTERN = re.compile(r"^\s*(\d+(?:\.\d+)?|\.\d+)\s*([a-z]+?)s?\s*$")
+_HINT = "write a number of seconds, a timedelta, or a string such as '30 seconds', '5 minutes' or '1 day'"
+MAX_SLEEP = 365 * 86400
+
+
+def parse_duration(value: object, what: str = "duration") -> float:
+    """Seconds for `value`; ValidationError naming it when it is not a duration."""
+    if isinstance(value, bool):
+        raise ValidationError(f"{what} {value!r} is not a duration", _HINT)
+    if isinstance(value, (int, float)):
+        seconds = float(value)
+    elif isinstance(value, timedelta):
+        seconds = value.total_seconds()
+    elif isinstance(value, str):
+        seconds = _parse_text(value, what)
+    else:
+        raise ValidationError(f"{what} {value!r} is not a duration ({type(value).__name__})", _HINT)
+    if seconds != seconds or seconds < 0 or seconds == float("inf"):
+        raise ValidationError(f"{what} {value!r} must be a finite, non-negative duration", _HINT)
+    return seconds
+
+
+def _parse_text(text: str, what: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    match = _PATTERN.match(text.lower())
+    if not match or match.group(2) not in UNITS:
+        raise ValidationError(f"{what} {text!r} is not a duration", _HINT)
+    return float(match.group(1)) * UNITS[match.group(2)]
+
+
+def parse_instant(value: object, what: str = "time") -> float:
+    """Epoch seconds for an aware datetime or a number of epoch seconds."""
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            raise ValidationError(f"{what} {value.isoformat()} has no time zone",
+                                  "pass an aware datetime, e.g. datetime.now(timezone.utc) + timedelta(hours=1)")
+        return value.timestamp()
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    raise ValidationError(f"{what} {value!r} is not a point in time",
+                          "pass an aware datetime or epoch seconds")
+
+
+def format_duration(seconds: float) -> str:
+    """A short human form: 250ms, 4.2s, 3m10s, 2h5m, 3d4h."""
+    if seconds < 1:
+        return f"{seconds * 1000:.0f}ms"
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    minutes, secs = divmod(int(seconds), 60)
+    if minutes < 60:
+        return f"{minutes}m{secs:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 48:
+        return f"{hours}h{minutes:02d}m"
+    days, hours = divmod(hours, 24)
+    return f"{days}d{hours:02d}h"

@@ -1,0 +1,81 @@
+"""What users subclass and what `run()` receives."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any, Mapping
+
+
+class WorkflowEntrypoint:
+    """Subclass this and define `async def run(self, event, step)`.
+
+    `self.env` holds the config's `vars` and one binding per declared workflow, so a workflow
+    can start others: `await self.env.OTHER.create(params=...)`.
+    """
+
+    def __init__(self, ctx: Any = None, env: Any = None):
+        self.ctx = ctx
+        self.env = env
+
+    async def run(self, event: "WorkflowEvent", step: Any) -> Any:  # pragma: no cover - abstract
+        raise NotImplementedError(f"{type(self).__name__} must define `async def run(self, event, step)`")
+
+
+class WorkflowEvent(Mapping):
+    """The instance's immutable trigger event: `payload`, `timestamp`, `instance_id`, `workflow_name`.
+
+    Read it as attributes or as a dict (`event["payload"]`, also Cloudflare's `instanceId`).
+    """
+
+    _aliases = {"instanceId": "instance_id", "workflowName": "workflow_name"}
+
+    def __init__(self, payload: Any, timestamp: float, instance_id: str, workflow_name: str,
+                 schedule: dict | None = None):
+        self.payload = payload
+        self.timestamp = datetime.fromtimestamp(timestamp, tz=timezone.utc)
+        self.instance_id = instance_id
+        self.workflow_name = workflow_name
+        self.schedule = schedule
+
+    def _keys(self) -> list[str]:
+        keys = ["payload", "timestamp", "instance_id", "workflow_name"]
+        return keys + (["schedule"] if self.schedule is not None else [])
+
+    def __getitem__(self, key: str) -> Any:
+        key = self._aliases.get(key, key)
+        if key not in self._keys():
+            raise KeyError(key)
+        return getattr(self, key)
+
+    def __iter__(self):
+        return iter(self._keys())
+
+    def __len__(self) -> int:
+        return len(self._keys())
+
+    def __repr__(self) -> str:
+        return (f"WorkflowEvent(instance_id={self.instance_id!r}, workflow_name={self.workflow_name!r}, "
+                f"payload={self.payload!r})")
+
+
+class StepEvent(Mapping):
+    """What `step.wait_for_event` returns: `payload`, `type`, `timestamp`."""
+
+    def __init__(self, type: str, payload: Any, timestamp: float):
+        self.type = type
+        self.payload = payload
+        self.timestamp = datetime.fromtimestamp(timestamp, tz=timezone.utc)
+
+    def __getitem__(self, key: str) -> Any:
+        if key not in ("type", "payload", "timestamp"):
+            raise KeyError(key)
+        return getattr(self, key)
+
+    def __iter__(self):
+        return iter(("payload", "type", "timestamp"))
+
+    def __len__(self) -> int:
+        return 3
+
+    def __repr__(self) -> str:
+        return f"StepEvent(type={self.type!r}, payload={self.payload!r})"

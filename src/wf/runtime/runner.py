@@ -1,0 +1,233 @@
+"""The runner: claims due instances from the store and executes many of them at once on asyncio.
+
+It sleeps until the earliest timer in the store or until a client's note wakes it; it does
+not poll. An instance that waits stays in memory (no replay) unless it stays idle longer than
+`keep_warm` seconds, when it is suspended to the store and replayed when its timer or event
+comes. `replay_always` suspends after every step, to prove that replay gives the same result.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .clock import Clock, SystemClock
+from .engine import Execution, Interrupt
+from .presence import Presence, owner_alive
+from .store import open_store
+from .store.aio import AsyncStore
+
+log = logging.getLogger("wf.runner")
+
+
+@dataclass(frozen=True)
+class Registered:
+    """A workflow the runner can execute: its class and step limit."""
+
+    cls: type
+    step_limit: int = 10_000
+
+
+class Runner:
+    def __init__(self, workflows: dict[str, Registered], state_dir: str | Path, *, store_url: str | None = None,
+                 clock: Clock | None = None, owner: str | None = None, concurrency: int = 1000,
+                 keep_warm: float = 60.0, replay_always: bool = False, lease: float = 30.0,
+                 reap_interval: float = 1.0, env: Any = None, astore: AsyncStore | None = None):
+        self.workflows = workflows
+        self.state_dir = Path(state_dir)
+        self.clock = clock or SystemClock()
+        self.owner = owner or uuid.uuid4().hex[:12]
+        self.concurrency, self.keep_warm, self.replay_always = concurrency, keep_warm, replay_always
+        self.lease, self.reap_interval = lease, reap_interval
+        self.env = env
+        self.astore = astore or AsyncStore(lambda: open_store(self.state_dir, store_url))
+        self.presence = Presence(self.state_dir, self.owner)
+        self.executions: dict[int, Execution] = {}
+        self.draining = False
+        self._wake = asyncio.Event()
+        self._loop_task: asyncio.Task | None = None
+        self._tasks: set[asyncio.Task] = set()
+        self.finished: asyncio.Queue | None = None  # (seq, status) as instances end here; for waiters
+
+    @property
+    def store_ops(self):
+        return self.astore.store
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    async def start(self) -> "Runner":
+        await self.astore.open()
+        self.presence.acquire()
+        loop = asyncio.get_running_loop()
+        loop.add_reader(self.presence.sock.fileno(), self._on_note)
+        self._loop_task = loop.create_task(self._main())
+        return self
+
+    async def stop(self, grace: float = 5.0) -> None:
+        """Finish in-flight step attempts (up to `grace` seconds), release every claim, let go."""
+        self.draining = True
+        self.wake()
+        for x in list(self.executions.values()):
+            if x.is_idle() or x.active_attempts == 0:
+                self._cancel(x, "shutdown")
+        if self._tasks:
+            _, pending = await asyncio.wait(set(self._tasks), timeout=grace)
+            for task in pending:
+                for x in self.executions.values():
+                    if x.task is task:
+                        self._cancel(x, "shutdown")
+            if pending:
+                await asyncio.wait(pending, timeout=2.0)
+        if self._loop_task is not None:
+            self._loop_task.cancel()
+            await asyncio.gather(self._loop_task, return_exceptions=True)
+        if self.presence.sock is not None:
+            asyncio.get_running_loop().remove_reader(self.presence.sock.fileno())
+        self.presence.release()
+        await self.astore.close()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    # -- notes from clients --------------------------------------------------------------
+
+    def _on_note(self) -> None:
+        while True:
+            try:
+                data = self.presence.sock.recv(512)
+            except (BlockingIOError, OSError):
+                break
+            self.handle_note(data.decode(errors="replace"))
+
+    def handle_note(self, note: str) -> None:
+        kind, _, arg = note.partition(":")
+        if kind in ("e", "c") and arg.isdigit():
+            x = self.executions.get(int(arg))
+            if x is not None:
+                if kind == "e":
+                    x.poke()
+                else:
+                    asyncio.ensure_future(self._check_control(x))
+        self.wake()
+
+    async def _check_control(self, x: Execution) -> None:
+        row = await self.astore.call(self.store_ops.get_by_seq, x.seq)
+        if row is None or row.gen != x.gen or row.owner != self.owner:
+            self._cancel(x, "lost")
+        elif row.status == "waitingForPause":
+            x.pause_pending = True
+            if x.active_attempts == 0:
+                self._cancel(x, "pause")
+
+    # -- executing -----------------------------------------------------------------------
+
+    def suspend(self, x: Execution) -> None:
+        self._cancel(x, "suspend")
+
+    def _cancel(self, x: Execution, reason: str) -> None:
+        if x.stop_reason is None and x.task is not None and not x.task.done():
+            x.stop_reason = reason
+            x.suspend_wake = min(x.deadlines) if x.deadlines and x.active_attempts == 0 else self.clock.now()
+            x.suspend_types = list(x.wait_types)
+            x.task.cancel()
+
+    def _spawn(self, row) -> None:
+        task = asyncio.get_running_loop().create_task(self._drive(row))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _drive(self, row) -> None:
+        reg = self.workflows[row.workflow]
+        try:
+            steps = await self.astore.call(self.store_ops.steps, row.seq)
+        except Exception:
+            log.exception("could not load instance %s", row.id)
+            await self.astore.write(self.store_ops.release, self.owner, row.seq, row.gen, self.clock.now() + 1)
+            return
+        x = Execution(self, row, reg.cls, reg.step_limit, steps, self.env)
+        x.task = asyncio.current_task()
+        self.executions[row.seq] = x
+        try:
+            await self._execute(x)
+        finally:
+            self.executions.pop(row.seq, None)
+            self.wake()
+
+    async def _execute(self, x: Execution) -> None:
+        try:
+            status, value = await x.execute()
+        except Interrupt as stop:
+            return await self._settle(x, stop.reason, self.clock.now())
+        except asyncio.CancelledError:
+            if x.stop_reason is None:
+                raise
+            return await self._settle(x, x.stop_reason, x.suspend_wake)
+        output, error = (value, None) if status == "complete" else (None, value)
+        done = await self.astore.write(self.store_ops.finish_instance, self.owner, x.seq, x.gen, status, output,
+                                       error, self.clock.now())
+        if done and self.finished is not None:
+            self.finished.put_nowait((x.seq, status))
+
+    async def _settle(self, x: Execution, reason: str, wake_at: float) -> None:
+        store, now = self.store_ops, self.clock.now()
+        if reason == "lost":
+            return
+        if reason == "pause":
+            if await self.astore.write(store.pause_at_boundary, self.owner, x.seq, x.gen, now):
+                return
+            wake_at = now
+        if reason == "suspend" or reason == "shutdown":
+            types = getattr(x, "suspend_types", [])
+            await self.astore.write(store.suspend, self.owner, x.seq, x.gen, wake_at, types, now)
+            return
+        await self.astore.write(store.release, self.owner, x.seq, x.gen, min(wake_at, now))
+
+    # -- the loop ------------------------------------------------------------------------
+
+    async def _main(self) -> None:
+        names = list(self.workflows)
+        next_reap = -math.inf
+        while not self.draining:
+            self._wake.clear()
+            now = self.clock.now()
+            if now >= next_reap:
+                await self._reap(now)
+                next_reap = now + self.reap_interval
+            free = self.concurrency - len(self.executions)
+            rows = []
+            if free > 0:
+                rows = await self.astore.call(self.store_ops.claim, self.owner, now, now + self.lease, free, names)
+                for row in rows:
+                    self._spawn(row)
+            if rows and len(rows) == free:
+                await asyncio.sleep(0)
+                continue
+            due = await self.astore.call(self.store_ops.next_wake, names) if free > len(rows) else None
+            await self._sleep_until(min(due if due is not None else math.inf, next_reap))
+
+    async def _sleep_until(self, deadline: float) -> None:
+        if self._wake.is_set():
+            return
+        loop = asyncio.get_running_loop()
+        fut = loop.create_future()
+        handle = self.clock.call_at(deadline, lambda: fut.done() or fut.set_result(None))
+        waiter = loop.create_task(self._wake.wait())
+        try:
+            await asyncio.wait({fut, waiter}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            handle.cancel()
+            waiter.cancel()
+
+    async def _reap(self, now: float) -> None:
+        """Hand back the instances of runners whose lock is gone (they died)."""
+        owners = await self.astore.call(self.store_ops.owners)
+        for owner in owners:
+            if owner != self.owner and not owner_alive(self.state_dir, owner):
+                released = await self.astore.call(self.store_ops.release_owner, owner, now)
+                if released:
+                    log.info("took back %d instance(s) of stopped runner %s", released, owner)

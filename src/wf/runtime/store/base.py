@@ -1,0 +1,115 @@
+"""The store contract: rows the engine reads and the operations it writes.
+
+Every backend (SQLite here, PostgreSQL later) implements `Store`. Times are epoch seconds
+passed in by the caller; a store never reads the clock itself. JSON columns travel as text
+so that a value is serialized once, where it is validated.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+ACTIVE = ("queued", "running", "waiting", "waitingForPause")
+TERMINAL = ("complete", "errored", "terminated")
+STATUSES = ("queued", "running", "paused", "errored", "terminated", "complete", "waiting",
+            "waitingForPause", "unknown")
+
+
+@dataclass
+class InstanceRow:
+    seq: int
+    workflow: str
+    id: str
+    params: str  # JSON text
+    status: str
+    output: str | None = None  # JSON text
+    error: dict | None = None
+    created_at: float = 0.0
+    started_at: float | None = None
+    ended_at: float | None = None
+    wake_at: float | None = None
+    owner: str | None = None
+    gen: int = 0
+    paused_at: float | None = None
+    trigger: dict | None = None
+
+
+@dataclass
+class AttemptRow:
+    attempt: int
+    started_at: float
+    ended_at: float | None
+    error: dict | None  # None when it succeeded
+
+
+@dataclass
+class StepRow:
+    """One step of one run: `do`, `sleep` or `waitForEvent`, identified by (kind, name, n).
+
+    status: do → running | retrying | complete | errored; sleep → waiting | complete;
+    waitForEvent → waiting | complete | errored.
+    """
+
+    pos: int
+    kind: str
+    name: str
+    n: int
+    status: str
+    output: str | None = None  # JSON text
+    error: dict | None = None
+    attempts: int = 0
+    config: dict | None = None
+    started_at: float | None = None
+    ended_at: float | None = None
+    wake_at: float | None = None
+    event_type: str | None = None
+    attempt_log: list[AttemptRow] = field(default_factory=list)
+
+    @property
+    def key(self) -> tuple[str, str, int]:
+        return (self.kind, self.name, self.n)
+
+
+@dataclass
+class EventRow:
+    seq: int
+    type: str
+    payload: str | None  # JSON text
+    created_at: float
+
+
+@dataclass
+class StepWrite:
+    """What the engine commits for one step transition, fenced by (owner, gen)."""
+
+    step: StepRow
+    attempt: AttemptRow | None = None  # the attempt that just ended, if any
+    instance_status: str = "running"
+    instance_wake_at: float | None = None
+    consume_event: int | None = None  # event seq taken by a waitForEvent
+
+
+class Store(Protocol):
+    """What every backend provides. Methods are synchronous; the runner calls them off-loop."""
+
+    def create_instances(self, items: list[dict], now: float, skip_existing: bool) -> list[InstanceRow]: ...
+    def get_instance(self, workflow: str | None, id: str) -> InstanceRow | None: ...
+    def latest_instance(self, workflow: str | None) -> InstanceRow | None: ...
+    def list_instances(self, workflow: str | None, status: str | None, limit: int,
+                       offset: int = 0) -> list[InstanceRow]: ...
+    def count_by_status(self, workflow: str) -> dict[str, int]: ...
+    def steps(self, seq: int, with_attempts: bool = False) -> list[StepRow]: ...
+    def add_event(self, seq: int, type: str, payload: str | None, now: float) -> int: ...
+    def next_event(self, seq: int, type: str | None) -> EventRow | None: ...
+    def claim(self, owner: str, now: float, lease_until: float, limit: int,
+              workflows: list[str]) -> list[InstanceRow]: ...
+    def next_wake(self, workflows: list[str]) -> float | None: ...
+    def commit_steps(self, owner: str, writes: list[tuple[int, int, StepWrite]], now: float) -> list[str | None]: ...
+    def mark_attempt_started(self, owner: str, seq: int, gen: int, step: StepRow) -> None: ...
+    def finish_instance(self, owner: str, seq: int, gen: int, status: str, output: str | None,
+                        error: dict | None, now: float) -> bool: ...
+    def release(self, owner: str, seq: int, gen: int, wake_at: float | None, status: str | None = None) -> bool: ...
+    def heartbeat(self, owner: str, lease_until: float) -> None: ...
+    def owners(self) -> list[str]: ...
+    def release_owner(self, owner: str, now: float) -> int: ...

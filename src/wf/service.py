@@ -1,0 +1,40 @@
+"""Wiring: a runner for a project's config, with `self.env` bindings that share its store."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from .client import _LazyClient, async_env
+from .config import Config
+from .loader import load_workflow_classes
+from .runtime.runner import Registered, Runner
+from .runtime.store import open_store
+from .runtime.store.aio import AsyncStore
+
+
+def build_runner(config: Config, classes: dict[str, type] | None = None, **options: Any) -> Runner:
+    """A runner for every workflow the config declares (classes imported from `main` unless given)."""
+    classes = classes if classes is not None else load_workflow_classes(config)
+    registered = {w.name: Registered(classes[w.name], w.step_limit) for w in config.workflows}
+    astore = AsyncStore(lambda: open_store(config.state_dir, config.store_url))
+    runner = Runner(registered, config.state_dir, astore=astore, **options)
+    runner.env = async_env(_LazyClient(config, astore), astore)
+    return runner
+
+
+async def run_until_done(runner: Runner, seq: int, on_tick=None, poll: float = 0.05) -> str:
+    """Run `runner` until instance `seq` is complete, errored or terminated; return that status."""
+    await runner.start()
+    try:
+        while True:
+            row = await runner.astore.call(runner.store_ops.get_by_seq, seq)
+            if row is None:
+                return "unknown"
+            if on_tick is not None:
+                on_tick(row)
+            if row.status in ("complete", "errored", "terminated"):
+                return row.status
+            await asyncio.sleep(poll)
+    finally:
+        await runner.stop()

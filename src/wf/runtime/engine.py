@@ -20,6 +20,7 @@ from typing import Any, Callable
 from ..errors import (NonRetryableError, ValidationError, WorkflowFatalError, WorkflowTimeoutError,
                       error_info, rebuild_error)
 from . import codec
+from .crash import crash_point
 from .durations import MAX_SLEEP, parse_duration, parse_instant
 from .entrypoint import StepEvent, WorkflowEvent
 from .store.base import AttemptRow, StepRow, StepWrite
@@ -384,9 +385,11 @@ class Execution:
             outcome, value = await self._one_attempt(rec, fn, cfg, attempt)
             now = self.clock.now()
             rec.attempts = attempt
+            crash_point("before-commit", rec.name)
             if outcome == "ok":
                 rec.status, rec.output, rec.ended_at, rec.wake_at, rec.error = "complete", value, now, None, None
                 await self._commit(StepWrite(rec, AttemptRow(attempt, started, now, None), *self._instance_state()))
+                crash_point("after-commit", rec.name)
                 self._after_step()
                 return codec.decode(value)
             info = error_info(value)
@@ -398,6 +401,7 @@ class Execution:
             rec.status, rec.error, rec.wake_at = "retrying", info, now + cfg.delay_after(attempt)
             status, wake = self._instance_state(rec.wake_at)
             await self._commit(StepWrite(rec, AttemptRow(attempt, started, now, info), status, wake))
+            crash_point("retry-delay", rec.name)
             if self.pause_pending and self.active_attempts == 0:
                 raise Interrupt("pause")
             await self._wait_until(rec.wake_at)
@@ -479,6 +483,7 @@ class Execution:
             await self._commit(StepWrite(rec, None, status, iwake))
         elif rec.wake_at > now:
             await self._hold_instance_waiting(rec)
+        crash_point("sleeping", rec.name)
         if rec.wake_at > self.clock.now():
             await self._wait_until(rec.wake_at)
         rec.status, rec.ended_at = "complete", self.clock.now()
@@ -541,6 +546,7 @@ class Execution:
                 status, wake = self._instance_state(rec.wake_at)
                 await self._commit(StepWrite(rec, None, status, wake))
                 recorded = True
+                crash_point("waiting", rec.name)
                 if self.poke_count != seen:
                     continue
             elif self.active_attempts == 0 and not self.deadlines:

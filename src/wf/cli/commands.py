@@ -1,0 +1,123 @@
+"""worker, trigger, status, send-event: the commands needed to use wf end to end."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import sys
+from typing import Optional
+
+import typer
+
+from . import app, client, load, out_json, read_data_file, read_json_arg, say, state
+
+TERMINAL = ("complete", "errored", "terminated")
+
+
+@app.command()
+def worker(concurrency: int = typer.Option(1000, "--concurrency", min=1,
+                                           help="Most instances this runner executes at once."),
+           replay_always: bool = typer.Option(False, "--replay-always", hidden=True,
+                                              help="Suspend and replay after every step (tests).")):
+    """Run the runner: execute instances, fire timers. Stop with Ctrl-C.
+
+    Example: wf worker --concurrency 200
+    """
+    from ..service import build_runner
+    config = load()
+    runner = build_runner(config, concurrency=concurrency, replay_always=replay_always)
+    asyncio.run(_serve(runner, config))
+
+
+async def _serve(runner, config) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await runner.start()
+    names = ", ".join(w.name for w in config.workflows) or "(none)"
+    say(f"wf worker {runner.owner} ready: workflows {names}; state in {config.state_dir}")
+    await stop.wait()
+    say("stopping: letting in-flight steps finish...")
+    await runner.stop()
+
+
+@app.command()
+def trigger(workflow: str = typer.Argument(..., help="Name of the workflow."),
+            params_json: Optional[str] = typer.Argument(None, metavar="[PARAMS_JSON]",
+                                                        help="Params as a JSON string."),
+            params: Optional[str] = typer.Option(None, "--params", "-p",
+                                                 help="Params file: .json, .yaml/.yml, or - for stdin."),
+            id: Optional[str] = typer.Option(None, "--id", help="Instance id (default: a random UUID)."),
+            wait: bool = typer.Option(False, "--wait", help="Block until the instance ends; exit 1 if it errored."),
+            as_json: bool = typer.Option(False, "--json", help="Print JSON only.")):
+    """Create an instance of WORKFLOW and print its id.
+
+    Example: wf trigger order-processing --params order.json --wait
+    """
+    c = client()
+    payload = read_json_arg(params_json, params, "params")
+    row = c.create(workflow, payload, id)
+    if not wait:
+        out_json({"id": row.id}) if as_json else print(row.id)
+        if not c.runner_alive():
+            say(f"note: no runner is active, so instance {row.id} stays queued. Start one with `wf worker` "
+                f"(or `wf dev`), or trigger with --wait to run it here.")
+        return
+    final = _wait(c, row)
+    status = c.status(row.id, workflow)
+    if as_json:
+        out_json({"id": row.id, **status})
+    else:
+        print(row.id)
+        say(f"{final}: " + json.dumps(status["output"] if final == "complete" else status["error"]))
+    if final != "complete":
+        raise typer.Exit(1)
+
+
+def _wait(c, row) -> str:
+    if c.runner_alive():
+        import time
+        while True:
+            status = c.get(row.id, row.workflow).status
+            if status in TERMINAL:
+                return status
+            time.sleep(0.05)
+    from ..service import build_runner, run_until_done
+    say(f"no runner is active: running {row.id} here until it ends...")
+    runner = build_runner(c.config)
+    return asyncio.run(run_until_done(runner, row.seq))
+
+
+@app.command()
+def status(id: str = typer.Argument(..., help="Instance id, or 'latest'."),
+           workflow: Optional[str] = typer.Option(None, "--workflow", "-w", help="Workflow, when ids clash."),
+           as_json: bool = typer.Option(False, "--json", help="Print JSON only.")):
+    """Print an instance's status, output and error.
+
+    Example: wf status latest --json
+    """
+    result = client().status(id, workflow)
+    out_json(result)
+
+
+@app.command("send-event")
+def send_event(id: str = typer.Argument(..., help="Instance id, or 'latest'."),
+               type: Optional[str] = typer.Option(None, "--type", "-t", help="Event type (default: 'event')."),
+               payload: Optional[str] = typer.Option(None, "--payload", help="Payload as a JSON string."),
+               payload_file: Optional[str] = typer.Option(None, "--payload-file", help="Payload file (JSON/YAML, - for stdin)."),
+               workflow: Optional[str] = typer.Option(None, "--workflow", "-w", help="Workflow, when ids clash."),
+               as_json: bool = typer.Option(False, "--json", help="Print JSON only.")):
+    """Deliver an event to an instance (kept until a wait_for_event takes it).
+
+    Example: wf send-event latest --type approval --payload '{"approved": true}'
+    """
+    c = client()
+    data = read_json_arg(payload, payload_file, "payload")
+    row = c.get(id, workflow)
+    c.send_event(row.id, type, data, row.workflow)
+    if as_json:
+        out_json({"id": row.id, "type": type or "event", "sent": True})
+    else:
+        say(f"sent event {type or 'event'!r} to {row.id}")

@@ -19,6 +19,7 @@ from typing import Any, Iterable
 from .config import Config, load_config
 from .errors import ConflictError, NotFoundError, ValidationError
 from .runtime import codec
+from .runtime.clock import Clock, SystemClock
 from .runtime.engine import ID_PATTERN, check_event_type
 from .runtime.presence import live_runners, notify
 from .runtime.store import open_store
@@ -45,10 +46,11 @@ def status_shape(row: InstanceRow) -> dict:
 class Client:
     """Every operation on instances, on one synchronous store connection."""
 
-    def __init__(self, config: Config, store=None):
+    def __init__(self, config: Config, store=None, clock: Clock | None = None):
         self.config = config
         self.state_dir = Path(config.state_dir)
         self._store = store
+        self.clock = clock or SystemClock()
 
     @property
     def store(self):
@@ -57,8 +59,7 @@ class Client:
         return self._store
 
     def now(self) -> float:
-        import time
-        return time.time()
+        return self.clock.now()
 
     def _notify(self, note: str) -> None:
         notify(self.state_dir, note)
@@ -130,7 +131,10 @@ class Client:
         row = self.get(id, workflow)
         event_type = check_event_type(type if type is not None else "event")
         text = None if payload is None else codec.encode(payload, f"payload of event {event_type!r}")
-        self.store.add_event(row.seq, event_type, text, self.now())
+        try:
+            self.store.add_event(row.seq, event_type, text, self.now())
+        except (ConflictError, NotFoundError) as exc:
+            raise _naming(exc, row) from None
         self._notify(f"e:{row.seq}")
 
     def pause(self, id: str, workflow: str | None = None) -> str:
@@ -162,7 +166,10 @@ class Client:
         self._notify(f"c:{row.seq}")
 
     def _control(self, row: InstanceRow, action) -> Any:
-        result = action(row.seq, self.now())
+        try:
+            result = action(row.seq, self.now())
+        except (ConflictError, NotFoundError) as exc:
+            raise _naming(exc, row) from None
         self._notify(f"c:{row.seq}")
         return result
 
@@ -179,6 +186,16 @@ class Client:
         if self._store is not None:
             self._store.close()
             self._store = None
+
+
+def _naming(exc, row: InstanceRow):
+    """The store's error about "the instance", naming which instance (the store knows only its seq)."""
+    name = f"instance {row.id!r}"
+    if name in exc.message:
+        return exc
+    message = exc.message.replace("the instance", name, 1) if "the instance" in exc.message \
+        else f"{name}: {exc.message}"
+    return type(exc)(message, exc.hint)
 
 
 def _describe_step(s) -> dict:
@@ -358,8 +375,8 @@ def connect(config: str | Path | Config | None = None, *, store: str | None = No
 class _LazyClient(Client):
     """A client whose store is opened on the async store's own thread, on first use."""
 
-    def __init__(self, config: Config, astore: AsyncStore):
-        super().__init__(config)
+    def __init__(self, config: Config, astore: AsyncStore, clock: Clock | None = None):
+        super().__init__(config, clock=clock)
         self._astore = astore
 
     @property

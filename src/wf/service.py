@@ -19,7 +19,7 @@ def build_runner(config: Config, classes: dict[str, type] | None = None, **optio
     registered = {w.name: Registered(classes[w.name], w.step_limit) for w in config.workflows}
     astore = AsyncStore(lambda: open_store(config.state_dir, config.store_url))
     runner = Runner(registered, config.state_dir, astore=astore, **options)
-    runner.env = async_env(_LazyClient(config, astore), astore)
+    runner.env = async_env(_LazyClient(config, astore, runner.clock), astore)
     return runner
 
 

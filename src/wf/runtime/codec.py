@@ -18,7 +18,9 @@ def encode(value: Any, what: str, limit: int = MAX_BYTES) -> str:
     try:
         text = _encoder.encode(value)
     except (TypeError, ValueError) as exc:
-        raise ValidationError(f"{what} is not JSON-serializable: {exc}",
+        bad = _non_finite(value) if isinstance(exc, ValueError) else None
+        detail = f"it contains {bad}, and NaN/Infinity are not JSON numbers" if bad else str(exc)
+        raise ValidationError(f"{what} is not JSON-serializable: {detail}",
                               "return only dicts, lists, strings, numbers, booleans and None") from None
     except RecursionError:
         raise ValidationError(f"{what} is not JSON-serializable: it refers to itself",
@@ -28,6 +30,21 @@ def encode(value: Any, what: str, limit: int = MAX_BYTES) -> str:
         raise ValidationError(f"{what} is {size:,} bytes serialized, over the 1 MiB limit",
                               "store large data elsewhere and pass a reference")
     return text
+
+
+def _non_finite(value: Any, path: str = "", depth: int = 0) -> str | None:
+    """`nan at ["a"][0]` for the first NaN/Infinity float in `value` (the Python 3.11 json
+    error does not say which value it was)."""
+    if isinstance(value, float) and (value != value or value in (float("inf"), float("-inf"))):
+        return f"{value!r}" + (f" at {path}" if path else "")
+    if depth > 50:
+        return None
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, (list, tuple)) else ()
+    for key, item in items:
+        found = _non_finite(item, f"{path}[{key!r}]" if isinstance(key, str) else f"{path}[{key}]", depth + 1)
+        if found:
+            return found
+    return None
 
 
 def decode(text: str | None) -> Any:

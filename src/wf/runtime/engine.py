@@ -216,14 +216,17 @@ class StepCallable:
 
 
 def _param_names(fn: Callable) -> tuple[str, ...]:
+    """Names of the parameters `fn` needs (those without defaults): () or ("ctx",) or DI names."""
     marked = getattr(fn, "__wf_params__", None)
     if marked is not None:
         return marked
     code = getattr(fn, "__code__", None)
     if code is not None and not inspect.ismethod(fn):
-        return code.co_varnames[:code.co_argcount + code.co_kwonlyargcount]
+        required = code.co_argcount - len(getattr(fn, "__defaults__", None) or ())
+        return code.co_varnames[:required]
     try:
-        return tuple(p for p in inspect.signature(fn).parameters)
+        return tuple(name for name, p in inspect.signature(fn).parameters.items()
+                     if p.default is p.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD))
     except (TypeError, ValueError):
         return ()
 
@@ -281,10 +284,12 @@ class Execution:
             self.pause_pending = True
 
     def _after_step(self) -> None:
-        if self.host.replay_always:
-            raise Interrupt("replay")
         if self.pause_pending and self.active_attempts == 0:
             raise Interrupt("pause")
+        if self.host.draining:
+            raise Interrupt("shutdown")
+        if self.host.replay_always:
+            raise Interrupt("replay")
 
     def poke(self) -> None:
         """An event arrived for this instance: wake its waits to look."""

@@ -147,7 +147,8 @@ class Runner:
             steps = await self.astore.call(self.store_ops.steps, row.seq)
         except Exception:
             log.exception("could not load instance %s", row.id)
-            await self.astore.write(self.store_ops.release, self.owner, row.seq, row.gen, self.clock.now() + 1)
+            await self.astore.write(self.store_ops.release, self.owner, row.seq, row.gen, self.clock.now() + 1,
+                                   self.clock.now())
             return
         x = Execution(self, row, reg.cls, reg.step_limit, steps, self.env)
         x.task = asyncio.current_task()
@@ -185,7 +186,7 @@ class Runner:
             types = getattr(x, "suspend_types", [])
             await self.astore.write(store.suspend, self.owner, x.seq, x.gen, wake_at, types, now)
             return
-        await self.astore.write(store.release, self.owner, x.seq, x.gen, min(wake_at, now))
+        await self.astore.write(store.release, self.owner, x.seq, x.gen, min(wake_at, now), now)
 
     # -- the loop ------------------------------------------------------------------------
 

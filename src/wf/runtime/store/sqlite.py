@@ -394,12 +394,18 @@ class SQLiteStore:
             "wake_at=NULL WHERE seq=? AND owner=? AND gen=? AND status='waitingForPause'", (now, now, seq, owner, gen))
         return cur.rowcount == 1
 
-    def release(self, owner: str, seq: int, gen: int, wake_at: float | None, status: str | None = None) -> bool:
-        """Give up the claim; the instance is claimable again at `wake_at`."""
+    def release(self, owner: str, seq: int, gen: int, wake_at: float | None, now: float | None = None) -> bool:
+        """Give up the claim; the instance is claimable again at `wake_at`.
+
+        A pause asked for while the runner held it takes effect now: nothing is in flight.
+        """
+        now = wake_at if now is None else now
         cur = self.conn.execute(
-            "UPDATE instances SET owner=NULL, lease_until=NULL, wake_at=?, "
-            "status=CASE WHEN ? IS NULL OR status='waitingForPause' THEN status ELSE ? END "
-            "WHERE seq=? AND owner=? AND gen=?", (wake_at, status, status, seq, owner, gen))
+            "UPDATE instances SET owner=NULL, lease_until=NULL, "
+            "wake_at=CASE WHEN status='waitingForPause' THEN NULL ELSE ? END, "
+            "paused_at=CASE WHEN status='waitingForPause' THEN ? ELSE paused_at END, "
+            "status=CASE WHEN status='waitingForPause' THEN 'paused' ELSE status END "
+            "WHERE seq=? AND owner=? AND gen=?", (wake_at, now, seq, owner, gen))
         return cur.rowcount == 1
 
     def suspend(self, owner: str, seq: int, gen: int, wake_at: float, wait_types: list, now: float) -> bool:
@@ -414,7 +420,7 @@ class SQLiteStore:
                                           f"AND type IN ({marks}) LIMIT 1", (seq, *wait_types)).fetchone()
             if found:
                 wake_at = now
-        return self.release(owner, seq, gen, wake_at)
+        return self.release(owner, seq, gen, wake_at, now)
 
     def heartbeat(self, owner: str, lease_until: float) -> None:
         with self.transaction():

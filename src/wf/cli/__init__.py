@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import sys
 from pathlib import Path
 from typing import Any, Optional
@@ -26,6 +27,7 @@ class State:
     persist_to: Optional[str] = None
     store: Optional[str] = None
     verbose: bool = False
+    loaded = None  # the Config last loaded, to name its store in errors
 
 
 state = State()
@@ -38,11 +40,13 @@ def _globals(config: Optional[str] = typer.Option(None, "--config", "-c", help="
              store: Optional[str] = typer.Option(None, "--store", help="Store URL (default: $WF_STORE or .wf/state.db)."),
              verbose: bool = typer.Option(False, "--verbose", help="Show tracebacks for errors.")):
     state.config, state.env, state.persist_to, state.store, state.verbose = config, env, persist_to, store, verbose
+    state.loaded = None
 
 
 def load():
     from ..config import load_config
-    return load_config(state.config, env=state.env, persist_to=state.persist_to, store=state.store)
+    state.loaded = load_config(state.config, env=state.env, persist_to=state.persist_to, store=state.store)
+    return state.loaded
 
 
 def client():
@@ -110,8 +114,19 @@ def main(argv: list[str] | None = None) -> None:
         _fail(exc, str(exc), exc.hint, exc.exit_code)
     except KeyboardInterrupt:
         sys.exit(130)
+    except sqlite3.DatabaseError as exc:  # damage found after opening: a bad page deep in the file
+        _fail(exc, f"the state database {_store_name()} is damaged: {exc}",
+              "move it aside and run again; wf starts a fresh one", 5)
     except Exception as exc:  # a bug: say so plainly, details with --verbose
         _fail(exc, f"unexpected error: {type(exc).__name__}: {exc}", "run again with --verbose and report it", 1)
+
+
+def _store_name() -> str:
+    cfg = state.loaded
+    if cfg is None:
+        return "(unknown)"
+    from ..runtime.store import db_path
+    return cfg.store_url or str(db_path(cfg.state_dir))
 
 
 def _fail(exc: BaseException, message: str, hint: str | None, code: int) -> None:

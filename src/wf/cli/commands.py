@@ -65,12 +65,13 @@ def trigger(workflow: str = typer.Argument(..., help="Name of the workflow."),
             say(f"note: no runner is active, so instance {row.id} stays queued. Start one with `wf worker` "
                 f"(or `wf dev`), or trigger with --wait to run it here.")
         return
+    if not as_json:
+        print(row.id, flush=True)
     final = _wait(c, row)
     status = c.status(row.id, workflow)
     if as_json:
         out_json({"id": row.id, **status})
     else:
-        print(row.id)
         say(f"{final}: " + json.dumps(status["output"] if final == "complete" else status["error"]))
     if final != "complete":
         raise typer.Exit(1)

@@ -66,6 +66,12 @@ class SQLiteStore:
             conn = sqlite3.connect(self.path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000,
                                    check_same_thread=False)
             conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+            self.conn = conn
+            try:
+                self._version()  # refuse a SQLite file that is not wf's before changing its journal mode
+            except StoreError:
+                conn.close()
+                raise
             mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
             conn.execute(f"PRAGMA synchronous={self.synchronous}")
         except sqlite3.DatabaseError as exc:

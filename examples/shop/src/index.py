@@ -1,0 +1,3 @@
+from .workflows.order_processing import OrderWorkflow
+
+__all__ = ["OrderWorkflow"]

@@ -440,3 +440,23 @@ async def test_sleep_until_the_past_is_an_error(tmp_path, replay):
         status = await h.run("aware")
     assert status["status"] == "errored"
     assert "in the past" in status["error"]["message"]
+
+
+RUNS: Counter = Counter()
+
+
+class Napper(WorkflowEntrypoint):
+    async def run(self, event, step):
+        RUNS[event.instance_id] += 1
+        await step.do("before", lambda: 1)
+        await step.sleep("nap", event.payload["nap"])
+        return await step.do("after", lambda: 2)
+
+
+@pytest.mark.parametrize("nap,keep_warm,runs", [(30, 60.0, 1), (3600, 60.0, 2)])
+async def test_short_waits_stay_in_memory_long_ones_are_evicted(tmp_path, nap, keep_warm, runs):
+    RUNS.clear()
+    async with Harness(tmp_path, {"napper": Napper}, keep_warm=keep_warm) as h:
+        status = await h.run("napper", {"nap": nap}, id="n")
+    assert status["output"] == 2
+    assert RUNS["n"] == runs  # run() entered once: no replay from the top after a short sleep

@@ -225,7 +225,14 @@ class Runner:
             waiter.cancel()
 
     async def _reap(self, now: float) -> None:
-        """Hand back the instances of runners whose lock is gone (they died)."""
+        """Hand back the instances of runners whose lock is gone (they died), and, in case a
+        note was lost (a full socket buffer drops it), look for events nobody was told about."""
+        waiting = [seq for seq, x in self.executions.items() if x.pokers]
+        if waiting:
+            for seq in await self.astore.call(self.store_ops.with_pending_events, waiting[:30000]):
+                x = self.executions.get(seq)
+                if x is not None:
+                    x.poke()
         owners = await self.astore.call(self.store_ops.owners)
         for owner in owners:
             if owner != self.owner and not owner_alive(self.state_dir, owner):

@@ -221,6 +221,11 @@ class SQLiteStore:
                                 f"AND workflow IN ({marks})", workflows).fetchone()
         return row[0]
 
+    def with_pending_events(self, seqs: list[int]) -> list[int]:
+        marks = ",".join("?" * len(seqs))
+        return [r[0] for r in self.conn.execute(
+            f"SELECT DISTINCT instance FROM events WHERE consumed_by IS NULL AND instance IN ({marks})", seqs)]
+
     def owners(self) -> list[str]:
         return [r[0] for r in self.conn.execute("SELECT DISTINCT owner FROM instances WHERE owner IS NOT NULL")]
 

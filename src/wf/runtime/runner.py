@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from .clock import Clock, SystemClock
+from ..errors import error_info
 from .engine import Execution, Interrupt
 from .presence import Presence, owner_alive
 from .store import open_store
@@ -156,7 +157,8 @@ class Runner:
         try:
             await self._execute(x)
         finally:
-            self.executions.pop(row.seq, None)
+            if self.executions.get(row.seq) is x:  # a restart may have brought in a newer one
+                del self.executions[row.seq]
             self.wake()
 
     async def _execute(self, x: Execution) -> None:
@@ -168,6 +170,9 @@ class Runner:
             if x.stop_reason is None:
                 raise
             return await self._settle(x, x.stop_reason, x.suspend_wake)
+        except BaseException as exc:  # SystemExit or the like from workflow code: the instance fails
+            log.exception("instance %s raised %s", x.row.id, type(exc).__name__)
+            status, value = "errored", error_info(exc)
         output, error = (value, None) if status == "complete" else (None, value)
         done = await self.astore.write(self.store_ops.finish_instance, self.owner, x.seq, x.gen, status, output,
                                        error, self.clock.now())

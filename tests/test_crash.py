@@ -94,8 +94,8 @@ def crash(wf_procs, project, crash_at: str) -> None:
     assert code == -signal.SIGKILL, f"worker exited {code}, not by SIGKILL:\n{worker.output()}"
 
 
-def step_of(client, instance_id: str, name: str) -> dict:
-    return next(s for s in client.describe(instance_id)["steps"] if s["name"] == name)
+def step_of(client, instance_id: str, name: str) -> dict | None:
+    return next((s for s in client.describe(instance_id)["steps"] if s["name"] == name), None)
 
 
 def wait_past(epoch: float, what: str) -> None:
@@ -135,7 +135,8 @@ def test_killed_before_commit_reruns_the_attempt(project, stub_service, client, 
 
     assert stub_service.count("payments/charge", "ORD-BC") == 1  # the attempt ran...
     assert step_of(client, row.id, "validate-inventory")["status"] == "complete"
-    assert step_of(client, row.id, "process-payment")["status"] != "complete"  # ...its result was lost
+    payment = step_of(client, row.id, "process-payment")
+    assert payment is None or payment["status"] != "complete"  # ...its result was lost
 
     status, _ = restart_and_finish(wf_procs, project, client, row.id)
     assert status == {"status": "complete", "output": completed("ORD-BC"), "error": None}

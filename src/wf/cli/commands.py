@@ -58,6 +58,9 @@ def trigger(workflow: str = typer.Argument(..., help="Name of the workflow."),
     """
     c = client()
     payload = read_json_arg(params_json, params, "params")
+    if wait and not c.runner_alive():  # import the code first: broken code must not leave a queued orphan
+        from ..loader import load_workflow_classes
+        load_workflow_classes(c.config)
     row = c.create(workflow, payload, id)
     if not wait:
         out_json({"id": row.id}) if as_json else print(row.id)
@@ -78,13 +81,12 @@ def trigger(workflow: str = typer.Argument(..., help="Name of the workflow."),
 
 
 def _wait(c, row) -> str:
-    if c.runner_alive():
-        import time
-        while True:
-            status = c.get(row.id, row.workflow).status
-            if status in TERMINAL:
-                return status
-            time.sleep(0.05)
+    import time
+    while c.runner_alive():  # if the runner goes away meanwhile, finish the instance here
+        status = c.get(row.id, row.workflow).status
+        if status in TERMINAL:
+            return status
+        time.sleep(0.05)
     from ..service import build_runner, run_until_done
     say(f"no runner is active: running {row.id} here until it ends...")
     runner = build_runner(c.config)

@@ -105,6 +105,9 @@ class StepConfig:
         return self.delay * 2 ** (attempt - 1)
 
 
+_DEFAULT_STEP_CONFIG = StepConfig("default", None)
+
+
 class StepContext:
     """Passed to a step function that takes one argument: `.step.name`, `.step.count`, `.attempt`, `.config`."""
 
@@ -370,7 +373,7 @@ class Execution:
             return codec.decode(rec.output)
         if rec is not None and rec.status == "errored":
             raise rebuild_error(rec.error)
-        cfg = StepConfig(name, config)
+        cfg = _DEFAULT_STEP_CONFIG if config is None else StepConfig(name, config)
         if rec is None:
             rec = self._new_step(key, status="running", config=cfg.display, started_at=self.clock.now())
         elif rec.status == "retrying" and rec.wake_at is not None and rec.wake_at > self.clock.now():

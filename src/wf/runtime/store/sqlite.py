@@ -72,7 +72,16 @@ class SQLiteStore:
             except StoreError:
                 conn.close()
                 raise
-            mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+            for attempt in range(100):
+                try:
+                    mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+                    break
+                except sqlite3.OperationalError as exc:
+                    # switching a new file to WAL takes an exclusive lock without waiting on
+                    # busy_timeout: processes opening a fresh store at once collide here
+                    if ("locked" not in str(exc) and "busy" not in str(exc)) or attempt == 99:
+                        raise
+                    time.sleep(0.01 * min(attempt + 1, 10))
             conn.execute(f"PRAGMA synchronous={self.synchronous}")
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"the state database {self.path} cannot be opened: {exc}",
@@ -259,8 +268,9 @@ class SQLiteStore:
                                     "send events only to instances that are still running, waiting or paused")
             cur = self.conn.execute("INSERT INTO events (instance, type, payload, created_at) VALUES (?, ?, ?, ?)",
                                     (seq, type, payload, now))
-            self.conn.execute("UPDATE instances SET wake_at=? WHERE seq=? AND status='waiting' AND owner IS NULL",
-                              (now, seq))
+            # also when a runner holds it: if that runner is dead, release_owner keeps a waiting
+            # instance's wake_at, so the event must have moved it to now (a live owner rewrites it)
+            self.conn.execute("UPDATE instances SET wake_at=? WHERE seq=? AND status='waiting'", (now, seq))
             return cur.lastrowid
 
     def _status(self, seq: int) -> str:

@@ -48,7 +48,7 @@ def check_step_name(name: object) -> str:
     if not isinstance(name, str) or not name:
         raise ValidationError(f"step name {name!r} must be a non-empty string", "name every step, e.g. 'charge-card'")
     if len(name) > NAME_MAX or _CONTROL.search(name):
-        raise ValidationError(f"step name {name[:40]!r}... is over {NAME_MAX} characters or has control characters"
+        raise ValidationError(f"step name {name[:40]!r}... is {len(name)} characters, over {NAME_MAX}"
                               if len(name) > NAME_MAX else f"step name {name!r} contains control characters",
                               f"use at most {NAME_MAX} printable characters")
     return name
@@ -474,7 +474,8 @@ class Execution:
                 raise ValidationError(f"sleep_until {name!r} was given a time in the past ({when!r})",
                                       "pass a time in the future")
             if target - now > MAX_SLEEP:
-                raise ValidationError(f"sleep_until {name!r} is more than 365 days away", "sleep at most 365 days")
+                raise ValidationError(f"sleep_until {name!r} was given {when!r}, more than 365 days away",
+                                      "sleep at most 365 days")
             return target
         await self._sleep(name, wake_at)
 

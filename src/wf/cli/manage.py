@@ -1,0 +1,445 @@
+"""instances list/describe, pause/resume/terminate/restart/delete, workflows list/describe.
+
+Human output is rendered with rich, imported inside the commands so that `wf status --json`
+starts without it; `--json` prints data only on stdout. Messages follow wrangler's wording.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from datetime import datetime
+from typing import Any, Optional
+
+import typer
+
+from . import app, client, load, out_json, say
+
+instances_app = typer.Typer(no_args_is_help=True, help="List instances and show their step timeline.")
+workflows_app = typer.Typer(no_args_is_help=True, help="The workflows the config declares.")
+app.add_typer(instances_app, name="instances")
+app.add_typer(workflows_app, name="workflows")
+
+# wrangler's emojifyInstanceStatus
+STATUS_LABEL = {
+    "complete": "✅ Completed", "errored": "❌ Errored", "unknown": "❓ Unknown", "paused": "⏸️ Paused",
+    "queued": "⌛ Queued", "running": "▶ Running", "terminated": "🚫 Terminated", "waiting": "⏰ Waiting",
+    "waitingForPause": "⏱️ Waiting for Pause",
+}
+STATUS_STYLE = {
+    "complete": "green", "errored": "red", "terminated": "red", "paused": "yellow",
+    "waitingForPause": "yellow", "queued": "cyan", "running": "blue", "waiting": "magenta",
+}
+STEP_TYPE_LABEL = {"step": "🎯 Step", "sleep": "💤 Sleeping", "waitForEvent": "👀 Waiting for event"}
+STEP_STATUS_LABEL = {
+    "complete": "✅ Success", "errored": "❌ Error", "running": "▶ Running", "retrying": "🔄 Retrying",
+    "waiting": "⏰ Waiting",
+}
+STEP_TYPES = ("do", "sleep", "waitForEvent")
+COUNTED_STATUSES = ("complete", "errored", "paused", "queued", "running", "terminated", "waiting",
+                    "waitingForPause")
+TRUNCATE_AT = 500
+
+_json = typer.Option(False, "--json", help="Print JSON only.")
+_workflow = typer.Option(None, "--workflow", "-w", help="Workflow, when ids clash (or to scope 'latest').")
+
+
+# ---------------------------------------------------------------- rendering helpers
+
+def _console():
+    from rich.console import Console
+    tty = sys.stdout.isatty()
+    plain = bool(os.environ.get("NO_COLOR")) or not tty
+    return Console(file=sys.stdout, no_color=plain, color_system=None if plain else "auto",
+                   highlight=False, markup=False, emoji=False, soft_wrap=False,
+                   width=None if tty else 200)
+
+
+def _status_text(status: str):
+    from rich.text import Text
+    return Text(STATUS_LABEL.get(status, f"❓ {status}"), style=STATUS_STYLE.get(status, ""))
+
+
+def _when(ts: Optional[float]) -> str:
+    if ts is None:
+        return "-"
+    return datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+
+
+def _duration(start: Optional[float], end: Optional[float]) -> str:
+    if start is None:
+        return "-"
+    if end is None:
+        return _span(time.time() - start) + " so far"
+    return _span(end - start)
+
+
+def _span(seconds: float) -> str:
+    seconds = max(0.0, seconds)
+    if seconds < 1:
+        return f"{seconds * 1000:.0f} ms"
+    if seconds < 60:
+        return f"{seconds:.2f} s"
+    minutes, secs = divmod(int(round(seconds)), 60)
+    if minutes < 60:
+        return f"{minutes} m {secs} s"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 24:
+        return f"{hours} h {minutes} m"
+    days, hours = divmod(hours, 24)
+    return f"{days} d {hours} h"
+
+
+def _relative(ts: float) -> str:
+    delta = ts - time.time()
+    return f"in {_span(delta)}" if delta >= 0 else f"{_span(-delta)} ago"
+
+
+def _shown(value: Any, full: bool) -> str:
+    text = json.dumps(value, default=str, ensure_ascii=False)
+    if not full and len(text) > TRUNCATE_AT:
+        return text[:TRUNCATE_AT] + f" [...output truncated at {TRUNCATE_AT} chars; --full shows all]"
+    return text
+
+
+def _error_text(error: Optional[dict]):
+    from rich.text import Text
+    if not error:
+        return Text("-")
+    return Text(f"{error.get('name', 'Error')}: {error.get('message', '')}", style="red")
+
+
+def _fields(rows: list[tuple[str, Any]]):
+    """Aligned `Key:  value` lines (no trailing padding, unlike a grid table)."""
+    from rich.console import Group
+    from rich.text import Text
+    width = max((len(k) for k, _ in rows), default=0) + 3
+    lines = []
+    for key, value in rows:
+        line = Text(f"{key}:".ljust(width), style="bold")
+        line.append_text(value if isinstance(value, Text) else Text(str(value)))
+        lines.append(line)
+    return Group(*lines)
+
+
+def _check_limit(limit: int) -> None:
+    from ..errors import ValidationError
+    if limit < 1:
+        raise ValidationError(f"--limit {limit} must be at least 1", "e.g. --limit 50")
+
+
+# ---------------------------------------------------------------- instances list / describe
+
+@instances_app.command("list")
+def instances_list(workflow: Optional[str] = typer.Argument(None, help="Only this workflow's instances."),
+                   status: Optional[str] = typer.Option(None, "--status", "-s",
+                                                        help="Only instances with this status (e.g. errored)."),
+                   limit: int = typer.Option(25, "--limit", "-n", help="Show at most N instances."),
+                   as_json: bool = _json):
+    """List instances, newest first.
+
+    Example: wf instances list order-processing --status errored --limit 10
+    """
+    _check_limit(limit)
+    c = client()
+    try:
+        rows = c.list(workflow, status, limit)
+    finally:
+        c.close()
+    if as_json:
+        out_json([{"id": r.id, "workflow": r.workflow, "status": r.status, "created": r.created_at}
+                  for r in rows])
+        return
+    if not rows:
+        which = f"{status} instances" if status else "instances"
+        if workflow:
+            say(f'There are no {which} in workflow "{workflow}". You can trigger it with "wf trigger {workflow}"')
+        else:
+            say(f'There are no {which} in this project. You can trigger one with "wf trigger WORKFLOW"')
+        return
+    from rich.table import Table
+    table = Table()
+    table.add_column("Instance ID", no_wrap=True)
+    table.add_column("Workflow", no_wrap=True)
+    table.add_column("Created", no_wrap=True)
+    table.add_column("Status", no_wrap=True)
+    for r in rows:
+        table.add_row(r.id, r.workflow, _when(r.created_at), _status_text(r.status))
+    _console().print(table)
+    if len(rows) == limit:
+        say(f"showing the newest {limit}; pass --limit to see more")
+
+
+@instances_app.command("describe")
+def instances_describe(id: str = typer.Argument(..., help="Instance id, or 'latest'."),
+                       workflow: Optional[str] = _workflow,
+                       full: bool = typer.Option(False, "--full", help=f"Do not truncate outputs past "
+                                                                       f"{TRUNCATE_AT} characters."),
+                       as_json: bool = _json):
+    """Show an instance and its step timeline: attempts, durations, errors, retries, sleeps, waits, outputs.
+
+    Example: wf instances describe latest --workflow order-processing --full
+    """
+    c = client()
+    try:
+        d = c.describe(id, workflow)
+    finally:
+        c.close()
+    if as_json:
+        out_json(d)
+        return
+    from rich.console import Group
+    from rich.text import Text
+    console = _console()
+    rows: list[tuple[str, Any]] = [
+        ("Workflow Name", d["workflow"]), ("Instance Id", d["id"]), ("Status", _status_text(d["status"])),
+        ("Created", _when(d["created"])), ("Start", _when(d["start"])), ("End", _when(d["end"])),
+        ("Duration", _duration(d["start"], d["end"]) if d["start"] else "-"),
+        ("Params", Text(_shown(d["params"], full))),
+    ]
+    if d["status"] == "complete":
+        rows.append(("Output", Text(_shown(d["output"], full))))
+    if d["error"]:
+        rows.append(("Error", _error_text(d["error"])))
+    console.print(_fields(rows))
+    steps = d["steps"]
+    console.print()
+    console.print(Text(f"Steps ({len(steps)}):" if steps else "Steps: none yet", style="bold"))
+    for n, s in enumerate(steps, 1):
+        console.print()
+        console.print(Text(f"Step {n} of {len(steps)}", style="dim"))
+        console.print(Group(*_step_renderables(s, full)))
+
+
+def _step_renderables(s: dict, full: bool) -> list:
+    from rich.table import Table
+    from rich.text import Text
+    name = s["name"] + (f" (#{s['count']})" if s["count"] > 1 else "")
+    status = s["status"]
+    rows: list[tuple[str, Any]] = [
+        ("Name", name), ("Type", STEP_TYPE_LABEL.get(s["type"], s["type"])),
+        ("Start", _when(s["start"])), ("End", _when(s["end"])), ("Duration", _duration(s["start"], s["end"])),
+        ("Status", Text(STEP_STATUS_LABEL.get(status, status), style=STATUS_STYLE.get(status, "")
+                        if status != "retrying" else "yellow")),
+    ]
+    if s["type"] == "step":
+        if s.get("next_retry"):
+            rows.append(("Retries At", f"{_when(s['next_retry'])} ({_relative(s['next_retry'])})"))
+        if status == "complete":
+            rows.append(("Output", Text(_shown(s.get("output"), full))))
+        if s.get("error"):
+            rows.append(("Error", _error_text(s["error"])))
+    elif s["type"] == "sleep":
+        if s.get("wake_at"):
+            rows.append(("Wakes At", f"{_when(s['wake_at'])} ({_relative(s['wake_at'])})"))
+    else:
+        rows.append(("Event Type", s.get("event_type") or "-"))
+        if s.get("timeout_at"):
+            rows.append(("Times Out At", f"{_when(s['timeout_at'])} ({_relative(s['timeout_at'])})"))
+        if status == "complete":
+            rows.append(("Event", Text(_shown(s.get("output"), full))))
+        if s.get("error"):
+            rows.append(("Error", _error_text(s["error"])))
+    out: list = [_fields(rows)]
+    attempts = s.get("attempts") or []
+    if attempts:
+        table = Table(title=None, show_edge=True)
+        for col in ("Attempt", "Start", "End", "Duration", "State", "Error"):
+            table.add_column(col, no_wrap=col != "Error", overflow="fold")
+        for a in attempts:
+            if a["end"] is None:
+                state = Text("🔄 Working", style="blue")
+            elif a["success"]:
+                state = Text("✅ Success", style="green")
+            else:
+                state = Text("❌ Error", style="red")
+            table.add_row(str(a["attempt"]), _when(a["start"]), _when(a["end"]),
+                          _duration(a["start"], a["end"]), state,
+                          _error_text(a["error"]) if a["error"] else Text(""))
+        out.append(table)
+    return out
+
+
+# ---------------------------------------------------------------- lifecycle
+
+def _done(row, status: str, as_json: bool, message: str, c=None) -> None:
+    if as_json:
+        out_json({"id": row.id, "workflow": row.workflow, "status": status})
+    else:
+        say(message)
+    if c is not None and status == "queued" and not c.runner_alive():
+        say(f"note: no runner is active, so instance {row.id} stays queued. Start one with `wf worker` "
+            f"(or `wf dev`).")
+
+
+@app.command()
+def pause(id: str = typer.Argument(..., help="Instance id, or 'latest'."),
+          workflow: Optional[str] = _workflow, as_json: bool = _json):
+    """Pause an instance: a running step finishes first, then nothing runs until `wf resume`.
+
+    Example: wf pause latest --workflow order-processing
+    """
+    c = client()
+    try:
+        row = c.get(id, workflow)
+        status = c.pause(row.id, row.workflow)
+    finally:
+        c.close()
+    who = f'The instance "{row.id}" from {row.workflow}'
+    if status == "paused":
+        msg = f"⏸️ {who} was paused successfully"
+    elif status == "waitingForPause":
+        msg = f"⏱️ {who} will pause as soon as its running step finishes"
+    else:
+        msg = f"note: {who} is {status}; there was nothing to pause"
+    _done(row, status, as_json, msg)
+
+
+@app.command()
+def resume(id: str = typer.Argument(..., help="Instance id, or 'latest'."),
+           workflow: Optional[str] = _workflow, as_json: bool = _json):
+    """Resume a paused instance (timers are shifted by the time spent paused).
+
+    Example: wf resume latest
+    """
+    c = client()
+    try:
+        row = c.get(id, workflow)
+        status = c.resume(row.id, row.workflow)
+        who = f'The instance "{row.id}" from {row.workflow}'
+        if row.status in ("paused", "waitingForPause"):
+            msg = f"🔄 {who} was resumed successfully"
+        else:
+            msg = f"note: {who} is {status}, not paused; there was nothing to resume"
+        _done(row, status, as_json, msg, c if row.status == "paused" else None)
+    finally:
+        c.close()
+
+
+@app.command()
+def terminate(id: str = typer.Argument(..., help="Instance id, or 'latest'."),
+              workflow: Optional[str] = _workflow, as_json: bool = _json):
+    """Terminate an instance that has not finished; it never runs again (unless restarted).
+
+    Example: wf terminate 5f2c0d7e-... --workflow order-processing
+    """
+    c = client()
+    try:
+        row = c.get(id, workflow)
+        c.terminate(row.id, row.workflow)
+    finally:
+        c.close()
+    _done(row, "terminated", as_json, f'🥷 The instance "{row.id}" from {row.workflow} was terminated successfully')
+
+
+@app.command()
+def restart(id: str = typer.Argument(..., help="Instance id, or 'latest'."),
+            workflow: Optional[str] = _workflow,
+            from_step: Optional[str] = typer.Option(None, "--from-step",
+                                                    help="Re-run from this step; earlier results are reused."),
+            count: Optional[int] = typer.Option(None, "--count",
+                                                help="1-based occurrence of the step name (default 1)."),
+            type: Optional[str] = typer.Option(None, "--type",
+                                               help="Step type: do (default), sleep or waitForEvent."),
+            as_json: bool = _json):
+    """Restart an instance from the beginning, or from one step keeping the results before it.
+
+    Example: wf restart latest --from-step charge-card
+    """
+    from ..errors import ValidationError
+    if type is not None and type not in STEP_TYPES:
+        raise ValidationError(f"step type {type!r} is not one of do, sleep, waitForEvent",
+                              "pass --type do, sleep or waitForEvent")
+    if from_step is None and (count is not None or type is not None):
+        raise ValidationError("--count and --type need --from-step NAME", "e.g. --from-step charge-card --count 2")
+    c = client()
+    try:
+        row = c.get(id, workflow)
+        c.restart(row.id, row.workflow, from_step, 1 if count is None else count, type or "do")
+        where = "" if from_step is None else f" from step {from_step!r}" + \
+            (f" (#{count})" if count and count > 1 else "") + (f" ({type})" if type and type != "do" else "")
+        _done(row, "queued", as_json,
+              f'🥷 The instance "{row.id}" from {row.workflow} was restarted successfully{where}', c)
+    finally:
+        c.close()
+
+
+@app.command()
+def delete(id: str = typer.Argument(..., help="Instance id, or 'latest'."),
+           workflow: Optional[str] = _workflow, as_json: bool = _json):
+    """Delete an instance and all its state; a running execution stops without rollback.
+
+    Example: wf delete old-order-17 --workflow order-processing
+    """
+    c = client()
+    try:
+        row = c.get(id, workflow)
+        c.delete(row.id, row.workflow)
+    finally:
+        c.close()
+    _done(row, "deleted", as_json, f'🗑️ The instance "{row.id}" from {row.workflow} was deleted successfully')
+
+
+# ---------------------------------------------------------------- workflows
+
+@workflows_app.command("list")
+def workflows_list(as_json: bool = _json):
+    """List the workflows declared in the config.
+
+    Example: wf workflows list --json
+    """
+    config = load()
+    if as_json:
+        out_json([{"name": w.name, "binding": w.binding, "class_name": w.class_name} for w in config.workflows])
+        return
+    if not config.workflows:
+        say(f"There are no workflows in {config.path}. Declare one under \"workflows\".")
+        return
+    from rich.table import Table
+    table = Table()
+    for col in ("Name", "Binding", "Class name"):
+        table.add_column(col, no_wrap=True)
+    for w in config.workflows:
+        table.add_row(w.name, w.binding, w.class_name)
+    _console().print(table)
+
+
+@workflows_app.command("describe")
+def workflows_describe(name: str = typer.Argument(..., help="Name of the workflow."), as_json: bool = _json):
+    """Show a workflow's config and how many of its instances are in each status.
+
+    Example: wf workflows describe order-processing
+    """
+    c = client()
+    try:
+        w = c.config.workflow(name)
+        found = c.store.count_by_status(name)
+    finally:
+        c.close()
+    counts = {s: int(found.get(s, 0)) for s in COUNTED_STATUSES}
+    counts.update({s: int(n) for s, n in found.items() if s not in counts})
+    data = {"name": w.name, "binding": w.binding, "class_name": w.class_name, "script_name": w.script_name,
+            "step_limit": w.step_limit, "concurrency_limit": w.concurrency_limit,
+            "schedules": list(w.schedules), "instances": counts}
+    if as_json:
+        out_json(data)
+        return
+    from rich.table import Table
+    from rich.text import Text
+    console = _console()
+    console.print(_fields([
+        ("Name", w.name), ("Binding", w.binding), ("Class Name", w.class_name),
+        ("Script Name", w.script_name or "-"), ("Step Limit", str(w.step_limit)),
+        ("Concurrency Limit", "-" if w.concurrency_limit is None else str(w.concurrency_limit)),
+        ("Schedules", ", ".join(w.schedules) or "-"),
+    ]))
+    console.print()
+    console.print(Text("Instance Status Counts:", style="bold"))
+    table = Table()
+    table.add_column("Status", no_wrap=True)
+    table.add_column("Count", justify="right")
+    for status, n in counts.items():
+        table.add_row(_status_text(status), str(n))
+    console.print(table)

@@ -88,6 +88,22 @@ class StepWrite:
     instance_status: str = "running"
     instance_wake_at: float | None = None
     consume_event: int | None = None  # event seq taken by a waitForEvent
+    events: list = field(default_factory=list)  # history: (at, type, step name, n, data), see HistoryRow
+
+
+@dataclass
+class HistoryRow:
+    """One entry of an instance's event log, shaped like Cloudflare's instance events."""
+
+    seq: int
+    instance: int
+    workflow: str | None
+    instance_id: str | None
+    at: float
+    type: str
+    step: str | None
+    n: int | None
+    data: dict | None
 
 
 class Store(Protocol):

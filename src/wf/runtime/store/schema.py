@@ -64,6 +64,19 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX events_pending ON events (instance, seq) WHERE consumed_by IS NULL;
     """,
+    # 2: the instance event log (what `wf tail` follows): steps, attempts, sleeps, waits, logs
+    """
+    CREATE TABLE history (
+        seq         INTEGER PRIMARY KEY AUTOINCREMENT,
+        instance    INTEGER NOT NULL,
+        at          REAL NOT NULL,
+        type        TEXT NOT NULL,
+        step        TEXT,
+        n           INTEGER,
+        data        TEXT
+    );
+    CREATE INDEX history_by_instance ON history (instance, seq);
+    """,
 ]
 
 VERSION = len(MIGRATIONS)

@@ -16,7 +16,7 @@ from typing import Any, Callable
 
 from ...errors import ConflictError, NotFoundError, StoreError
 from . import schema
-from .base import AttemptRow, EventRow, InstanceRow, StepRow, StepWrite
+from .base import AttemptRow, EventRow, HistoryRow, InstanceRow, StepRow, StepWrite
 
 BUSY_TIMEOUT_MS = 30_000
 _INSTANCE_COLS = ("seq, workflow, id, params, status, output, error, created_at, started_at, ended_at, "
@@ -238,6 +238,31 @@ class SQLiteStore:
     def owners(self) -> list[str]:
         return [r[0] for r in self.conn.execute("SELECT DISTINCT owner FROM instances WHERE owner IS NOT NULL")]
 
+    def history(self, after: int = 0, instance: int | None = None, workflow: str | None = None,
+                limit: int = 1000) -> list[HistoryRow]:
+        """Event log entries after `after` (a history seq), oldest first."""
+        where, args = ["h.seq > ?"], [after]
+        if instance is not None:
+            where.append("h.instance = ?")
+            args.append(instance)
+        if workflow is not None:
+            where.append("i.workflow = ?")
+            args.append(workflow)
+        rows = self.conn.execute(
+            f"SELECT h.seq, h.instance, i.workflow, i.id, h.at, h.type, h.step, h.n, h.data FROM history h "
+            f"LEFT JOIN instances i ON i.seq = h.instance WHERE {' AND '.join(where)} ORDER BY h.seq LIMIT ?",
+            (*args, limit)).fetchall()
+        return [HistoryRow(*r[:8], _unjson(r[8])) for r in rows]
+
+    def last_history_seq(self) -> int:
+        return self.conn.execute("SELECT COALESCE(max(seq), 0) FROM history").fetchone()[0]
+
+    def append_history(self, seq: int, events: list) -> None:
+        """Append `(at, type, step, n, data)` entries to an instance's event log."""
+        if events:
+            self.conn.executemany("INSERT INTO history (instance, at, type, step, n, data) VALUES (?,?,?,?,?,?)",
+                                  [(seq, at, type, step, n, _json(data)) for at, type, step, n, data in events])
+
     # -- client writes -------------------------------------------------------------------
 
     def create_instances(self, items: list[dict], now: float, skip_existing: bool = False) -> list[InstanceRow]:
@@ -256,6 +281,7 @@ class SQLiteStore:
                     raise ConflictError(f"an instance with id {item['id']!r} already exists in workflow "
                                         f"{item['workflow']!r}",
                                         "choose another id, or restart the existing instance") from None
+                self.append_history(cur.lastrowid, [(now, "workflow_queued", None, None, None)])
                 created.append(InstanceRow(cur.lastrowid, item["workflow"], item["id"], item["params"], "queued",
                                            created_at=now, wake_at=now, trigger=item.get("trigger")))
         return created
@@ -271,6 +297,7 @@ class SQLiteStore:
             # also when a runner holds it: if that runner is dead, release_owner keeps a waiting
             # instance's wake_at, so the event must have moved it to now (a live owner rewrites it)
             self.conn.execute("UPDATE instances SET wake_at=? WHERE seq=? AND status='waiting'", (now, seq))
+            self.append_history(seq, [(now, "event_received", None, None, {"type": type})])
             return cur.lastrowid
 
     def _status(self, seq: int) -> str:
@@ -284,10 +311,12 @@ class SQLiteStore:
             status = self._status(seq)
             if status == "running":
                 self.conn.execute("UPDATE instances SET status='waitingForPause', updated_at=? WHERE seq=?", (now, seq))
+                self.append_history(seq, [(now, "workflow_waiting_for_pause", None, None, None)])
                 return "waitingForPause"
             if status in ("queued", "waiting"):
                 self.conn.execute("UPDATE instances SET status='paused', paused_at=?, owner=NULL, lease_until=NULL, "
                                   "wake_at=NULL, gen=gen+1, updated_at=? WHERE seq=?", (now, now, seq))
+                self.append_history(seq, [(now, "workflow_paused", None, None, None)])
                 return "paused"
             return status
 
@@ -305,6 +334,7 @@ class SQLiteStore:
                               "AND status IN ('waiting', 'retrying')", (shift, seq))
             self.conn.execute("UPDATE instances SET status='queued', paused_at=NULL, wake_at=?, updated_at=? "
                               "WHERE seq=?", (now, now, seq))
+            self.append_history(seq, [(now, "workflow_resumed", None, None, None)])
             return "queued"
 
     def terminate(self, seq: int, now: float) -> None:
@@ -315,6 +345,7 @@ class SQLiteStore:
                                     "only queued, running, waiting or paused instances can be terminated")
             self.conn.execute("UPDATE instances SET status='terminated', ended_at=?, updated_at=?, owner=NULL, "
                               "lease_until=NULL, wake_at=NULL, paused_at=NULL, gen=gen+1 WHERE seq=?", (now, now, seq))
+            self.append_history(seq, [(now, "workflow_terminated", None, None, None)])
 
     def restart(self, seq: int, now: float, from_step: tuple[str, int, str] | None = None) -> None:
         with self.transaction():
@@ -334,11 +365,13 @@ class SQLiteStore:
             self.conn.execute("UPDATE instances SET status='queued', output=NULL, error=NULL, ended_at=NULL, "
                               "started_at=NULL, paused_at=NULL, owner=NULL, lease_until=NULL, wake_at=?, "
                               "gen=gen+1, updated_at=? WHERE seq=?", (now, now, seq))
+            self.append_history(seq, [(now, "workflow_restarted", None, None,
+                                       {"fromStep": from_step[0]} if from_step else None)])
 
     def delete(self, seq: int) -> None:
         with self.transaction():
             for table, col in (("steps", "instance"), ("attempts", "instance"), ("events", "instance"),
-                               ("instances", "seq")):
+                               ("history", "instance"), ("instances", "seq")):
                 self.conn.execute(f"DELETE FROM {table} WHERE {col}=?", (seq,))
 
     # -- runner writes -------------------------------------------------------------------
@@ -357,7 +390,11 @@ class SQLiteStore:
                 f"AND wake_at<=? AND workflow IN ({marks}) ORDER BY wake_at LIMIT ?) "
                 f"RETURNING {_INSTANCE_COLS}",
                 (owner, lease_until, now, now, now, *workflows, limit)).fetchall()
-        return [_instance(r) for r in rows]
+            claimed = [_instance(r) for r in rows]
+            for row in claimed:
+                if row.started_at == now:
+                    self.append_history(row.seq, [(now, "workflow_started", None, None, None)])
+        return claimed
 
     def commit_step(self, owner: str, seq: int, gen: int, w: StepWrite, now: float) -> str | None:
         """Record one step transition if `owner` still holds the instance at `gen`.
@@ -380,6 +417,7 @@ class SQLiteStore:
             a = w.attempt
             self.conn.execute("INSERT OR REPLACE INTO attempts VALUES (?,?,?,?,?,?)",
                               (seq, s.pos, a.attempt, a.started_at, a.ended_at, _json(a.error)))
+        self.append_history(seq, w.events)
         if w.consume_event is not None:
             cur = self.conn.execute("UPDATE events SET consumed_by=? WHERE seq=? AND consumed_by IS NULL",
                                     (s.pos, w.consume_event))
@@ -388,7 +426,7 @@ class SQLiteStore:
         return row[0]
 
     def mark_attempt_started(self, owner: str, seq: int, gen: int, step: StepRow, attempt: int,
-                             now: float) -> None:
+                             now: float, events: list = ()) -> None:
         """Make a long-running attempt visible (and counted) before it ends."""
         fenced = self.conn.execute("SELECT 1 FROM instances WHERE seq=? AND owner=? AND gen=?",
                                    (seq, owner, gen)).fetchone()
@@ -400,6 +438,7 @@ class SQLiteStore:
              _json(step.config), step.started_at, None, None, None))
         self.conn.execute("INSERT OR REPLACE INTO attempts VALUES (?,?,?,?,?,?)",
                           (seq, step.pos, attempt, now, None, None))
+        self.append_history(seq, list(events))
 
     def finish_instance(self, owner: str, seq: int, gen: int, status: str, output: str | None,
                         error: dict | None, now: float) -> bool:
@@ -407,12 +446,18 @@ class SQLiteStore:
             "UPDATE instances SET status=?, output=?, error=?, ended_at=?, updated_at=?, owner=NULL, "
             "lease_until=NULL, wake_at=NULL WHERE seq=? AND owner=? AND gen=?",
             (status, output, _json(error), now, now, seq, owner, gen))
+        if cur.rowcount == 1:
+            data = {"output": _unjson(output)} if status == "complete" else {"error": error}
+            self.append_history(seq, [(now, f"workflow_{'completed' if status == 'complete' else status}", None,
+                                       None, data)])
         return cur.rowcount == 1
 
     def pause_at_boundary(self, owner: str, seq: int, gen: int, now: float) -> bool:
         cur = self.conn.execute(
             "UPDATE instances SET status='paused', paused_at=?, updated_at=?, owner=NULL, lease_until=NULL, "
             "wake_at=NULL WHERE seq=? AND owner=? AND gen=? AND status='waitingForPause'", (now, now, seq, owner, gen))
+        if cur.rowcount == 1:
+            self.append_history(seq, [(now, "workflow_paused", None, None, None)])
         return cur.rowcount == 1
 
     def release(self, owner: str, seq: int, gen: int, wake_at: float | None, now: float | None = None) -> bool:

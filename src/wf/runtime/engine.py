@@ -21,6 +21,7 @@ from ..errors import (NonRetryableError, ValidationError, WorkflowFatalError, Wo
                       error_info, rebuild_error)
 from . import codec
 from .crash import crash_point
+from .logs import current as current_step
 from .durations import MAX_SLEEP, parse_duration, parse_instant
 from .entrypoint import StepEvent, WorkflowEvent
 from .store.base import AttemptRow, StepRow, StepWrite
@@ -254,6 +255,11 @@ class Execution:
         self.pause_pending = False
         self.stop_reason: str | None = None
         self.task: asyncio.Task | None = None
+        self.announced: set[tuple[int, int]] = set()  # (pos, attempt) already in the event log
+        self.log_buffer: list = []
+        self._partial: dict = {}
+        self._log_flush = None
+        self.loop = asyncio.get_running_loop()
 
     # -- plumbing ------------------------------------------------------------------------
 
@@ -279,6 +285,8 @@ class Execution:
         return ("waiting" if idle else "running"), (min(deadlines) if deadlines else None)
 
     async def _commit(self, write: StepWrite) -> None:
+        if self.log_buffer:  # printed lines go in with the step, in time order
+            write.events, self.log_buffer = sorted(self.log_buffer + write.events, key=lambda e: e[0]), []
         status = await self.host.astore.write(self.host.store_ops.commit_step, self.host.owner, self.seq,
                                               self.gen, write, self.clock.now())
         if status is None:
@@ -293,6 +301,45 @@ class Execution:
             raise Interrupt("shutdown")
         if self.host.replay_always:
             raise Interrupt("replay")
+
+    # -- the event log -------------------------------------------------------------------
+
+    def _ev(self, rec: StepRow, at: float, type: str, data: dict | None = None) -> tuple:
+        return (at, type, rec.name, rec.n, data)
+
+    def _wait_events(self, rec: StepRow, recorded: bool, now: float) -> list:
+        if recorded:
+            return []
+        return [self._ev(rec, rec.started_at or now, "wait_started",
+                         {"eventType": rec.event_type, "timeoutAt": rec.wake_at})]
+
+    def _attempt_started(self, rec: StepRow, attempt: int, started: float, cfg: "StepConfig") -> list:
+        if (rec.pos, attempt) in self.announced:
+            return []
+        self.announced.add((rec.pos, attempt))
+        events = [self._ev(rec, started, "step_started", {"config": cfg.display})] if attempt == 1 else []
+        return events + [self._ev(rec, started, "attempt_started", {"attempt": attempt})]
+
+    def capture(self, step: str | None, n: int | None, stream: str, text: str) -> None:
+        """A chunk printed by workflow code (any thread): buffer whole lines for the event log."""
+        self.loop.call_soon_threadsafe(self._add_text, step, n, stream, text)
+
+    def _add_text(self, step, n, stream, text) -> None:
+        key = (step, n, stream)
+        lines = (self._partial.pop(key, "") + text).split("\n")
+        if lines[-1]:
+            self._partial[key] = lines[-1]
+        now = self.clock.now()
+        for line in lines[:-1]:
+            self.log_buffer.append((now, "log", step, n, {"stream": stream, "line": line[:4000]}))
+        if self.log_buffer and self._log_flush is None:
+            self._log_flush = self.loop.call_later(0.1, self._flush_logs)
+
+    def _flush_logs(self) -> None:
+        self._log_flush = None
+        if self.log_buffer:
+            events, self.log_buffer = self.log_buffer, []
+            asyncio.ensure_future(self.host.astore.write(self.host.store_ops.append_history, self.seq, events))
 
     def poke(self) -> None:
         """An event arrived for this instance: wake its waits to look."""
@@ -348,6 +395,7 @@ class Execution:
     async def execute(self) -> tuple[str, Any]:
         """Run (or replay) `run()`; returns ("complete", output_json) or ("errored", error_info)."""
         entry = self.cls(None, self.env)
+        current_step.set((self, None, None))
         try:
             result = entry.run(self.event(), WorkflowStep(self))
             if inspect.isawaitable(result):
@@ -396,19 +444,31 @@ class Execution:
             crash_point("before-commit", rec.name)
             if outcome == "ok":
                 rec.status, rec.output, rec.ended_at, rec.wake_at, rec.error = "complete", value, now, None, None
-                await self._commit(StepWrite(rec, AttemptRow(attempt, started, now, None), *self._instance_state()))
+                events = self._attempt_started(rec, attempt, started, cfg) + [
+                    self._ev(rec, now, "attempt_completed", {"attempt": attempt}),
+                    self._ev(rec, now, "step_completed", {"output": _preview(value)})]
+                await self._commit(StepWrite(rec, AttemptRow(attempt, started, now, None), *self._instance_state(),
+                                             events=events))
                 crash_point("after-commit", rec.name)
                 self._after_step()
                 return codec.decode(value)
             info = error_info(value)
             if outcome == "final" or attempt > cfg.limit:
                 rec.status, rec.error, rec.ended_at, rec.wake_at = "errored", info, now, None
-                await self._commit(StepWrite(rec, AttemptRow(attempt, started, now, info), *self._instance_state()))
+                events = self._attempt_started(rec, attempt, started, cfg) + [
+                    self._ev(rec, now, "attempt_errored", {"attempt": attempt, "error": info}),
+                    self._ev(rec, now, "step_errored", {"error": info})]
+                await self._commit(StepWrite(rec, AttemptRow(attempt, started, now, info), *self._instance_state(),
+                                             events=events))
                 self._after_step()
                 raise rebuild_error(info)
             rec.status, rec.error, rec.wake_at = "retrying", info, now + cfg.delay_after(attempt)
             status, wake = self._instance_state(rec.wake_at)
-            await self._commit(StepWrite(rec, AttemptRow(attempt, started, now, info), status, wake))
+            events = self._attempt_started(rec, attempt, started, cfg) + [
+                self._ev(rec, now, "attempt_errored", {"attempt": attempt, "error": info,
+                                                       "retryDelayMs": round((rec.wake_at - now) * 1000),
+                                                       "nextRetryAt": rec.wake_at})]
+            await self._commit(StepWrite(rec, AttemptRow(attempt, started, now, info), status, wake, events=events))
             crash_point("retry-delay", rec.name)
             if self.pause_pending and self.active_attempts == 0:
                 raise Interrupt("pause")
@@ -419,8 +479,10 @@ class Execution:
         """("ok", json) | ("retry", exc) | ("final", exc)."""
         ctx = StepContext(rec.name, rec.n, attempt, cfg.display)
         self.active_attempts += 1
-        marker = self.clock.call_at(self.clock.now() + MARK_STARTED_AFTER,
-                                    lambda: self._mark_started(rec, attempt))
+        started = self.clock.now()
+        marker = self.clock.call_at(started + MARK_STARTED_AFTER,
+                                    lambda: self._mark_started(rec, attempt, started, cfg))
+        token = current_step.set((self, rec.name, rec.n))
         deadline = self.clock.now() + cfg.timeout
         try:
             timeout = self.clock.timeout_at(deadline)
@@ -437,6 +499,7 @@ class Execution:
         except Exception as exc:
             return ("final" if _is_nonretryable(exc) else "retry"), exc
         finally:
+            current_step.reset(token)
             marker.cancel()
             self.active_attempts -= 1
 
@@ -449,11 +512,13 @@ class Execution:
             result = await result
         return result
 
-    def _mark_started(self, rec: StepRow, attempt: int) -> None:
+    def _mark_started(self, rec: StepRow, attempt: int, started: float, cfg: "StepConfig") -> None:
+        events = self._attempt_started(rec, attempt, started, cfg)
+
         async def mark():
             try:
                 await self.host.astore.write(self.host.store_ops.mark_attempt_started, self.host.owner, self.seq,
-                                             self.gen, rec, attempt, self.clock.now())
+                                             self.gen, rec, attempt, started, events)
             except Exception:  # visibility only; the outcome commit is what counts
                 pass
         asyncio.ensure_future(mark())
@@ -489,14 +554,16 @@ class Execution:
             wake = wake_at(now)
             rec = self._new_step(key, status="waiting", started_at=now, wake_at=wake)
             status, iwake = self._instance_state(wake)
-            await self._commit(StepWrite(rec, None, status, iwake))
+            events = [self._ev(rec, now, "sleep_started", {"durationMs": round((wake - now) * 1000), "wakeAt": wake})]
+            await self._commit(StepWrite(rec, None, status, iwake, events=events))
         elif rec.wake_at > now:
             await self._hold_instance_waiting(rec)
         crash_point("sleeping", rec.name)
         if rec.wake_at > self.clock.now():
             await self._wait_until(rec.wake_at)
         rec.status, rec.ended_at = "complete", self.clock.now()
-        await self._commit(StepWrite(rec, None, *self._instance_state()))
+        await self._commit(StepWrite(rec, None, *self._instance_state(),
+                                     events=[self._ev(rec, rec.ended_at, "sleep_completed")]))
         self._after_step()
 
     # -- events --------------------------------------------------------------------------
@@ -533,7 +600,9 @@ class Execution:
                           % (codec.encode(event.type, "event type"), event.payload or "null", event.created_at))
                 rec.status, rec.output, rec.ended_at, rec.wake_at = "complete", output, now, None
                 try:
-                    await self._commit(StepWrite(rec, None, *self._instance_state(), consume_event=event.seq))
+                    await self._commit(StepWrite(rec, None, *self._instance_state(), consume_event=event.seq,
+                                                 events=self._wait_events(rec, recorded, now) + [
+                                                     self._ev(rec, now, "wait_completed", {"eventType": event.type})]))
                 except Interrupt:
                     raise
                 except Exception:  # another wait took it first; look again
@@ -546,14 +615,16 @@ class Execution:
                         "message": f"wait_for_event {rec.name!r} timed out: no "
                                    f"{repr(event_type) + ' ' if event_type else ''}event arrived in time"}
                 rec.status, rec.error, rec.ended_at, rec.wake_at = "errored", info, now, None
-                await self._commit(StepWrite(rec, None, *self._instance_state()))
+                await self._commit(StepWrite(rec, None, *self._instance_state(),
+                                             events=self._wait_events(rec, recorded, now) + [
+                                                 self._ev(rec, now, "wait_timed_out", {"error": info})]))
                 self._after_step()
                 raise rebuild_error(info)
             if self.poke_count != seen:
                 continue
             if not recorded:
                 status, wake = self._instance_state(rec.wake_at)
-                await self._commit(StepWrite(rec, None, status, wake))
+                await self._commit(StepWrite(rec, None, status, wake, events=self._wait_events(rec, False, now)))
                 recorded = True
                 crash_point("waiting", rec.name)
                 if self.poke_count != seen:
@@ -561,6 +632,13 @@ class Execution:
             elif self.active_attempts == 0 and not self.deadlines:
                 await self._hold_instance_waiting(rec)
             await self._wait_until(rec.wake_at, event_type)
+
+
+def _preview(output_json: str) -> Any:
+    """A step's output for the event log: itself when small, else its size."""
+    if len(output_json) <= 2000:
+        return codec.decode(output_json)
+    return {"truncated": True, "bytes": len(output_json.encode())}
 
 
 def _expired(timeout) -> bool:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from . import logs
 from .clock import Clock, SystemClock
 from ..errors import error_info
 from .engine import Execution, Interrupt
@@ -38,7 +39,8 @@ class Runner:
     def __init__(self, workflows: dict[str, Registered], state_dir: str | Path, *, store_url: str | None = None,
                  clock: Clock | None = None, owner: str | None = None, concurrency: int = 1000,
                  keep_warm: float = 60.0, replay_always: bool = False, lease: float = 30.0,
-                 reap_interval: float = 1.0, env: Any = None, astore: AsyncStore | None = None):
+                 reap_interval: float = 1.0, env: Any = None, astore: AsyncStore | None = None,
+                 capture_output: bool = True):
         self.workflows = workflows
         self.state_dir = Path(state_dir)
         self.clock = clock or SystemClock()
@@ -46,6 +48,7 @@ class Runner:
         self.concurrency, self.keep_warm, self.replay_always = concurrency, keep_warm, replay_always
         self.lease, self.reap_interval = lease, reap_interval
         self.env = env
+        self.capture_output = capture_output
         self.astore = astore or AsyncStore(lambda: open_store(self.state_dir, store_url))
         self.presence = Presence(self.state_dir, self.owner)
         self.executions: dict[int, Execution] = {}
@@ -63,6 +66,8 @@ class Runner:
 
     async def start(self) -> "Runner":
         await self.astore.open()
+        if self.capture_output:
+            logs.install()
         self.presence.acquire()
         loop = asyncio.get_running_loop()
         loop.add_reader(self.presence.sock.fileno(), self._on_note)
@@ -90,6 +95,8 @@ class Runner:
         if self.presence.sock is not None:
             asyncio.get_running_loop().remove_reader(self.presence.sock.fileno())
         self.presence.release()
+        if self.capture_output:
+            logs.uninstall()
         await self.astore.close()
 
     def wake(self) -> None:

@@ -105,6 +105,7 @@ def read_data_file(file: str, what: str) -> Any:
 
 from . import commands  # noqa: E402,F401  (registers the commands)
 from . import manage  # noqa: E402,F401  (instances, lifecycle, workflows)
+from . import tail  # noqa: E402,F401  (wf tail)
 
 
 def main(argv: list[str] | None = None) -> None:

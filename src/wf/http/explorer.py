@@ -151,6 +151,8 @@ class Explorer:
             return json.loads(raw)
         except (UnicodeDecodeError, ValueError) as exc:
             raise _invalid(f"The request body is not valid JSON: {exc}.") from None
+        except RecursionError:
+            raise _invalid("The request body is JSON nested too deeply.") from None
 
     async def _object(self, request: Request, *, required: bool) -> dict:
         body = await self._json(request, required=required)

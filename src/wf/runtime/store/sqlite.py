@@ -297,7 +297,7 @@ class SQLiteStore:
             # also when a runner holds it: if that runner is dead, release_owner keeps a waiting
             # instance's wake_at, so the event must have moved it to now (a live owner rewrites it)
             self.conn.execute("UPDATE instances SET wake_at=? WHERE seq=? AND status='waiting'", (now, seq))
-            self.append_history(seq, [(now, "event_received", None, None, {"type": type})])
+            self.append_history(seq, [(now, "event_received", None, None, {"eventType": type})])
             return cur.lastrowid
 
     def _status(self, seq: int) -> str:

@@ -1,0 +1,242 @@
+"""`wf tail`: follow instances live, from the store's event log.
+
+`--json` streams one object per line, shaped like Cloudflare's instance events
+(`{"type": "step_started", "instanceId": ..., "stepName": ..., "timestamp": ...}`). The
+human view keeps a small model of each instance (steps, attempts, timers, printed lines)
+and redraws it as the log grows; the log is read every 0.1 s, so what happens shows within
+a quarter of a second.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections import OrderedDict, deque
+from datetime import datetime, timezone
+from typing import Optional
+
+import typer
+
+from . import app, client
+
+POLL = 0.1
+ENDS = ("workflow_completed", "workflow_errored", "workflow_terminated")
+
+
+def event_json(h) -> dict:
+    """A history row as Cloudflare's instance event shape."""
+    out = {"type": h.type, "eventId": h.seq, "instanceId": h.instance_id, "workflow": h.workflow,
+           "timestamp": datetime.fromtimestamp(h.at, tz=timezone.utc).isoformat(timespec="milliseconds")}
+    if h.step is not None:
+        out["stepName"], out["count"] = h.step, h.n
+    for key, value in (h.data or {}).items():
+        out.setdefault(key, value)
+    return out
+
+
+@app.command()
+def tail(id: Optional[str] = typer.Argument(None, help="Follow only this instance (or 'latest'); end when it ends."),
+         workflow: Optional[str] = typer.Option(None, "--workflow", "-w", help="Only instances of this workflow."),
+         as_json: bool = typer.Option(False, "--json", help="Stream one JSON event per line."),
+         from_start: bool = typer.Option(False, "--from-start", help="Without ID: replay the whole log first."),
+         limit: int = typer.Option(8, "--limit", min=1, help="Instances shown in the live view.")):
+    """Follow instances live: steps, attempts, retries, sleeps, waits and printed lines.
+
+    Example: wf tail latest --json
+    """
+    c = client()
+    seq = None
+    cursor = 0
+    if id is not None:
+        row = c.get(id, workflow)
+        seq, workflow = row.seq, None
+    elif not from_start:
+        cursor = max(0, c.store.last_history_seq() - (0 if as_json else 2000))
+    follow = _follow_json if as_json else _follow_view
+    try:
+        follow(c, cursor, seq, workflow, limit)
+    except KeyboardInterrupt:
+        pass
+
+
+def _batches(c, cursor: int, seq: int | None, workflow: str | None):
+    """Yield lists of new history rows forever (empty lists while idle)."""
+    while True:
+        rows = c.store.history(after=cursor, instance=seq, workflow=workflow, limit=2000)
+        if rows:
+            cursor = rows[-1].seq
+        yield rows
+        if len(rows) < 2000:
+            time.sleep(POLL)
+
+
+def _follow_json(c, cursor, seq, workflow, limit) -> None:
+    for rows in _batches(c, cursor, seq, workflow):
+        for h in rows:
+            sys.stdout.write(json.dumps(event_json(h), default=str) + "\n")
+        if rows:
+            sys.stdout.flush()
+        if seq is not None and any(h.type in ENDS for h in rows):
+            return
+
+
+def _follow_view(c, cursor, seq, workflow, limit) -> None:
+    from rich.console import Console
+    from rich.live import Live
+    model = TailModel()
+    console = Console(stderr=False)
+    with Live(model.render(time.time(), limit), console=console, refresh_per_second=8,
+              transient=False) as live:
+        for rows in _batches(c, cursor, seq, workflow):
+            for h in rows:
+                model.apply(h)
+            live.update(model.render(time.time(), limit))
+            if seq is not None and any(h.type in ENDS for h in rows):
+                return
+
+
+class StepView:
+    __slots__ = ("kind", "name", "n", "state", "attempt", "start", "end", "next_retry", "wake_at",
+                 "event_type", "error", "logs")
+
+    def __init__(self, kind: str, name: str, n: int, start: float):
+        self.kind, self.name, self.n, self.start = kind, name, n, start
+        self.state, self.attempt, self.end = "running", 0, None
+        self.next_retry = self.wake_at = self.event_type = self.error = None
+        self.logs: deque = deque(maxlen=3)
+
+
+class InstanceView:
+    def __init__(self, id: str, workflow: str, at: float):
+        self.id, self.workflow, self.status, self.updated = id, workflow, "queued", at
+        self.steps: OrderedDict = OrderedDict()
+        self.logs: deque = deque(maxlen=3)
+        self.error = None
+
+
+_STEP_KIND = {"step": "do", "attempt": "do", "sleep": "sleep", "wait": "wait"}
+_STATUS_OF = {"workflow_queued": "queued", "workflow_started": "running", "workflow_completed": "complete",
+              "workflow_errored": "errored", "workflow_terminated": "terminated", "workflow_paused": "paused",
+              "workflow_resumed": "queued", "workflow_restarted": "queued",
+              "workflow_waiting_for_pause": "waitingForPause"}
+
+
+class TailModel:
+    """What the live view shows, built only from history rows (so it can be tested offline)."""
+
+    def __init__(self):
+        self.instances: OrderedDict[int, InstanceView] = OrderedDict()
+
+    def apply(self, h) -> None:
+        inst = self.instances.get(h.instance)
+        if inst is None:
+            inst = self.instances[h.instance] = InstanceView(h.instance_id or "?", h.workflow or "?", h.at)
+        self.instances.move_to_end(h.instance)
+        inst.updated = h.at
+        data = h.data or {}
+        if h.type in _STATUS_OF:
+            inst.status = _STATUS_OF[h.type]
+            if h.type == "workflow_errored":
+                inst.error = data.get("error")
+            if h.type == "workflow_restarted":
+                inst.steps.clear()
+            return
+        if h.type == "log":
+            target = inst.steps.get((h.step, h.n)) if h.step else None
+            (target.logs if target else inst.logs).append(data.get("line", ""))
+            return
+        if h.step is None:
+            return
+        self._apply_step(inst, h, data)
+
+    def _apply_step(self, inst: InstanceView, h, data: dict) -> None:
+        kind = _STEP_KIND.get(h.type.split("_")[0])
+        if kind is None:
+            return
+        step = inst.steps.get((h.step, h.n))
+        if step is None:
+            step = inst.steps[(h.step, h.n)] = StepView(kind, h.step, h.n, h.at)
+        if inst.status not in ("paused", "waitingForPause"):
+            inst.status = "running"
+        kind_event = h.type
+        if kind_event == "attempt_started":
+            step.state, step.attempt, step.next_retry = "running", data.get("attempt", step.attempt + 1), None
+        elif kind_event == "attempt_errored" and "nextRetryAt" in data:
+            step.state, step.next_retry, step.error = "retrying", data["nextRetryAt"], data.get("error")
+            inst.status = "waiting"
+        elif kind_event in ("step_completed", "sleep_completed", "wait_completed"):
+            step.state, step.end = "complete", h.at
+        elif kind_event in ("step_errored", "wait_timed_out"):
+            step.state, step.end, step.error = ("errored" if kind_event == "step_errored" else "timed out"), h.at, \
+                data.get("error")
+        elif kind_event == "sleep_started":
+            step.state, step.wake_at = "sleeping", data.get("wakeAt")
+            inst.status = "waiting"
+        elif kind_event == "wait_started":
+            step.state, step.event_type, step.wake_at = "waiting", data.get("eventType"), data.get("timeoutAt")
+            inst.status = "waiting"
+
+    def render(self, now: float, limit: int = 8):
+        from rich.console import Group
+        from rich.table import Table
+        from rich.text import Text
+        if not self.instances:
+            return Text("waiting for instances... (trigger one with `wf trigger WORKFLOW`)", style="dim")
+        parts = []
+        for inst in list(self.instances.values())[-limit:]:
+            table = Table(title=_title(inst), title_justify="left", expand=False, show_edge=False, pad_edge=False)
+            for column in ("step", "state", "attempt", "time", "detail"):
+                table.add_column(column)
+            for step in inst.steps.values():
+                table.add_row(_step_label(step), Text(step.state, style=_STYLE.get(step.state, "")),
+                              str(step.attempt) if step.kind == "do" and step.attempt else "",
+                              _fmt_duration((step.end or now) - step.start), _detail(step, now))
+                for line in step.logs:
+                    table.add_row("", "", "", "", Text(f"│ {line}", style="dim"))
+            for line in inst.logs:
+                table.add_row("", "", "", "", Text(f"│ {line}", style="dim"))
+            parts.append(table)
+        return Group(*parts)
+
+
+_STYLE = {"complete": "green", "errored": "red", "timed out": "red", "retrying": "yellow", "running": "cyan",
+          "sleeping": "blue", "waiting": "magenta", "terminated": "red", "paused": "yellow", "queued": "dim"}
+
+
+def _title(inst: InstanceView) -> str:
+    color = _STYLE.get(inst.status, "")
+    title = f"[bold]{inst.id}[/bold]  {inst.workflow}  [{color}]{inst.status}[/{color}]" if color else \
+        f"[bold]{inst.id}[/bold]  {inst.workflow}  {inst.status}"
+    if inst.error:
+        title += f"  [red]{inst.error.get('name')}: {inst.error.get('message')}[/red]"
+    return title
+
+
+def _step_label(step: StepView) -> str:
+    icon = {"do": "▸", "sleep": "z", "wait": "?"}[step.kind]
+    return f"{icon} {step.name}" + (f" #{step.n}" if step.n > 1 else "")
+
+
+def _detail(step: StepView, now: float) -> str:
+    if step.state == "retrying" and step.next_retry:
+        return f"retry in {_fmt_duration(max(0.0, step.next_retry - now))}" + _err(step)
+    if step.state == "sleeping" and step.wake_at:
+        return f"wakes in {_fmt_duration(max(0.0, step.wake_at - now))}"
+    if step.state == "waiting":
+        kind = f"event {step.event_type!r}" if step.event_type else "any event"
+        return f"waiting for {kind}, times out in {_fmt_duration(max(0.0, (step.wake_at or now) - now))}"
+    if step.state in ("errored", "timed out"):
+        return _err(step).strip()
+    return ""
+
+
+def _err(step: StepView) -> str:
+    if not step.error:
+        return ""
+    return f"  {step.error.get('name')}: {step.error.get('message')}"[:120]
+
+
+def _fmt_duration(seconds: float) -> str:
+    from ..runtime.durations import format_duration
+    return format_duration(seconds)

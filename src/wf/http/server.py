@@ -1,0 +1,237 @@
+"""`wf dev`: the runner and the HTTP server (uvicorn) in one asyncio loop.
+
+Start: check the host (beyond loopback only with a token), bind the port (a clear error when it
+is taken), import `main` once (workflow classes and the ASGI `app`), start the runner, serve.
+Stop (SIGINT/SIGTERM): stop accepting, finish open requests, then stop the runner (in-flight
+step attempts get a grace period; whatever does not finish is retried next time, since every
+claim is released to the store), close the socket.
+
+`--reload` polls the project's `.py` files; on a change it imports the new code first (a broken
+edit is reported and the old code keeps running), then swaps the runner: the old one stops as
+above and the new one picks every unfinished instance up again by replay.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import os
+import signal
+import socket
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Callable
+
+from ..errors import ValidationError, WfError
+from .app import LOOPBACK_HOSTS, create_app
+
+GRACE = 5.0
+RELOAD_POLL = 0.3
+SKIP_DIRS = {".git", ".wf", ".venv", "venv", "node_modules", "__pycache__", ".wrangler", ".pytest_cache"}
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def check_exposure(host: str, token: str | None) -> None:
+    if not is_loopback(host) and not token:
+        raise ValidationError(f"refusing to listen on {host!r} without a token: anyone who can reach it "
+                              "could run and change your workflows",
+                              "set WF_TOKEN=<a long random secret> (clients then send 'Authorization: Bearer "
+                              "<token>'), or keep the default --host 127.0.0.1")
+
+
+def bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host.strip("[]") else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host.strip("[]"), port))
+    except OSError as exc:
+        sock.close()
+        if exc.errno in (98, 48):  # EADDRINUSE on Linux, macOS
+            raise WfError(f"port {port} on {host} is already in use",
+                          f"stop whatever listens there, or pick another port: wf dev --port {port + 1}") from None
+        raise WfError(f"cannot listen on {host}:{port}: {exc.strerror or exc}",
+                      "check --host and --port") from None
+    sock.listen(2048)
+    sock.setblocking(False)
+    return sock
+
+
+class _Server:
+    """uvicorn's server without its own signal handling (wf dev owns the signals)."""
+
+    def __new__(cls, config):
+        import uvicorn
+
+        class Server(uvicorn.Server):
+            @contextmanager
+            def capture_signals(self):
+                yield
+
+        return Server(config)
+
+
+def project_files(root: Path) -> dict[str, float]:
+    found = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = [d for d in dirnames if d not in SKIP_DIRS and not d.startswith(".")]
+        for name in filenames:
+            if name.endswith(".py"):
+                path = os.path.join(dirpath, name)
+                try:
+                    found[path] = os.stat(path).st_mtime_ns
+                except OSError:
+                    pass
+    return found
+
+
+def _project_modules(root: Path) -> dict[str, object]:
+    from ..loader import PACKAGE_PREFIX
+    root = root.resolve()
+    mine = {}
+    for name, module in list(sys.modules.items()):
+        if name.startswith(PACKAGE_PREFIX):
+            mine[name] = module
+            continue
+        file = getattr(module, "__file__", None)
+        if file and "site-packages" not in file:
+            try:
+                if Path(file).resolve().is_relative_to(root):
+                    mine[name] = module
+            except OSError:
+                pass
+    return mine
+
+
+class DevServer:
+    def __init__(self, config, host: str = "127.0.0.1", port: int = 8787, reload: bool = False,
+                 token: str | None = None, say: Callable[[str], None] | None = None,
+                 concurrency: int = 1000, grace: float = GRACE):
+        self.config, self.host, self.port, self.reload = config, host, port, reload
+        self.token = token
+        self.say = say or (lambda m: sys.stderr.write(m + "\n"))
+        self.concurrency, self.grace = concurrency, grace
+        self.runner = None
+        self.app = None
+        self.stop_event: asyncio.Event | None = None
+
+    def _build_runner(self):
+        from ..service import build_runner
+        return build_runner(self.config, concurrency=self.concurrency)
+
+    async def run(self) -> None:
+        started = time.monotonic()
+        check_exposure(self.host, self.token)
+        sock = bind(self.host, self.port)
+        try:
+            await self._run(sock, started)
+        finally:
+            sock.close()
+
+    async def _run(self, sock: socket.socket, started: float) -> None:
+        import uvicorn
+        from .app import find_user_app
+        self.runner = self._build_runner()  # imports main: broken code fails here, before serving
+        user_app = find_user_app(self.config)
+        allowed = None if (self.token or not is_loopback(self.host)) else LOOPBACK_HOSTS | {self.host}
+        self.app = create_app(self.config, user_app=user_app, token=self.token, allowed_hosts=allowed)
+        await self.app.explorer.astore.open()
+        self.stop_event = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, self.stop_event.set)
+        await self.runner.start()
+        port = sock.getsockname()[1]
+        server = _Server(uvicorn.Config(self.app, log_level="warning", access_log=False, lifespan="on",
+                                        timeout_graceful_shutdown=self.grace))
+        serving = loop.create_task(server.serve(sockets=[sock]))
+        while not server.started and not serving.done():
+            await asyncio.sleep(0.005)
+        if serving.done():  # start-up failed (the app's lifespan, say)
+            await self.runner.stop(self.grace)
+            await serving
+            raise WfError("the HTTP server did not start", "see the message above")
+        self._banner(port, user_app, time.monotonic() - started)
+        watcher = loop.create_task(self._watch()) if self.reload else None
+        stop_wait = loop.create_task(self.stop_event.wait())
+        await asyncio.wait({serving, stop_wait}, return_when=asyncio.FIRST_COMPLETED)
+        self.say("stopping: finishing open requests and in-flight steps...")
+        if watcher is not None:
+            watcher.cancel()
+        server.should_exit = True
+        await asyncio.gather(serving, return_exceptions=True)
+        stop_wait.cancel()
+        await self.runner.stop(self.grace)
+        await self.app.explorer.astore.close()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+        self.say("stopped.")
+
+    def _banner(self, port: int, user_app, took: float) -> None:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        url = f"http://{host}:{port}"
+        names = ", ".join(f"{w.name} ({w.binding} -> {w.class_name})" for w in self.config.workflows) or "(none)"
+        lines = [f"wf dev: {self.config.name or self.config.root.name} ({self.config.path})",
+                 f"  workflows: {names}",
+                 f"  state:     {self.config.store_url or self.config.state_dir}",
+                 f"  app:       {'main exports `app`, served at ' + url + '/' if user_app else 'none (main exports no `app`)'}",
+                 f"  API:       {url}/cdn-cgi/local/explorer/api (wrangler workflows ... --local --port {port})",
+                 f"  ready on {url} in {took * 1000:.0f} ms" + ("; reloading on code changes" if self.reload else "")
+                 + "; Ctrl-C stops"]
+        if self.token:
+            lines.append("  every request must carry 'Authorization: Bearer $WF_TOKEN'")
+        self.say("\n".join(lines))
+
+    # -- reload ---------------------------------------------------------------------------
+
+    async def _watch(self) -> None:
+        root = self.config.root
+        seen = await asyncio.to_thread(project_files, root)
+        while True:
+            await asyncio.sleep(RELOAD_POLL)
+            now = await asyncio.to_thread(project_files, root)
+            if now != seen:
+                seen = now
+                await self.reload_code()
+
+    async def reload_code(self) -> bool:
+        """Import the changed code; if it imports, swap the runner and the app. True if swapped."""
+        from ..loader import load_workflow_classes
+        from .app import find_user_app
+        old = _project_modules(self.config.root)
+        for name in old:
+            sys.modules.pop(name, None)
+        import importlib
+        importlib.invalidate_caches()
+        try:
+            classes = load_workflow_classes(self.config)
+            user_app = find_user_app(self.config)
+        except WfError as exc:
+            for name in _project_modules(self.config.root):
+                sys.modules.pop(name, None)
+            sys.modules.update(old)
+            self.say(f"reload failed, still running the previous code: {exc}" + (f"\nhint: {exc.hint}"
+                                                                                   if exc.hint else ""))
+            return False
+        from ..service import build_runner
+        new_runner = build_runner(self.config, classes, concurrency=self.concurrency)
+        await self.runner.stop(self.grace)
+        self.runner = new_runner
+        await self.runner.start()
+        await self.app.swap_user_app(user_app)
+        self.say("reloaded: code changed; unfinished instances continue by replay")
+        return True
+
+
+async def serve_dev(config, **options) -> None:
+    await DevServer(config, **options).run()

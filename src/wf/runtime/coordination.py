@@ -1,0 +1,177 @@
+"""How runners learn that another process wrote work for them, and that a runner died.
+
+The runner and the client stay store-agnostic; each store picks its coordination:
+
+- `LocalCoordination` (SQLite, one machine): a runner holds an `flock` for its life, so a dead
+  runner is known the instant the kernel drops the lock; clients send one-line notes to each
+  live runner's Unix datagram socket (`presence.py`).
+- `PostgresCoordination` (many machines): a runner renews a lease by heartbeat; when a lease
+  runs out, any other runner hands that runner's instances back (`release_expired`). Stores
+  `NOTIFY` in the writing transaction; runners `LISTEN` on a dedicated connection. Polling
+  each `reap_interval` is only the fallback for a lost connection.
+
+Notes are `w` (new work), `e:<seq>` (an event for instance seq), `c:<seq>` (a control change).
+Runner side: `start(runner)`, `stop()`, `reap(now)`. Client side: `notify(note)`, `alive()`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+from typing import Any
+
+from .presence import Presence, live_runners, notify, owner_alive
+
+log = logging.getLogger("wf.runner")
+
+
+def coordination_for(store: Any, state_dir: str | Path):
+    """The coordination that goes with `store`: its own if it has one, else the local one."""
+    factory = getattr(store, "coordination", None)
+    return factory(state_dir) if factory is not None else LocalCoordination(state_dir)
+
+
+class LocalCoordination:
+    """One machine, one state folder: flock liveness and Unix datagram notes."""
+
+    def __init__(self, state_dir: str | Path):
+        self.state_dir = Path(state_dir)
+        self.runner = None
+        self.presence: Presence | None = None
+
+    # -- client side ---------------------------------------------------------------------
+
+    def notify(self, note: str) -> None:
+        notify(self.state_dir, note)
+
+    def alive(self) -> bool:
+        return bool(live_runners(self.state_dir))
+
+    # -- runner side ---------------------------------------------------------------------
+
+    async def start(self, runner) -> None:
+        self.runner = runner
+        self.presence = Presence(self.state_dir, runner.owner)
+        self.presence.acquire()
+        asyncio.get_running_loop().add_reader(self.presence.sock.fileno(), self._on_note)
+
+    async def stop(self) -> None:
+        if self.presence is None:
+            return
+        if self.presence.sock is not None:
+            asyncio.get_running_loop().remove_reader(self.presence.sock.fileno())
+        self.presence.release()
+
+    def _on_note(self) -> None:
+        while True:
+            try:
+                data = self.presence.sock.recv(512)
+            except (BlockingIOError, OSError):
+                break
+            self.runner.handle_note(data.decode(errors="replace"))
+
+    async def reap(self, now: float) -> None:
+        """Hand back the instances of runners whose lock is gone (they died)."""
+        r = self.runner
+        for owner in await r.astore.call(r.store_ops.owners):
+            if owner != r.owner and not owner_alive(self.state_dir, owner):
+                released = await r.astore.call(r.store_ops.release_owner, owner, now)
+                if released:
+                    log.info("took back %d instance(s) of stopped runner %s", released, owner)
+
+
+class PostgresCoordination:
+    """Many machines, one database: leases renewed by heartbeat, LISTEN/NOTIFY for wake-ups."""
+
+    def __init__(self, store):
+        self.store = store
+        self.runner = None
+        self._tasks: list[asyncio.Task] = []
+        self._listen_conn = None
+
+    # -- client side ---------------------------------------------------------------------
+
+    def notify(self, note: str) -> None:
+        """Nothing to do: the store's write already NOTIFYed, in its own transaction."""
+
+    def alive(self) -> bool:
+        from .clock import SystemClock
+        return bool(self.store.live_runners(SystemClock().now()))
+
+    # -- runner side ---------------------------------------------------------------------
+
+    async def start(self, runner) -> None:
+        self.runner = runner
+        now = runner.clock.now()
+        await runner.astore.call(self.store.register_runner, runner.owner, now, now + runner.lease)
+        loop = asyncio.get_running_loop()
+        listening = loop.create_future()
+        self._tasks = [loop.create_task(self._listen(listening)), loop.create_task(self._heartbeat())]
+        await asyncio.wait([listening, self._tasks[0]], return_when=asyncio.FIRST_COMPLETED, timeout=15)
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
+        if self._listen_conn is not None:
+            await self._listen_conn.close()
+            self._listen_conn = None
+        r = self.runner
+        if r is not None and r.astore.store is not None:
+            try:
+                await r.astore.call(self.store.unregister_runner, r.owner)
+            except Exception:  # the lease runs out on its own
+                log.warning("could not unregister runner %s", r.owner)
+
+    async def _listen(self, listening: asyncio.Future) -> None:
+        """LISTEN on a dedicated connection; reconnect (and poll meanwhile) if it drops."""
+        import psycopg
+        delay = 0.1
+        while True:
+            try:
+                self._listen_conn = await psycopg.AsyncConnection.connect(self.store.url, autocommit=True)
+                await self._listen_conn.execute(self.store.listen_channel())
+                if not listening.done():
+                    listening.set_result(None)
+                delay = 0.1
+                self.runner.wake()  # anything written while we were not listening
+                async for note in self._listen_conn.notifies():
+                    self.runner.handle_note(note.payload)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("lost the LISTEN connection (%s); polling until it is back", exc)
+            finally:
+                if self._listen_conn is not None:
+                    await self._listen_conn.close()
+                    self._listen_conn = None
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
+
+    async def _heartbeat(self) -> None:
+        """Renew the lease a few times per lease period; stop executing what this runner lost."""
+        r = self.runner
+        while True:
+            await asyncio.sleep(max(0.05, r.lease / 4))
+            now = r.clock.now()
+            try:
+                held = set(await r.astore.call(self.store.runner_heartbeat, r.owner, now, now + r.lease))
+            except Exception as exc:
+                log.warning("heartbeat failed (%s); retrying", exc)
+                continue
+            for seq, x in list(r.executions.items()):
+                if seq not in held and x.row.seq == seq and x.stop_reason is None:
+                    claimed = await r.astore.call(self.store.get_by_seq, seq)
+                    # gone, restarted, or taken over after our lease ran out (a finished or
+                    # released one has no owner: its execution is already on its way out)
+                    if claimed is None or claimed.gen != x.gen or claimed.owner not in (None, r.owner):
+                        r._cancel(x, "lost")
+
+    async def reap(self, now: float) -> None:
+        """Hand back the instances of every runner whose lease ran out."""
+        r = self.runner
+        released = await r.astore.call(self.store.release_expired, now, r.owner)
+        if released:
+            log.info("took over %d instance(s) whose runner's lease expired", released)

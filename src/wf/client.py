@@ -21,7 +21,7 @@ from .errors import ConflictError, NotFoundError, ValidationError
 from .runtime import codec
 from .runtime.clock import Clock, SystemClock
 from .runtime.engine import ID_PATTERN, check_event_type
-from .runtime.presence import live_runners, notify
+from .runtime.coordination import coordination_for
 from .runtime.store import open_store
 from .runtime.store.aio import AsyncStore
 from .runtime.store.base import STATUSES, TERMINAL, InstanceRow
@@ -61,11 +61,19 @@ class Client:
     def now(self) -> float:
         return self.clock.now()
 
+    @property
+    def coordination(self):
+        """How runners are told of writes and found alive: chosen by the store (coordination.py)."""
+        if getattr(self, "_coordination", None) is None:
+            distributed = (self.config.store_url or "").startswith(("postgresql://", "postgres://"))
+            self._coordination = coordination_for(self.store if distributed else None, self.state_dir)
+        return self._coordination
+
     def _notify(self, note: str) -> None:
-        notify(self.state_dir, note)
+        self.coordination.notify(note)
 
     def runner_alive(self) -> bool:
-        return bool(live_runners(self.state_dir))
+        return self.coordination.alive()
 
     # -- create --------------------------------------------------------------------------
 

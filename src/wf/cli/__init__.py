@@ -106,6 +106,8 @@ def read_data_file(file: str, what: str) -> Any:
 from . import commands  # noqa: E402,F401  (registers the commands)
 from . import manage  # noqa: E402,F401  (instances, lifecycle, workflows)
 from . import tail  # noqa: E402,F401  (wf tail)
+from . import init  # noqa: E402,F401  (wf init)
+from . import dev  # noqa: E402,F401  (wf dev)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -19,14 +19,16 @@ TERMINAL = ("complete", "errored", "terminated")
 def worker(concurrency: int = typer.Option(1000, "--concurrency", min=1,
                                            help="Most instances this runner executes at once."),
            replay_always: bool = typer.Option(False, "--replay-always", hidden=True,
-                                              help="Suspend and replay after every step (tests).")):
+                                              help="Suspend and replay after every step (tests)."),
+           lease: float = typer.Option(30.0, "--lease", min=0.5, envvar="WF_LEASE",
+                                       help="Seconds a PostgreSQL worker's claims outlive its last heartbeat.")):
     """Run the runner: execute instances, fire timers. Stop with Ctrl-C.
 
     Example: wf worker --concurrency 200
     """
     from ..service import build_runner
     config = load()
-    runner = build_runner(config, concurrency=concurrency, replay_always=replay_always)
+    runner = build_runner(config, concurrency=concurrency, replay_always=replay_always, lease=lease)
     asyncio.run(_serve(runner, config))
 
 
@@ -37,7 +39,9 @@ async def _serve(runner, config) -> None:
         loop.add_signal_handler(sig, stop.set)
     await runner.start()
     names = ", ".join(w.name for w in config.workflows) or "(none)"
-    say(f"wf worker {runner.owner} ready: workflows {names}; state in {config.state_dir}")
+    from ..runtime.store.postgres import redact
+    where = redact(config.store_url) if config.store_url else config.state_dir
+    say(f"wf worker {runner.owner} ready: workflows {names}; state in {where}")
     await stop.wait()
     say("stopping: letting in-flight steps finish...")
     await runner.stop()

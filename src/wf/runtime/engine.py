@@ -260,6 +260,8 @@ class Execution:
         self._partial: dict = {}
         self._log_flush = None
         self.loop = asyncio.get_running_loop()
+        mods = getattr(host, "modifiers", None)  # wf.testing's mocks; None (and no per-step cost) otherwise
+        self.mods = mods.for_instance(row) if mods is not None else None
 
     # -- plumbing ------------------------------------------------------------------------
 
@@ -422,6 +424,8 @@ class Execution:
         if rec is not None and rec.status == "errored":
             raise rebuild_error(rec.error)
         cfg = _DEFAULT_STEP_CONFIG if config is None else StepConfig(name, config)
+        if self.mods is not None:
+            fn, cfg = self.mods.step(key, fn, cfg, self._call)
         if rec is None:
             rec = self._new_step(key, status="running", config=cfg.display, started_at=self.clock.now())
         elif rec.status == "retrying" and rec.wake_at is not None and rec.wake_at > self.clock.now():
@@ -552,6 +556,8 @@ class Execution:
         now = self.clock.now()
         if rec is None:
             wake = wake_at(now)
+            if self.mods is not None:
+                wake = self.mods.sleep_wake(key, now, wake)
             rec = self._new_step(key, status="waiting", started_at=now, wake_at=wake)
             status, iwake = self._instance_state(wake)
             events = [self._ev(rec, now, "sleep_started", {"durationMs": round((wake - now) * 1000), "wakeAt": wake})]
@@ -584,6 +590,8 @@ class Execution:
         if rec is None:
             now = self.clock.now()
             rec = self._new_step(key, status="waiting", started_at=now, wake_at=now + seconds, event_type=event_type)
+            if self.mods is not None and self.mods.event_timeout(key):
+                rec.wake_at = now
             recorded = False
         else:
             recorded = True
@@ -593,7 +601,8 @@ class Execution:
         store = self.host.store_ops
         while True:
             seen = self.poke_count
-            event = await self.host.astore.call(store.next_event, self.seq, event_type)
+            event = await (self.host.astore.call(store.next_event, self.seq, event_type) if self.mods is None
+                           else self.mods.next_event(self, rec.key, event_type))
             now = self.clock.now()
             if event is not None:
                 output = ('{"type":%s,"payload":%s,"timestamp":%r}'

@@ -20,7 +20,7 @@ from . import logs
 from .clock import Clock, SystemClock
 from ..errors import error_info
 from .engine import Execution, Interrupt
-from .presence import Presence, owner_alive
+from .coordination import coordination_for
 from .store import open_store
 from .store.aio import AsyncStore
 
@@ -50,13 +50,14 @@ class Runner:
         self.env = env
         self.capture_output = capture_output
         self.astore = astore or AsyncStore(lambda: open_store(self.state_dir, store_url))
-        self.presence = Presence(self.state_dir, self.owner)
+        self.coord = None  # liveness and wake-ups: chosen by the store (coordination.py)
         self.executions: dict[int, Execution] = {}
         self.draining = False
         self._wake = asyncio.Event()
         self._loop_task: asyncio.Task | None = None
         self._tasks: set[asyncio.Task] = set()
         self.finished: asyncio.Queue | None = None  # (seq, status) as instances end here; for waiters
+        self.modifiers = None  # wf.testing sets a lookup of per-instance mocks; the engine ignores None
 
     @property
     def store_ops(self):
@@ -68,9 +69,9 @@ class Runner:
         await self.astore.open()
         if self.capture_output:
             logs.install()
-        self.presence.acquire()
+        self.coord = coordination_for(self.astore.store, self.state_dir)
+        await self.coord.start(self)
         loop = asyncio.get_running_loop()
-        loop.add_reader(self.presence.sock.fileno(), self._on_note)
         self._loop_task = loop.create_task(self._main())
         return self
 
@@ -92,9 +93,8 @@ class Runner:
         if self._loop_task is not None:
             self._loop_task.cancel()
             await asyncio.gather(self._loop_task, return_exceptions=True)
-        if self.presence.sock is not None:
-            asyncio.get_running_loop().remove_reader(self.presence.sock.fileno())
-        self.presence.release()
+        if self.coord is not None:
+            await self.coord.stop()
         if self.capture_output:
             logs.uninstall()
         await self.astore.close()
@@ -103,14 +103,6 @@ class Runner:
         self._wake.set()
 
     # -- notes from clients --------------------------------------------------------------
-
-    def _on_note(self) -> None:
-        while True:
-            try:
-                data = self.presence.sock.recv(512)
-            except (BlockingIOError, OSError):
-                break
-            self.handle_note(data.decode(errors="replace"))
 
     def handle_note(self, note: str) -> None:
         kind, _, arg = note.partition(":")
@@ -237,17 +229,12 @@ class Runner:
             waiter.cancel()
 
     async def _reap(self, now: float) -> None:
-        """Hand back the instances of runners whose lock is gone (they died), and, in case a
-        note was lost (a full socket buffer drops it), look for events nobody was told about."""
+        """Hand back the instances of runners that died (the coordination knows how), and, in case
+        a note was lost (a full socket buffer drops it), look for events nobody was told about."""
         waiting = [seq for seq, x in self.executions.items() if x.pokers]
         if waiting:
             for seq in await self.astore.call(self.store_ops.with_pending_events, waiting[:30000]):
                 x = self.executions.get(seq)
                 if x is not None:
                     x.poke()
-        owners = await self.astore.call(self.store_ops.owners)
-        for owner in owners:
-            if owner != self.owner and not owner_alive(self.state_dir, owner):
-                released = await self.astore.call(self.store_ops.release_owner, owner, now)
-                if released:
-                    log.info("took back %d instance(s) of stopped runner %s", released, owner)
+        await self.coord.reap(now)

@@ -30,7 +30,7 @@ from typing import Any, Callable
 
 from ...errors import ConflictError, NotFoundError, StoreError
 from . import pg_schema
-from .base import AttemptRow, EventRow, InstanceRow, StepRow, StepWrite
+from .base import AttemptRow, EventRow, HistoryRow, InstanceRow, StepRow, StepWrite
 from .sqlite import _Failed
 
 try:
@@ -324,6 +324,35 @@ class PostgresStore:
         return [r[0] for r in self._c.execute("SELECT DISTINCT owner FROM wf_instances WHERE owner IS NOT NULL")]
 
     @_atomic
+    def history(self, after: int = 0, instance: int | None = None, workflow: str | None = None,
+                limit: int = 1000) -> list[HistoryRow]:
+        """Event log entries after `after` (a history seq), oldest first."""
+        where, args = ["h.seq > %s"], [after]
+        if instance is not None:
+            where.append("h.instance = %s")
+            args.append(instance)
+        if workflow is not None:
+            where.append("i.workflow = %s")
+            args.append(workflow)
+        rows = self._c.execute(
+            f"SELECT h.seq, h.instance, i.workflow, i.id, h.at, h.type, h.step, h.n, h.data FROM wf_history h "
+            f"LEFT JOIN wf_instances i ON i.seq = h.instance WHERE {' AND '.join(where)} ORDER BY h.seq LIMIT %s",
+            (*args, limit)).fetchall()
+        return [HistoryRow(*r[:8], _unjson(r[8])) for r in rows]
+
+    @_atomic
+    def last_history_seq(self) -> int:
+        return self._c.execute("SELECT COALESCE(max(seq), 0) FROM wf_history").fetchone()[0]
+
+    @_atomic
+    def append_history(self, seq: int, events: list) -> None:
+        """Append `(at, type, step, n, data)` entries to an instance's event log."""
+        if events:
+            self._c.cursor().executemany(
+                "INSERT INTO wf_history (instance, at, type, step, n, data) VALUES (%s,%s,%s,%s,%s,%s)",
+                [(seq, at, type, step, n, _json(data)) for at, type, step, n, data in events])
+
+    @_atomic
     def activity(self) -> tuple:
         """A fingerprint that changes whenever anything is written (tests wait for it to settle)."""
         row = self._c.execute("SELECT max(updated_at), count(*) FROM wf_instances").fetchone()
@@ -346,6 +375,7 @@ class PostgresStore:
                     continue
                 raise ConflictError(f"an instance with id {item['id']!r} already exists in workflow "
                                     f"{item['workflow']!r}", "choose another id, or restart the existing instance")
+            self.append_history(row[0], [(now, "workflow_queued", None, None, None)])
             created.append(InstanceRow(row[0], item["workflow"], item["id"], item["params"], "queued",
                                        created_at=now, wake_at=now, trigger=item.get("trigger")))
         if created:
@@ -363,6 +393,7 @@ class PostgresStore:
         # also when a worker holds it: if that worker is dead, release_expired keeps a waiting
         # instance's wake_at, so the event must have moved it to now (a live owner rewrites it)
         self._c.execute("UPDATE wf_instances SET wake_at=%s WHERE seq=%s AND status='waiting'", (now, seq))
+        self.append_history(seq, [(now, "event_received", None, None, {"eventType": type})])
         self._notify(f"e:{seq}")
         return event
 
@@ -378,11 +409,13 @@ class PostgresStore:
         status = self._status(seq)
         if status == "running":
             self._c.execute("UPDATE wf_instances SET status='waitingForPause', updated_at=%s WHERE seq=%s", (now, seq))
+            self.append_history(seq, [(now, "workflow_waiting_for_pause", None, None, None)])
             self._notify(f"c:{seq}")
             return "waitingForPause"
         if status in ("queued", "waiting"):
             self._c.execute("UPDATE wf_instances SET status='paused', paused_at=%s, owner=NULL, lease_until=NULL, "
                             "wake_at=NULL, gen=gen+1, updated_at=%s WHERE seq=%s", (now, now, seq))
+            self.append_history(seq, [(now, "workflow_paused", None, None, None)])
             self._notify(f"c:{seq}")
             return "paused"
         return status
@@ -401,6 +434,7 @@ class PostgresStore:
                         "AND status IN ('waiting', 'retrying')", (shift, seq))
         self._c.execute("UPDATE wf_instances SET status='queued', paused_at=NULL, wake_at=%s, updated_at=%s "
                         "WHERE seq=%s", (now, now, seq))
+        self.append_history(seq, [(now, "workflow_resumed", None, None, None)])
         self._notify("w")
         return "queued"
 
@@ -412,6 +446,7 @@ class PostgresStore:
                                 "only queued, running, waiting or paused instances can be terminated")
         self._c.execute("UPDATE wf_instances SET status='terminated', ended_at=%s, updated_at=%s, owner=NULL, "
                         "lease_until=NULL, wake_at=NULL, paused_at=NULL, gen=gen+1 WHERE seq=%s", (now, now, seq))
+        self.append_history(seq, [(now, "workflow_terminated", None, None, None)])
         self._notify(f"c:{seq}")
 
     @_atomic
@@ -432,6 +467,8 @@ class PostgresStore:
         self._c.execute("UPDATE wf_instances SET status='queued', output=NULL, error=NULL, ended_at=NULL, "
                         "started_at=NULL, paused_at=NULL, owner=NULL, lease_until=NULL, wake_at=%s, "
                         "gen=gen+1, updated_at=%s WHERE seq=%s", (now, now, seq))
+        self.append_history(seq, [(now, "workflow_restarted", None, None,
+                                   {"fromStep": from_step[0]} if from_step else None)])
         self._notify(f"c:{seq}")
         self._notify("w")
 
@@ -439,7 +476,7 @@ class PostgresStore:
     def delete(self, seq: int) -> None:
         self._c.execute("SELECT 1 FROM wf_instances WHERE seq=%s FOR UPDATE", (seq,))
         for table, col in (("wf_steps", "instance"), ("wf_attempts", "instance"), ("wf_events", "instance"),
-                           ("wf_instances", "seq")):
+                           ("wf_history", "instance"), ("wf_instances", "seq")):
             self._c.execute(f"DELETE FROM {table} WHERE {col}=%s", (seq,))
         self._notify(f"c:{seq}")
 
@@ -459,7 +496,11 @@ class PostgresStore:
             f"FROM due WHERE i.seq=due.seq AND i.owner IS NULL "
             f"RETURNING {', '.join('i.' + c.strip() for c in _INSTANCE_COLS.split(','))}",
             (now, list(workflows), limit, owner, lease_until, now, now)).fetchall()
-        return sorted((_instance(r) for r in rows), key=lambda r: (r.wake_at or 0, r.seq))
+        claimed = sorted((_instance(r) for r in rows), key=lambda r: (r.wake_at or 0, r.seq))
+        for row in claimed:
+            if row.started_at == now:
+                self.append_history(row.seq, [(now, "workflow_started", None, None, None)])
+        return claimed
 
     @_atomic
     def commit_step(self, owner: str, seq: int, gen: int, w: StepWrite, now: float) -> str | None:
@@ -477,6 +518,7 @@ class PostgresStore:
         if w.attempt is not None:
             a = w.attempt
             self._c.execute(_ATTEMPT_UPSERT, (seq, s.pos, a.attempt, a.started_at, a.ended_at, _json(a.error)))
+        self.append_history(seq, w.events)
         if w.consume_event is not None:
             cur = self._c.execute("UPDATE wf_events SET consumed_by=%s WHERE seq=%s AND consumed_by IS NULL",
                                   (s.pos, w.consume_event))
@@ -486,7 +528,7 @@ class PostgresStore:
 
     @_atomic
     def mark_attempt_started(self, owner: str, seq: int, gen: int, step: StepRow, attempt: int,
-                             now: float) -> None:
+                             now: float, events: list = ()) -> None:
         """Make a long-running attempt visible (and counted) before it ends."""
         fenced = self._c.execute("SELECT 1 FROM wf_instances WHERE seq=%s AND owner=%s AND gen=%s FOR UPDATE",
                                  (seq, owner, gen)).fetchone()
@@ -496,6 +538,7 @@ class PostgresStore:
                                        _json(step.error), attempt, _json(step.config), step.started_at,
                                        None, None, None))
         self._c.execute(_ATTEMPT_UPSERT, (seq, step.pos, attempt, now, None, None))
+        self.append_history(seq, list(events))
 
     @_atomic
     def finish_instance(self, owner: str, seq: int, gen: int, status: str, output: str | None,
@@ -504,6 +547,10 @@ class PostgresStore:
             "UPDATE wf_instances SET status=%s, output=%s, error=%s, ended_at=%s, updated_at=%s, owner=NULL, "
             "lease_until=NULL, wake_at=NULL WHERE seq=%s AND owner=%s AND gen=%s",
             (status, output, _json(error), now, now, seq, owner, gen))
+        if cur.rowcount == 1:
+            data = {"output": _unjson(output)} if status == "complete" else {"error": error}
+            self.append_history(seq, [(now, f"workflow_{'completed' if status == 'complete' else status}", None,
+                                       None, data)])
         return cur.rowcount == 1
 
     @_atomic
@@ -512,6 +559,8 @@ class PostgresStore:
             "UPDATE wf_instances SET status='paused', paused_at=%s, updated_at=%s, owner=NULL, lease_until=NULL, "
             "wake_at=NULL WHERE seq=%s AND owner=%s AND gen=%s AND status='waitingForPause'",
             (now, now, seq, owner, gen))
+        if cur.rowcount == 1:
+            self.append_history(seq, [(now, "workflow_paused", None, None, None)])
         return cur.rowcount == 1
 
     @_atomic

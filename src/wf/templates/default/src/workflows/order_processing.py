@@ -1,7 +1,7 @@
-"""The order workflow: validate inventory, charge, wait, ship, confirm.
+"""Order processing: validate inventory, charge, wait, ship, confirm.
 
-Every external call goes to `API_BASE`; with no base URL the calls are simulated, so the
-example runs offline.
+Every external call goes to the `API_BASE` var; when it is empty the calls are simulated,
+so the project runs offline as soon as it is created.
 """
 
 import httpx
@@ -18,7 +18,7 @@ class OrderWorkflow(WorkflowEntrypoint):
 
         async def validate():
             checks = [await api.get(f"/inventory/check/{item['productId']}") for item in order["items"]]
-            return all(c.get("available", True) for c in checks)
+            return all(check.get("available", False) for check in checks)
 
         if not await step.do("validate-inventory", validate):
             await step.do("notify-out-of-stock", lambda: api.post(
@@ -60,16 +60,16 @@ class Api:
 
     async def post(self, path: str, body: dict) -> dict:
         if not self.base:
-            return self._simulate(path, body)
+            return simulate(path, body)
         async with httpx.AsyncClient() as http:
             response = await http.post(self.base + path, json=body, timeout=10)
             response.raise_for_status()
             return response.json()
 
-    @staticmethod
-    def _simulate(path: str, body: dict) -> dict:
-        if path == "/payments/charge":
-            return {"transactionId": f"txn-{body['orderId']}"}
-        if path == "/shipping/create":
-            return {"trackingNumber": f"TRK-{body['orderId']}"}
-        return {"sent": True}
+
+def simulate(path: str, body: dict) -> dict:
+    if path == "/payments/charge":
+        return {"transactionId": f"txn-{body['orderId']}"}
+    if path == "/shipping/create":
+        return {"trackingNumber": f"TRK-{body['orderId']}"}
+    return {"sent": True}

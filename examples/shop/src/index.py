@@ -1,3 +1,0 @@
-from .workflows.order_processing import OrderWorkflow
-
-__all__ = ["OrderWorkflow"]

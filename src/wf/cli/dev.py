@@ -1,0 +1,33 @@
+"""`wf dev`: run the runner and serve the HTTP API (and the project's ASGI `app`) in one process."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+
+import typer
+
+from . import app, load, say
+
+
+@app.command()
+def dev(port: int = typer.Option(8787, "--port", "-p", min=0, max=65535, help="Port to listen on."),
+        host: str = typer.Option("127.0.0.1", "--host",
+                                 help="Address to listen on; beyond loopback only with WF_TOKEN set."),
+        reload: bool = typer.Option(False, "--reload", help="Reload the code when a .py file changes."),
+        concurrency: int = typer.Option(1000, "--concurrency", min=1,
+                                        help="Most instances this runner executes at once.")):
+    """Run workflows and serve wrangler's local API and your app's routes. Stop with Ctrl-C.
+
+    The API (for `wrangler workflows ... --local --port P`) is under /cdn-cgi/local/explorer/api;
+    an ASGI `app` exported from main is served at /, with the bindings on each request
+    (`request.state.env` or `request.scope["wf.env"]`). With WF_TOKEN set, every request must
+    send `Authorization: Bearer $WF_TOKEN`.
+
+    Example: wf dev --port 8787
+    """
+    from ..http.server import serve_dev
+    config = load()
+    token = os.environ.get("WF_TOKEN") or None
+    asyncio.run(serve_dev(config, host=host, port=port, reload=reload, token=token, say=say,
+                          concurrency=concurrency))

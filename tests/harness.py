@@ -16,7 +16,27 @@ from wf.config import load_config
 from wf.runtime.clock import FakeClock
 from wf.service import build_runner
 
+import pytest
+from pgtest import Schema, require_base_url
+
 TERMINAL = ("complete", "errored", "terminated")
+STORE_URL: str | None = None  # the store every Harness uses; None: .wf/state.db (SQLite)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def harness_store(request):
+    """Run a test once per store: SQLite, and PostgreSQL on a scratch schema (see pgtest.py)."""
+    global STORE_URL
+    if request.param == "sqlite":
+        yield None
+        return
+    schema = Schema(require_base_url())
+    STORE_URL = schema.url
+    try:
+        yield schema.url
+    finally:
+        STORE_URL = None
+        schema.drop()
 
 
 def write_project(root: Path, names: list[str], extra: dict | None = None) -> Path:
@@ -32,7 +52,7 @@ def write_project(root: Path, names: list[str], extra: dict | None = None) -> Pa
 class Harness:
     def __init__(self, root: Path, classes: dict[str, type], replay_always: bool = False,
                  extra: dict | None = None, keep_warm: float = 60.0):
-        self.config = load_config(write_project(root, list(classes), extra))
+        self.config = load_config(write_project(root, list(classes), extra), store=STORE_URL)
         self.clock = FakeClock()
         self.classes = classes
         self.replay_always = replay_always
@@ -54,6 +74,8 @@ class Harness:
         return self.client.create(workflow, params, id)
 
     def _fingerprint(self):
+        if hasattr(self.client.store, "activity"):
+            return self.client.store.activity(), len(self.runner.astore._pending)
         row = self.client.store.conn.execute("SELECT max(updated_at), count(*) FROM instances").fetchone()
         steps = self.client.store.conn.execute("SELECT count(*), sum(attempts) FROM steps").fetchone()
         return row, steps, len(self.runner.astore._pending)

@@ -13,7 +13,9 @@ import pytest
 from wf import NonRetryableError, WorkflowEntrypoint, WorkflowTimeoutError
 from wf.errors import ConflictError, NotFoundError
 
-from harness import Harness
+from harness import Harness, harness_store  # noqa: F401  (the fixture)
+
+pytestmark = pytest.mark.usefixtures("harness_store")  # every test on SQLite and on PostgreSQL
 
 CALLS: Counter = Counter()
 

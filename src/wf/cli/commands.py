@@ -6,6 +6,7 @@ import asyncio
 import json
 import signal
 import sys
+import time
 from typing import Optional
 
 import typer
@@ -85,28 +86,79 @@ def trigger(workflow: str = typer.Argument(..., help="Name of the workflow."),
 
 
 def _wait(c, row) -> str:
-    import time
-    while c.runner_alive():  # if the runner goes away meanwhile, finish the instance here
-        status = c.get(row.id, row.workflow).status
-        if status in TERMINAL:
-            return status
-        time.sleep(0.05)
-    from ..service import build_runner, run_until_done
-    say(f"no runner is active: running {row.id} here until it ends...")
-    runner = build_runner(c.config)
-    return asyncio.run(run_until_done(runner, row.seq))
+    with _Progress(row) as progress:
+        while c.runner_alive():  # if the runner goes away meanwhile, finish the instance here
+            current = c.get(row.id, row.workflow)
+            progress.update(current)
+            if current.status in TERMINAL:
+                return current.status
+            time.sleep(0.05)
+        from ..service import build_runner, run_until_done
+        progress.note(f"no runner is active: running {row.id} here until it ends")
+        runner = build_runner(c.config)
+        return asyncio.run(run_until_done(runner, row.seq, on_tick=progress.update))
+
+
+class _Progress:
+    """A spinner on stderr with the instance's status, when stderr is a terminal; silence otherwise."""
+
+    def __init__(self, row):
+        self.row, self.status = row, None
+
+    def __enter__(self):
+        if sys.stderr.isatty():
+            from rich.console import Console
+            self.console = Console(stderr=True)
+            self.status = self.console.status(f"{self.row.id}: queued")
+            self.status.__enter__()
+        return self
+
+    def update(self, row) -> None:
+        if self.status is not None:
+            self.status.update(f"{row.id}: {row.status}")
+
+    def note(self, message: str) -> None:
+        if self.status is not None:
+            self.console.log(message)
+        else:
+            say(message + "...")
+
+    def __exit__(self, *exc):
+        if self.status is not None:
+            self.status.__exit__(*exc)
+        return False
 
 
 @app.command()
 def status(id: str = typer.Argument(..., help="Instance id, or 'latest'."),
            workflow: Optional[str] = typer.Option(None, "--workflow", "-w", help="Workflow, when ids clash."),
-           as_json: bool = typer.Option(False, "--json", help="Print JSON only.")):
-    """Print an instance's status, output and error.
+           watch: bool = typer.Option(False, "--watch", help="Keep printing as it changes, until it ends."),
+           as_json: bool = typer.Option(False, "--json", help="Print JSON only (the default form is JSON too).")):
+    """Print an instance's status, output and error: {"status", "output", "error"}.
 
-    Example: wf status latest --json
+    With --watch, print the status again each time it changes, until the instance is complete,
+    errored or terminated (one JSON object per change).
+
+    Example: wf status latest --watch
     """
-    result = client().status(id, workflow)
-    out_json(result)
+    c = client()
+    result = c.status(id, workflow)
+    if not watch:
+        return out_json(result)
+    row = c.get(id, workflow)
+    last = None
+    while True:
+        if result != last:
+            if as_json or not sys.stdout.isatty():
+                sys.stdout.write(json.dumps(result) + "\n")
+                sys.stdout.flush()
+            else:
+                out_json(result)
+            last = result
+        if result["status"] in TERMINAL:
+            return
+        time.sleep(0.1)
+        result = c.status(row.id, row.workflow)
 
 
 @app.command("send-event")

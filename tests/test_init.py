@@ -1,0 +1,91 @@
+"""`wf init`: the scaffolded project runs offline at once, never clobbers files, and its own tests pass."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from wf.cli import main
+from wf.config import load_config
+from wf.loader import load_workflow_classes
+
+WF = Path(sys.executable).parent / "wf"
+
+
+def run(capsys, *args):
+    try:
+        main(list(args))
+        code = 0
+    except SystemExit as exc:
+        code = exc.code or 0
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+EXPECTED = {".gitignore", "README.md", "order.json", "wrangler.jsonc", "src/index.py",
+            "src/workflows/order_processing.py", "src/workflows/approval.py"}
+
+
+def files_in(root: Path) -> set[str]:
+    return {p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file() and "__pycache__" not in p.parts}
+
+
+def test_init_writes_a_project_whose_workflows_load(tmp_path, capsys):
+    code, _, err = run(capsys, "init", str(tmp_path / "shop"))
+    assert code == 0, err
+    assert EXPECTED <= files_in(tmp_path / "shop")
+    assert "wf trigger order-processing --params order.json --wait" in err
+    config = load_config(tmp_path / "shop" / "wrangler.jsonc")
+    assert config.name == "shop"
+    assert [w.name for w in config.workflows] == ["order-processing", "approval"]
+    classes = load_workflow_classes(config)
+    assert {c.__name__ for c in classes.values()} == {"OrderWorkflow", "ApprovalWorkflow"}
+    assert "//" in (tmp_path / "shop" / "wrangler.jsonc").read_text()  # the fields are explained
+
+
+def test_init_never_overwrites_without_force(tmp_path, capsys):
+    target = tmp_path / "p"
+    target.mkdir()
+    (target / "order.json").write_text('{"mine": true}')
+    code, out, err = run(capsys, "init", str(target))
+    assert code != 0 and "order.json" in err and "--force" in err and "Traceback" not in err
+    assert (target / "order.json").read_text() == '{"mine": true}'
+    assert not (target / "wrangler.jsonc").exists()
+    code, _, err = run(capsys, "init", str(target), "--force")
+    assert code == 0, err
+    assert json.loads((target / "order.json").read_text())["orderId"] == "o-1001"
+
+
+def test_init_toml_format(tmp_path, capsys):
+    code, _, err = run(capsys, "init", str(tmp_path / "t"), "--format", "toml", "--name", "tomlshop")
+    assert code == 0, err
+    data = tomllib.loads((tmp_path / "t" / "wrangler.toml").read_text())
+    assert data["name"] == "tomlshop" and data["workflows"][1]["limits"] == {"steps": 100}
+    assert not (tmp_path / "t" / "wrangler.jsonc").exists()
+    assert [w.binding for w in load_config(tmp_path / "t" / "wrangler.toml").workflows] == ["ORDERS", "APPROVALS"]
+
+
+@pytest.mark.parametrize("args,needle", [(["--format", "yaml"], "'yaml'"), (["--template", "nope"], "'nope'")])
+def test_init_bad_options(tmp_path, capsys, args, needle):
+    code, _, err = run(capsys, "init", str(tmp_path / "x"), *args)
+    assert code != 0 and needle in err and "hint:" in err
+
+
+def test_scaffolded_order_workflow_completes_offline(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "WF_STORE"}
+    subprocess.run([str(WF), "init", "demo"], cwd=tmp_path, check=True, capture_output=True, env=env)
+    result = subprocess.run([str(WF), "trigger", "order-processing", "--params", "order.json", "--wait", "--json"],
+                            cwd=tmp_path / "demo", capture_output=True, text=True, timeout=60, env=env)
+    assert result.returncode == 0, result.stderr
+    out = json.loads(result.stdout)
+    assert out["status"] == "complete"
+    assert out["output"] == {"status": "completed", "transactionId": "txn-o-1001", "trackingNumber": "TRK-o-1001"}
+    approval = subprocess.run([str(WF), "trigger", "approval", '{"timeout": "1 second"}', "--wait", "--json"],
+                              cwd=tmp_path / "demo", capture_output=True, text=True, timeout=60, env=env)
+    assert json.loads(approval.stdout)["output"] == {"status": "timed_out"}

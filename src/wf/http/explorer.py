@@ -105,7 +105,7 @@ class Explorer:
 
     async def openapi(self, request: Request) -> Response:
         from .openapi import document
-        return JSONResponse(document())
+        return JSONResponse(document([w.name for w in self.config.workflows]))
 
     def _handle(self, fn):
         async def endpoint(request: Request) -> Response:

@@ -188,5 +188,12 @@ _DOC = {
 }
 
 
-def document() -> dict:
-    return deepcopy(_DOC)
+def document(workflows: list[str] | None = None) -> dict:
+    """The document; with `workflows`, the `name` parameter lists the declared workflow names."""
+    doc = deepcopy(_DOC)
+    if workflows:
+        for item in doc["paths"].values():
+            for param in item.get("parameters", []):
+                if param["name"] == "name":
+                    param["schema"] = {"type": "string", "enum": list(workflows)}
+    return doc

@@ -357,7 +357,8 @@ class PostgresStore:
         """A fingerprint that changes whenever anything is written (tests wait for it to settle)."""
         row = self._c.execute("SELECT max(updated_at), count(*) FROM wf_instances").fetchone()
         steps = self._c.execute("SELECT count(*), sum(attempts) FROM wf_steps").fetchone()
-        return tuple(row), tuple(steps)
+        history = self._c.execute("SELECT max(seq) FROM wf_history").fetchone()
+        return tuple(row), tuple(steps), history[0]
 
     # -- client writes -------------------------------------------------------------------
 

@@ -48,6 +48,7 @@ __all__ = ["WorkflowTest", "from_config", "WorkflowIntrospector", "InstanceIntro
 
 DEFAULT_TIMEOUT = 30.0  # real seconds an observer may wait before it gives up
 QUIET = 0.01  # real seconds of idleness before the fake clock may jump
+PATIENCE = 0.5  # real seconds a step attempt may run, nothing else happening, before the clock jumps anyway
 
 
 class WorkflowTestError(AssertionError):
@@ -419,7 +420,7 @@ class WorkflowTest:
     def __init__(self, workflows: Mapping[str, type] | None = None, *, config: str | Path | Config | None = None,
                  vars: Mapping[str, Any] | None = None, env: str | None = None, state_dir: str | Path | None = None,
                  store: str | None = None, replay_always: bool = False, keep_warm: float = 60.0,
-                 timeout: float = DEFAULT_TIMEOUT, start_time: float = 1_800_000_000.0):
+                 timeout: float = DEFAULT_TIMEOUT, patience: float = PATIENCE, start_time: float = 1_800_000_000.0):
         self._tmp = None if state_dir is not None else Path(tempfile.mkdtemp(prefix="wf-test-"))
         where = Path(state_dir) if state_dir is not None else self._tmp
         if config is None:
@@ -434,7 +435,7 @@ class WorkflowTest:
         self.classes = dict(workflows) if workflows else load_workflow_classes(self.config)
         self.clock = FakeClock(start_time)
         self.client = Client(self.config, clock=self.clock)
-        self.replay_always, self.keep_warm, self.timeout = replay_always, keep_warm, timeout
+        self.replay_always, self.keep_warm, self.timeout, self.patience = replay_always, keep_warm, timeout, patience
         self.runner = None
         self._registry = _Registry()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -541,17 +542,21 @@ class WorkflowTest:
     # -- time ----------------------------------------------------------------------------
 
     async def settle(self, timeout: float | None = None) -> None:
-        """Wait (in real time) until the runner is idle: nothing running, pending or due."""
+        """Wait (in real time) until the runner is idle: nothing running, pending or due. A step
+        attempt that runs `patience` seconds with nothing else happening counts as idle too, so
+        that a hanging step can reach its timeout on the fake clock."""
         await self._ensure_started()
         deadline = time.monotonic() + (timeout or self.timeout)
-        last, since = None, time.monotonic()
+        last, idle_since, quiet_since = None, time.monotonic(), time.monotonic()
         while True:
             await asyncio.sleep(0.002)
             now = time.monotonic()
-            mark = self._fingerprint()
-            if mark != last or not self._idle():
-                last, since = mark, now
-            elif now - since >= QUIET:
+            mark, idle, pending = self._fingerprint(), self._idle(), self._pending()
+            if mark != last or pending:
+                last, idle_since, quiet_since = mark, now, now
+            elif not idle:
+                idle_since = now
+            if now - idle_since >= QUIET or now - quiet_since >= self.patience:
                 return
             if now > deadline:
                 raise WorkflowTestError(f"the runner was still busy after {timeout or self.timeout}s: "
@@ -564,14 +569,15 @@ class WorkflowTest:
         return (conn.execute("SELECT max(updated_at), count(*) FROM instances").fetchone(),
                 conn.execute("SELECT count(*), sum(attempts) FROM steps").fetchone())
 
-    def _idle(self) -> bool:
-        r = self.runner
-        if r.astore._pending or r.astore._flushing:
-            return False
-        if any(not x.is_idle() for x in r.executions.values()):
-            return False
+    def _pending(self) -> bool:
+        """Store writes in flight, or an instance due that the runner has yet to claim."""
+        if self.runner.astore._pending or self.runner.astore._flushing:
+            return True
         due = self.client.store.next_wake(list(self.classes))
-        return due is None or due > self.clock.now()
+        return due is not None and due <= self.clock.now()
+
+    def _idle(self) -> bool:
+        return all(x.is_idle() for x in self.runner.executions.values())
 
     def _busy(self) -> str:
         running = [f"{x.row.id} ({x.active_attempts} attempt(s) running)" for x in self.runner.executions.values()

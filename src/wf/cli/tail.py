@@ -18,6 +18,7 @@ from typing import Optional
 
 import typer
 
+from ..runtime.history import expand
 from . import app, client
 
 POLL = 0.1
@@ -66,7 +67,7 @@ def _batches(c, cursor: int, seq: int | None, workflow: str | None):
         rows = c.store.history(after=cursor, instance=seq, workflow=workflow, limit=2000)
         if rows:
             cursor = rows[-1].seq
-        yield rows
+        yield expand(rows)
         if len(rows) < 2000:
             time.sleep(POLL)
 

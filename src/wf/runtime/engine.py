@@ -319,7 +319,7 @@ class Execution:
         if (rec.pos, attempt) in self.announced:
             return []
         self.announced.add((rec.pos, attempt))
-        events = [self._ev(rec, started, "step_started", {"config": cfg.display})] if attempt == 1 else []
+        events = [self._ev(rec, started, "step_started", None)] if attempt == 1 else []
         return events + [self._ev(rec, started, "attempt_started", {"attempt": attempt})]
 
     def capture(self, step: str | None, n: int | None, stream: str, text: str) -> None:
@@ -448,9 +448,12 @@ class Execution:
             crash_point("before-commit", rec.name)
             if outcome == "ok":
                 rec.status, rec.output, rec.ended_at, rec.wake_at, rec.error = "complete", value, now, None, None
-                events = self._attempt_started(rec, attempt, started, cfg) + [
-                    self._ev(rec, now, "attempt_completed", {"attempt": attempt}),
-                    self._ev(rec, now, "step_completed", {"output": _preview(value)})]
+                if attempt == 1 and (rec.pos, 1) not in self.announced:  # the common case, one log row
+                    events = [self._ev(rec, now, "step_ok", {"startedAt": started, "output": _preview(value)})]
+                else:
+                    events = self._attempt_started(rec, attempt, started, cfg) + [
+                        self._ev(rec, now, "attempt_completed", {"attempt": attempt}),
+                        self._ev(rec, now, "step_completed", {"output": _preview(value)})]
                 await self._commit(StepWrite(rec, AttemptRow(attempt, started, now, None), *self._instance_state(),
                                              events=events))
                 crash_point("after-commit", rec.name)

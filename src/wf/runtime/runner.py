@@ -25,6 +25,7 @@ from .store import open_store
 from .store.aio import AsyncStore
 
 log = logging.getLogger("wf.runner")
+MAX_LOSSES = 5  # runners lost in a row on one instance, without progress, before it is failed
 
 
 @dataclass(frozen=True)
@@ -144,11 +145,14 @@ class Runner:
     async def _drive(self, row) -> None:
         reg = self.workflows[row.workflow]
         try:
-            steps = await self.astore.call(self.store_ops.steps, row.seq)
+            steps, losses = await self.astore.call(self.store_ops.load_run, row.seq)
         except Exception:
             log.exception("could not load instance %s", row.id)
             await self.astore.write(self.store_ops.release, self.owner, row.seq, row.gen, self.clock.now() + 1,
                                    self.clock.now())
+            return
+        if losses >= MAX_LOSSES:
+            await self._give_up(row)
             return
         x = Execution(self, row, reg.cls, reg.step_limit, steps, self.env)
         x.task = asyncio.current_task()
@@ -159,6 +163,16 @@ class Runner:
             if self.executions.get(row.seq) is x:  # a restart may have brought in a newer one
                 del self.executions[row.seq]
             self.wake()
+
+    async def _give_up(self, row) -> None:
+        """A step keeps killing its runner: end the instance instead of crashing forever."""
+        error = {"name": "WorkflowFatalError",
+                 "message": f"the runner died {MAX_LOSSES} times in a row while running this instance, with no "
+                            f"step finishing in between; a step probably kills its process (os._exit, a crash "
+                            f"in native code, running out of memory)"}
+        log.error("instance %s: %s", row.id, error["message"])
+        await self.astore.write(self.store_ops.finish_instance, self.owner, row.seq, row.gen, "errored", None,
+                                error, self.clock.now())
 
     async def _execute(self, x: Execution) -> None:
         try:

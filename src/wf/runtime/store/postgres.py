@@ -320,6 +320,20 @@ class PostgresStore:
             "SELECT DISTINCT instance FROM wf_events WHERE consumed_by IS NULL AND instance = ANY(%s)", (list(seqs),))]
 
     @_atomic
+    def load_run(self, seq: int) -> tuple[list[StepRow], int]:
+        """What a runner needs to resume an instance: its steps, and how often runners died on it."""
+        return self.steps(seq), self.losses_since_progress(seq)
+
+    @_atomic
+    def losses_since_progress(self, seq: int) -> int:
+        """How many runners died holding this instance since a step last moved forward."""
+        return self._c.execute(
+            "SELECT count(*) FROM wf_history WHERE instance=%s AND type='runner_lost' AND seq > COALESCE("
+            "(SELECT max(seq) FROM wf_history WHERE instance=%s AND type IN ('step_completed', 'step_errored', "
+            "'attempt_errored', 'sleep_completed', 'wait_completed', 'wait_timed_out', 'workflow_restarted')), 0)",
+            (seq, seq)).fetchone()[0]
+
+    @_atomic
     def owners(self) -> list[str]:
         return [r[0] for r in self._c.execute("SELECT DISTINCT owner FROM wf_instances WHERE owner IS NOT NULL")]
 
@@ -605,24 +619,29 @@ class PostgresStore:
 
     @_atomic
     def release_owner(self, owner: str, now: float) -> int:
-        """Hand a stopped worker's instances back: running ones at once, waiting ones at their timer."""
-        cur = self._c.execute(f"UPDATE wf_instances SET owner=NULL, lease_until=NULL, wake_at={_RELEASE_WAKE} "
-                              f"WHERE owner=%s", (now, owner))
-        if cur.rowcount:
+        """Hand a stopped worker's instances back: running ones at once, waiting ones at their timer.
+        Each one that was mid-run gets a `runner_lost` log entry (see `losses_since_progress`)."""
+        return self._hand_back(self._c.execute(
+            "SELECT seq, owner, status FROM wf_instances WHERE owner=%s ORDER BY seq FOR UPDATE", (owner,)).fetchall(),
+            now)
+
+    def _hand_back(self, rows: list[tuple], now: float) -> int:
+        for seq, owner, status in rows:
+            if status in ("running", "waitingForPause"):
+                self.append_history(seq, [(now, "runner_lost", None, None, {"owner": owner})])
+        if rows:
+            self._c.execute(f"UPDATE wf_instances SET owner=NULL, lease_until=NULL, wake_at={_RELEASE_WAKE} "
+                            f"WHERE seq = ANY(%s)", (now, [r[0] for r in rows]))
             self._notify("w")
-        return cur.rowcount
+        return len(rows)
 
     @_atomic
     def release_expired(self, now: float, keep: str | None = None) -> int:
         """Hand back every instance whose lease ran out (its worker stopped renewing it). Rows locked
         by a writer are skipped: someone is working on them right now."""
-        cur = self._c.execute(
-            f"UPDATE wf_instances SET owner=NULL, lease_until=NULL, wake_at={_RELEASE_WAKE} "
-            f"WHERE seq IN (SELECT seq FROM wf_instances WHERE owner IS NOT NULL AND lease_until<%s "
-            f"AND owner IS DISTINCT FROM %s ORDER BY seq FOR UPDATE SKIP LOCKED)", (now, now, keep))
-        if cur.rowcount:
-            self._notify("w")
-        return cur.rowcount
+        return self._hand_back(self._c.execute(
+            "SELECT seq, owner, status FROM wf_instances WHERE owner IS NOT NULL AND lease_until<%s "
+            "AND owner IS DISTINCT FROM %s ORDER BY seq FOR UPDATE SKIP LOCKED", (now, keep)).fetchall(), now)
 
     # -- workers -------------------------------------------------------------------------
 

@@ -235,6 +235,18 @@ class SQLiteStore:
         return [r[0] for r in self.conn.execute(
             f"SELECT DISTINCT instance FROM events WHERE consumed_by IS NULL AND instance IN ({marks})", seqs)]
 
+    def load_run(self, seq: int) -> tuple[list[StepRow], int]:
+        """What a runner needs to resume an instance: its steps, and how often runners died on it."""
+        return self.steps(seq), self.losses_since_progress(seq)
+
+    def losses_since_progress(self, seq: int) -> int:
+        """How many runners died holding this instance since a step last moved forward."""
+        return self.conn.execute(
+            "SELECT count(*) FROM history WHERE instance=? AND type='runner_lost' AND seq > COALESCE("
+            "(SELECT max(seq) FROM history WHERE instance=? AND type IN ('step_completed', 'step_errored', "
+            "'attempt_errored', 'sleep_completed', 'wait_completed', 'wait_timed_out', 'workflow_restarted')), 0)",
+            (seq, seq)).fetchone()[0]
+
     def owners(self) -> list[str]:
         return [r[0] for r in self.conn.execute("SELECT DISTINCT owner FROM instances WHERE owner IS NOT NULL")]
 
@@ -493,8 +505,16 @@ class SQLiteStore:
             self.conn.execute("UPDATE instances SET lease_until=? WHERE owner=?", (lease_until, owner))
 
     def release_owner(self, owner: str, now: float) -> int:
-        """Hand a dead runner's instances back: running ones at once, waiting ones at their timer."""
+        """Hand a dead runner's instances back: running ones at once, waiting ones at their timer.
+
+        Each instance that was mid-run gets a `runner_lost` entry in its log, so a step that
+        kills its process every time is noticed (see `losses_since_progress`).
+        """
         with self.transaction():
+            lost = self.conn.execute("SELECT seq FROM instances WHERE owner=? AND status IN "
+                                     "('running', 'waitingForPause')", (owner,)).fetchall()
+            for (seq,) in lost:
+                self.append_history(seq, [(now, "runner_lost", None, None, {"owner": owner})])
             cur = self.conn.execute(
                 "UPDATE instances SET owner=NULL, lease_until=NULL, "
                 "wake_at=CASE WHEN status='waiting' AND wake_at IS NOT NULL THEN wake_at ELSE ? END "

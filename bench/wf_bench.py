@@ -1,0 +1,348 @@
+"""wf's side of the benchmarks: `python bench/wf_bench.py FIGURE WORKDIR [key=value ...]`.
+
+Each figure runs in its own process (so RSS and imports do not leak between figures) and
+prints one `RESULT {json}` line. In-process figures run a runner built by `wf.service.build_runner`
+on the bench project (bench/project); cross-process figures start `python -m wf worker`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from common import BENCH, emit, free_port, median, p95, rss_mb, wait_for
+
+from wf.client import Client
+from wf.config import load_config
+from wf.service import build_runner
+
+PROJECT = BENCH / "project"
+CONFIG = PROJECT / "wrangler.jsonc"
+PY = sys.executable
+
+
+def config_for(state: Path):
+    return load_config(str(CONFIG), persist_to=str(state))
+
+
+def wf_cmd(state: Path, *args: str) -> list[str]:
+    return [PY, "-m", "wf", "--config", str(CONFIG), "--persist-to", str(state), *args]
+
+
+def env() -> dict:
+    e = {k: v for k, v in os.environ.items() if k not in ("WF_CRASH_AT", "WF_STORE", "WF_TOKEN")}
+    e["PYTHONUNBUFFERED"] = "1"
+    return e
+
+
+# -- in-process runner ------------------------------------------------------------------
+
+class InProc:
+    def __init__(self, state: Path, **options):
+        self.config = config_for(state)
+        self.options = options
+
+    async def __aenter__(self):
+        self.runner = build_runner(self.config, **self.options)
+        self.runner.finished = asyncio.Queue()
+        await self.runner.start()
+        self.client = Client(self.config)
+        return self
+
+    async def __aexit__(self, *exc):
+        await self.runner.stop()
+        self.client.close()
+
+    async def wait(self, seqs: set[int]) -> None:
+        seqs = set(seqs)
+        while seqs:
+            seq, status = await asyncio.wait_for(self.runner.finished.get(), 600)
+            if status != "complete":
+                raise RuntimeError(f"instance {seq} ended {status}: {self.client.store.get_by_seq(seq)}")
+            seqs.discard(seq)
+
+    async def run_one(self, workflow: str, params: dict) -> float:
+        t0 = time.perf_counter()
+        row = self.client.create(workflow, params)
+        await self.wait({row.seq})
+        return time.perf_counter() - t0
+
+
+async def per_step(work: Path, n: int = 1000, reps: int = 3) -> dict:
+    async with InProc(work / "state") as p:
+        await p.run_one("steps", {"n": 10})  # warm-up
+        times = [await p.run_one("steps", {"n": n}) for _ in range(reps)]
+    return {"n": n, "reps": reps, "total_s": times, "per_step_ms": median(times) / n * 1000}
+
+
+async def long_instance(work: Path, small: int = 1000, big: int = 10000) -> dict:
+    async with InProc(work / "state") as p:
+        await p.run_one("steps", {"n": 10})
+        t_small = median([await p.run_one("steps", {"n": small}) for _ in range(3)])
+        t_big = await p.run_one("steps", {"n": big})
+    return {"small": small, "big": big, "small_s": t_small, "big_s": t_big, "ratio": t_big / t_small}
+
+
+async def throughput(work: Path, n: int = 500, mode: str = "sequential") -> dict:
+    async with InProc(work / "state") as p:
+        await p.run_one("three", {})
+        t0 = time.perf_counter()
+        if mode == "sequential":
+            for _ in range(n):
+                await p.wait({p.client.create("three", {}).seq})
+        else:
+            seqs = set()
+            for i in range(0, n, 100):
+                rows = p.client.create_batch("three", [{"params": {}} for _ in range(min(100, n - i))])
+                seqs |= {r.seq for r in rows}
+            await p.wait(seqs)
+        took = time.perf_counter() - t0
+    return {"n": n, "mode": mode, "total_s": took, "per_s": n / took}
+
+
+async def timer(work: Path, reps: int = 10, seconds: float = 0.5) -> dict:
+    late, end_to_end = [], []
+    async with InProc(work / "state") as p:
+        for _ in range(reps):
+            row = p.client.create("sleeper", {"seconds": seconds})
+            await p.wait({row.seq})
+            hist = {h.type: h for h in p.client.store.history(instance=row.seq)}
+            started, done = hist["sleep_started"], hist["sleep_completed"]
+            late.append((done.at - started.data["wakeAt"]) * 1000)
+            out = json.loads(p.client.store.get_by_seq(row.seq).output)
+            end_to_end.append((out["after"] - out["before"] - seconds) * 1000)
+    return {"reps": reps, "late_ms": late, "late_median_ms": median(late), "late_p95_ms": p95(late),
+            "late_max_ms": max(late), "end_to_end_extra_median_ms": median(end_to_end)}
+
+
+# -- cross-process ----------------------------------------------------------------------
+
+class Worker:
+    def __init__(self, state: Path, log: Path, *args: str):
+        self.log = log
+        self.spawned = time.time()
+        with open(log, "wb") as err:
+            self.proc = subprocess.Popen(wf_cmd(state, "worker", *args), env=env(), stdin=subprocess.DEVNULL,
+                                         stdout=subprocess.DEVNULL, stderr=err, start_new_session=True)
+
+    def wait_ready(self, timeout: float = 30) -> float:
+        """Wall time at which the 'ready' line was seen (polled every 1 ms)."""
+        def ready():
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"worker exited {self.proc.returncode}:\n{self.log.read_text()}")
+            return "ready" in self.log.read_text(errors="replace")
+        wait_for(ready, timeout, "worker ready", interval=0.001)
+        return time.time()
+
+    def kill(self) -> None:
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                pass
+        self.kill()
+
+
+def event_round_trip(work: Path, reps: int = 100) -> dict:
+    state = work / "state"
+    worker = Worker(state, work / "worker.log")
+    client = Client(config_for(state))
+    lat = []
+    try:
+        worker.wait_ready()
+        for i in range(reps):
+            row = client.create("waiter", {})
+            wait_for(lambda: client.status(row.id)["status"] == "waiting", 30, "waiting", 0.002)
+            time.sleep(0.02)
+            t0 = time.time()
+            client.send_event(row.id, "go", {"i": i})
+            st = wait_for(lambda: (s := client.status(row.id))["status"] == "complete" and s, 30, "complete", 0.002)
+            lat.append((st["output"] - t0) * 1000)
+    finally:
+        worker.stop()
+        client.close()
+    return {"reps": reps, "ms": lat, "median_ms": median(lat), "p95_ms": p95(lat)}
+
+
+def recovery(work: Path, reps: int = 5) -> dict:
+    """SIGKILL a worker mid-instance; time from the new worker's 'ready' to the next step starting."""
+    delays, from_spawn = [], []
+    for r in range(reps):
+        state = work / f"state{r}"
+        client = Client(config_for(state))
+        a = Worker(state, work / f"a{r}.log")
+        a.wait_ready()
+        row = client.create("slow", {"n": 30, "delay": 0.05})
+        wait_for(lambda: sum(s.status == "complete" for s in client.store.steps(row.seq)) >= 5, 30, "5 steps")
+        time.sleep(0.02)  # mid-step
+        a.kill()
+        killed = time.time()
+        b = Worker(state, work / f"b{r}.log")
+        ready = b.wait_ready()
+        st = wait_for(lambda: (s := client.status(row.id))["status"] in ("complete", "errored") and s, 60, "end")
+        b.stop()
+        client.close()
+        if st["status"] != "complete":
+            raise RuntimeError(f"recovery instance ended {st}")
+        resumed = min(t for t in st["output"] if t > killed)
+        delays.append((resumed - ready) * 1000)
+        from_spawn.append((resumed - b.spawned) * 1000)
+    return {"reps": reps, "ready_to_resumed_ms": delays, "median_ms": median(delays),
+            "spawn_to_resumed_median_ms": median(from_spawn)}
+
+
+def cli_status(work: Path, reps: int = 20) -> dict:
+    state = work / "state"
+    asyncio.run(_one_done(state))
+    client = Client(config_for(state))
+    iid = client.list(limit=1)[0].id
+    client.close()
+    wf_bin = str(Path(PY).parent / "wf")
+    cmd = [wf_bin, "--config", str(CONFIG), "--persist-to", str(state), "status", iid, "--json"]
+    subprocess.run(cmd, env=env(), capture_output=True, check=True)  # warm the page cache
+    times = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        out = subprocess.run(cmd, env=env(), capture_output=True, text=True)
+        times.append((time.perf_counter() - t0) * 1000)
+        assert out.returncode == 0 and json.loads(out.stdout)["status"] == "complete", out
+    t0 = time.perf_counter()
+    subprocess.run([PY, "-c", "pass"], check=True)
+    bare = (time.perf_counter() - t0) * 1000
+    return {"reps": reps, "ms": times, "median_ms": median(times), "p95_ms": p95(times), "bare_python_ms": bare}
+
+
+async def _one_done(state: Path):
+    async with InProc(state) as p:
+        await p.run_one("three", {})
+
+
+def dev_start(work: Path, reps: int = 5, idle: float = 5.0) -> dict:
+    import urllib.request
+    times, rss = [], []
+    for r in range(reps):
+        state = work / f"state{r}"
+        port = free_port()
+        url = f"http://127.0.0.1:{port}/cdn-cgi/local/explorer/api/workflows"
+        t0 = time.perf_counter()
+        with open(work / f"dev{r}.log", "wb") as err:
+            proc = subprocess.Popen(wf_cmd(state, "dev", "--port", str(port)), env=env(), stdin=subprocess.DEVNULL,
+                                    stdout=subprocess.DEVNULL, stderr=err, start_new_session=True)
+
+        def answered():
+            if proc.poll() is not None:
+                raise RuntimeError(f"wf dev exited:\n{(work / f'dev{r}.log').read_text()}")
+            try:
+                with urllib.request.urlopen(url, timeout=2) as resp:
+                    return resp.status == 200
+            except OSError:
+                return False
+        try:
+            wait_for(answered, 30, "wf dev to answer", interval=0.005)
+            times.append((time.perf_counter() - t0) * 1000)
+            if r == 0:
+                time.sleep(idle)
+                rss.append(rss_mb(proc.pid))
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+    return {"reps": reps, "ms": times, "median_ms": median(times), "idle_rss_mb": rss[0], "idle_s": idle}
+
+
+def scale_waiting(work: Path, n: int = 10000) -> dict:
+    state = work / "state"
+    worker = Worker(state, work / "worker.log")
+    client = Client(config_for(state))
+    try:
+        worker.wait_ready()
+        base_rss = rss_mb(worker.proc.pid)
+        t0 = time.perf_counter()
+        now = client.now()
+        for i in range(0, n, 1000):
+            items = [{"workflow": "waiter", "id": f"w-{j}", "params": "{}"} for j in range(i, min(n, i + 1000))]
+            client.store.create_instances(items, now)
+            client._notify("w")
+        wait_for(lambda: client.store.count_by_status("waiter").get("waiting", 0) == n, 600, "all waiting", 0.1)
+        all_waiting = time.perf_counter() - t0
+        rss = rss_mb(worker.proc.pid)
+        t0 = time.perf_counter()
+        for j in range(n):
+            client.send_event(f"w-{j}", "go", None)
+        wait_for(lambda: client.store.count_by_status("waiter").get("complete", 0) == n, 600, "all complete", 0.1)
+        all_done = time.perf_counter() - t0
+        rss_after = rss_mb(worker.proc.pid)
+    finally:
+        worker.stop()
+        client.close()
+    return {"n": n, "rss_mb": rss, "idle_rss_mb": base_rss, "rss_after_events_mb": rss_after,
+            "all_waiting_s": all_waiting, "events_to_all_complete_s": all_done}
+
+
+def list_many(work: Path, n: int = 100000, reps: int = 5) -> dict:
+    state = work / "state"
+    client = Client(config_for(state))
+    t0 = time.perf_counter()
+    now = time.time() - n * 0.001
+    store = client.store
+    for i in range(0, n, 10000):
+        items = [{"workflow": "three", "id": f"i-{j:07d}", "params": "{}"} for j in range(i, min(n, i + 10000))]
+        store.create_instances(items, now + i * 0.001)
+    with store.transaction():  # mostly finished, a few errored, like a real history
+        store.conn.execute("UPDATE instances SET status='complete', wake_at=NULL, ended_at=created_at "
+                           "WHERE seq % 100 != 0")
+        store.conn.execute("UPDATE instances SET status='errored', wake_at=NULL WHERE seq % 100 = 0")
+    populate = time.perf_counter() - t0
+    client.close()
+    out = {"n": n, "populate_s": populate}
+    for label, extra in (("list", []), ("list_json", ["--json"]), ("list_errored", ["--status", "errored"])):
+        cmd = [str(Path(PY).parent / "wf"), "--config", str(CONFIG), "--persist-to", str(state),
+               "instances", "list", *extra]
+        subprocess.run(cmd, env=env(), capture_output=True, check=True)
+        times = []
+        for _ in range(reps):
+            t0 = time.perf_counter()
+            res = subprocess.run(cmd, env=env(), capture_output=True, text=True)
+            times.append((time.perf_counter() - t0) * 1000)
+            assert res.returncode == 0, res.stderr
+        out[label + "_ms"] = times
+        out[label + "_median_ms"] = median(times)
+    return out
+
+
+FIGURES = {"per_step": per_step, "long_instance": long_instance, "throughput": throughput, "timer": timer,
+           "event_round_trip": event_round_trip, "recovery": recovery, "cli_status": cli_status,
+           "dev_start": dev_start, "scale_waiting": scale_waiting, "list_many": list_many}
+
+
+def main() -> None:
+    figure, work = sys.argv[1], Path(sys.argv[2])
+    work.mkdir(parents=True, exist_ok=True)
+    kwargs = {}
+    for arg in sys.argv[3:]:
+        k, v = arg.split("=", 1)
+        kwargs[k] = json.loads(v) if v[:1].isdigit() or v[:1] in "-[{" else v
+    fn = FIGURES[figure]
+    result = asyncio.run(fn(work, **kwargs)) if asyncio.iscoroutinefunction(fn) else fn(work, **kwargs)
+    emit(result)
+
+
+if __name__ == "__main__":
+    main()

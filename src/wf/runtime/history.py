@@ -1,0 +1,27 @@
+"""Reading the event log: compact rows expanded into Cloudflare's instance events.
+
+The engine writes a step that succeeds at its first attempt as one `step_ok` row (the
+hot path pays for one row, not four); readers see the four events Cloudflare reports.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Iterable
+
+from .store.base import HistoryRow
+
+
+def expand(rows: Iterable[HistoryRow]) -> list[HistoryRow]:
+    out: list[HistoryRow] = []
+    for row in rows:
+        if row.type != "step_ok":
+            out.append(row)
+            continue
+        data = row.data or {}
+        started = data.get("startedAt", row.at)
+        out += [replace(row, at=started, type="step_started", data=None),
+                replace(row, at=started, type="attempt_started", data={"attempt": 1}),
+                replace(row, type="attempt_completed", data={"attempt": 1}),
+                replace(row, type="step_completed", data={"output": data.get("output")})]
+    return out

@@ -24,6 +24,8 @@ def base_url() -> str | None:
 
 def require_base_url() -> str:
     url = base_url()
+    if url is None and os.environ.get("CI"):
+        pytest.fail(f"CI must run the PostgreSQL tests: {SKIP_REASON}", pytrace=False)
     if url is None:
         pytest.skip(SKIP_REASON)
     return url

@@ -388,7 +388,7 @@ def test_the_pytest_plugin_in_a_user_project(tmp_path, plugins):
     (root / "pytest.ini").write_text("[pytest]\n")
     args = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *plugins]
     if "no:asyncio" in plugins:
-        args += ["-k", "sync"]
+        args += ["-k", "factory"]
     result = subprocess.run(args, cwd=root, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stdout + result.stderr
     assert ("1 passed" if "no:asyncio" in plugins else "2 passed") in result.stdout, result.stdout

@@ -29,6 +29,7 @@ import inspect
 import math
 import shutil
 import tempfile
+import threading
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -473,16 +474,21 @@ class WorkflowTest:
         self._cleanup()
 
     def _abandon(self) -> None:
+        """The loop the runner ran on is gone: let go of its lock, socket and store from a fresh one."""
         runner, self.runner = self.runner, None
-        runner.presence.release()
-        if runner.capture_output:
-            from .runtime import logs
-            logs.uninstall()
-        astore = runner.astore
-        if astore.store is not None:
-            astore._executor.submit(astore.store.close).result()
-            astore.store = None
-        astore._executor.shutdown(wait=False)
+
+        async def release():
+            try:
+                await runner.coord.stop()
+            except Exception:  # best effort: its tasks died with their loop
+                pass
+            if runner.capture_output:
+                from .runtime import logs
+                logs.uninstall()
+            await runner.astore.close()
+        worker = threading.Thread(target=asyncio.run, args=(release(),))
+        worker.start()
+        worker.join()
 
     def _cleanup(self) -> None:
         self.client.close()

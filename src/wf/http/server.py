@@ -162,12 +162,15 @@ class DevServer:
             await serving
             raise WfError("the HTTP server did not start", "see the message above")
         self._banner(port, user_app, time.monotonic() - started)
+        crons = loop.create_task(self._crons())
         watcher = loop.create_task(self._watch()) if self.reload else None
         stop_wait = loop.create_task(self.stop_event.wait())
         await asyncio.wait({serving, stop_wait}, return_when=asyncio.FIRST_COMPLETED)
         self.say("stopping: finishing open requests and in-flight steps...")
-        if watcher is not None:
-            watcher.cancel()
+        for task in (watcher, crons):
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
         server.should_exit = True
         await asyncio.gather(serving, return_exceptions=True)
         stop_wait.cancel()
@@ -191,6 +194,19 @@ class DevServer:
         if self.token:
             lines.append("  every request must carry 'Authorization: Bearer $WF_TOKEN'")
         self.say("\n".join(lines))
+
+    async def _crons(self) -> None:
+        from .crons import CronScheduler
+        client = self.app.explorer.client
+        scheduler = CronScheduler(self.config, self.app.explorer.astore.call,
+                                  lambda workflow, iid, trigger: client.create(workflow, None, iid, trigger),
+                                  say=self.say)
+        try:
+            await scheduler.run()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a broken schedule must not take the server down
+            self.say(f"crons stopped: {exc}")
 
     # -- reload ---------------------------------------------------------------------------
 

@@ -133,7 +133,7 @@ class PostgresStore:
         try:
             return psycopg.connect(self.url, autocommit=autocommit, connect_timeout=CONNECT_TIMEOUT)
         except psycopg.Error as exc:
-            reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+            reason = " ".join(line.strip() for line in str(exc).splitlines() if line.strip()) or type(exc).__name__
             raise StoreError(f"cannot connect to the PostgreSQL store {redact(self.url)}: {reason}",
                              "check that the server is running and that WF_STORE (or --store) names it, "
                              "e.g. postgresql://user@host:5432/dbname") from None

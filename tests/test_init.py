@@ -29,7 +29,7 @@ def run(capsys, *args):
 
 
 EXPECTED = {".gitignore", "README.md", "order.json", "wrangler.jsonc", "src/index.py",
-            "src/workflows/order_processing.py", "src/workflows/approval.py"}
+            "src/workflows/order_processing.py", "src/workflows/approval.py", "tests/test_workflows.py"}
 
 
 def files_in(root: Path) -> set[str]:
@@ -89,3 +89,15 @@ def test_scaffolded_order_workflow_completes_offline(tmp_path):
     approval = subprocess.run([str(WF), "trigger", "approval", '{"timeout": "1 second"}', "--wait", "--json"],
                               cwd=tmp_path / "demo", capture_output=True, text=True, timeout=60, env=env)
     assert json.loads(approval.stdout)["output"] == {"status": "timed_out"}
+
+
+def test_scaffolded_project_tests_pass_fast(tmp_path):
+    import time
+    subprocess.run([str(WF), "init", "proj"], cwd=tmp_path, check=True, capture_output=True)
+    started = time.monotonic()
+    result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"], cwd=tmp_path / "proj",
+                            capture_output=True, text=True, timeout=120)
+    elapsed = time.monotonic() - started
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "5 passed" in result.stdout
+    assert elapsed < 5, f"the template's tests took {elapsed:.1f}s"  # they sleep and wait for a day, virtually

@@ -92,12 +92,10 @@ def test_scaffolded_order_workflow_completes_offline(tmp_path):
 
 
 def test_scaffolded_project_tests_pass_fast(tmp_path):
-    import time
+    import re
     subprocess.run([str(WF), "init", "proj"], cwd=tmp_path, check=True, capture_output=True)
-    started = time.monotonic()
     result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"], cwd=tmp_path / "proj",
                             capture_output=True, text=True, timeout=120)
-    elapsed = time.monotonic() - started
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "5 passed" in result.stdout
-    assert elapsed < 5, f"the template's tests took {elapsed:.1f}s"  # they sleep and wait for a day, virtually
+    took = float(re.search(r"5 passed.* in ([\d.]+)s", result.stdout).group(1))
+    assert took < 5, f"the template's tests took {took:.1f}s"  # they sleep and wait for a day, virtually

@@ -216,6 +216,19 @@ def test_mark_attempt_started_is_visible_and_fenced(store):
     assert store.steps(row.seq)[0].attempts == 1
 
 
+def test_a_late_attempt_mark_never_undoes_the_outcome(store):
+    """The started-mark is written in the background and can land after the step's own commit."""
+    create(store, "a")
+    row = claim_one(store)
+    done = StepWrite(step(attempts=2, started_at=T0, ended_at=T0 + 2), AttemptRow(2, T0 + 1, T0 + 2, None))
+    batch(store, lambda: store.commit_step("r1", row.seq, row.gen, done, T0 + 2))
+    late = step(status="running", output=None, started_at=T0)
+    batch(store, lambda: store.mark_attempt_started("r1", row.seq, row.gen, late, 2, T0 + 1, []))
+    [got] = store.steps(row.seq, with_attempts=True)
+    assert (got.status, got.output, got.attempts) == ("complete", '"ok"', 2)
+    assert got.attempt_log == [AttemptRow(2, T0 + 1, T0 + 2, None)]
+
+
 # -- events ------------------------------------------------------------------------------
 
 def test_events_fifo_by_type_and_consumed_once(store):

@@ -579,6 +579,8 @@ class WorkflowTest:
         """Store writes in flight, or an instance due that the runner has yet to claim."""
         if self.runner.astore._pending or self.runner.astore._flushing:
             return True
+        if len(self.runner._tasks) > len(self.runner.executions):  # claimed, still loading its steps
+            return True
         due = self.client.store.next_wake(list(self.classes))
         return due is not None and due <= self.clock.now()
 

@@ -523,6 +523,8 @@ class Execution:
         events = self._attempt_started(rec, attempt, started, cfg)
 
         async def mark():
+            if rec.status != "running" or rec.attempts >= attempt:  # it ended while this was scheduled
+                return
             try:
                 await self.host.astore.write(self.host.store_ops.mark_attempt_started, self.host.owner, self.seq,
                                              self.gen, rec, attempt, started, events)

@@ -549,10 +549,18 @@ class PostgresStore:
                                  (seq, owner, gen)).fetchone()
         if not fenced:
             return
-        self._c.execute(_STEP_UPSERT, (seq, step.pos, step.kind, step.name, step.n, "running", None,
-                                       _json(step.error), attempt, _json(step.config), step.started_at,
-                                       None, None, None))
-        self._c.execute(_ATTEMPT_UPSERT, (seq, step.pos, attempt, now, None, None))
+        # Written in the background, this mark may arrive after the attempt's outcome: it only
+        # ever moves a step forward, never back to running.
+        cur = self._c.execute(
+            f"INSERT INTO wf_steps (instance, {_STEP_COLS}) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s) "
+            "ON CONFLICT (instance, pos) DO UPDATE SET status='running', attempts=EXCLUDED.attempts, wake_at=NULL "
+            "WHERE wf_steps.status IN ('running', 'retrying') AND wf_steps.attempts < EXCLUDED.attempts",
+            (seq, step.pos, step.kind, step.name, step.n, "running", None, _json(step.error), attempt,
+             _json(step.config), step.started_at, None, None, None))
+        if cur.rowcount != 1:
+            return
+        self._c.execute("INSERT INTO wf_attempts VALUES (%s,%s,%s,%s,%s,%s) ON CONFLICT DO NOTHING",
+                        (seq, step.pos, attempt, now, None, None))
         self.append_history(seq, list(events))
 
     @_atomic

@@ -444,11 +444,17 @@ class SQLiteStore:
                                    (seq, owner, gen)).fetchone()
         if not fenced:
             return
-        self.conn.execute(
-            f"INSERT OR REPLACE INTO steps (instance, {_STEP_COLS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        # This mark may reach the store after the attempt's own outcome (it is written in the
+        # background): it must never undo a later state, so it only moves a step forward.
+        cur = self.conn.execute(
+            f"INSERT INTO steps (instance, {_STEP_COLS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?) "
+            f"ON CONFLICT (instance, pos) DO UPDATE SET status='running', attempts=excluded.attempts, wake_at=NULL "
+            f"WHERE steps.status IN ('running', 'retrying') AND steps.attempts < excluded.attempts",
             (seq, step.pos, step.kind, step.name, step.n, "running", None, _json(step.error), attempt,
              _json(step.config), step.started_at, None, None, None))
-        self.conn.execute("INSERT OR REPLACE INTO attempts VALUES (?,?,?,?,?,?)",
+        if cur.rowcount != 1:
+            return
+        self.conn.execute("INSERT OR IGNORE INTO attempts VALUES (?,?,?,?,?,?)",
                           (seq, step.pos, attempt, now, None, None))
         self.append_history(seq, list(events))
 

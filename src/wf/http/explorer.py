@@ -17,7 +17,7 @@ import math
 from datetime import datetime, timezone
 from typing import Any, Callable
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
@@ -119,6 +119,8 @@ class Explorer:
                 return error(409, CONFLICT, _sentence(exc))
             except WfError as exc:  # ValidationError and the like: the request asked for something invalid
                 return error(400, INVALID, _sentence(exc))
+            except ClientDisconnect:  # the client left mid-body: nobody to answer, nothing to log
+                return Response(status_code=400)
         endpoint.__name__ = fn.__name__
         return endpoint
 

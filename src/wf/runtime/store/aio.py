@@ -22,6 +22,7 @@ class AsyncStore:
         self.store: SQLiteStore | None = None
         self._pending: list[tuple[Callable[[], Any], asyncio.Future]] = []
         self._flushing = False
+        self.calls = 0  # `call`s in flight (the test harness waits for them before moving its clock)
 
     async def open(self) -> "AsyncStore":
         if self.store is None:
@@ -31,7 +32,11 @@ class AsyncStore:
     async def call(self, fn: Callable, *args: Any) -> Any:
         """Run `fn(*args)` on the store thread (reads, and writes that make their own transaction)."""
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, partial(fn, *args))
+        self.calls += 1
+        try:
+            return await loop.run_in_executor(self._executor, partial(fn, *args))
+        finally:
+            self.calls -= 1
 
     async def write(self, fn: Callable, *args: Any) -> Any:
         """Run `fn(*args)` inside the next group-commit transaction."""

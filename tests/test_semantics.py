@@ -462,3 +462,33 @@ async def test_short_waits_stay_in_memory_long_ones_are_evicted(tmp_path, nap, k
         status = await h.run("napper", {"nap": nap}, id="n")
     assert status["output"] == 2
     assert RUNS["n"] == runs  # run() entered once: no replay from the top after a short sleep
+
+
+GATE: dict = {}
+
+
+class Gated(WorkflowEntrypoint):
+    async def run(self, event, step):
+        async def hold():
+            CALLS["started"] += 1
+            CALLS["peak"] = max(CALLS["peak"], CALLS["started"] - CALLS["done"])
+            await GATE["open"].wait()
+            CALLS["done"] += 1
+            return event.instance_id
+        return await step.do("hold", hold)
+
+
+async def test_concurrency_limit_keeps_excess_instances_queued(tmp_path, replay):
+    GATE["open"] = asyncio.Event()
+    h = Harness(tmp_path, {"gated": Gated}, replay_always=replay, extra={"gated": {"concurrency": {"limit": 2}}})
+    async with h:
+        for i in range(5):
+            h.create("gated", id=f"g{i}")
+        await asyncio.sleep(0.3)
+        statuses = sorted(h.client.status(f"g{i}")["status"] for i in range(5))
+        assert statuses == ["queued", "queued", "queued", "running", "running"]
+        assert CALLS["started"] == 2
+        GATE["open"].set()
+        for i in range(5):
+            assert (await h.run_until(f"g{i}"))["output"] == f"g{i}"
+    assert CALLS["peak"] <= 2 and CALLS["done"] == 5

@@ -34,6 +34,7 @@ class Registered:
 
     cls: type
     step_limit: int = 10_000
+    concurrency_limit: int | None = None  # most instances running at once (`concurrency.limit`)
 
 
 class Runner:
@@ -210,6 +211,7 @@ class Runner:
 
     async def _main(self) -> None:
         names = list(self.workflows)
+        caps = {n: r.concurrency_limit for n, r in self.workflows.items() if r.concurrency_limit}
         next_reap = -math.inf
         while not self.draining:
             self._wake.clear()
@@ -220,13 +222,14 @@ class Runner:
             free = self.concurrency - len(self.executions)
             rows = []
             if free > 0:
-                rows = await self.astore.call(self.store_ops.claim, self.owner, now, now + self.lease, free, names)
+                rows = await self.astore.call(self.store_ops.claim, self.owner, now, now + self.lease, free, names,
+                                              caps)
                 for row in rows:
                     self._spawn(row)
             if rows and len(rows) == free:
                 await asyncio.sleep(0)
                 continue
-            due = await self.astore.call(self.store_ops.next_wake, names) if free > len(rows) else None
+            due = await self.astore.call(self.store_ops.next_wake, names, caps) if free > len(rows) else None
             await self._sleep_until(min(due if due is not None else math.inf, next_reap))
 
     async def _sleep_until(self, deadline: float) -> None:

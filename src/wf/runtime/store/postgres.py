@@ -310,9 +310,12 @@ class PostgresStore:
         return [(EventRow(*r[:4]), r[4]) for r in rows]
 
     @_atomic
-    def next_wake(self, workflows: list[str]) -> float | None:
+    def next_wake(self, workflows: list[str], caps: dict[str, int] | None = None) -> float | None:
+        """The earliest wake time of an unclaimed instance, leaving out queued instances of
+        capped workflows (they wait for a slot, not a time)."""
         return self._c.execute("SELECT min(wake_at) FROM wf_instances WHERE owner IS NULL AND wake_at IS NOT NULL "
-                               "AND workflow = ANY(%s)", (list(workflows),)).fetchone()[0]
+                               "AND workflow = ANY(%s) AND NOT (status='queued' AND workflow = ANY(%s))",
+                               (list(workflows), list(caps or ()))).fetchone()[0]
 
     @_atomic
     def with_pending_events(self, seqs: list[int]) -> list[int]:
@@ -499,23 +502,41 @@ class PostgresStore:
 
     @_atomic
     def claim(self, owner: str, now: float, lease_until: float, limit: int,
-              workflows: list[str]) -> list[InstanceRow]:
+              workflows: list[str], caps: dict[str, int] | None = None) -> list[InstanceRow]:
+        """Take up to `limit` due instances (FOR UPDATE SKIP LOCKED). A workflow in `caps` starts a
+        queued instance only while fewer than its cap are running; an advisory lock per capped
+        workflow makes the count and the claim one decision across workers."""
         if limit <= 0 or not workflows:
             return []
+        caps = {w: c for w, c in (caps or {}).items() if w in workflows}
+        claimed = self._claim_where(owner, now, lease_until, limit, workflows, list(caps), None)
+        for workflow, cap in caps.items():
+            self._c.execute("SELECT pg_advisory_xact_lock(hashtext('wf-cap:' || %s))", (workflow,))
+            running = self._c.execute("SELECT count(*) FROM wf_instances WHERE workflow=%s AND status IN "
+                                      "('running', 'waitingForPause')", (workflow,)).fetchone()[0]
+            room = min(cap - running, limit - len(claimed))
+            if room > 0:
+                claimed += self._claim_where(owner, now, lease_until, room, [workflow], [], "queued")
+        claimed.sort(key=lambda r: (r.wake_at or 0, r.seq))
+        for row in claimed:
+            if row.started_at == now:
+                self.append_history(row.seq, [(now, "workflow_started", None, None, None)])
+        return claimed
+
+    def _claim_where(self, owner, now, lease_until, limit, workflows, capped, only_status) -> list[InstanceRow]:
         rows = self._c.execute(
             f"WITH due AS (SELECT seq FROM wf_instances WHERE owner IS NULL AND wake_at IS NOT NULL "
-            f"AND wake_at<=%s AND workflow = ANY(%s) ORDER BY wake_at LIMIT %s FOR UPDATE SKIP LOCKED) "
+            f"AND wake_at<=%s AND workflow = ANY(%s) AND NOT (status='queued' AND workflow = ANY(%s)) "
+            f"AND (%s::text IS NULL OR status=%s::text) "
+            f"ORDER BY wake_at LIMIT %s FOR UPDATE SKIP LOCKED) "
             f"UPDATE wf_instances i SET owner=%s, lease_until=%s, "
             f"status=CASE WHEN i.status='queued' THEN 'running' ELSE i.status END, "
             f"started_at=COALESCE(i.started_at, %s), updated_at=%s "
             f"FROM due WHERE i.seq=due.seq AND i.owner IS NULL "
             f"RETURNING {', '.join('i.' + c.strip() for c in _INSTANCE_COLS.split(','))}",
-            (now, list(workflows), limit, owner, lease_until, now, now)).fetchall()
-        claimed = sorted((_instance(r) for r in rows), key=lambda r: (r.wake_at or 0, r.seq))
-        for row in claimed:
-            if row.started_at == now:
-                self.append_history(row.seq, [(now, "workflow_started", None, None, None)])
-        return claimed
+            (now, list(workflows), list(capped), only_status, only_status, limit, owner, lease_until, now,
+             now)).fetchall()
+        return [_instance(r) for r in rows]
 
     @_atomic
     def commit_step(self, owner: str, seq: int, gen: int, w: StepWrite, now: float) -> str | None:

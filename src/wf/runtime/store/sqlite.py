@@ -224,10 +224,14 @@ class SQLiteStore:
                                  "WHERE instance=? ORDER BY seq", (seq,)).fetchall()
         return [(EventRow(*r[:4]), r[4]) for r in rows]
 
-    def next_wake(self, workflows: list[str]) -> float | None:
+    def next_wake(self, workflows: list[str], caps: dict[str, int] | None = None) -> float | None:
+        """The earliest wake time of an unclaimed instance; queued instances of capped workflows
+        wait for a slot, not a time, so they are left out."""
         marks = ",".join("?" * len(workflows))
+        capped = list(caps or ())
+        skip = f"AND NOT (status='queued' AND workflow IN ({','.join('?' * len(capped))}))" if capped else ""
         row = self.conn.execute(f"SELECT min(wake_at) FROM instances WHERE owner IS NULL AND wake_at IS NOT NULL "
-                                f"AND workflow IN ({marks})", workflows).fetchone()
+                                f"AND workflow IN ({marks}) {skip}", (*workflows, *capped)).fetchone()
         return row[0]
 
     def with_pending_events(self, seqs: list[int]) -> list[int]:
@@ -389,24 +393,43 @@ class SQLiteStore:
     # -- runner writes -------------------------------------------------------------------
 
     def claim(self, owner: str, now: float, lease_until: float, limit: int,
-              workflows: list[str]) -> list[InstanceRow]:
+              workflows: list[str], caps: dict[str, int] | None = None) -> list[InstanceRow]:
+        """Take up to `limit` due instances. A workflow in `caps` starts a queued instance only
+        while fewer than its cap are running (`concurrency.limit`); waking instances go first."""
         if limit <= 0 or not workflows:
             return []
-        marks = ",".join("?" * len(workflows))
+        caps = {w: c for w, c in (caps or {}).items() if w in workflows}
         with self.transaction():
-            rows = self.conn.execute(
-                f"UPDATE instances SET owner=?, lease_until=?, "
-                f"status=CASE WHEN status='queued' THEN 'running' ELSE status END, "
-                f"started_at=COALESCE(started_at, ?), updated_at=? "
-                f"WHERE seq IN (SELECT seq FROM instances WHERE owner IS NULL AND wake_at IS NOT NULL "
-                f"AND wake_at<=? AND workflow IN ({marks}) ORDER BY wake_at LIMIT ?) "
-                f"RETURNING {_INSTANCE_COLS}",
-                (owner, lease_until, now, now, now, *workflows, limit)).fetchall()
-            claimed = [_instance(r) for r in rows]
+            claimed = self._claim_where(owner, now, lease_until, limit, workflows, list(caps), None)
+            for workflow, cap in caps.items():
+                running = self.conn.execute("SELECT count(*) FROM instances WHERE workflow=? AND status IN "
+                                            "('running', 'waitingForPause')", (workflow,)).fetchone()[0]
+                room = min(cap - running, limit - len(claimed))
+                if room > 0:
+                    claimed += self._claim_where(owner, now, lease_until, room, [workflow], [], "queued")
             for row in claimed:
                 if row.started_at == now:
                     self.append_history(row.seq, [(now, "workflow_started", None, None, None)])
         return claimed
+
+    def _claim_where(self, owner, now, lease_until, limit, workflows, capped, only_status) -> list[InstanceRow]:
+        marks = ",".join("?" * len(workflows))
+        extra, args = "", []
+        if capped:
+            extra = f"AND NOT (status='queued' AND workflow IN ({','.join('?' * len(capped))})) "
+            args = capped
+        if only_status:
+            extra += "AND status=? "
+            args = [*args, only_status]
+        rows = self.conn.execute(
+            f"UPDATE instances SET owner=?, lease_until=?, "
+            f"status=CASE WHEN status='queued' THEN 'running' ELSE status END, "
+            f"started_at=COALESCE(started_at, ?), updated_at=? "
+            f"WHERE seq IN (SELECT seq FROM instances WHERE owner IS NULL AND wake_at IS NOT NULL "
+            f"AND wake_at<=? AND workflow IN ({marks}) {extra}ORDER BY wake_at LIMIT ?) "
+            f"RETURNING {_INSTANCE_COLS}",
+            (owner, lease_until, now, now, now, *workflows, *args, limit)).fetchall()
+        return sorted((_instance(r) for r in rows), key=lambda r: (r.wake_at or 0, r.seq))
 
     def commit_step(self, owner: str, seq: int, gen: int, w: StepWrite, now: float) -> str | None:
         """Record one step transition if `owner` still holds the instance at `gen`.

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -210,6 +211,21 @@ class Runner:
     # -- the loop ------------------------------------------------------------------------
 
     async def _main(self) -> None:
+        """Claim and sleep, forever; a store that fails (a database restart, a full disk) is
+        retried with a growing pause instead of stopping the runner."""
+        pause = 0.1
+        while not self.draining:
+            started = time.monotonic()
+            try:
+                await self._claim_loop()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                pause = 0.1 if time.monotonic() - started > 30 else min(pause * 2, 5.0)
+                log.error("the store failed (%s: %s); trying again in %.1fs", type(exc).__name__, exc, pause)
+                await asyncio.sleep(pause)
+
+    async def _claim_loop(self) -> None:
         names = list(self.workflows)
         caps = {n: r.concurrency_limit for n, r in self.workflows.items() if r.concurrency_limit}
         next_reap = -math.inf

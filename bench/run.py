@@ -117,7 +117,7 @@ class Bench:
         self.wf("wf_long", "long_instance", small=s["long_small"], big=s["long_big"])
         self.wf("wf_cli_status", "cli_status", reps=s["cli_reps"])
         self.wf("wf_dev_start", "dev_start", reps=s["dev_reps"], idle=s["dev_idle"])
-        self.wf("wf_scale", "scale_waiting", n=s["scale_n"])
+        self.wf("wf_scale", "scale_waiting", n=s["scale_n"], concurrency=s["scale_n"] + 100)
         self.wf("wf_list", "list_many", n=s["list_n"], reps=s["list_reps"])
         if self.peers:
             self.sub("wrangler", ["node", str(BENCH / "wrangler_bench.mjs"), str(self.work / "wrangler"),
@@ -313,7 +313,8 @@ def report(r: dict, m: dict, quick: bool, took: float, command: str) -> str:
     row(f"9a. {ws.get('n')} instances waiting on events, one runner", f"RSS {fmt(ws.get('rss_mb'), ' MB', 0)} "
         f"(idle {fmt(ws.get('idle_rss_mb'), ' MB', 0)}); all waiting after {fmt(ws.get('all_waiting_s'), ' s')}; "
         f"events to all → all complete {fmt(ws.get('events_to_all_complete_s'), ' s')}", "—", "—", "RSS ≤ 300 MB",
-        None if ws.get("rss_mb") is None else ws["rss_mb"] <= 300, "`wf worker` subprocess VmRSS when every instance is waiting")
+        None if ws.get("rss_mb") is None else ws["rss_mb"] <= 300, f"`wf worker --concurrency {ws.get('concurrency')}` subprocess VmRSS when every instance is waiting "
+        "(with the default --concurrency 1000 a waiting instance keeps its slot for keep_warm = 60 s: see notes)")
     wli = r.get("wf_list", {})
     row(f"9b. `wf instances list` with {wli.get('n')} stored", f"{fmt(wli.get('list_median_ms'), ' ms', 0)} "
         f"(--json {fmt(wli.get('list_json_median_ms'), ' ms', 0)}, --status errored {fmt(wli.get('list_errored_median_ms'), ' ms', 0)})",

@@ -267,9 +267,11 @@ def dev_start(work: Path, reps: int = 5, idle: float = 5.0) -> dict:
     return {"reps": reps, "ms": times, "median_ms": median(times), "idle_rss_mb": rss[0], "idle_s": idle}
 
 
-def scale_waiting(work: Path, n: int = 10000) -> dict:
+def scale_waiting(work: Path, n: int = 10000, concurrency: int = 0) -> dict:
+    """`concurrency` 0: the worker's default (1000). A waiting instance holds a concurrency slot until
+    it has been idle `keep_warm` (60 s), so with the default, n waiting instances take ~n/1000 minutes."""
     state = work / "state"
-    worker = Worker(state, work / "worker.log")
+    worker = Worker(state, work / "worker.log", *(["--concurrency", str(concurrency)] if concurrency else []))
     client = Client(config_for(state))
     try:
         worker.wait_ready()
@@ -292,7 +294,7 @@ def scale_waiting(work: Path, n: int = 10000) -> dict:
     finally:
         worker.stop()
         client.close()
-    return {"n": n, "rss_mb": rss, "idle_rss_mb": base_rss, "rss_after_events_mb": rss_after,
+    return {"n": n, "concurrency": concurrency or 1000, "rss_mb": rss, "idle_rss_mb": base_rss, "rss_after_events_mb": rss_after,
             "all_waiting_s": all_waiting, "events_to_all_complete_s": all_done}
 
 

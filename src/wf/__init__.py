@@ -8,11 +8,23 @@
             await step.do("charge", lambda: charge(order))
 """
 
-from .client import Env, connect, connect_sync
 from .errors import (ConfigError, ConflictError, LoaderError, NonRetryableError, NotFoundError, StoreError,
                      ValidationError, WfError, WorkflowFatalError, WorkflowTimeoutError)
-from .runtime.engine import StepContext, WorkflowStep
 from .runtime.entrypoint import StepEvent, WorkflowEntrypoint, WorkflowEvent
+
+# Imported on first use, so that `import wf` (and `wf status`) stays light.
+_LAZY = {"Env": "client", "connect": "client", "connect_sync": "client",
+         "WorkflowStep": "runtime.engine", "StepContext": "runtime.engine"}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+        value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'wf' has no attribute {name!r}")
+
 
 __version__ = "0.1.0"
 

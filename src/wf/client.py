@@ -12,29 +12,24 @@ the same methods on the store's own thread.
 
 from __future__ import annotations
 
+import time
 import uuid
 from pathlib import Path
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 
 from .config import Config, load_config
 from .errors import ConflictError, NotFoundError, ValidationError
 from .runtime import codec
-from .runtime.clock import Clock, SystemClock
-from .runtime.engine import ID_PATTERN, check_event_type
-from .runtime.coordination import coordination_for
 from .runtime.store import open_store
-from .runtime.store.aio import AsyncStore
 from .runtime.store.base import STATUSES, TERMINAL, InstanceRow
+from .runtime.validate import check_event_type, check_instance_id
+
+if TYPE_CHECKING:  # the async side (asyncio, threads) is imported only by those who use it
+    from .runtime.clock import Clock
+    from .runtime.store.aio import AsyncStore
 
 BATCH_MAX = 100
 _DISPLAY_STEP = {"do": "step", "sleep": "sleep", "waitForEvent": "waitForEvent"}
-
-
-def check_instance_id(value: object) -> str:
-    if not isinstance(value, str) or not 1 <= len(value) <= 100 or not ID_PATTERN.match(value):
-        raise ValidationError(f"instance id {value!r} is invalid",
-                              "use 1-100 letters, digits, '_' or '-', not starting with '-'")
-    return value
 
 
 def status_shape(row: InstanceRow) -> dict:
@@ -46,11 +41,11 @@ def status_shape(row: InstanceRow) -> dict:
 class Client:
     """Every operation on instances, on one synchronous store connection."""
 
-    def __init__(self, config: Config, store=None, clock: Clock | None = None):
+    def __init__(self, config: Config, store=None, clock: "Clock | None" = None):
         self.config = config
         self.state_dir = Path(config.state_dir)
         self._store = store
-        self.clock = clock or SystemClock()
+        self.clock = clock
 
     @property
     def store(self):
@@ -59,13 +54,14 @@ class Client:
         return self._store
 
     def now(self) -> float:
-        return self.clock.now()
+        return time.time() if self.clock is None else self.clock.now()
 
     @property
     def coordination(self):
         """How runners are told of writes and found alive: chosen by the store (coordination.py)."""
         if getattr(self, "_coordination", None) is None:
             distributed = (self.config.store_url or "").startswith(("postgresql://", "postgres://"))
+            from .runtime.coordination import coordination_for
             self._coordination = coordination_for(self.store if distributed else None, self.state_dir)
         return self._coordination
 
@@ -375,6 +371,7 @@ def connect(config: str | Path | Config | None = None, *, store: str | None = No
             env: str | None = None, persist_to: str | Path | None = None) -> Env:
     """Async bindings: `await wf.connect().ORDERS.create(params={...})`."""
     cfg = config if isinstance(config, Config) else load_config(config, env=env, store=store, persist_to=persist_to)
+    from .runtime.store.aio import AsyncStore
     astore = AsyncStore(lambda: open_store(cfg.state_dir, cfg.store_url))
     client = _LazyClient(cfg, astore)
     return async_env(client, astore)
@@ -383,7 +380,7 @@ def connect(config: str | Path | Config | None = None, *, store: str | None = No
 class _LazyClient(Client):
     """A client whose store is opened on the async store's own thread, on first use."""
 
-    def __init__(self, config: Config, astore: AsyncStore, clock: Clock | None = None):
+    def __init__(self, config: Config, astore: "AsyncStore", clock: "Clock | None" = None):
         super().__init__(config, clock=clock)
         self._astore = astore
 

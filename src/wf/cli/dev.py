@@ -7,7 +7,7 @@ import os
 
 import typer
 
-from . import app, load, say
+from .core import app, load, say
 
 
 @app.command()

@@ -10,7 +10,7 @@ from typing import Optional
 import typer
 
 from ..errors import ConflictError, ValidationError
-from . import app, say
+from .core import app, say
 
 RENAMES = {"gitignore": ".gitignore"}
 TEXT_SUFFIXES = (".py", ".jsonc", ".json", ".md", ".toml", "gitignore")

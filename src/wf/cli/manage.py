@@ -15,7 +15,7 @@ from typing import Any, Optional
 
 import typer
 
-from . import app, client, load, out_json, say
+from .core import app, client, load, out_json, say
 
 instances_app = typer.Typer(no_args_is_help=True, help="List instances and show their step timeline.")
 workflows_app = typer.Typer(no_args_is_help=True, help="The workflows the config declares.")

@@ -19,7 +19,7 @@ from typing import Optional
 import typer
 
 from ..runtime.history import expand
-from . import app, client
+from .core import app, client
 
 POLL = 0.1
 ENDS = ("workflow_completed", "workflow_errored", "workflow_terminated")

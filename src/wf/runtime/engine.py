@@ -25,13 +25,13 @@ from .logs import current as current_step
 from .durations import MAX_SLEEP, parse_duration, parse_instant
 from .entrypoint import StepEvent, WorkflowEvent
 from .store.base import AttemptRow, StepRow, StepWrite
+from .validate import ID_PATTERN, check_event_type  # noqa: F401  (ID_PATTERN re-exported)
 
 DEFAULT_CONFIG = {"retries": {"limit": 5, "delay": "10 seconds", "backoff": "exponential"},
                   "timeout": "10 minutes"}
 BACKOFFS = ("constant", "linear", "exponential")
 NAME_MAX = 256
 _CONTROL = re.compile(r"[\x00-\x1f]")
-ID_PATTERN = re.compile(r"^[a-zA-Z0-9_][a-zA-Z0-9\-_]*$")
 MARK_STARTED_AFTER = 0.05  # an attempt running longer than this is recorded as started
 
 
@@ -53,13 +53,6 @@ def check_step_name(name: object) -> str:
                               if len(name) > NAME_MAX else f"step name {name!r} contains control characters",
                               f"use at most {NAME_MAX} printable characters")
     return name
-
-
-def check_event_type(value: object) -> str:
-    if not isinstance(value, str) or not 1 <= len(value) <= 100 or not ID_PATTERN.match(value):
-        raise ValidationError(f"event type {value!r} is invalid",
-                              "use 1-100 letters, digits, '_' or '-', not starting with '-'")
-    return value
 
 
 class StepConfig:

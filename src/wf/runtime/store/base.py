@@ -7,6 +7,7 @@ so that a value is serialized once, where it is validated.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -129,3 +130,27 @@ class Store(Protocol):
     def heartbeat(self, owner: str, lease_until: float) -> None: ...
     def owners(self) -> list[str]: ...
     def release_owner(self, owner: str, now: float) -> int: ...
+
+
+# -- rows <-> columns, shared by every SQL store ------------------------------------------
+
+def to_json(value: Any) -> str | None:
+    return None if value is None else json.dumps(value, separators=(",", ":"))
+
+
+def from_json(text: str | None) -> Any:
+    return None if text is None else json.loads(text)
+
+
+def instance_from_row(row: tuple) -> InstanceRow:
+    """An InstanceRow from the columns in InstanceRow's field order (error and trigger are JSON)."""
+    r = list(row)
+    r[6], r[14] = from_json(r[6]), from_json(r[14])
+    return InstanceRow(*r)
+
+
+def step_from_row(row: tuple) -> StepRow:
+    """A StepRow from the columns in StepRow's field order (error and config are JSON)."""
+    r = list(row)
+    r[6], r[8] = from_json(r[6]), from_json(r[8])
+    return StepRow(*r)

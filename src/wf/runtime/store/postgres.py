@@ -31,6 +31,10 @@ from typing import Any, Callable
 from ...errors import ConflictError, NotFoundError, StoreError
 from . import pg_schema
 from .base import AttemptRow, EventRow, HistoryRow, InstanceRow, StepRow, StepWrite
+from .base import from_json as _unjson
+from .base import instance_from_row as _instance
+from .base import step_from_row as _step
+from .base import to_json as _json
 from .sqlite import _Failed
 
 try:
@@ -59,28 +63,6 @@ def require_psycopg() -> None:
     if psycopg is None:
         raise StoreError("WF_STORE names a PostgreSQL database, but psycopg (the PostgreSQL driver) is not "
                          "installed", "install the extra: pip install 'wf[postgres]'")
-
-
-def _json(value: Any) -> str | None:
-    return None if value is None else json.dumps(value, separators=(",", ":"))
-
-
-def _unjson(text: str | None) -> Any:
-    return None if text is None else json.loads(text)
-
-
-def _instance(row: tuple) -> InstanceRow:
-    r = list(row)
-    r[6] = _unjson(r[6])
-    r[14] = _unjson(r[14])
-    return InstanceRow(*r)
-
-
-def _step(row: tuple) -> StepRow:
-    r = list(row)
-    r[6] = _unjson(r[6])
-    r[8] = _unjson(r[8])
-    return StepRow(*r)
 
 
 def redact(url: str) -> str:

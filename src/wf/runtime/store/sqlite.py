@@ -17,33 +17,15 @@ from typing import Any, Callable
 from ...errors import ConflictError, NotFoundError, StoreError
 from . import schema
 from .base import AttemptRow, EventRow, HistoryRow, InstanceRow, StepRow, StepWrite
+from .base import from_json as _unjson
+from .base import instance_from_row as _instance
+from .base import step_from_row as _step
+from .base import to_json as _json
 
 BUSY_TIMEOUT_MS = 30_000
 _INSTANCE_COLS = ("seq, workflow, id, params, status, output, error, created_at, started_at, ended_at, "
                   "wake_at, owner, gen, paused_at, trigger")
 _STEP_COLS = "pos, kind, name, n, status, output, error, attempts, config, started_at, ended_at, wake_at, event_type"
-
-
-def _json(value: Any) -> str | None:
-    return None if value is None else json.dumps(value, separators=(",", ":"))
-
-
-def _unjson(text: str | None) -> Any:
-    return None if text is None else json.loads(text)
-
-
-def _instance(row: tuple) -> InstanceRow:
-    r = list(row)
-    r[6] = _unjson(r[6])
-    r[14] = _unjson(r[14])
-    return InstanceRow(*r)
-
-
-def _step(row: tuple) -> StepRow:
-    r = list(row)
-    r[6] = _unjson(r[6])
-    r[8] = _unjson(r[8])
-    return StepRow(*r)
 
 
 class SQLiteStore:

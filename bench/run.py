@@ -37,7 +37,7 @@ FULL = dict(per_step_n=1000, per_step_reps=3, thr_n=500, event_reps=100, timer_r
             dbos_recovery_reps=3, wrangler_reps=5, wrangler_cli_reps=5, temporal_steps=200)
 QUICK = dict(per_step_n=200, per_step_reps=2, thr_n=50, event_reps=10, timer_reps=3, recovery_reps=1,
              long_small=100, long_big=1000, cli_reps=3, dev_reps=1, dev_idle=1.0, scale_n=300,
-             list_n=5000, list_reps=2, floor_n=500, kill_instances=30, kills=4, cont_instances=200,
+             list_n=5000, list_reps=2, floor_n=500, kill_instances=30, kills=6, cont_instances=200,
              dbos_recovery_reps=1, wrangler_reps=2, wrangler_cli_reps=1, temporal_steps=20)
 
 

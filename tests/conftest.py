@@ -58,9 +58,13 @@ def wait_until(predicate, timeout: float, what: str, interval: float = 0.02):
         _shop_time.sleep(interval)
 
 
-def _wf_env(extra: dict | None = None) -> dict:
+def _wf_env(extra: dict | None = None, store: str | None = None) -> dict:
+    """The environment of a `wf` subprocess: the test's own WF_STORE never leaks in; `store` (a
+    PostgreSQL URL) is passed as WF_STORE when given, else the project's SQLite store is used."""
     env = {k: v for k, v in _shop_os.environ.items() if k not in ("WF_CRASH_AT", "WF_STORE", "NO_COLOR")}
     env["PYTHONUNBUFFERED"] = "1"
+    if store:
+        env["WF_STORE"] = store
     env.update(extra or {})
     return env
 
@@ -68,10 +72,11 @@ def _wf_env(extra: dict | None = None) -> dict:
 class WfWorker:
     """One `python -m wf worker` subprocess; its stderr goes to a file (no pipe to fill)."""
 
-    def __init__(self, project: _ShopPath, log: _ShopPath, crash_at: str | None, args: list[str]):
+    def __init__(self, project: _ShopPath, log: _ShopPath, crash_at: str | None, args: list[str],
+                 store: str | None = None, env: dict | None = None):
         self.log = log
         self.started = _shop_time.monotonic()
-        env = _wf_env({"WF_CRASH_AT": crash_at} if crash_at else None)
+        env = _wf_env({**(env or {}), **({"WF_CRASH_AT": crash_at} if crash_at else {})}, store)
         with open(log, "wb") as err:
             self.proc = _shop_subprocess.Popen([_shop_sys.executable, "-m", "wf", "worker", *args], cwd=project,
                                                env=env, stdin=_shop_subprocess.DEVNULL,
@@ -118,22 +123,29 @@ class WfWorker:
 
 
 class WfProcesses:
-    """Starts `wf` subprocesses for a test and makes sure none outlives it."""
+    """Starts `wf` subprocesses for a test and makes sure none outlives it.
+
+    `store` (a PostgreSQL URL, passed as WF_STORE) and `env` (extra variables, e.g. WF_LEASE) apply
+    to every worker and command started after they are set; each call may override them."""
 
     def __init__(self, tmp_path: _ShopPath):
         self.tmp_path = tmp_path
         self.workers: list[WfWorker] = []
+        self.store: str | None = None  # None: the project's SQLite store
+        self.env: dict = {}
 
-    def worker(self, project: _ShopPath, *, crash_at: str | None = None, args: list[str] = ()) -> WfWorker:
+    def worker(self, project: _ShopPath, *, crash_at: str | None = None, args: list[str] = (),
+               store: str | None = None, env: dict | None = None) -> WfWorker:
         log = self.tmp_path / f"worker-{len(self.workers) + 1}.log"
-        worker = WfWorker(project, log, crash_at, list(args))
+        worker = WfWorker(project, log, crash_at, list(args), store or self.store, {**self.env, **(env or {})})
         self.workers.append(worker)
         return worker
 
-    def cli(self, project: _ShopPath, *args: str, timeout: float = 60.0,
-            check: bool = True) -> _shop_subprocess.CompletedProcess:
+    def cli(self, project: _ShopPath, *args: str, timeout: float = 60.0, check: bool = True,
+            store: str | None = None, env: dict | None = None) -> _shop_subprocess.CompletedProcess:
         """Run `python -m wf ARGS` in `project` to the end; fail with its output if it fails."""
-        result = _shop_subprocess.run([_shop_sys.executable, "-m", "wf", *args], cwd=project, env=_wf_env(),
+        result = _shop_subprocess.run([_shop_sys.executable, "-m", "wf", *args], cwd=project,
+                                      env=_wf_env({**self.env, **(env or {})}, store or self.store),
                                       stdin=_shop_subprocess.DEVNULL, capture_output=True, text=True,
                                       timeout=timeout)
         if check and result.returncode != 0:

@@ -7,6 +7,12 @@ What must hold after the restart:
 * a timer (sleep, retry delay, wait timeout) that fell due while no runner was alive fires
   as soon as the new runner starts;
 * an event sent while no runner was alive is delivered after the restart.
+
+Every test runs on both stores (the `store` fixture): SQLite in the project folder, and
+PostgreSQL in a scratch schema (WF_TEST_POSTGRES; skipped with the reason when unset) passed to
+the subprocesses as WF_STORE, with a short lease. On SQLite the new worker knows the old one is
+dead the instant its flock is gone; on PostgreSQL it must wait for the dead worker's lease to
+run out, so the promptness bound there is lease + reap interval + the SQLite bound.
 """
 
 from __future__ import annotations
@@ -14,16 +20,20 @@ from __future__ import annotations
 import json
 import signal
 import time
+from dataclasses import dataclass, field
 
 import json5
 import pytest
 
 from conftest import wait_until
+from pgtest import Schema, require_base_url
 from wf.client import Client
 from wf.config import load_config
 
 TERMINAL = ("complete", "errored", "terminated")
 PROMPT = 1.5  # seconds from starting the new worker to the instance ending, when its timer is already due
+PG_LEASE = 1.0  # WF_LEASE of the PostgreSQL workers: a dead worker's claims outlive it by at most this
+PG_REAP = 1.0  # the runner's reap interval: how often a worker looks for lapsed leases
 
 APPROVAL_WORKFLOW = '''
 """Human in the loop: ask for approval, wait for the "approval" event, record the decision."""
@@ -59,6 +69,32 @@ class ApprovalWorkflow(WorkflowEntrypoint):
 
 # -- fixtures and helpers ------------------------------------------------------------------
 
+@dataclass
+class Store:
+    name: str
+    url: str | None  # None: the project's SQLite store
+    env: dict = field(default_factory=dict)
+    prompt: float = PROMPT  # seconds from starting the new worker to the end of an instance already due
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store(request):
+    if request.param == "sqlite":
+        yield Store("sqlite", None)
+        return
+    schema = Schema(require_base_url())
+    # the restarted worker waits out the dead one's lease, then reaps within one interval
+    yield Store("postgres", schema.url, {"WF_LEASE": str(PG_LEASE)}, prompt=PG_LEASE + PG_REAP + PROMPT)
+    schema.drop()
+
+
+@pytest.fixture
+def wf_procs(wf_procs, store):
+    """conftest's wf_procs, every worker and command on this test's store."""
+    wf_procs.store, wf_procs.env = store.url, dict(store.env)
+    return wf_procs
+
+
 @pytest.fixture
 def project(shop_project):
     """The shop plus an approval workflow (for wait_for_event)."""
@@ -73,8 +109,9 @@ def project(shop_project):
 
 
 @pytest.fixture
-def client(project):
-    c = Client(load_config(project / "wrangler.jsonc"))
+def client(project, store):
+    c = Client(load_config(project / "wrangler.jsonc", store=store.url))
+    assert (type(c.store).__name__ == "PostgresStore") == (store.name == "postgres")
     yield c
     c.close()
 
@@ -159,7 +196,7 @@ def test_killed_after_commit_never_runs_the_step_again(project, stub_service, cl
 
 # -- timers: sleep and retry delay ----------------------------------------------------------
 
-def test_sleep_due_during_downtime_fires_at_restart(project, stub_service, client, wf_procs):
+def test_sleep_due_during_downtime_fires_at_restart(project, stub_service, client, wf_procs, store):
     row = client.create("order-processing", order(project, "ORD-SL", fulfillment_delay="1 second"))
     crash(wf_procs, project, "sleeping:wait-before-fulfillment")
 
@@ -170,7 +207,8 @@ def test_sleep_due_during_downtime_fires_at_restart(project, stub_service, clien
 
     status, elapsed = restart_and_finish(wf_procs, project, client, row.id)
     assert status == {"status": "complete", "output": completed("ORD-SL"), "error": None}
-    assert elapsed < PROMPT, f"the overdue sleep took {elapsed:.2f}s to fire after the restart"
+    assert elapsed < store.prompt, (f"the overdue sleep took {elapsed:.2f}s to fire after the restart "
+                                    f"(bound {store.prompt}s on {store.name})")
     assert stub_service.count("payments/charge", "ORD-SL") == 1
     assert_rest_once(stub_service, "ORD-SL")
 
@@ -187,7 +225,7 @@ def test_sleep_not_yet_due_keeps_its_wake_time_across_restart(project, stub_serv
     assert stub_service.count("payments/charge", "ORD-SL2") == 1
 
 
-def test_retry_delay_due_during_downtime_fires_at_restart(project, stub_service, client, wf_procs):
+def test_retry_delay_due_during_downtime_fires_at_restart(project, stub_service, client, wf_procs, store):
     stub_service.fail_payments(1, "ORD-RD")
     row = client.create("order-processing", order(project, "ORD-RD", payment_retry_delay="1 second",
                                                   fulfillment_delay="0.1 seconds"))
@@ -200,7 +238,8 @@ def test_retry_delay_due_during_downtime_fires_at_restart(project, stub_service,
 
     status, elapsed = restart_and_finish(wf_procs, project, client, row.id)
     assert status == {"status": "complete", "output": completed("ORD-RD"), "error": None}
-    assert elapsed < PROMPT, f"the overdue retry took {elapsed:.2f}s to run after the restart"
+    assert elapsed < store.prompt, (f"the overdue retry took {elapsed:.2f}s to run after the restart "
+                                    f"(bound {store.prompt}s on {store.name})")
     assert [c["status"] for c in stub_service.calls("payments/charge", "ORD-RD")] == [503, 200]
     assert [a["success"] for a in step_of(client, row.id, "process-payment")["attempts"]] == [False, True]
     assert_rest_once(stub_service, "ORD-RD")
@@ -208,7 +247,8 @@ def test_retry_delay_due_during_downtime_fires_at_restart(project, stub_service,
 
 # -- wait_for_event -------------------------------------------------------------------------
 
-def test_event_sent_while_no_runner_alive_is_delivered_after_restart(project, stub_service, client, wf_procs):
+def test_event_sent_while_no_runner_alive_is_delivered_after_restart(project, stub_service, client, wf_procs,
+                                                                      store):
     row = client.create("approval", {"orderId": "APR-EV", "timeout": "1 hour"})
     crash(wf_procs, project, "waiting:wait-for-approval")
     assert client.status(row.id)["status"] == "waiting"
@@ -220,12 +260,13 @@ def test_event_sent_while_no_runner_alive_is_delivered_after_restart(project, st
 
     status, elapsed = restart_and_finish(wf_procs, project, client, row.id)
     assert status == {"status": "complete", "output": {"approved": True, "timedOut": False}, "error": None}
-    assert elapsed < PROMPT, f"the stored event took {elapsed:.2f}s to be delivered after the restart"
+    assert elapsed < store.prompt, (f"the stored event took {elapsed:.2f}s to be delivered after the restart "
+                                    f"(bound {store.prompt}s on {store.name})")
     messages = [c for c in stub_service.calls("notifications/send", "APR-EV")]
     assert len(messages) == 2  # request-approval (before the crash, not again) and record-decision
 
 
-def test_event_wait_timeout_due_during_downtime(project, stub_service, client, wf_procs):
+def test_event_wait_timeout_due_during_downtime(project, stub_service, client, wf_procs, store):
     row = client.create("approval", {"orderId": "APR-TO", "timeout": "1 second"})
     crash(wf_procs, project, "waiting:wait-for-approval")
     wait = step_of(client, row.id, "wait-for-approval")
@@ -234,7 +275,8 @@ def test_event_wait_timeout_due_during_downtime(project, stub_service, client, w
 
     status, elapsed = restart_and_finish(wf_procs, project, client, row.id)
     assert status == {"status": "complete", "output": {"timedOut": True}, "error": None}
-    assert elapsed < PROMPT, f"the overdue timeout took {elapsed:.2f}s to fire after the restart"
+    assert elapsed < store.prompt, (f"the overdue timeout took {elapsed:.2f}s to fire after the restart "
+                                    f"(bound {store.prompt}s on {store.name})")
     wait = step_of(client, row.id, "wait-for-approval")
     assert wait["status"] == "errored" and wait["error"]["name"] == "WorkflowTimeoutError"
     assert stub_service.count("notifications/send", "APR-TO") == 1  # request-approval ran once

@@ -1,5 +1,6 @@
-"""A step that kills its runner every time does not crash-loop forever: after 5 lost runners
-with no progress the instance ends errored, and the steps before it are not run again."""
+"""A step that kills its runner every time does not crash-loop forever: after WF_MAX_RECOVERY_ATTEMPTS
+(here 5) lost runners with no progress the instance ends errored, and the steps before it are not
+run again."""
 
 from __future__ import annotations
 
@@ -42,7 +43,7 @@ def test_a_step_that_kills_its_runner_ends_the_instance_after_five_losses(tmp_pa
     wf_procs.cli(project, "trigger", "poison", "--id", "p1")
     client = Client(load_config(project / "wrangler.jsonc"))
     for _ in range(7):
-        worker = wf_procs.worker(project)
+        worker = wf_procs.worker(project, env={"WF_MAX_RECOVERY_ATTEMPTS": "5"})
         wait_until(lambda: worker.proc.poll() is not None or client.status("p1")["status"] == "errored", 20,
                    "the worker to die or the instance to end")
         if client.status("p1")["status"] == "errored":

@@ -1,9 +1,14 @@
 """Four `wf worker` processes on one PostgreSQL store; one is SIGKILLed mid-run.
 
-The workflow and its side-effect ledger are test_multi_runner's (each step execution appends a
-"start" and an "end" line with its pid). From the ledger and the store: every instance
-completes; no step ran in two processes at once; no step committed before the kill ran again;
-and the dead worker's instances were taken over within its lease (WF_LEASE=2 s here).
+Two workloads, 1,000 instances each:
+
+* the shop's order workflow (tests/fixtures/shop) calling the stub service over HTTP; the stub's
+  ledger records every external call with the calling worker's pid. From it and the store:
+  every order completes; a step committed before the kill never called out again; no step's
+  calls were made by two survivors; the dead worker's instances were handed back and picked up
+  within its lease (+ one reap interval + a margin).
+* test_multi_runner's ledger workflow (each step execution appends a "start" and an "end" line
+  with its pid): additionally, no step ran in two processes at once.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import wait_until
+from conftest import copy_shop, wait_until
 from pgtest import Schema, require_base_url
 from test_multi_runner import STEPS, WORKFLOW, assert_no_concurrent_runs, executions, ledger
 from wf.client import Client
@@ -152,3 +157,123 @@ def test_four_workers_1000_instances_one_killed(project, pg_store_url, workers):
         assert w.proc.wait(15) == 0, w.output()
     print(f"\n{N} instances, 4 workers (one killed): takeover {takeover:.2f}s, "
           f"total {time.monotonic() - started:.1f}s, steps per worker {dict(per_pid)}")
+
+
+# -- the shop's order workflow against the stub service ------------------------------------
+
+# external calls per order and step (order.json has two items: one inventory check each)
+ORDER_CALLS = {"validate-inventory": ("inventory/check", 2), "process-payment": ("payments/charge", 1),
+               "create-shipment": ("shipping/create", 1), "send-confirmation": ("notifications/send", 1)}
+STEP_OF = {endpoint: name for name, (endpoint, _) in ORDER_CALLS.items()}
+TERMINAL = ("complete", "errored", "terminated")
+
+
+def owner_of(worker) -> str:
+    """The runner id a worker prints in its "ready" line."""
+    import re
+    match = re.search(r"wf worker (\S+) ready", worker.output())
+    assert match, worker.output()
+    return match.group(1)
+
+
+def test_four_workers_1000_orders_one_killed(tmp_path, stub_service, pg_store_url, wf_procs):
+    started = time.monotonic()
+    project = copy_shop(tmp_path / "shop", stub_service.url)
+    client = Client(load_config(project / "wrangler.jsonc", store=pg_store_url))
+    pool = [wf_procs.worker(project, store=pg_store_url, env={"WF_LEASE": str(LEASE)},
+                            args=["--concurrency", "100"]) for _ in range(4)]
+    for w in pool:
+        w.wait_ready(30)
+    victim, survivors = pool[0], pool[1:]
+    victim_owner = owner_of(victim)
+    base = json.loads((project / "order.json").read_text())
+    ids = [f"ORD-{i:04d}" for i in range(N)]
+    for at in range(0, N, 100):
+        client.create_batch("order-processing", [{"id": i, "params": {**base, "orderId": i,
+                                                                       "fulfillment_delay": "0.1 seconds"}}
+                                                 for i in ids[at:at + 100]])
+
+    # Kill the victim once every order has started (nothing is left queued, so what the survivors
+    # pick up after the kill is the victim's instances, not a backlog) while it holds some.
+    store = client.store
+
+    def owned(owner: str) -> list[str]:
+        with store.transaction():
+            return [r[0] for r in store._c.execute(
+                "SELECT id FROM wf_instances WHERE owner=%s AND status NOT IN ('complete', 'errored', "
+                "'terminated')", (owner,)).fetchall()]
+
+    def ripe():
+        assert victim.proc.poll() is None, victim.output()
+        return not store.count_by_status("order-processing").get("queued") and len(owned(victim_owner)) >= 10
+    wait_until(ripe, 60, "every order to start, the victim holding some", interval=0.05)
+    victim.proc.send_signal(signal.SIGKILL)
+    assert victim.proc.wait(10) == -signal.SIGKILL
+    killed_at = time.time()
+    orphans = set(owned(victim_owner))
+    committed, snapshot_at = committed_steps(client)
+    assert orphans, "the victim held no instance when it was killed"
+    assert len({i for i, _ in committed}) < N, "the kill came too late: nothing left to take over"
+
+    # picked up: every orphan owned by a survivor (or already ended); polled from the store
+    picked_up_at = None
+    survivor_owners = {owner_of(w) for w in survivors}
+
+    def done():
+        nonlocal picked_up_at
+        for w in survivors:
+            assert w.proc.poll() is None, f"worker {w.pid} exited:\n{w.output()}"
+        if picked_up_at is None:
+            with store.transaction():
+                rows = store._c.execute("SELECT owner, status FROM wf_instances WHERE id = ANY(%s)",
+                                        (sorted(orphans),)).fetchall()
+            if all(o in survivor_owners or st in TERMINAL for o, st in rows):
+                picked_up_at = time.time()
+        counts = store.count_by_status("order-processing")
+        assert not set(counts) - {"queued", "running", "waiting", "complete"}, counts
+        return counts.get("complete", 0) == N
+    wait_until(done, 60, f"all {N} orders to complete after the kill", interval=0.05)
+
+    rows = {r.id: r for r in store.list_instances("order-processing", None, N + 10)}
+    for i in ids:
+        assert json.loads(rows[i].output) == {"status": "completed", "transactionId": f"TXN-{i}",
+                                              "trackingNumber": f"TRK-{i}"}, (i, rows[i])
+
+    calls = defaultdict(list)  # (order, step) -> [(t, pid)]
+    for c in stub_service.calls():
+        assert c["status"] == 200, c
+        calls[(c["orderId"], STEP_OF[c["endpoint"]])].append((c["t"], c["pid"]))
+    pool_pids = {w.pid for w in pool}
+    assert {p for runs in calls.values() for _, p in runs} == pool_pids, "every worker should have made calls"
+    for i in ids:
+        for name, (endpoint, n) in ORDER_CALLS.items():
+            runs = calls[(i, name)]
+            by_victim = sum(1 for _, p in runs if p == victim.pid)
+            assert by_victim <= n and len(runs) - by_victim == (n if by_victim < n or (i, name) not in committed
+                                                                else 0) or len(runs) - by_victim <= n, \
+                (i, name, runs)
+            if (i, name) in committed:  # committed before the kill: its calls were made once, before
+                assert len(runs) == n and all(t <= snapshot_at for t, _ in runs), \
+                    f"{i} {name} was committed before the kill but called out again: {runs}"
+            else:  # at most one execution by the victim (cut off) and one by a single survivor
+                assert len(runs) - by_victim == n or (by_victim == n and len(runs) == n), (i, name, runs)
+                assert len({p for _, p in runs if p != victim.pid}) <= 1, (i, name, runs)
+    rerun = sorted(k for k, runs in calls.items() if len(runs) > ORDER_CALLS[k[1]][1])
+    assert all(k not in committed and k[0] in orphans for k in rerun), rerun
+
+    first_call = [min(t for o_step, runs in calls.items() if o_step[0] == i for t, p in runs
+                      if p != victim.pid and t > killed_at) for i in orphans
+                  if any(p != victim.pid and t > killed_at for o_step, runs in calls.items() if o_step[0] == i
+                         for t, p in runs)]
+    assert first_call, "no orphan called out after the takeover"
+    bound = LEASE + REAP + 1.0
+    assert picked_up_at is not None and picked_up_at - killed_at < bound, \
+        f"the dead worker's instances were picked up {picked_up_at and picked_up_at - killed_at}s after the kill"
+    takeover = max(first_call) - killed_at
+    assert takeover < bound, f"an orphan's first call after the kill came {takeover:.2f}s later (lease {LEASE}s)"
+    client.close()
+    for w in survivors:
+        assert w.stop(15) == 0, w.output()
+    print(f"\n{N} orders, 4 workers (one killed, {len(orphans)} orphans, {len(rerun)} step(s) re-run): picked up "
+          f"{picked_up_at - killed_at:.2f}s after the kill, last orphan's first call {takeover:.2f}s, "
+          f"total {time.monotonic() - started:.1f}s")

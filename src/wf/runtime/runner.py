@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import os
 import time
 import uuid
 from dataclasses import dataclass
@@ -26,7 +27,10 @@ from .store import open_store
 from .store.aio import AsyncStore
 
 log = logging.getLogger("wf.runner")
-MAX_LOSSES = 5  # runners lost in a row on one instance, without progress, before it is failed
+# Runners that may die holding one instance, with no step of it finishing in between, before
+# the instance is failed (like DBOS's max_recovery_attempts). High, because a dying runner takes
+# every instance it held down with it, innocent ones included; WF_MAX_RECOVERY_ATTEMPTS sets it.
+MAX_LOSSES = 100
 
 
 @dataclass(frozen=True)
@@ -52,6 +56,7 @@ class Runner:
         self.lease, self.reap_interval = lease, reap_interval
         self.env = env
         self.capture_output = capture_output
+        self.max_losses = int(os.environ.get("WF_MAX_RECOVERY_ATTEMPTS", MAX_LOSSES))
         self.astore = astore or AsyncStore(lambda: open_store(self.state_dir, store_url))
         self.coord = None  # liveness and wake-ups: chosen by the store (coordination.py)
         self.executions: dict[int, Execution] = {}
@@ -153,7 +158,7 @@ class Runner:
             await self.astore.write(self.store_ops.release, self.owner, row.seq, row.gen, self.clock.now() + 1,
                                    self.clock.now())
             return
-        if losses >= MAX_LOSSES:
+        if losses >= self.max_losses:
             await self._give_up(row)
             return
         x = Execution(self, row, reg.cls, reg.step_limit, steps, self.env)
@@ -169,7 +174,7 @@ class Runner:
     async def _give_up(self, row) -> None:
         """A step keeps killing its runner: end the instance instead of crashing forever."""
         error = {"name": "WorkflowFatalError",
-                 "message": f"the runner died {MAX_LOSSES} times in a row while running this instance, with no "
+                 "message": f"the runner died {self.max_losses} times in a row while running this instance, with no "
                             f"step finishing in between; a step probably kills its process (os._exit, a crash "
                             f"in native code, running out of memory)"}
         log.error("instance %s: %s", row.id, error["message"])

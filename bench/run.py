@@ -94,6 +94,18 @@ class Bench:
                 self.r["peers_env"] = {"ok": ok, "why": None if ok else "pip install failed: " + res.stderr[-500:]}
         return self.r["peers_env"]["ok"]
 
+    def postgres(self) -> None:
+        """Issue 8's figures (bench/postgres.py) on the server WF_TEST_POSTGRES names."""
+        if not os.environ.get("WF_TEST_POSTGRES"):
+            self.r["postgres"] = {"skipped": "WF_TEST_POSTGRES is not set (.ci/postgres.sh prints a URL)"}
+            return
+        self.say("postgres: throughput with 1, 2, 4 workers; event round trip")
+        try:
+            import postgres as pg_bench
+            self.r["postgres"] = {"rows": pg_bench.measure(self.s is QUICK)}
+        except Exception as exc:  # noqa: BLE001 - recorded, the run goes on
+            self.r["postgres"] = {"error": f"{type(exc).__name__}: {exc}"[:1500]}
+
     # -- the run ------------------------------------------------------------------------
 
     def run(self) -> dict:
@@ -125,6 +137,7 @@ class Bench:
             if self.peer_env():
                 self.sub("temporal", [str(PEER_PY), str(BENCH / "temporal_bench.py"), str(self.work / "temporal"),
                                       str(s["temporal_steps"])], timeout=900)
+        self.postgres()
         self.torture("kill_loop", "kill_loop", instances=s["kill_instances"], kills=s["kills"])
         self.torture("contention", "contention", instances=s["cont_instances"])
         self.torture("bad_input", "bad_input")
@@ -374,6 +387,14 @@ def report(r: dict, m: dict, quick: bool, took: float, command: str) -> str:
         lines += ["Bad input not handled cleanly:", ""]
         lines += [f"- {c['group']}: {c['case']}: {'; '.join(c.get('problems', []))[:400]}" for c in not_handled]
         lines.append("")
+    lines += ["## PostgreSQL (issue 8)", ""]
+    pg = r.get("postgres", {})
+    if pg.get("rows"):
+        lines += ["| figure | value | how measured |", "|---|---|---|"]
+        lines += [f"| {row['figure']} | {row['value']} {row.get('unit', '')} | {row.get('how', '')} |" for row in pg["rows"]]
+    else:
+        lines.append(f"- not measured: {pg.get('skipped') or pg.get('error') or 'not run'}")
+    lines.append("")
     lines += ["## Peers that could not run", ""]
     missing = [f"- {k}: {why_missing(r, k)}" for k in r if isinstance(r[k], dict) and why_missing(r, k)]
     lines += missing or ["- none: every peer ran."]

@@ -40,8 +40,7 @@ class StubService:
     def start(self) -> "StubService":
         self.ledger.parent.mkdir(parents=True, exist_ok=True)
         self.ledger.touch()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
-        self._server.daemon_threads = True
+        self._server = _Server(("127.0.0.1", 0), _handler(self))
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
                                         name="stub-service", daemon=True)
         self._thread.start()
@@ -115,6 +114,18 @@ class StubService:
         if route == "notifications/send":
             return 200, {"sent": True}, order_id
         return 404, {"error": f"no route {method} {path}"}, order_id
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    # Several runner processes connect at once; with the default backlog of 5 the kernel drops
+    # their SYNs and each retries a second later, which looks like a slow runner.
+    request_queue_size = 1024
+
+    def handle_error(self, request, client_address):
+        import sys
+        if not isinstance(sys.exc_info()[1], (ConnectionResetError, BrokenPipeError)):  # a killed caller
+            super().handle_error(request, client_address)
 
 
 def _endpoint(path: str) -> str:

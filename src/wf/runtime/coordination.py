@@ -151,19 +151,22 @@ class PostgresCoordination:
             delay = min(delay * 2, 5.0)
 
     async def _heartbeat(self) -> None:
-        """Renew the lease a few times per lease period; stop executing what this runner lost."""
+        """Renew the lease a few times per lease period; stop executing what this runner lost.
+
+        Renewals run on a thread (and pool connection) of their own: on the store thread they would
+        queue behind a busy runner's step commits and claims, and a live runner could lose its lease."""
         r = self.runner
         while True:
             await asyncio.sleep(max(0.05, r.lease / 4))
             now = r.clock.now()
             try:
-                held = set(await r.astore.call(self.store.runner_heartbeat, r.owner, now, now + r.lease))
+                held = set(await asyncio.to_thread(self.store.runner_heartbeat, r.owner, now, now + r.lease))
             except Exception as exc:
                 log.warning("heartbeat failed (%s); retrying", exc)
                 continue
             for seq, x in list(r.executions.items()):
                 if seq not in held and x.row.seq == seq and x.stop_reason is None:
-                    claimed = await r.astore.call(self.store.get_by_seq, seq)
+                    claimed = await asyncio.to_thread(self.store.get_by_seq, seq)
                     # gone, restarted, or taken over after our lease ran out (a finished or
                     # released one has no owner: its execution is already on its way out)
                     if claimed is None or claimed.gen != x.gen or claimed.owner not in (None, r.owner):
@@ -172,6 +175,6 @@ class PostgresCoordination:
     async def reap(self, now: float) -> None:
         """Hand back the instances of every runner whose lease ran out."""
         r = self.runner
-        released = await r.astore.call(self.store.release_expired, now, r.owner)
+        released = await asyncio.to_thread(self.store.release_expired, now, r.owner)  # off the busy store thread
         if released:
             log.info("took over %d instance(s) whose runner's lease expired", released)

@@ -624,9 +624,13 @@ class PostgresStore:
 
     @_atomic
     def heartbeat(self, owner: str, lease_until: float) -> list[int]:
-        """Extend `owner`'s lease on its instances; the seqs it still holds."""
+        """Extend `owner`'s lease on its instances; the seqs it still holds. Rows locked right now (by
+        the owner's own commit, on another connection) are skipped, not waited for: renewals never
+        wait or deadlock, and the next one renews them."""
         return [r[0] for r in self._c.execute(
-            "UPDATE wf_instances SET lease_until=%s WHERE owner=%s RETURNING seq", (lease_until, owner))]
+            "WITH mine AS (SELECT seq FROM wf_instances WHERE owner=%s FOR UPDATE SKIP LOCKED) "
+            "UPDATE wf_instances i SET lease_until=%s FROM mine WHERE i.seq=mine.seq RETURNING i.seq",
+            (owner, lease_until))]
 
     @_atomic
     def release_owner(self, owner: str, now: float) -> int:
@@ -648,11 +652,15 @@ class PostgresStore:
 
     @_atomic
     def release_expired(self, now: float, keep: str | None = None) -> int:
-        """Hand back every instance whose lease ran out (its worker stopped renewing it). Rows locked
-        by a writer are skipped: someone is working on them right now."""
+        """Hand back every instance whose lease ran out (its worker stopped renewing it) and whose
+        worker's own lease (its `wf_runners` row) ran out too: a live worker whose renewal of a row
+        was skipped (the row was locked by its own commit) keeps it. Rows locked by a writer are
+        skipped: someone is working on them right now."""
         return self._hand_back(self._c.execute(
-            "SELECT seq, owner, status FROM wf_instances WHERE owner IS NOT NULL AND lease_until<%s "
-            "AND owner IS DISTINCT FROM %s ORDER BY seq FOR UPDATE SKIP LOCKED", (now, keep)).fetchall(), now)
+            "SELECT seq, owner, status FROM wf_instances i WHERE owner IS NOT NULL AND lease_until<%s "
+            "AND owner IS DISTINCT FROM %s AND NOT EXISTS (SELECT 1 FROM wf_runners r "
+            "WHERE r.owner=i.owner AND r.lease_until>=%s) ORDER BY seq FOR UPDATE OF i SKIP LOCKED",
+            (now, keep, now)).fetchall(), now)
 
     # -- workers -------------------------------------------------------------------------
 

@@ -17,6 +17,7 @@ Runner side: `start(runner)`, `stop()`, `reap(now)`. Client side: `notify(note)`
 from __future__ import annotations
 
 import asyncio
+import threading
 import logging
 from pathlib import Path
 from typing import Any
@@ -151,26 +152,41 @@ class PostgresCoordination:
             delay = min(delay * 2, 5.0)
 
     async def _heartbeat(self) -> None:
-        """Renew the lease a few times per lease period; stop executing what this runner lost.
+        """Renew the lease a few times per lease period, from a plain thread with its own
+        connection: neither a busy store thread nor a stalled event loop can make a live runner
+        lose its lease. What the renewal says this runner no longer holds is stopped here."""
+        loop = asyncio.get_running_loop()
+        stop = threading.Event()
+        thread = threading.Thread(target=self._renew_forever, args=(loop, stop), name="wf-heartbeat", daemon=True)
+        thread.start()
+        try:
+            await asyncio.Event().wait()  # until cancelled by stop()
+        finally:
+            stop.set()
 
-        Renewals run on a thread (and pool connection) of their own: on the store thread they would
-        queue behind a busy runner's step commits and claims, and a live runner could lose its lease."""
+    def _renew_forever(self, loop: asyncio.AbstractEventLoop, stop: threading.Event) -> None:
         r = self.runner
-        while True:
-            await asyncio.sleep(max(0.05, r.lease / 4))
+        while not stop.wait(max(0.05, r.lease / 4)):
             now = r.clock.now()
             try:
-                held = set(await asyncio.to_thread(self.store.runner_heartbeat, r.owner, now, now + r.lease))
+                held = set(self.store.runner_heartbeat(r.owner, now, now + r.lease))
             except Exception as exc:
                 log.warning("heartbeat failed (%s); retrying", exc)
                 continue
-            for seq, x in list(r.executions.items()):
-                if seq not in held and x.row.seq == seq and x.stop_reason is None:
-                    claimed = await asyncio.to_thread(self.store.get_by_seq, seq)
-                    # gone, restarted, or taken over after our lease ran out (a finished or
-                    # released one has no owner: its execution is already on its way out)
-                    if claimed is None or claimed.gen != x.gen or claimed.owner not in (None, r.owner):
-                        r._cancel(x, "lost")
+            try:
+                loop.call_soon_threadsafe(lambda held=held: asyncio.ensure_future(self._drop_lost(held)))
+            except RuntimeError:  # the loop is closed: the runner is gone
+                return
+
+    async def _drop_lost(self, held: set) -> None:
+        r = self.runner
+        for seq, x in list(r.executions.items()):
+            if seq not in held and x.row.seq == seq and x.stop_reason is None:
+                claimed = await asyncio.to_thread(self.store.get_by_seq, seq)
+                # gone, restarted, or taken over after our lease ran out (a finished or
+                # released one has no owner: its execution is already on its way out)
+                if claimed is None or claimed.gen != x.gen or claimed.owner not in (None, r.owner):
+                    r._cancel(x, "lost")
 
     async def reap(self, now: float) -> None:
         """Hand back the instances of every runner whose lease ran out."""

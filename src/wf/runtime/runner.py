@@ -240,7 +240,7 @@ class Runner:
             if now >= next_reap:
                 await self._reap(now)
                 next_reap = now + self.reap_interval
-            free = self.concurrency - len(self.executions)
+            free = self.concurrency - len(self._tasks)  # claimed ones still loading count too
             rows = []
             if free > 0:
                 rows = await self.astore.call(self.store_ops.claim, self.owner, now, now + self.lease, free, names,

@@ -492,3 +492,23 @@ async def test_concurrency_limit_keeps_excess_instances_queued(tmp_path, replay)
         for i in range(5):
             assert (await h.run_until(f"g{i}"))["output"] == f"g{i}"
     assert CALLS["peak"] <= 2 and CALLS["done"] == 5
+
+
+class Waiter(WorkflowEntrypoint):
+    async def run(self, event, step):
+        ev = await step.wait_for_event("go", "go", timeout="1 day")
+        return ev.payload
+
+
+async def test_a_full_runner_makes_room_by_suspending_waiting_instances(tmp_path, replay):
+    """--concurrency counts instances held in memory; waiting ones give way to due work."""
+    h = Harness(tmp_path, {"waiter": Waiter}, replay_always=replay, concurrency=2)
+    async with h:
+        for i in range(6):
+            h.create("waiter", id=f"w{i}")
+        for i in range(6):
+            await h.run_until(f"w{i}", ("waiting",))
+        for i in range(6):
+            h.client.send_event(f"w{i}", "go", i)
+        for i in range(6):
+            assert (await h.run_until(f"w{i}"))["output"] == i

@@ -421,7 +421,8 @@ class WorkflowTest:
     def __init__(self, workflows: Mapping[str, type] | None = None, *, config: str | Path | Config | None = None,
                  vars: Mapping[str, Any] | None = None, env: str | None = None, state_dir: str | Path | None = None,
                  store: str | None = None, replay_always: bool = False, keep_warm: float = 60.0,
-                 timeout: float = DEFAULT_TIMEOUT, patience: float = PATIENCE, start_time: float = 1_800_000_000.0):
+                 timeout: float = DEFAULT_TIMEOUT, patience: float = PATIENCE, start_time: float = 1_800_000_000.0,
+                 concurrency: int = 1000):
         self._tmp = None if state_dir is not None else Path(tempfile.mkdtemp(prefix="wf-test-"))
         where = Path(state_dir) if state_dir is not None else self._tmp
         if config is None:
@@ -437,6 +438,7 @@ class WorkflowTest:
         self.clock = FakeClock(start_time)
         self.client = Client(self.config, clock=self.clock)
         self.replay_always, self.keep_warm, self.timeout, self.patience = replay_always, keep_warm, timeout, patience
+        self.concurrency = concurrency
         self.runner = None
         self._registry = _Registry()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -453,7 +455,7 @@ class WorkflowTest:
             return
         from .service import build_runner
         self.runner = build_runner(self.config, self.classes, clock=self.clock, replay_always=self.replay_always,
-                                   keep_warm=self.keep_warm, reap_interval=math.inf)
+                                   keep_warm=self.keep_warm, reap_interval=math.inf, concurrency=self.concurrency)
         self.runner.modifiers = self._registry
         self._loop, self._lock = asyncio.get_running_loop(), asyncio.Lock()
         await self.runner.start()

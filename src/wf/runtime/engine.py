@@ -356,6 +356,8 @@ class Execution:
             self.pokers.append(fut)
             self.wait_types.append(wait_type)
         evict = self._schedule_eviction(deadline)
+        if self.active_attempts == 0:
+            self.host.now_idle(self)
         try:
             return await fut
         finally:

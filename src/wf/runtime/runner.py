@@ -250,8 +250,24 @@ class Runner:
             if rows and len(rows) == free:
                 await asyncio.sleep(0)
                 continue
-            due = await self.astore.call(self.store_ops.next_wake, names, caps) if free > len(rows) else None
+            due = await self.astore.call(self.store_ops.next_wake, names, caps) if free > len(rows) or free <= 0 \
+                else None
+            if free <= 0 and due is not None and due <= now:
+                self._make_room()  # those suspended wake this loop as they finish
+                due = None
             await self._sleep_until(min(due if due is not None else math.inf, next_reap))
+
+    def now_idle(self, x: Execution) -> None:
+        """An instance in memory started to wait: if the runner is full, look again for due work."""
+        if len(self._tasks) >= self.concurrency:
+            self.wake()
+
+    def _make_room(self) -> None:
+        """The runner is full and work is due: suspend instances that only wait (they hold no
+        work) so that it can start; they come back by replay when their timer or event comes."""
+        idle = [x for x in self.executions.values() if x.is_idle() and x.stop_reason is None]
+        for x in idle[:max(1, self.concurrency // 10)]:
+            self.suspend(x)
 
     async def _sleep_until(self, deadline: float) -> None:
         if self._wake.is_set():

@@ -11,12 +11,11 @@ import asyncio
 import json
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from wf.cli import main as wf_main
+from test_cli import assert_clean_error, clean_env, wf  # noqa: F401  (shared fixtures)
 from wf.client import Client
 from wf.config import load_config
 from wf.service import build_runner, run_until_done
@@ -78,20 +77,6 @@ class Boom(WorkflowEntrypoint):
 STATUS_COUNTS = ["complete", "errored", "paused", "queued", "running", "terminated", "waiting", "waitingForPause"]
 
 
-@dataclass
-class Result:
-    code: int
-    out: str
-    err: str
-
-
-@pytest.fixture(autouse=True)
-def clean_env(monkeypatch):
-    for name in ("WF_STORE", "WF_VERBOSE"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("NO_COLOR", "1")
-
-
 @pytest.fixture
 def project(tmp_path, monkeypatch):
     root = tmp_path / "proj"
@@ -100,21 +85,6 @@ def project(tmp_path, monkeypatch):
     (root / "src" / "index.py").write_text(SOURCE)
     monkeypatch.chdir(root)
     return root
-
-
-@pytest.fixture
-def wf(capsys):
-    def run(*args: str) -> Result:
-        capsys.readouterr()
-        code = 0
-        try:
-            wf_main(list(args))
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-        captured = capsys.readouterr()
-        return Result(code, captured.out, captured.err)
-
-    return run
 
 
 def _config(root: Path):
@@ -161,23 +131,6 @@ def run_until(root: Path, id: str, predicate) -> None:
             await runner.stop()
 
     asyncio.run(drive())
-
-
-def assert_clean_error(r: Result, *named: str, code: int | None = None) -> str:
-    assert r.code != 0, r
-    if code is not None:
-        assert r.code == code, r
-    assert "Traceback" not in r.out + r.err
-    assert r.out == "", r.out
-    lines = r.err.strip().splitlines()
-    errors = [line for line in lines if line.startswith("error: ")]
-    hints = [line for line in lines if line.startswith("hint: ")]
-    assert len(errors) == 1 and len(hints) == 1, r.err
-    assert lines[-2:] == [errors[0], hints[0]], r.err
-    message = errors[0][len("error: "):]
-    for value in named:
-        assert value in message, f"{value!r} not named in {message!r}"
-    return message
 
 
 # ---------------------------------------------------------------- instances list

@@ -11,7 +11,7 @@ from typing import Optional
 
 import typer
 
-from .core import app, client, load, out_json, read_data_file, read_json_arg, say, state
+from .core import app, client, load, out_json, read_json_arg, say
 
 TERMINAL = ("complete", "errored", "terminated")
 

@@ -7,7 +7,6 @@ the error's exit code; a traceback appears only with `--verbose`.
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
 import sys
 from pathlib import Path

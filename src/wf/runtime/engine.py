@@ -25,7 +25,7 @@ from .logs import current as current_step
 from .durations import MAX_SLEEP, parse_duration, parse_instant
 from .entrypoint import StepEvent, WorkflowEvent
 from .store.base import AttemptRow, StepRow, StepWrite
-from .validate import ID_PATTERN, check_event_type  # noqa: F401  (ID_PATTERN re-exported)
+from .validate import check_event_type
 
 DEFAULT_CONFIG = {"retries": {"limit": 5, "delay": "10 seconds", "backoff": "exponential"},
                   "timeout": "10 minutes"}

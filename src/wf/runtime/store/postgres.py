@@ -20,7 +20,6 @@ thread, so group commit (`run_batch`) nests each operation under a savepoint of 
 from __future__ import annotations
 
 import functools
-import json
 import os
 import random
 import socket

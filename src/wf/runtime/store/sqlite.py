@@ -7,7 +7,6 @@ instance is fenced by `owner` and `gen`: a runner that lost its claim writes not
 
 from __future__ import annotations
 
-import json
 import os
 import sqlite3
 import time

@@ -186,7 +186,8 @@ class TailModel:
             return Text("waiting for instances... (trigger one with `wf trigger WORKFLOW`)", style="dim")
         parts = []
         for inst in list(self.instances.values())[-limit:]:
-            table = Table(title=_title(inst), title_justify="left", expand=False, show_edge=False, pad_edge=False)
+            table = Table(title=_title(inst), title_justify="left", expand=False, show_edge=False, pad_edge=False,
+                          min_width=len(inst.id) + len(inst.workflow) + len(inst.status) + 4)  # title on one line
             for column in ("step", "state", "attempt", "time", "detail"):
                 table.add_column(column)
             for step in inst.steps.values():

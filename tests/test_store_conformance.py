@@ -439,3 +439,14 @@ def test_postgres_without_psycopg_says_how_to_install(monkeypatch, tmp_path):
 def test_unknown_store_scheme_is_refused(tmp_path):
     with pytest.raises(StoreError, match="mysql"):
         open_store(tmp_path, "mysql://localhost/db")
+
+
+def test_both_stores_implement_the_whole_store_protocol():
+    """The Store protocol in store/base.py is the contract's table of contents: it must not rot."""
+    from wf.runtime.store.base import Store
+    from wf.runtime.store.postgres import PostgresStore
+    from wf.runtime.store.sqlite import SQLiteStore
+    methods = [name for name, value in vars(Store).items() if callable(value) and not name.startswith("_")]
+    assert len(methods) > 30
+    for cls in (SQLiteStore, PostgresStore):
+        assert [m for m in methods if not callable(getattr(cls, m, None))] == [], cls.__name__

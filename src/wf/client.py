@@ -21,7 +21,7 @@ from .config import Config, load_config
 from .errors import ConflictError, NotFoundError, ValidationError
 from .runtime import codec
 from .runtime.store import open_store
-from .runtime.store.base import STATUSES, TERMINAL, InstanceRow
+from .runtime.store.base import STATUSES, InstanceRow
 from .runtime.validate import check_event_type, check_instance_id
 
 if TYPE_CHECKING:  # the async side (asyncio, threads) is imported only by those who use it
@@ -391,8 +391,4 @@ class _LazyClient(Client):
         return self._astore.store
 
 
-def ensure_terminal(status: str) -> bool:
-    return status in TERMINAL
-
-
-__all__ = ["Client", "Env", "connect", "connect_sync", "check_instance_id", "status_shape", "ConflictError"]
+__all__ = ["Client", "Env", "connect", "connect_sync", "check_instance_id", "status_shape"]

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import httpx
 
+from conftest import wait_until
+
 DEVAPP = Path(__file__).parent / "fixtures" / "devapp"
 API = "/cdn-cgi/local/explorer/api"
 
@@ -121,11 +123,4 @@ class DevProcesses:
 
 
 def wait_for(predicate, timeout: float, what: str, interval: float = 0.05):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(interval)
+    return wait_until(predicate, timeout, what, interval)

@@ -64,7 +64,7 @@ def tree(pid: int) -> list[int]:
 def rss_mb(pid: int, with_children: bool = True) -> float:
     """Resident memory (VmRSS) of a process, plus its descendants, in MB."""
     total = 0
-    for p in (tree(pid) if with_children else [pid]):
+    for p in tree(pid) if with_children else [pid]:
         try:
             for line in Path(f"/proc/{p}/status").read_text().splitlines():
                 if line.startswith("VmRSS:"):

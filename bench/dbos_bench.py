@@ -16,8 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-from common import emit, median, p95, wait_for
-
+from common import emit, median, p95
 from dbos import DBOS, DBOSClient, SetWorkflowID
 
 
@@ -80,8 +79,7 @@ def url_for(work: Path, variant: str) -> str:
 
 
 def launch(work: Path, variant: str, **extra) -> None:
-    DBOS(config={"name": "bench", "system_database_url": url_for(work, variant), "log_level": "WARNING",
-                 **extra})
+    DBOS(config={"name": "bench", "system_database_url": url_for(work, variant), "log_level": "WARNING", **extra})
     DBOS.launch()
 
 
@@ -123,8 +121,12 @@ def timer(work, variant, reps=10, seconds=0.5):
 def event_round_trip(work, variant, reps=100, poll=None):
     extra = {"notification_listener_polling_interval_sec": poll} if poll else {}
     launch(work, variant, **extra)
-    sender = subprocess.Popen([sys.executable, __file__, "sender", str(work), variant], stdin=subprocess.PIPE,
-                              stdout=subprocess.PIPE, text=True)
+    sender = subprocess.Popen(
+        [sys.executable, __file__, "sender", str(work), variant],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     assert sender.stdout.readline().strip() == "ready"
     lat = []
     try:
@@ -158,16 +160,21 @@ def recovery(work, variant, reps=3):
     for r in range(reps):
         w = work / f"r{r}"
         w.mkdir(parents=True, exist_ok=True)
-        victim = subprocess.Popen([sys.executable, __file__, "victim", str(w), variant], stdout=subprocess.PIPE,
-                                  text=True, start_new_session=True)
+        victim = subprocess.Popen(
+            [sys.executable, __file__, "victim", str(w), variant],
+            stdout=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
         assert victim.stdout.readline().strip() == "started"
         time.sleep(0.3 + 0.02)  # five 50 ms steps done, the sixth in flight
         os.killpg(victim.pid, signal.SIGKILL)
         victim.wait()
         killed = time.time()
         spawned = time.time()
-        rec = subprocess.run([sys.executable, __file__, "recoverer", str(w), variant], capture_output=True,
-                             text=True, timeout=120)
+        rec = subprocess.run(
+            [sys.executable, __file__, "recoverer", str(w), variant], capture_output=True, text=True, timeout=120
+        )
         lines = [l for l in rec.stdout.splitlines() if l.startswith("{")]
         if not lines:
             raise RuntimeError(rec.stdout + rec.stderr)
@@ -175,8 +182,12 @@ def recovery(work, variant, reps=3):
         resumed = min(t for t in data["output"] if t > killed)
         delays.append((resumed - data["ready"]) * 1000)
         from_spawn.append((resumed - spawned) * 1000)
-    return {"reps": reps, "ready_to_resumed_ms": delays, "median_ms": median(delays),
-            "spawn_to_resumed_median_ms": median(from_spawn)}
+    return {
+        "reps": reps,
+        "ready_to_resumed_ms": delays,
+        "median_ms": median(delays),
+        "spawn_to_resumed_median_ms": median(from_spawn),
+    }
 
 
 def victim(work, variant):
@@ -195,8 +206,16 @@ def recoverer(work, variant):
     os._exit(0)
 
 
-FIGURES = {"per_step": per_step, "throughput": throughput, "timer": timer, "event_round_trip": event_round_trip,
-           "recovery": recovery, "sender": sender, "victim": victim, "recoverer": recoverer}
+FIGURES = {
+    "per_step": per_step,
+    "throughput": throughput,
+    "timer": timer,
+    "event_round_trip": event_round_trip,
+    "recovery": recovery,
+    "sender": sender,
+    "victim": victim,
+    "recoverer": recoverer,
+}
 
 
 def main():
@@ -208,8 +227,10 @@ def main():
         kwargs[k] = json.loads(v) if v[:1].isdigit() or v[:1] in "-[{." else v
     result = FIGURES[figure](work, variant, **kwargs)
     if result is not None:
-        import dbos
         import sqlite3 as s
+
+        import dbos
+
         result["dbos_version"] = getattr(dbos, "__version__", None) or _version()
         result["sqlite"] = s.sqlite_version
         emit(result)
@@ -219,6 +240,7 @@ def main():
 
 def _version():
     from importlib.metadata import version
+
     return version("dbos")
 
 

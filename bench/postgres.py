@@ -40,11 +40,13 @@ PY = sys.executable
 
 # -- scratch schemas ----------------------------------------------------------------------
 
+
 class Scratch:
     """Scratch schemas on one server; `new()` gives a store URL on a fresh one."""
 
     def __init__(self, base: str):
         import psycopg
+
         self.base = base
         self.names: list[str] = []
         self._psycopg = psycopg
@@ -66,21 +68,28 @@ class Scratch:
 
 # -- workers ------------------------------------------------------------------------------
 
+
 class Worker:
     def __init__(self, url: str, log: Path, *args: str):
         env = {k: v for k, v in os.environ.items() if k not in ("WF_CRASH_AT", "WF_TOKEN")}
         env.update(WF_STORE=url, PYTHONUNBUFFERED="1")
         self.log = log
         with open(log, "wb") as err:
-            self.proc = subprocess.Popen([PY, "-m", "wf", "--config", str(CONFIG), "worker", *args], env=env,
-                                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err,
-                                         start_new_session=True)
+            self.proc = subprocess.Popen(
+                [PY, "-m", "wf", "--config", str(CONFIG), "worker", *args],
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=err,
+                start_new_session=True,
+            )
 
     def wait_ready(self, timeout: float = 30) -> None:
         def ready():
             if self.proc.poll() is not None:
                 raise RuntimeError(f"worker exited {self.proc.returncode}:\n{self.log.read_text()}")
             return "ready" in self.log.read_text(errors="replace")
+
         wait_for(ready, timeout, "worker ready", interval=0.01)
 
     def cpu_s(self) -> float:
@@ -113,10 +122,12 @@ def _machine_cpu() -> tuple[float, float]:
 def _client(url: str):
     from wf.client import Client
     from wf.config import load_config
+
     return Client(load_config(str(CONFIG), store=url))
 
 
 # -- figures ------------------------------------------------------------------------------
+
 
 def throughput(url: str, workers: int, n: int, logs: Path) -> dict:
     pool = [Worker(url, logs / f"tp{workers}-{i}.log") for i in range(workers)]
@@ -136,6 +147,7 @@ def throughput(url: str, workers: int, n: int, logs: Path) -> dict:
             if bad:
                 raise RuntimeError(f"instances ended badly: {counts}")
             return counts.get("complete", 0) == n
+
         wait_for(done, 600, f"{n} instances to complete", interval=0.02)
         took = time.perf_counter() - t0
         cpu = sum(w.cpu_s() - c for w, c in zip(pool, cpu0))
@@ -144,8 +156,14 @@ def throughput(url: str, workers: int, n: int, logs: Path) -> dict:
         for w in pool:
             w.stop()
         client.close()
-    return {"workers": workers, "n": n, "total_s": took, "per_s": n / took, "worker_cpu_s": cpu,
-            "machine_busy": (busy1 - busy0) / max(1e-9, total1 - total0)}
+    return {
+        "workers": workers,
+        "n": n,
+        "total_s": took,
+        "per_s": n / took,
+        "worker_cpu_s": cpu,
+        "machine_busy": (busy1 - busy0) / max(1e-9, total1 - total0),
+    }
 
 
 def event_round_trip(url: str, reps: int, logs: Path) -> dict:
@@ -180,6 +198,7 @@ def measure(quick: bool, url: str | None = None) -> list[dict]:
         raise SystemExit("bench/postgres.py needs a PostgreSQL server: --url postgresql://... or WF_TEST_POSTGRES")
     n, reps = (100, 20) if quick else (500, 100)
     import tempfile
+
     scratch = Scratch(url)
     rows: list[dict] = []
     with tempfile.TemporaryDirectory(prefix="wf-bench-pg-") as tmp:
@@ -192,18 +211,32 @@ def measure(quick: bool, url: str | None = None) -> list[dict]:
     cores = os.cpu_count()
     base = runs[0]["per_s"]
     for r in runs:
-        rows.append({"figure": f"PostgreSQL throughput, {r['workers']} worker{'s' if r['workers'] > 1 else ''}",
-                     "value": round(r["per_s"], 1), "unit": "instances/s",
-                     "how": f"{n} instances of 3 trivial steps created after {r['workers']} `wf worker` process(es) "
-                            f"were ready, until all complete ({r['total_s']:.2f} s; x{r['per_s'] / base:.2f} of 1 "
-                            f"worker; the workers used {r['worker_cpu_s']:.1f} CPU-s, the machine's {cores} cores "
-                            f"were {r['machine_busy']:.0%} busy, PostgreSQL on the same machine)"})
-    how = (f"{reps} events, one `wf worker` process; from just before Client.send_event in another process to "
-           f"the step after wait_for_event running (NOTIFY wakes the worker)")
-    rows.append({"figure": "PostgreSQL event round trip, median", "value": round(ev["median_ms"], 1), "unit": "ms",
-                 "how": how + "; goal < 20 ms"})
-    rows.append({"figure": "PostgreSQL event round trip, p95", "value": round(ev["p95_ms"], 1), "unit": "ms",
-                 "how": how})
+        rows.append(
+            {
+                "figure": f"PostgreSQL throughput, {r['workers']} worker{'s' if r['workers'] > 1 else ''}",
+                "value": round(r["per_s"], 1),
+                "unit": "instances/s",
+                "how": f"{n} instances of 3 trivial steps created after {r['workers']} `wf worker` process(es) "
+                f"were ready, until all complete ({r['total_s']:.2f} s; x{r['per_s'] / base:.2f} of 1 "
+                f"worker; the workers used {r['worker_cpu_s']:.1f} CPU-s, the machine's {cores} cores "
+                f"were {r['machine_busy']:.0%} busy, PostgreSQL on the same machine)",
+            }
+        )
+    how = (
+        f"{reps} events, one `wf worker` process; from just before Client.send_event in another process to "
+        f"the step after wait_for_event running (NOTIFY wakes the worker)"
+    )
+    rows.append(
+        {
+            "figure": "PostgreSQL event round trip, median",
+            "value": round(ev["median_ms"], 1),
+            "unit": "ms",
+            "how": how + "; goal < 20 ms",
+        }
+    )
+    rows.append(
+        {"figure": "PostgreSQL event round trip, p95", "value": round(ev["p95_ms"], 1), "unit": "ms", "how": how}
+    )
     return rows
 
 

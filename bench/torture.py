@@ -25,8 +25,8 @@ import threading
 import time
 from pathlib import Path
 
-from common import BENCH, ROOT, emit, free_port, wait_for
-from wf_bench import CONFIG, PY, Worker, config_for, env, wf_cmd
+from common import ROOT, emit, free_port, wait_for
+from wf_bench import PY, Worker, config_for, env, wf_cmd
 
 sys.path.insert(0, str(ROOT / "tests"))
 from stub_service import StubService  # noqa: E402
@@ -36,20 +36,31 @@ from wf.config import load_config  # noqa: E402
 
 TERMINAL = ("complete", "errored", "terminated")
 SHOP = ROOT / "tests" / "fixtures" / "shop"
-STEP_ENDPOINT = {"validate-inventory": "inventory/check", "process-payment": "payments/charge",
-                 "create-shipment": "shipping/create", "send-confirmation": "notifications/send"}
+STEP_ENDPOINT = {
+    "validate-inventory": "inventory/check",
+    "process-payment": "payments/charge",
+    "create-shipment": "shipping/create",
+    "send-confirmation": "notifications/send",
+}
 
 
 # -- kill loop ----------------------------------------------------------------------------
+
 
 class ShopWorker(Worker):
     def __init__(self, project: Path, log: Path):
         self.log = log
         self.spawned = time.time()
         with open(log, "wb") as err:
-            self.proc = subprocess.Popen([PY, "-m", "wf", "worker"], cwd=project, env=env(),
-                                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err,
-                                         start_new_session=True)
+            self.proc = subprocess.Popen(
+                [PY, "-m", "wf", "worker"],
+                cwd=project,
+                env=env(),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=err,
+                start_new_session=True,
+            )
 
 
 def kill_loop(work: Path, instances: int = 1000, kills: int = 100, seed: int = 7) -> dict:
@@ -73,8 +84,11 @@ def kill_loop(work: Path, instances: int = 1000, kills: int = 100, seed: int = 7
         for k, oid in enumerate(ids):
             target = t_start + expected_duration * 0.7 * k / len(ids)
             time.sleep(max(0.0, target - time.time()))
-            c.create("order-processing", {**base, "orderId": oid, "fulfillment_delay": "1 second",
-                                          "payment_retry_delay": "0.3 seconds"}, oid)
+            c.create(
+                "order-processing",
+                {**base, "orderId": oid, "fulfillment_delay": "1 second", "payment_retry_delay": "0.3 seconds"},
+                oid,
+            )
         c.close()
 
     for oid in ids[::10]:  # every tenth order's first payment attempt fails: retries under fire too
@@ -102,6 +116,7 @@ def kill_loop(work: Path, instances: int = 1000, kills: int = 100, seed: int = 7
         def all_done():
             rows = client.list(limit=instances + 10)
             return len(rows) == instances and all(r.status in TERMINAL for r in rows)
+
         wait_for(all_done, 600, "every order to end", 0.2)
     finally:
         final.stop()
@@ -135,19 +150,34 @@ def kill_loop(work: Path, instances: int = 1000, kills: int = 100, seed: int = 7
                 after_commit.append((oid, s.name, len(late)))
             per_run = len(base["items"]) if s.name == "validate-inventory" else 1
             reexecuted += max(0, len(times) // per_run - 1)
-    result = {"instances": instances, "kills": kills, "killed_after_ready": killed_at_ready,
-            "killed_during_startup": killed_before_ready, "lost": len(lost), "complete": complete,
-            "wrong_output": len(wrong), "committed_steps_run_again": len(after_commit),
-            "examples_run_again": after_commit[:5], "uncommitted_attempts_rerun": reexecuted,
-            "not_complete": {oid: client.store.get_instance("order-processing", oid).status
-                             for oid in ids if oid not in lost and oid not in wrong
-                             and client.store.get_instance("order-processing", oid).status != "complete"},
-            "kill_phase_s": kill_phase, "finish_phase_s": finish_phase, "ledger_calls": len(calls)}
+    result = {
+        "instances": instances,
+        "kills": kills,
+        "killed_after_ready": killed_at_ready,
+        "killed_during_startup": killed_before_ready,
+        "lost": len(lost),
+        "complete": complete,
+        "wrong_output": len(wrong),
+        "committed_steps_run_again": len(after_commit),
+        "examples_run_again": after_commit[:5],
+        "uncommitted_attempts_rerun": reexecuted,
+        "not_complete": {
+            oid: client.store.get_instance("order-processing", oid).status
+            for oid in ids
+            if oid not in lost
+            and oid not in wrong
+            and client.store.get_instance("order-processing", oid).status != "complete"
+        },
+        "kill_phase_s": kill_phase,
+        "finish_phase_s": finish_phase,
+        "ledger_calls": len(calls),
+    }
     client.close()
     return result
 
 
 # -- contention ---------------------------------------------------------------------------
+
 
 def contention(work: Path, runners: int = 4, instances: int = 2000, clients: int = 4) -> dict:
     state = work / "state"
@@ -163,8 +193,10 @@ def contention(work: Path, runners: int = 4, instances: int = 2000, clients: int
         try:
             for i in range(0, per_client, 50):
                 try:
-                    rows = c.create_batch("contend", [{"id": f"c{k}-{j}", "params": {"log": str(log)}}
-                                                      for j in range(i, min(per_client, i + 50))])
+                    rows = c.create_batch(
+                        "contend",
+                        [{"id": f"c{k}-{j}", "params": {"log": str(log)}} for j in range(i, min(per_client, i + 50))],
+                    )
                     for r in rows[:3]:
                         c.status(r.id)
                         c.describe(r.id)
@@ -186,8 +218,7 @@ def contention(work: Path, runners: int = 4, instances: int = 2000, clients: int
 
     def cli():
         while not stop_readers.is_set():
-            r = subprocess.run(wf_cmd(state, "instances", "list", "--json"), env=env(), capture_output=True,
-                               text=True)
+            r = subprocess.run(wf_cmd(state, "instances", "list", "--json"), env=env(), capture_output=True, text=True)
             if r.returncode != 0:
                 cli_errors.append(r.stderr.strip()[-300:])
 
@@ -229,24 +260,36 @@ def contention(work: Path, runners: int = 4, instances: int = 2000, clients: int
         spans = {}
         for kind, pid, t in events:
             spans.setdefault(pid, [None, None])[0 if kind == "start" else 1] = t
-        per_instance.setdefault(iid, []).extend((s, e if e is not None else float("inf"), pid)
-                                                 for pid, (s, e) in spans.items())
+        per_instance.setdefault(iid, []).extend(
+            (s, e if e is not None else float("inf"), pid) for pid, (s, e) in spans.items()
+        )
     for iid, spans in per_instance.items():
         spans.sort()
         for (s1, e1, p1), (s2, e2, p2) in zip(spans, spans[1:]):
             if p1 != p2 and s2 < e1:
                 overlapping += 1
     worker_logs = "".join((work / f"worker-{i}.log").read_text(errors="replace") for i in range(runners))
-    locked = [e for e in errors + cli_errors if "locked" in e.lower()] + \
-        [l for l in worker_logs.splitlines() if "locked" in l.lower()]
-    return {"runners": runners, "instances": per_client * clients, "complete": counts.get("complete", 0),
-            "statuses": counts, "seconds": took, "instances_run_by_two_at_once": overlapping,
-            "steps_run_twice": ran_twice, "runner_processes_that_ran_steps": len(pids_used),
-            "database_locked_errors": len(locked), "client_errors": len(errors) + len(cli_errors),
-            "error_examples": (errors + cli_errors)[:5], "worker_tracebacks": worker_logs.count("Traceback")}
+    locked = [e for e in errors + cli_errors if "locked" in e.lower()] + [
+        l for l in worker_logs.splitlines() if "locked" in l.lower()
+    ]
+    return {
+        "runners": runners,
+        "instances": per_client * clients,
+        "complete": counts.get("complete", 0),
+        "statuses": counts,
+        "seconds": took,
+        "instances_run_by_two_at_once": overlapping,
+        "steps_run_twice": ran_twice,
+        "runner_processes_that_ran_steps": len(pids_used),
+        "database_locked_errors": len(locked),
+        "client_errors": len(errors) + len(cli_errors),
+        "error_examples": (errors + cli_errors)[:5],
+        "worker_tracebacks": worker_logs.count("Traceback"),
+    }
 
 
 # -- bad input ----------------------------------------------------------------------------
+
 
 def _sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else "dir"
@@ -259,6 +302,7 @@ def _seed_db(state: Path) -> Path:
     c.close()
     db = state / "state.db"
     import sqlite3
+
     conn = sqlite3.connect(db)
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     conn.close()
@@ -267,6 +311,7 @@ def _seed_db(state: Path) -> Path:
 
 def _damage(kind: str, db: Path) -> None:
     import sqlite3
+
     if kind == "truncated":
         data = db.read_bytes()
         db.write_bytes(data[: len(data) // 2 + 100])
@@ -305,18 +350,36 @@ def _damage(kind: str, db: Path) -> None:
             (db.parent / extra).unlink(missing_ok=True)
 
 
-DB_CASES = ["truncated", "corrupted-pages", "corrupted-header", "newer-schema", "not-wf-sqlite", "not-a-database",
-            "directory"]
-DB_COMMANDS = [["instances", "list"], ["status", "seed-150", "--json"], ["trigger", "three", "{}"],
-               ["send-event", "seed-150", "--type", "x"], ["worker"]]
+DB_CASES = [
+    "truncated",
+    "corrupted-pages",
+    "corrupted-header",
+    "newer-schema",
+    "not-wf-sqlite",
+    "not-a-database",
+    "directory",
+]
+DB_COMMANDS = [
+    ["instances", "list"],
+    ["status", "seed-150", "--json"],
+    ["trigger", "three", "{}"],
+    ["send-event", "seed-150", "--type", "x"],
+    ["worker"],
+]
 
 
 def _worker_on(state: Path, wait: float = 5.0) -> tuple:
     """Start `wf worker` on a damaged store: (exit code, stderr), or ("running", stderr) after `wait` s."""
     log = state.parent / f"{state.name}-worker.log"
     with open(log, "wb") as err:
-        proc = subprocess.Popen(wf_cmd(state, "worker"), env=env(), stdin=subprocess.DEVNULL,
-                                stdout=subprocess.DEVNULL, stderr=err, start_new_session=True)
+        proc = subprocess.Popen(
+            wf_cmd(state, "worker"),
+            env=env(),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+            start_new_session=True,
+        )
     try:
         rc = proc.wait(wait)
     except subprocess.TimeoutExpired:
@@ -339,14 +402,29 @@ def bad_input(work: Path, http: bool = True) -> dict:
     cases: list[dict] = []
     # 1. the bad-input test module: every test is one class of bad input (config, params, ids, ...)
     xml = work / "bad_input.xml"
-    r = subprocess.run([PY, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(ROOT / "tests" / "test_bad_input.py"),
-                        f"--junitxml={xml}"], cwd=ROOT, env=env(), capture_output=True, text=True, timeout=600)
+    subprocess.run(
+        [
+            PY,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            str(ROOT / "tests" / "test_bad_input.py"),
+            f"--junitxml={xml}",
+        ],
+        cwd=ROOT,
+        env=env(),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     import xml.etree.ElementTree as ET
+
     for tc in ET.parse(xml).getroot().iter("testcase"):
         failed = any(ch.tag in ("failure", "error") for ch in tc)
         skipped = any(ch.tag == "skipped" for ch in tc)
-        cases.append({"group": "tests/test_bad_input.py", "case": tc.get("name"),
-                      "ok": not failed, "skipped": skipped})
+        cases.append({"group": "tests/test_bad_input.py", "case": tc.get("name"), "ok": not failed, "skipped": skipped})
     # 2. damaged state databases: every command must fail cleanly and leave the file as it was
     for kind in DB_CASES:
         state = work / f"db-{kind}"
@@ -378,10 +456,13 @@ def bad_input(work: Path, http: bool = True) -> dict:
     if http:
         cases += _http_cases(work)
     handled = sum(1 for c in cases if c["ok"] and not c.get("skipped"))
-    return {"classes": len(cases), "handled_cleanly": handled,
-            "skipped": sum(1 for c in cases if c.get("skipped")),
-            "not_handled": [c for c in cases if not c["ok"]],
-            "by_group": {g: sum(1 for c in cases if c["group"] == g) for g in dict.fromkeys(c["group"] for c in cases)}}
+    return {
+        "classes": len(cases),
+        "handled_cleanly": handled,
+        "skipped": sum(1 for c in cases if c.get("skipped")),
+        "not_handled": [c for c in cases if not c["ok"]],
+        "by_group": {g: sum(1 for c in cases if c["group"] == g) for g in dict.fromkeys(c["group"] for c in cases)},
+    }
 
 
 API = "/cdn-cgi/local/explorer/api"
@@ -403,7 +484,7 @@ def _raw(port: int, data: bytes, timeout: float = 5.0, half_close: bool = False)
                 if not chunk:
                     break
                 chunks.append(chunk)
-        except (socket.timeout, ConnectionResetError):
+        except (TimeoutError, ConnectionResetError):
             pass
     return b"".join(chunks)
 
@@ -418,27 +499,54 @@ HTTP_CASES = {
     # name: (raw request, acceptable statuses; None = the server may also just close the connection)
     "garbage request line": (b"\x16\x03\x01\x02\x00hello\r\n\r\n", None),
     "unknown HTTP method": (_req("BREW", API + "/workflows"), {400, 404, 405, 501}),
-    "invalid JSON body": (_req("POST", API + "/workflows/three/instances", b"{not json",
-                               {"Content-Type": "application/json"}), {400, 422}),
-    "JSON of the wrong type": (_req("POST", API + "/workflows/three/instances", b"[1,2,3]",
-                                    {"Content-Type": "application/json"}), {400, 422}),
-    "invalid instance id": (_req("POST", API + "/workflows/three/instances", b'{"id":"../../etc"}',
-                                 {"Content-Type": "application/json"}), {400, 422}),
+    "invalid JSON body": (
+        _req("POST", API + "/workflows/three/instances", b"{not json", {"Content-Type": "application/json"}),
+        {400, 422},
+    ),
+    "JSON of the wrong type": (
+        _req("POST", API + "/workflows/three/instances", b"[1,2,3]", {"Content-Type": "application/json"}),
+        {400, 422},
+    ),
+    "invalid instance id": (
+        _req("POST", API + "/workflows/three/instances", b'{"id":"../../etc"}', {"Content-Type": "application/json"}),
+        {400, 422},
+    ),
     "unknown workflow": (_req("GET", API + "/workflows/nope/instances"), {404}),
     "unknown instance": (_req("GET", API + "/workflows/three/instances/nope"), {404}),
-    "invalid status action": (_req("PATCH", API + "/workflows/three/instances/x/status", b'{"status":"explode"}',
-                                   {"Content-Type": "application/json"}), {400, 404, 422}),
-    "non-UTF-8 body": (_req("POST", API + "/workflows/three/instances", b'{"params":"\xff\xfe"}',
-                            {"Content-Type": "application/json"}), {400, 422}),
+    "invalid status action": (
+        _req(
+            "PATCH",
+            API + "/workflows/three/instances/x/status",
+            b'{"status":"explode"}',
+            {"Content-Type": "application/json"},
+        ),
+        {400, 404, 422},
+    ),
+    "non-UTF-8 body": (
+        _req(
+            "POST", API + "/workflows/three/instances", b'{"params":"\xff\xfe"}', {"Content-Type": "application/json"}
+        ),
+        {400, 422},
+    ),
     "percent-encoded junk in path": (_req("GET", API + "/workflows/%ff%00/instances"), {400, 404}),
-    "content-length larger than body": (_req("POST", API + "/workflows/three/instances", b"{}",
-                                             {"Content-Length": "1000"}), None),
-    "negative content-length": (_req("POST", API + "/workflows/three/instances", b"{}",
-                                     {"Content-Length": "-5"}), {400}),
+    "content-length larger than body": (
+        _req("POST", API + "/workflows/three/instances", b"{}", {"Content-Length": "1000"}),
+        None,
+    ),
+    "negative content-length": (
+        _req("POST", API + "/workflows/three/instances", b"{}", {"Content-Length": "-5"}),
+        {400},
+    ),
     "100 KB header": (_req("GET", API + "/workflows", b"", {"X-Big": "a" * 100_000}), {200, 400, 413, 431}),
-    "oversized params (2 MB)": (_req("POST", API + "/workflows/three/instances",
-                                     json.dumps({"params": {"x": "a" * 2_000_000}}).encode(),
-                                     {"Content-Type": "application/json"}), {400, 413, 422}),
+    "oversized params (2 MB)": (
+        _req(
+            "POST",
+            API + "/workflows/three/instances",
+            json.dumps({"params": {"x": "a" * 2_000_000}}).encode(),
+            {"Content-Type": "application/json"},
+        ),
+        {400, 413, 422},
+    ),
     "bad event type": (_req("POST", API + "/workflows/three/instances/x/events/bad%20type!", b"{}"), {400, 404}),
     "bad pagination": (_req("GET", API + "/workflows/three/instances?per_page=-1&page=abc"), {400, 422}),
 }
@@ -449,15 +557,23 @@ def _http_cases(work: Path) -> list[dict]:
     port = free_port()
     log = work / "dev.log"
     with open(log, "wb") as err:
-        proc = subprocess.Popen(wf_cmd(state, "dev", "--port", str(port)), env=env(), stdin=subprocess.DEVNULL,
-                                stdout=subprocess.DEVNULL, stderr=err, start_new_session=True)
+        proc = subprocess.Popen(
+            wf_cmd(state, "dev", "--port", str(port)),
+            env=env(),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+            start_new_session=True,
+        )
     out = []
     try:
+
         def healthy():
             try:
                 return b" 200 " in _raw(port, _req("GET", API + "/workflows"), 2)[:20]
             except OSError:
                 return False
+
         wait_for(healthy, 30, "wf dev", 0.02)
         for name, (data, allowed) in HTTP_CASES.items():
             try:
@@ -473,12 +589,25 @@ def _http_cases(work: Path) -> list[dict]:
                 problems.append(f"answered {status}: {resp[:300]!r}")
             if not alive:
                 problems.append("the server stopped answering")
-            out.append({"group": "malformed HTTP (wf dev)", "case": name, "ok": not problems, "status": status,
-                        "problems": problems})
+            out.append(
+                {
+                    "group": "malformed HTTP (wf dev)",
+                    "case": name,
+                    "ok": not problems,
+                    "status": status,
+                    "problems": problems,
+                }
+            )
         text = log.read_text(errors="replace")
         if "Traceback" in text:
-            out.append({"group": "malformed HTTP (wf dev)", "case": "no traceback in the server log", "ok": False,
-                        "problems": [text[-1000:]]})
+            out.append(
+                {
+                    "group": "malformed HTTP (wf dev)",
+                    "case": "no traceback in the server log",
+                    "ok": False,
+                    "problems": [text[-1000:]],
+                }
+            )
     finally:
         proc.send_signal(signal.SIGTERM)
         try:

@@ -43,6 +43,7 @@ def env() -> dict:
 
 # -- in-process runner ------------------------------------------------------------------
 
+
 class InProc:
     def __init__(self, state: Path, **options):
         self.config = config_for(state)
@@ -117,26 +118,41 @@ async def timer(work: Path, reps: int = 10, seconds: float = 0.5) -> dict:
             late.append((done.at - started.data["wakeAt"]) * 1000)
             out = json.loads(p.client.store.get_by_seq(row.seq).output)
             end_to_end.append((out["after"] - out["before"] - seconds) * 1000)
-    return {"reps": reps, "late_ms": late, "late_median_ms": median(late), "late_p95_ms": p95(late),
-            "late_max_ms": max(late), "end_to_end_extra_median_ms": median(end_to_end)}
+    return {
+        "reps": reps,
+        "late_ms": late,
+        "late_median_ms": median(late),
+        "late_p95_ms": p95(late),
+        "late_max_ms": max(late),
+        "end_to_end_extra_median_ms": median(end_to_end),
+    }
 
 
 # -- cross-process ----------------------------------------------------------------------
+
 
 class Worker:
     def __init__(self, state: Path, log: Path, *args: str):
         self.log = log
         self.spawned = time.time()
         with open(log, "wb") as err:
-            self.proc = subprocess.Popen(wf_cmd(state, "worker", *args), env=env(), stdin=subprocess.DEVNULL,
-                                         stdout=subprocess.DEVNULL, stderr=err, start_new_session=True)
+            self.proc = subprocess.Popen(
+                wf_cmd(state, "worker", *args),
+                env=env(),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=err,
+                start_new_session=True,
+            )
 
     def wait_ready(self, timeout: float = 30) -> float:
         """Wall time at which the 'ready' line was seen (polled every 1 ms)."""
+
         def ready():
             if self.proc.poll() is not None:
                 raise RuntimeError(f"worker exited {self.proc.returncode}:\n{self.log.read_text()}")
             return "ready" in self.log.read_text(errors="replace")
+
         wait_for(ready, timeout, "worker ready", interval=0.001)
         return time.time()
 
@@ -201,8 +217,12 @@ def recovery(work: Path, reps: int = 5) -> dict:
         resumed = min(t for t in st["output"] if t > killed)
         delays.append((resumed - ready) * 1000)
         from_spawn.append((resumed - b.spawned) * 1000)
-    return {"reps": reps, "ready_to_resumed_ms": delays, "median_ms": median(delays),
-            "spawn_to_resumed_median_ms": median(from_spawn)}
+    return {
+        "reps": reps,
+        "ready_to_resumed_ms": delays,
+        "median_ms": median(delays),
+        "spawn_to_resumed_median_ms": median(from_spawn),
+    }
 
 
 def cli_status(work: Path, reps: int = 20) -> dict:
@@ -233,6 +253,7 @@ async def _one_done(state: Path):
 
 def dev_start(work: Path, reps: int = 5, idle: float = 5.0) -> dict:
     import urllib.request
+
     times, rss = [], []
     for r in range(reps):
         state = work / f"state{r}"
@@ -240,8 +261,14 @@ def dev_start(work: Path, reps: int = 5, idle: float = 5.0) -> dict:
         url = f"http://127.0.0.1:{port}/cdn-cgi/local/explorer/api/workflows"
         t0 = time.perf_counter()
         with open(work / f"dev{r}.log", "wb") as err:
-            proc = subprocess.Popen(wf_cmd(state, "dev", "--port", str(port)), env=env(), stdin=subprocess.DEVNULL,
-                                    stdout=subprocess.DEVNULL, stderr=err, start_new_session=True)
+            proc = subprocess.Popen(
+                wf_cmd(state, "dev", "--port", str(port)),
+                env=env(),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=err,
+                start_new_session=True,
+            )
 
         def answered():
             if proc.poll() is not None:
@@ -251,6 +278,7 @@ def dev_start(work: Path, reps: int = 5, idle: float = 5.0) -> dict:
                     return resp.status == 200
             except OSError:
                 return False
+
         try:
             wait_for(answered, 30, "wf dev to answer", interval=0.005)
             times.append((time.perf_counter() - t0) * 1000)
@@ -294,8 +322,15 @@ def scale_waiting(work: Path, n: int = 10000, concurrency: int = 0) -> dict:
     finally:
         worker.stop()
         client.close()
-    return {"n": n, "concurrency": concurrency or 1000, "rss_mb": rss, "idle_rss_mb": base_rss, "rss_after_events_mb": rss_after,
-            "all_waiting_s": all_waiting, "events_to_all_complete_s": all_done}
+    return {
+        "n": n,
+        "concurrency": concurrency or 1000,
+        "rss_mb": rss,
+        "idle_rss_mb": base_rss,
+        "rss_after_events_mb": rss_after,
+        "all_waiting_s": all_waiting,
+        "events_to_all_complete_s": all_done,
+    }
 
 
 def list_many(work: Path, n: int = 100000, reps: int = 5) -> dict:
@@ -308,15 +343,24 @@ def list_many(work: Path, n: int = 100000, reps: int = 5) -> dict:
         items = [{"workflow": "three", "id": f"i-{j:07d}", "params": "{}"} for j in range(i, min(n, i + 10000))]
         store.create_instances(items, now + i * 0.001)
     with store.transaction():  # mostly finished, a few errored, like a real history
-        store.conn.execute("UPDATE instances SET status='complete', wake_at=NULL, ended_at=created_at "
-                           "WHERE seq % 100 != 0")
+        store.conn.execute(
+            "UPDATE instances SET status='complete', wake_at=NULL, ended_at=created_at WHERE seq % 100 != 0"
+        )
         store.conn.execute("UPDATE instances SET status='errored', wake_at=NULL WHERE seq % 100 = 0")
     populate = time.perf_counter() - t0
     client.close()
     out = {"n": n, "populate_s": populate}
     for label, extra in (("list", []), ("list_json", ["--json"]), ("list_errored", ["--status", "errored"])):
-        cmd = [str(Path(PY).parent / "wf"), "--config", str(CONFIG), "--persist-to", str(state),
-               "instances", "list", *extra]
+        cmd = [
+            str(Path(PY).parent / "wf"),
+            "--config",
+            str(CONFIG),
+            "--persist-to",
+            str(state),
+            "instances",
+            "list",
+            *extra,
+        ]
         subprocess.run(cmd, env=env(), capture_output=True, check=True)
         times = []
         for _ in range(reps):
@@ -329,9 +373,18 @@ def list_many(work: Path, n: int = 100000, reps: int = 5) -> dict:
     return out
 
 
-FIGURES = {"per_step": per_step, "long_instance": long_instance, "throughput": throughput, "timer": timer,
-           "event_round_trip": event_round_trip, "recovery": recovery, "cli_status": cli_status,
-           "dev_start": dev_start, "scale_waiting": scale_waiting, "list_many": list_many}
+FIGURES = {
+    "per_step": per_step,
+    "long_instance": long_instance,
+    "throughput": throughput,
+    "timer": timer,
+    "event_round_trip": event_round_trip,
+    "recovery": recovery,
+    "cli_status": cli_status,
+    "dev_start": dev_start,
+    "scale_waiting": scale_waiting,
+    "list_many": list_many,
+}
 
 
 def main() -> None:

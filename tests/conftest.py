@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-
 # == the shop: stub services, the fixture project, wf subprocesses ==========================
 # Used by test_order_workflow.py, test_crash.py and test_multi_runner.py.
-
 import json as _shop_json
 import os as _shop_os
 import re as _shop_re
@@ -25,6 +23,7 @@ SHOP_FIXTURE = _ShopPath(__file__).parent / "fixtures" / "shop"
 def stub_service(tmp_path):
     """The shop's external APIs on 127.0.0.1:<free port>, every call in `tmp_path/ledger.jsonl`."""
     from stub_service import StubService
+
     stub = StubService(tmp_path / "ledger.jsonl").start()
     yield stub
     stub.stop()
@@ -39,8 +38,7 @@ def shop_project(tmp_path, stub_service) -> _ShopPath:
 def copy_shop(dest: _ShopPath, api_base: str) -> _ShopPath:
     _shop_shutil.copytree(SHOP_FIXTURE, dest, ignore=_shop_shutil.ignore_patterns(".wf", "__pycache__"))
     config = dest / "wrangler.jsonc"
-    text, n = _shop_re.subn(r'"API_BASE":\s*"[^"]*"', f'"API_BASE": {_shop_json.dumps(api_base)}',
-                            config.read_text())
+    text, n = _shop_re.subn(r'"API_BASE":\s*"[^"]*"', f'"API_BASE": {_shop_json.dumps(api_base)}', config.read_text())
     assert n == 1, "the shop fixture's wrangler.jsonc must set vars.API_BASE once"
     config.write_text(text)
     return dest
@@ -72,16 +70,28 @@ def _wf_env(extra: dict | None = None, store: str | None = None) -> dict:
 class WfWorker:
     """One `python -m wf worker` subprocess; its stderr goes to a file (no pipe to fill)."""
 
-    def __init__(self, project: _ShopPath, log: _ShopPath, crash_at: str | None, args: list[str],
-                 store: str | None = None, env: dict | None = None):
+    def __init__(
+        self,
+        project: _ShopPath,
+        log: _ShopPath,
+        crash_at: str | None,
+        args: list[str],
+        store: str | None = None,
+        env: dict | None = None,
+    ):
         self.log = log
         self.started = _shop_time.monotonic()
         env = _wf_env({**(env or {}), **({"WF_CRASH_AT": crash_at} if crash_at else {})}, store)
         with open(log, "wb") as err:
-            self.proc = _shop_subprocess.Popen([_shop_sys.executable, "-m", "wf", "worker", *args], cwd=project,
-                                               env=env, stdin=_shop_subprocess.DEVNULL,
-                                               stdout=_shop_subprocess.DEVNULL, stderr=err,
-                                               start_new_session=True)
+            self.proc = _shop_subprocess.Popen(
+                [_shop_sys.executable, "-m", "wf", "worker", *args],
+                cwd=project,
+                env=env,
+                stdin=_shop_subprocess.DEVNULL,
+                stdout=_shop_subprocess.DEVNULL,
+                stderr=err,
+                start_new_session=True,
+            )
 
     @property
     def pid(self) -> int:
@@ -90,12 +100,12 @@ class WfWorker:
     def output(self) -> str:
         return self.log.read_text(errors="replace")
 
-    def wait_ready(self, timeout: float = 15.0) -> "WfWorker":
+    def wait_ready(self, timeout: float = 15.0) -> WfWorker:
         def ready():
             if self.proc.poll() is not None:
-                raise AssertionError(f"worker exited with {self.proc.returncode} before it was ready:\n"
-                                     f"{self.output()}")
+                raise AssertionError(f"worker exited with {self.proc.returncode} before it was ready:\n{self.output()}")
             return "ready" in self.output()
+
         wait_until(ready, timeout, f"worker {self.pid} to be ready")
         return self
 
@@ -134,23 +144,43 @@ class WfProcesses:
         self.store: str | None = None  # None: the project's SQLite store
         self.env: dict = {}
 
-    def worker(self, project: _ShopPath, *, crash_at: str | None = None, args: list[str] = (),
-               store: str | None = None, env: dict | None = None) -> WfWorker:
+    def worker(
+        self,
+        project: _ShopPath,
+        *,
+        crash_at: str | None = None,
+        args: list[str] = (),
+        store: str | None = None,
+        env: dict | None = None,
+    ) -> WfWorker:
         log = self.tmp_path / f"worker-{len(self.workers) + 1}.log"
         worker = WfWorker(project, log, crash_at, list(args), store or self.store, {**self.env, **(env or {})})
         self.workers.append(worker)
         return worker
 
-    def cli(self, project: _ShopPath, *args: str, timeout: float = 60.0, check: bool = True,
-            store: str | None = None, env: dict | None = None) -> _shop_subprocess.CompletedProcess:
+    def cli(
+        self,
+        project: _ShopPath,
+        *args: str,
+        timeout: float = 60.0,
+        check: bool = True,
+        store: str | None = None,
+        env: dict | None = None,
+    ) -> _shop_subprocess.CompletedProcess:
         """Run `python -m wf ARGS` in `project` to the end; fail with its output if it fails."""
-        result = _shop_subprocess.run([_shop_sys.executable, "-m", "wf", *args], cwd=project,
-                                      env=_wf_env({**self.env, **(env or {})}, store or self.store),
-                                      stdin=_shop_subprocess.DEVNULL, capture_output=True, text=True,
-                                      timeout=timeout)
+        result = _shop_subprocess.run(
+            [_shop_sys.executable, "-m", "wf", *args],
+            cwd=project,
+            env=_wf_env({**self.env, **(env or {})}, store or self.store),
+            stdin=_shop_subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
         if check and result.returncode != 0:
-            raise AssertionError(f"`wf {' '.join(args)}` exited {result.returncode}:\n"
-                                 f"stdout: {result.stdout}\nstderr: {result.stderr}")
+            raise AssertionError(
+                f"`wf {' '.join(args)}` exited {result.returncode}:\nstdout: {result.stdout}\nstderr: {result.stderr}"
+            )
         return result
 
     def cleanup(self) -> None:
@@ -178,6 +208,7 @@ def shop_client(shop_project):
     """A synchronous `wf.client.Client` on the shop project's store."""
     from wf.client import Client
     from wf.config import load_config
+
     client = Client(load_config(shop_project / "wrangler.jsonc"))
     yield client
     client.close()

@@ -12,7 +12,6 @@ import time
 from pathlib import Path
 
 import httpx
-
 from conftest import wait_until
 
 DEVAPP = Path(__file__).parent / "fixtures" / "devapp"
@@ -49,22 +48,29 @@ def _env(extra: dict | None) -> dict:
 class WfDev:
     """`python -m wf dev --port P ARGS` in `project`; stderr to a file."""
 
-    def __init__(self, project: Path, log: Path, args: list[str] = (), env: dict | None = None,
-                 port: int | None = None):
+    def __init__(
+        self, project: Path, log: Path, args: list[str] = (), env: dict | None = None, port: int | None = None
+    ):
         self.project, self.log = project, log
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.started = time.monotonic()
         with open(log, "wb") as err:
-            self.proc = subprocess.Popen([sys.executable, "-m", "wf", "dev", "--port", str(self.port), *args],
-                                         cwd=project, env=_env(env), stdin=subprocess.DEVNULL,
-                                         stdout=subprocess.DEVNULL, stderr=err, start_new_session=True)
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "wf", "dev", "--port", str(self.port), *args],
+                cwd=project,
+                env=_env(env),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=err,
+                start_new_session=True,
+            )
         self.ready_after: float | None = None
 
     def output(self) -> str:
         return self.log.read_text(errors="replace")
 
-    def wait_ready(self, timeout: float = 15.0, headers: dict | None = None) -> "WfDev":
+    def wait_ready(self, timeout: float = 15.0, headers: dict | None = None) -> WfDev:
         """Poll the API until it answers; records the time from launch to the first answer."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -94,7 +100,7 @@ class WfDev:
                 return self.proc.wait(timeout)
             except subprocess.TimeoutExpired:
                 self.kill()
-                raise AssertionError(f"wf dev did not stop within {timeout}s of SIGTERM:\n{self.output()}")
+                raise AssertionError(f"wf dev did not stop within {timeout}s of SIGTERM:\n{self.output()}") from None
         return self.proc.returncode
 
     def kill(self) -> None:

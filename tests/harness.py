@@ -35,8 +35,9 @@ def harness_store(request):
 
 
 def write_project(root: Path, names: list[str], extra: dict | None = None) -> Path:
-    workflows = [{"name": n, "binding": n.upper().replace("-", "_"), "class_name": "C" + n.replace("-", "_")}
-                 for n in names]
+    workflows = [
+        {"name": n, "binding": n.upper().replace("-", "_"), "class_name": "C" + n.replace("-", "_")} for n in names
+    ]
     for w in workflows:
         w.update((extra or {}).get(w["name"], {}))
     root.mkdir(parents=True, exist_ok=True)
@@ -45,12 +46,27 @@ def write_project(root: Path, names: list[str], extra: dict | None = None) -> Pa
 
 
 class Harness(WorkflowTest):
-    def __init__(self, root: Path, classes: dict[str, type], replay_always: bool = False,
-                 extra: dict | None = None, keep_warm: float = 60.0, concurrency: int = 1000):
+    def __init__(
+        self,
+        root: Path,
+        classes: dict[str, type],
+        replay_always: bool = False,
+        extra: dict | None = None,
+        keep_warm: float = 60.0,
+        concurrency: int = 1000,
+    ):
         config = load_config(write_project(root, list(classes), extra))
-        super().__init__(classes, config=config, state_dir=config.state_dir, store=STORE_URL,
-                         replay_always=replay_always, keep_warm=keep_warm, timeout=20.0,
-                         patience=0.05, concurrency=concurrency)
+        super().__init__(
+            classes,
+            config=config,
+            state_dir=config.state_dir,
+            store=STORE_URL,
+            replay_always=replay_always,
+            keep_warm=keep_warm,
+            timeout=20.0,
+            patience=0.05,
+            concurrency=concurrency,
+        )
 
     def create(self, workflow: str, params=None, id=None):
         """Synchronous, returning the store row (the semantic tests read `row.id`)."""

@@ -14,8 +14,10 @@ from urllib.parse import quote
 import pytest
 
 ENV = "WF_TEST_POSTGRES"
-SKIP_REASON = (f"PostgreSQL tests need {ENV}=postgresql://user@host:port/db (a server you may scratch on); "
-               f".ci/run starts one and sets it")
+SKIP_REASON = (
+    f"PostgreSQL tests need {ENV}=postgresql://user@host:port/db (a server you may scratch on); "
+    f".ci/run starts one and sets it"
+)
 
 
 def base_url() -> str | None:

@@ -21,9 +21,9 @@ import json
 import os
 import threading
 import time
+from collections.abc import Iterable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Iterable
 
 
 class StubService:
@@ -37,12 +37,13 @@ class StubService:
 
     # -- lifecycle -----------------------------------------------------------------------
 
-    def start(self) -> "StubService":
+    def start(self) -> StubService:
         self.ledger.parent.mkdir(parents=True, exist_ok=True)
         self.ledger.touch()
         self._server = _Server(("127.0.0.1", 0), _handler(self))
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name="stub-service", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="stub-service", daemon=True
+        )
         self._thread.start()
         return self
 
@@ -83,13 +84,15 @@ class StubService:
         finally:
             os.close(fd)
 
-    def calls(self, endpoint: str | None = None, order_id: str | None = None, *,
-              ok_only: bool = False) -> list[dict]:
+    def calls(self, endpoint: str | None = None, order_id: str | None = None, *, ok_only: bool = False) -> list[dict]:
         entries = [json.loads(line) for line in self.ledger.read_text().splitlines() if line.strip()]
-        return [e for e in entries
-                if (endpoint is None or e["endpoint"] == endpoint)
-                and (order_id is None or e["orderId"] == order_id)
-                and (not ok_only or e["status"] < 400)]
+        return [
+            e
+            for e in entries
+            if (endpoint is None or e["endpoint"] == endpoint)
+            and (order_id is None or e["orderId"] == order_id)
+            and (not ok_only or e["status"] < 400)
+        ]
 
     def count(self, endpoint: str | None = None, order_id: str | None = None, *, ok_only: bool = False) -> int:
         return len(self.calls(endpoint, order_id, ok_only=ok_only))
@@ -124,6 +127,7 @@ class _Server(ThreadingHTTPServer):
 
     def handle_error(self, request, client_address):
         import sys
+
         if not isinstance(sys.exc_info()[1], (ConnectionResetError, BrokenPipeError)):  # a killed caller
             super().handle_error(request, client_address)
 
@@ -154,9 +158,16 @@ def _handler(stub: StubService) -> type[BaseHTTPRequestHandler]:
                 body = {}
             status, payload, order_id = stub.answer(method, self.path, body, self.headers)
             pid = self.headers.get("x-caller-pid")
-            stub.record({"endpoint": _endpoint(self.path), "path": self.path, "orderId": order_id,
-                         "pid": int(pid) if pid and pid.isdigit() else None, "status": status,
-                         "t": time.time()})
+            stub.record(
+                {
+                    "endpoint": _endpoint(self.path),
+                    "path": self.path,
+                    "orderId": order_id,
+                    "pid": int(pid) if pid and pid.isdigit() else None,
+                    "status": status,
+                    "t": time.time(),
+                }
+            )
             data = json.dumps(payload).encode()
             self.send_response(status)
             self.send_header("content-type", "application/json")

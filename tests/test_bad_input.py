@@ -13,7 +13,7 @@ import hashlib
 import json
 import math
 import sqlite3
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -21,7 +21,7 @@ import pytest
 from wf import WorkflowEntrypoint
 from wf.client import Client
 from wf.config import load_config
-from wf.errors import (ConfigError, ConflictError, NotFoundError, StoreError, ValidationError, WfError)
+from wf.errors import ConfigError, ConflictError, NotFoundError, StoreError, ValidationError, WfError
 from wf.runtime.store import db_path
 from wf.service import build_runner, run_until_done
 
@@ -30,6 +30,7 @@ BASE_OUTPUT = {"ok": True, "seen": {"n": 1}}
 
 
 # ---------------------------------------------------------------- workflows
+
 
 class Good(WorkflowEntrypoint):
     async def run(self, event, step):
@@ -63,7 +64,7 @@ class Unserializable:
 
 
 # name -> (what run() does with `step`, expected error name, substrings the message must hold)
-PAST = datetime(2020, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
+PAST = datetime(2020, 1, 2, 3, 4, 5, tzinfo=UTC)
 PROBES = {
     # step names
     "step-name-empty": (lambda s: s.do("", _one), "ValidationError", ["step name ''"]),
@@ -74,29 +75,55 @@ PROBES = {
     "sleep-name-empty": (lambda s: s.sleep("", 1), "ValidationError", ["step name ''"]),
     "wait-name-too-long": (lambda s: s.wait_for_event("w" * 300, "go"), "ValidationError", ["'" + "w" * 40]),
     # step config
-    "config-unknown-key": (lambda s: s.do("c", _one, config={"retry": {"limit": 1}}), "ValidationError",
-                           ["'retry'", "'c'"]),
-    "config-negative-limit": (lambda s: s.do("c", _one, config={"retries": {"limit": -1, "delay": 1}}),
-                              "ValidationError", ["-1", "'c'"]),
-    "config-limit-not-int": (lambda s: s.do("c", _one, config={"retries": {"limit": "3", "delay": 1}}),
-                             "ValidationError", ["'3'"]),
-    "config-limit-too-big": (lambda s: s.do("c", _one, config={"retries": {"limit": 10_001, "delay": 1}}),
-                             "ValidationError", ["10001"]),
-    "config-bad-backoff": (lambda s: s.do("c", _one, config={"retries": {"limit": 1, "delay": 1,
-                                                                         "backoff": "quadratic"}}),
-                           "ValidationError", ["'quadratic'"]),
-    "config-bad-delay": (lambda s: s.do("c", _one, config={"retries": {"limit": 1, "delay": "5 fortnights"}}),
-                         "ValidationError", ["'5 fortnights'"]),
-    "config-negative-delay": (lambda s: s.do("c", _one, config={"retries": {"limit": 1, "delay": -3}}),
-                              "ValidationError", ["-3"]),
+    "config-unknown-key": (
+        lambda s: s.do("c", _one, config={"retry": {"limit": 1}}),
+        "ValidationError",
+        ["'retry'", "'c'"],
+    ),
+    "config-negative-limit": (
+        lambda s: s.do("c", _one, config={"retries": {"limit": -1, "delay": 1}}),
+        "ValidationError",
+        ["-1", "'c'"],
+    ),
+    "config-limit-not-int": (
+        lambda s: s.do("c", _one, config={"retries": {"limit": "3", "delay": 1}}),
+        "ValidationError",
+        ["'3'"],
+    ),
+    "config-limit-too-big": (
+        lambda s: s.do("c", _one, config={"retries": {"limit": 10_001, "delay": 1}}),
+        "ValidationError",
+        ["10001"],
+    ),
+    "config-bad-backoff": (
+        lambda s: s.do("c", _one, config={"retries": {"limit": 1, "delay": 1, "backoff": "quadratic"}}),
+        "ValidationError",
+        ["'quadratic'"],
+    ),
+    "config-bad-delay": (
+        lambda s: s.do("c", _one, config={"retries": {"limit": 1, "delay": "5 fortnights"}}),
+        "ValidationError",
+        ["'5 fortnights'"],
+    ),
+    "config-negative-delay": (
+        lambda s: s.do("c", _one, config={"retries": {"limit": 1, "delay": -3}}),
+        "ValidationError",
+        ["-3"],
+    ),
     "config-zero-timeout": (lambda s: s.do("c", _one, config={"timeout": 0}), "ValidationError", ["got 0"]),
-    "config-zero-timeout-text": (lambda s: s.do("c", _one, config={"timeout": "0 seconds"}), "ValidationError",
-                                 ["'0 seconds'"]),
+    "config-zero-timeout-text": (
+        lambda s: s.do("c", _one, config={"timeout": "0 seconds"}),
+        "ValidationError",
+        ["'0 seconds'"],
+    ),
     "config-bad-timeout": (lambda s: s.do("c", _one, config={"timeout": "soon"}), "ValidationError", ["'soon'"]),
     "config-not-dict": (lambda s: s.do("c", _one, config="fast"), "ValidationError", ["'fast'"]),
     "config-retries-not-dict": (lambda s: s.do("c", _one, config={"retries": 5}), "ValidationError", ["got 5"]),
-    "config-retries-unknown-key": (lambda s: s.do("c", _one, config={"retries": {"limit": 1, "tries": 2}}),
-                                   "ValidationError", ["'tries'"]),
+    "config-retries-unknown-key": (
+        lambda s: s.do("c", _one, config={"retries": {"limit": 1, "tries": 2}}),
+        "ValidationError",
+        ["'tries'"],
+    ),
     "step-fn-not-callable": (lambda s: s.do("c", 5), "ValidationError", ["'c'", "5"]),
     # durations
     "sleep-bad-unit": (lambda s: s.sleep("nap", "5 fortnights"), "ValidationError", ["'5 fortnights'", "'nap'"]),
@@ -108,31 +135,51 @@ PROBES = {
     "sleep-bool": (lambda s: s.sleep("nap", True), "ValidationError", ["True"]),
     "sleep-list": (lambda s: s.sleep("nap", [1]), "ValidationError", ["[1]"]),
     "sleep-too-long": (lambda s: s.sleep("nap", "400 days"), "ValidationError", ["'400 days'", "365 days"]),
-    "sleep-too-long-td": (lambda s: s.sleep("nap", timedelta(days=366)), "ValidationError",
-                          ["timedelta(days=366)", "365 days"]),
+    "sleep-too-long-td": (
+        lambda s: s.sleep("nap", timedelta(days=366)),
+        "ValidationError",
+        ["timedelta(days=366)", "365 days"],
+    ),
     "sleep-until-past": (lambda s: s.sleep_until("nap", PAST), "ValidationError", ["past", "2020, 1, 2"]),
-    "sleep-until-past-epoch": (lambda s: s.sleep_until("nap", 1_000_000.0), "ValidationError",
-                               ["past", "1000000.0"]),
-    "sleep-until-naive": (lambda s: s.sleep_until("nap", datetime(2099, 5, 6, 7, 8, 9)), "ValidationError",
-                          ["2099-05-06T07:08:09", "time zone"]),
+    "sleep-until-past-epoch": (lambda s: s.sleep_until("nap", 1_000_000.0), "ValidationError", ["past", "1000000.0"]),
+    "sleep-until-naive": (
+        lambda s: s.sleep_until("nap", datetime(2099, 5, 6, 7, 8, 9)),
+        "ValidationError",
+        ["2099-05-06T07:08:09", "time zone"],
+    ),
     "sleep-until-string": (lambda s: s.sleep_until("nap", "tomorrow"), "ValidationError", ["'tomorrow'"]),
     # event types and wait timeouts
     "wait-bad-type": (lambda s: s.wait_for_event("w", "bad type"), "ValidationError", ["'bad type'"]),
     "wait-type-leading-dash": (lambda s: s.wait_for_event("w", "-go"), "ValidationError", ["'-go'"]),
     "wait-type-too-long": (lambda s: s.wait_for_event("w", "t" * 101), "ValidationError", ["'" + "t" * 101 + "'"]),
     "wait-type-empty": (lambda s: s.wait_for_event("w", ""), "ValidationError", ["event type ''"]),
-    "wait-bad-timeout": (lambda s: s.wait_for_event("w", "go", timeout="5 fortnights"), "ValidationError",
-                         ["'5 fortnights'"]),
-    "wait-timeout-too-long": (lambda s: s.wait_for_event("w", "go", timeout="2 years"), "ValidationError",
-                              ["365 days", "'w'"]),
+    "wait-bad-timeout": (
+        lambda s: s.wait_for_event("w", "go", timeout="5 fortnights"),
+        "ValidationError",
+        ["'5 fortnights'"],
+    ),
+    "wait-timeout-too-long": (
+        lambda s: s.wait_for_event("w", "go", timeout="2 years"),
+        "ValidationError",
+        ["365 days", "'w'"],
+    ),
     # step results
     "result-set": (lambda s: s.do("make-set", lambda: {1, 2}), "WorkflowFatalError", ["'make-set'", "set"]),
-    "result-object": (lambda s: s.do("make-obj", lambda: Unserializable()), "WorkflowFatalError",
-                      ["'make-obj'", "Unserializable"]),
-    "result-nan": (lambda s: s.do("make-nan", lambda: {"x": [math.nan]}), "WorkflowFatalError",
-                   ["'make-nan'", "nan", "['x'][0]"]),
-    "result-too-big": (lambda s: s.do("make-big", lambda: "x" * (1024 * 1024 + 10)), "WorkflowFatalError",
-                       ["'make-big'", "1,048,588 bytes", "1 MiB"]),
+    "result-object": (
+        lambda s: s.do("make-obj", lambda: Unserializable()),
+        "WorkflowFatalError",
+        ["'make-obj'", "Unserializable"],
+    ),
+    "result-nan": (
+        lambda s: s.do("make-nan", lambda: {"x": [math.nan]}),
+        "WorkflowFatalError",
+        ["'make-nan'", "nan", "['x'][0]"],
+    ),
+    "result-too-big": (
+        lambda s: s.do("make-big", lambda: "x" * (1024 * 1024 + 10)),
+        "WorkflowFatalError",
+        ["'make-big'", "1,048,588 bytes", "1 MiB"],
+    ),
 }
 
 
@@ -164,6 +211,7 @@ CLASSES = {"good": Good, "probe": Probe, "many": Many, "waiter": Waiter}
 
 # ---------------------------------------------------------------- the project
 
+
 class Project:
     """A tmp project with a completed `good` instance ("base") to keep an eye on."""
 
@@ -171,8 +219,9 @@ class Project:
         self.root = root
         workflows = [{"name": n, "binding": n.upper(), "class_name": c.__name__} for n, c in CLASSES.items()]
         workflows[2]["limits"] = {"steps": 3}
-        (root / "wrangler.jsonc").write_text(json.dumps({"name": "bad-input", "main": "src/index.py",
-                                                         "workflows": workflows}))
+        (root / "wrangler.jsonc").write_text(
+            json.dumps({"name": "bad-input", "main": "src/index.py", "workflows": workflows})
+        )
         self.config = load_config(root / "wrangler.jsonc", environ={})
         self.client = Client(self.config)
         self.base = self.run("good", {"n": 1}, id="base")
@@ -195,8 +244,11 @@ class Project:
 
     def _base_record(self) -> dict:
         d = self.client.describe("base", "good")
-        return {"status": self.client.status("base", "good"), "params": d["params"],
-                "steps": [(s["name"], s["status"], s["output"]) for s in d["steps"]]}
+        return {
+            "status": self.client.status("base", "good"),
+            "params": d["params"],
+            "steps": [(s["name"], s["status"], s["output"]) for s in d["steps"]],
+        }
 
     def assert_intact(self) -> None:
         """The instance stored before the bad input is exactly as it was."""
@@ -231,16 +283,20 @@ def assert_names(exc: BaseException, *values: str) -> str:
 
 # ---------------------------------------------------------------- instance ids
 
-@pytest.mark.parametrize("bad, shown", [
-    ("", "''"),
-    ("i" * 101, "'" + "i" * 101 + "'"),
-    ("has space", "'has space'"),
-    ("-leading-dash", "'-leading-dash'"),
-    ("slash/inside", "'slash/inside'"),
-    ("émoji", "'émoji'"),
-    (42, "42"),
-    (["a"], "['a']"),
-])
+
+@pytest.mark.parametrize(
+    "bad, shown",
+    [
+        ("", "''"),
+        ("i" * 101, "'" + "i" * 101 + "'"),
+        ("has space", "'has space'"),
+        ("-leading-dash", "'-leading-dash'"),
+        ("slash/inside", "'slash/inside'"),
+        ("émoji", "'émoji'"),
+        (42, "42"),
+        (["a"], "['a']"),
+    ],
+)
 def test_bad_instance_id_is_refused_and_names_it(project, bad, shown):
     before = project.count()
     with pytest.raises(ValidationError) as info:
@@ -278,20 +334,25 @@ def test_unknown_instance_names_it(project):
 
 # ---------------------------------------------------------------- workflow names in the config
 
-@pytest.mark.parametrize("name, shown", [
-    ("bad name", '"bad name"'),
-    ("-dash-first", '"-dash-first"'),
-    ("w" * 65, '"' + "w" * 65 + '"'),
-    ("dot.ted", '"dot.ted"'),
-    ("", '""'),
-    (7, "7"),
-])
+
+@pytest.mark.parametrize(
+    "name, shown",
+    [
+        ("bad name", '"bad name"'),
+        ("-dash-first", '"-dash-first"'),
+        ("w" * 65, '"' + "w" * 65 + '"'),
+        ("dot.ted", '"dot.ted"'),
+        ("", '""'),
+        (7, "7"),
+    ],
+)
 def test_bad_workflow_name_in_config_names_it(project, name, shown):
     bad = project.root / "bad"
     bad.mkdir()
     cfg = bad / "wrangler.json"
-    cfg.write_text(json.dumps({"main": "src/index.py",
-                               "workflows": [{"name": name, "binding": "B", "class_name": "C"}]}))
+    cfg.write_text(
+        json.dumps({"main": "src/index.py", "workflows": [{"name": name, "binding": "B", "class_name": "C"}]})
+    )
     with pytest.raises(ConfigError) as info:
         load_config(cfg, environ={})
     assert_names(info.value, shown, str(cfg), "workflows[0].name")
@@ -300,15 +361,24 @@ def test_bad_workflow_name_in_config_names_it(project, name, shown):
 
 def test_duplicate_workflow_name_in_config_names_it(tmp_path):
     cfg = tmp_path / "wrangler.json"
-    cfg.write_text(json.dumps({"main": "src/index.py", "workflows": [
-        {"name": "twice", "binding": "A", "class_name": "C"},
-        {"name": "twice", "binding": "B", "class_name": "C"}]}))
+    cfg.write_text(
+        json.dumps(
+            {
+                "main": "src/index.py",
+                "workflows": [
+                    {"name": "twice", "binding": "A", "class_name": "C"},
+                    {"name": "twice", "binding": "B", "class_name": "C"},
+                ],
+            }
+        )
+    )
     with pytest.raises(ConfigError) as info:
         load_config(cfg, environ={})
     assert_names(info.value, '"twice"', "workflows[1].name")
 
 
 # ---------------------------------------------------------------- errors raised inside run()
+
 
 @pytest.mark.parametrize("probe", sorted(PROBES))
 def test_bad_input_inside_run_errors_the_instance_naming_the_value(project, probe):
@@ -342,6 +412,7 @@ def test_a_step_refused_by_validation_leaves_no_half_written_step(project):
 
 
 # ---------------------------------------------------------------- the step limit
+
 
 def test_step_limit_from_config_ends_the_instance(project):
     status = project.run("many", None, id="many-1")
@@ -410,13 +481,16 @@ def test_payload_over_1_mib_is_refused(project):
     project.assert_intact()
 
 
-@pytest.mark.parametrize("bad, shown", [
-    ("bad type", "'bad type'"),
-    ("-dash", "'-dash'"),
-    ("e" * 101, "'" + "e" * 101 + "'"),
-    ("", "''"),
-    (5, "5"),
-])
+@pytest.mark.parametrize(
+    "bad, shown",
+    [
+        ("bad type", "'bad type'"),
+        ("-dash", "'-dash'"),
+        ("e" * 101, "'" + "e" * 101 + "'"),
+        ("", "''"),
+        (5, "5"),
+    ],
+)
 def test_bad_event_type_is_refused(project, bad, shown):
     row = project.client.create("waiter", None, "w1")
     with pytest.raises(ValidationError) as info:
@@ -432,6 +506,7 @@ def test_event_type_of_100_chars_is_fine(project):
 
 
 # ---------------------------------------------------------------- batches
+
 
 @pytest.mark.parametrize("size", [0, 101])
 def test_batch_of_wrong_size_is_refused(project, size):
@@ -463,6 +538,7 @@ def test_batch_skips_existing_ids_without_touching_them(project):
 
 # ---------------------------------------------------------------- lifecycle on the wrong instance
 
+
 def test_restart_from_a_missing_step_names_it_and_keeps_the_history(project):
     with pytest.raises(NotFoundError) as info:
         project.client.restart("base", "good", from_step="no-such-step")
@@ -473,10 +549,13 @@ def test_restart_from_a_missing_step_names_it_and_keeps_the_history(project):
     project.assert_intact()
 
 
-@pytest.mark.parametrize("kwargs, shown", [
-    ({"from_step": "echo", "count": 0}, "0"),
-    ({"from_step": "echo", "type": "dance"}, "'dance'"),
-])
+@pytest.mark.parametrize(
+    "kwargs, shown",
+    [
+        ({"from_step": "echo", "count": 0}, "0"),
+        ({"from_step": "echo", "type": "dance"}, "'dance'"),
+    ],
+)
 def test_restart_with_bad_target_names_it(project, kwargs, shown):
     with pytest.raises(ValidationError) as info:
         project.client.restart("base", "good", **kwargs)
@@ -509,6 +588,7 @@ def test_send_event_to_an_errored_instance_is_refused(project):
 
 
 # ---------------------------------------------------------------- the state database
+
 
 def _digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()

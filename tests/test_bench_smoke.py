@@ -14,17 +14,31 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
-WF_FIGURES = {"wf_per_step": "per_step_ms", "wf_thr_sequential": "per_s", "wf_thr_concurrent": "per_s",
-              "wf_event": "median_ms", "wf_timer": "late_p95_ms", "wf_recovery": "median_ms", "wf_long": "ratio",
-              "wf_cli_status": "median_ms", "wf_dev_start": "median_ms", "wf_scale": "rss_mb",
-              "wf_list": "list_median_ms"}
+WF_FIGURES = {
+    "wf_per_step": "per_step_ms",
+    "wf_thr_sequential": "per_s",
+    "wf_thr_concurrent": "per_s",
+    "wf_event": "median_ms",
+    "wf_timer": "late_p95_ms",
+    "wf_recovery": "median_ms",
+    "wf_long": "ratio",
+    "wf_cli_status": "median_ms",
+    "wf_dev_start": "median_ms",
+    "wf_scale": "rss_mb",
+    "wf_list": "list_median_ms",
+}
 
 
 @pytest.fixture(scope="module")
 def quick(tmp_path_factory):
     work = tmp_path_factory.mktemp("bench")
-    res = subprocess.run([sys.executable, str(ROOT / "bench" / "run.py"), "--quick", "--no-peers", "--work", str(work)],
-                         cwd=ROOT, capture_output=True, text=True, timeout=600)
+    res = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "run.py"), "--quick", "--no-peers", "--work", str(work)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert res.returncode == 0, res.stderr[-3000:]
     data = json.loads((work / "results-quick.json").read_text())
     return work, data["results"], res.stderr
@@ -38,9 +52,24 @@ def test_every_wf_figure_is_measured(quick):
     assert r["sqlite_floor"]["commit_ms"] > 0
     assert r["wf_long"]["big"] == 10 * r["wf_long"]["small"]
     report = (work / "RESULTS.md").read_text()
-    for heading in ("per durable step", "throughput", "event round trip", "timer accuracy", "recovery after SIGKILL",
-                    "long instance", "wf status ID --json", "wf dev", "waiting on events", "wf instances list",
-                    "kill loop", "contention", "bad-input catalogue", "Machine:", "Versions:", "Command:"):
+    for heading in (
+        "per durable step",
+        "throughput",
+        "event round trip",
+        "timer accuracy",
+        "recovery after SIGKILL",
+        "long instance",
+        "wf status ID --json",
+        "wf dev",
+        "waiting on events",
+        "wf instances list",
+        "kill loop",
+        "contention",
+        "bad-input catalogue",
+        "Machine:",
+        "Versions:",
+        "Command:",
+    ):
         assert heading in report, f"RESULTS.md lacks {heading!r}"
 
 

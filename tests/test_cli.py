@@ -14,7 +14,6 @@ import os
 import signal
 import subprocess
 import sys
-import textwrap
 import time
 import uuid
 from dataclasses import dataclass
@@ -148,7 +147,7 @@ def assert_clean_error(r: Result, *named: str, code: int | None = None) -> str:
     hints = [line for line in lines if line.startswith("hint: ")]
     assert len(errors) == 1 and len(hints) == 1, r.err
     assert lines[-2:] == [errors[0], hints[0]], r.err
-    message = errors[0][len("error: "):]
+    message = errors[0][len("error: ") :]
     for value in named:
         assert value in message, f"{value!r} not named in {message!r}"
     assert len(hints[0]) > len("hint: ") + 3
@@ -156,6 +155,7 @@ def assert_clean_error(r: Result, *named: str, code: int | None = None) -> str:
 
 
 # ---------------------------------------------------------------- trigger
+
 
 def test_trigger_prints_the_id_and_says_no_runner_is_active(project, wf):
     r = wf("trigger", "echo", '{"a": 1}')
@@ -191,11 +191,14 @@ def test_trigger_without_params_gives_an_empty_object(project, wf):
         assert c.describe("np")["params"] == {}
 
 
-@pytest.mark.parametrize("name, text", [
-    ("order.json", '{"item": "book", "qty": 2}'),
-    ("order.yaml", "item: book\nqty: 2\n"),
-    ("order.yml", "{item: book, qty: 2}\n"),
-])
+@pytest.mark.parametrize(
+    "name, text",
+    [
+        ("order.json", '{"item": "book", "qty": 2}'),
+        ("order.yaml", "item: book\nqty: 2\n"),
+        ("order.yml", "{item: book, qty: 2}\n"),
+    ],
+)
 def test_trigger_params_file(project, wf, name, text):
     (project / name).write_text(text)
     r = wf("trigger", "echo", "--params", name, "--id", "pf")
@@ -235,16 +238,24 @@ def test_trigger_wait_exits_1_when_the_instance_errors(project, wf):
     assert "errored" in r.err and "kaboom" in r.err
     assert "Traceback" not in r.err
     s = wf("status", "b1")
-    assert json.loads(s.out) == {"status": "errored", "output": None,
-                                 "error": {"name": "NonRetryableError", "message": "kaboom"}}
+    assert json.loads(s.out) == {
+        "status": "errored",
+        "output": None,
+        "error": {"name": "NonRetryableError", "message": "kaboom"},
+    }
 
 
 # ---------------------------------------------------------------- status
 
+
 def test_status_prints_exactly_the_status_shape(project, wf):
     wf("trigger", "echo", '{"x": 1}', "--id", "s1")
-    for args in (("status", "s1"), ("status", "s1", "--json"), ("status", "latest"),
-                 ("status", "s1", "--workflow", "echo")):
+    for args in (
+        ("status", "s1"),
+        ("status", "s1", "--json"),
+        ("status", "latest"),
+        ("status", "s1", "--workflow", "echo"),
+    ):
         r = wf(*args)
         assert r.code == 0, r
         assert json.loads(r.out) == {"status": "queued", "output": None, "error": None}, args
@@ -255,6 +266,7 @@ def test_status_prints_exactly_the_status_shape(project, wf):
 
 
 # ---------------------------------------------------------------- send-event
+
 
 def _run_until_waiting(root: Path, instance_id: str) -> None:
     """Run an in-process runner until the instance waits for its event, then stop the runner."""
@@ -306,7 +318,10 @@ def test_send_event_delivers_to_a_waiting_instance(project, wf, how):
     assert "approval" in r.err and "ap" in r.err
     assert _run_to_end(project, "ap") == "complete"
     assert json.loads(wf("status", "ap").out) == {
-        "status": "complete", "output": {"approved": {"by": "ann"}, "type": "approval"}, "error": None}
+        "status": "complete",
+        "output": {"approved": {"by": "ann"}, "type": "approval"},
+        "error": None,
+    }
 
 
 def test_send_event_before_the_wait_is_kept_and_json_output(project, wf):
@@ -319,6 +334,7 @@ def test_send_event_before_the_wait_is_kept_and_json_output(project, wf):
 
 
 # ---------------------------------------------------------------- error paths
+
 
 def _big_payload(root: Path) -> None:
     (root / "big.json").write_text(json.dumps({"blob": "x" * (1024 * 1024 + 1)}))
@@ -337,13 +353,16 @@ def _done(root: Path, instance_id: str = "done1") -> None:
 
 
 def _broken_syntax(root: Path) -> None:
-    (root / "wrangler.jsonc").write_text('{\n  "main": "src/index.py",\n  "workflows": [ {"name": "a" "binding": "A"} ]\n}\n')
+    (root / "wrangler.jsonc").write_text(
+        '{\n  "main": "src/index.py",\n  "workflows": [ {"name": "a" "binding": "A"} ]\n}\n'
+    )
 
 
 def _broken_field(root: Path) -> None:
     (root / "wrangler.jsonc").write_text(
         '{\n  "main": "src/index.py",\n  "workflows": [\n    {"name": "has space", "binding": "A", '
-        '"class_name": "Echo"}\n  ]\n}\n')
+        '"class_name": "Echo"}\n  ]\n}\n'
+    )
 
 
 def _broken_source(root: Path) -> None:
@@ -371,31 +390,53 @@ ERRORS = {
     "no instances for latest": (None, ["status", "latest"], 3, ["no instances"]),
     "send-event unknown instance": (None, ["send-event", "ghost-2", "--type", "x"], 3, ["'ghost-2'"]),
     "invalid JSON params": (None, ["trigger", "echo", "{bad"], 2, ["'{bad'", "not valid JSON"]),
-    "params and params file": (lambda r: (r / "p.json").write_text("{}"),
-                               ["trigger", "echo", "{}", "--params", "p.json"], 2, ["params"]),
+    "params and params file": (
+        lambda r: (r / "p.json").write_text("{}"),
+        ["trigger", "echo", "{}", "--params", "p.json"],
+        2,
+        ["params"],
+    ),
     "missing params file": (None, ["trigger", "echo", "--params", "missing.json"], 2, ["'missing.json'"]),
-    "YAML syntax error": (lambda r: (r / "bad.yaml").write_text("a: [1, 2\nb: {\n"),
-                          ["trigger", "echo", "--params", "bad.yaml"], 2, ["bad.yaml", "YAML", "line"]),
-    "JSON file syntax error": (lambda r: (r / "bad.json").write_text('{"a": 1,,}'),
-                               ["trigger", "echo", "--params", "bad.json"], 2, ["bad.json", "line 1"]),
+    "YAML syntax error": (
+        lambda r: (r / "bad.yaml").write_text("a: [1, 2\nb: {\n"),
+        ["trigger", "echo", "--params", "bad.yaml"],
+        2,
+        ["bad.yaml", "YAML", "line"],
+    ),
+    "JSON file syntax error": (
+        lambda r: (r / "bad.json").write_text('{"a": 1,,}'),
+        ["trigger", "echo", "--params", "bad.json"],
+        2,
+        ["bad.json", "line 1"],
+    ),
     "NaN in params": (None, ["trigger", "echo", '{"x": NaN}'], 2, ["nan"]),
     "bad event type": (_queued, ["send-event", "q1", "--type", "bad type"], 2, ["'bad type'"]),
     "event type too long": (_queued, ["send-event", "q1", "--type", "t" * 101], 2, ["'" + "t" * 101 + "'"]),
     "invalid JSON payload": (_queued, ["send-event", "q1", "--payload", "{x"], 2, ["'{x'"]),
-    "payload too large": (lambda r: (_queued(r), _big_payload(r)),
-                          ["send-event", "q1", "--type", "go", "--payload-file", "big.json"], 2,
-                          ["'go'", "1 MiB", "bytes"]),
+    "payload too large": (
+        lambda r: (_queued(r), _big_payload(r)),
+        ["send-event", "q1", "--type", "go", "--payload-file", "big.json"],
+        2,
+        ["'go'", "1 MiB", "bytes"],
+    ),
     "event to a finished instance": (_done, ["send-event", "done1", "--type", "go"], 4, ["'done1'", "complete"]),
     "no config found": (_no_config, ["status", "latest"], 2, ["No wrangler.jsonc", "any parent"]),
-    "config file given does not exist": (None, ["-c", "nowhere/wrangler.jsonc", "status", "latest"], 2,
-                                         ["nowhere/wrangler.jsonc"]),
+    "config file given does not exist": (
+        None,
+        ["-c", "nowhere/wrangler.jsonc", "status", "latest"],
+        2,
+        ["nowhere/wrangler.jsonc"],
+    ),
     "broken config syntax": (_broken_syntax, ["trigger", "echo"], 2, ["wrangler.jsonc:3:", "Syntax error"]),
-    "broken config field": (_broken_field, ["trigger", "echo"], 2,
-                            ["wrangler.jsonc:4:", '"has space"', "workflows[0].name"]),
+    "broken config field": (
+        _broken_field,
+        ["trigger", "echo"],
+        2,
+        ["wrangler.jsonc:4:", '"has space"', "workflows[0].name"],
+    ),
     "unknown env": (None, ["--env", "prod", "trigger", "echo"], 2, ["'prod'"]),
     "workflow only in another env": (None, ["--env", "staging", "trigger", "echo"], 3, ["'echo'"]),
-    "broken workflow source": (_broken_source, ["trigger", "echo", "--wait"], 2,
-                               ["index.py:1", "syntax error"]),
+    "broken workflow source": (_broken_source, ["trigger", "echo", "--wait"], 2, ["index.py:1", "syntax error"]),
     "corrupt database": (_garbage_db, ["status", "latest"], 5, ["state.db"]),
 }
 
@@ -409,8 +450,9 @@ def test_error_is_one_sentence_with_a_hint_and_no_traceback(project, wf, case):
     assert_clean_error(r, *named, code=code)
 
 
-@pytest.mark.parametrize("case", ["unknown workflow", "invalid JSON params", "broken config syntax",
-                                  "corrupt database", "bad event type"])
+@pytest.mark.parametrize(
+    "case", ["unknown workflow", "invalid JSON params", "broken config syntax", "corrupt database", "bad event type"]
+)
 def test_verbose_shows_the_traceback(project, wf, case):
     setup, args, code, named = ERRORS[case]
     if setup is not None:
@@ -431,8 +473,11 @@ def test_wf_verbose_env_var_shows_the_traceback(project, wf, monkeypatch):
 
 
 def test_nothing_created_by_a_failed_trigger(project, wf):
-    for args in (["trigger", "echo", "{bad"], ["trigger", "echo", "--id", "bad id"],
-                 ["trigger", "echo", "--params", "missing.json"]):
+    for args in (
+        ["trigger", "echo", "{bad"],
+        ["trigger", "echo", "--id", "bad id"],
+        ["trigger", "echo", "--params", "missing.json"],
+    ):
         assert wf(*args).code != 0
     assert wf("status", "latest").code == 3  # still no instances at all
 
@@ -445,6 +490,7 @@ def test_usage_error_exits_2_without_traceback(project, wf):
 
 
 # ---------------------------------------------------------------- global options
+
 
 def test_config_option_from_another_directory(project, wf, tmp_path, monkeypatch):
     elsewhere = tmp_path / "elsewhere"
@@ -499,6 +545,7 @@ def test_store_option_with_a_sqlite_url(project, wf, tmp_path):
 
 # ---------------------------------------------------------------- subprocesses
 
+
 def _env() -> dict:
     env = {k: v for k, v in os.environ.items() if k not in ("WF_STORE", "WF_VERBOSE")}
     env["NO_COLOR"] = "1"
@@ -507,8 +554,7 @@ def _env() -> dict:
 
 
 def test_python_dash_m_wf_help():
-    r = subprocess.run([sys.executable, "-m", "wf", "--help"], capture_output=True, text=True,
-                       timeout=60, env=_env())
+    r = subprocess.run([sys.executable, "-m", "wf", "--help"], capture_output=True, text=True, timeout=60, env=_env())
     assert r.returncode == 0, r.stderr
     for command in ("worker", "trigger", "status", "send-event"):
         assert command in r.stdout
@@ -517,23 +563,30 @@ def test_python_dash_m_wf_help():
 def test_installed_script_trigger_wait(tmp_path):
     assert WF_SCRIPT.is_file(), f"{WF_SCRIPT} is not installed"
     root = make_project(tmp_path / "p")
-    r = subprocess.run([str(WF_SCRIPT), "trigger", "echo", '{"via": "script"}', "--wait"], cwd=root,
-                       capture_output=True, text=True, timeout=60, env=_env())
+    r = subprocess.run(
+        [str(WF_SCRIPT), "trigger", "echo", '{"via": "script"}', "--wait"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=_env(),
+    )
     assert r.returncode == 0, r.stderr
     instance_id = r.stdout.strip()
     uuid.UUID(instance_id)
-    r = subprocess.run([str(WF_SCRIPT), "status", instance_id], cwd=root, capture_output=True, text=True,
-                       timeout=60, env=_env())
+    r = subprocess.run(
+        [str(WF_SCRIPT), "status", instance_id], cwd=root, capture_output=True, text=True, timeout=60, env=_env()
+    )
     assert json.loads(r.stdout) == {"status": "complete", "output": {"echo": {"via": "script"}}, "error": None}
 
 
 def test_installed_script_error_has_no_traceback(tmp_path):
     root = make_project(tmp_path / "p")
-    r = subprocess.run([str(WF_SCRIPT), "trigger", "boom", "--wait"], cwd=root, capture_output=True,
-                       text=True, timeout=60, env=_env())
+    r = subprocess.run(
+        [str(WF_SCRIPT), "trigger", "boom", "--wait"], cwd=root, capture_output=True, text=True, timeout=60, env=_env()
+    )
     assert r.returncode == 1 and "kaboom" in r.stderr and "Traceback" not in r.stderr
-    r = subprocess.run([str(WF_SCRIPT), "worker"], cwd=tmp_path, capture_output=True, text=True,
-                       timeout=60, env=_env())
+    r = subprocess.run([str(WF_SCRIPT), "worker"], cwd=tmp_path, capture_output=True, text=True, timeout=60, env=_env())
     assert r.returncode == 2
     assert r.stderr.startswith("error: No wrangler.jsonc") and "hint: " in r.stderr
     assert "Traceback" not in r.stderr
@@ -546,8 +599,9 @@ class Worker:
         self.root = root
         self.out_path, self.err_path = root / "worker.out", root / "worker.err"
         self._out, self._err = open(self.out_path, "wb"), open(self.err_path, "wb")
-        self.proc = subprocess.Popen([str(WF_SCRIPT), "worker", *args], cwd=root, stdout=self._out,
-                                     stderr=self._err, env=_env())
+        self.proc = subprocess.Popen(
+            [str(WF_SCRIPT), "worker", *args], cwd=root, stdout=self._out, stderr=self._err, env=_env()
+        )
 
     @property
     def stderr(self) -> str:
@@ -670,8 +724,14 @@ def test_event_sent_after_a_worker_is_killed_reaches_the_next_runner(project, wf
 def test_trigger_wait_finishes_the_instance_itself_when_the_worker_dies(project, wf, worker_factory):
     w = worker_factory(project)
     w.wait_for_output("ready")
-    waiter = subprocess.Popen([str(WF_SCRIPT), "trigger", "approve", "--id", "tw", "--wait"], cwd=project,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env())
+    waiter = subprocess.Popen(
+        [str(WF_SCRIPT), "trigger", "approve", "--id", "tw", "--wait"],
+        cwd=project,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=_env(),
+    )
     try:
         _status_until(wf, "tw", "waiting")
         w.proc.kill()

@@ -14,8 +14,8 @@ import time
 from pathlib import Path
 
 import pytest
-
 from test_cli import assert_clean_error, clean_env, wf  # noqa: F401  (shared fixtures)
+
 from wf.client import Client
 from wf.config import load_config
 from wf.service import build_runner, run_until_done
@@ -135,6 +135,7 @@ def run_until(root: Path, id: str, predicate) -> None:
 
 # ---------------------------------------------------------------- instances list
 
+
 def test_instances_list_table_newest_first_with_wrangler_labels(project, wf):
     create(project, "echo", "e1", {"n": 1})
     run_to_end(project, "e1")
@@ -182,14 +183,28 @@ def test_instances_list_empty(project, wf):
 
 # ---------------------------------------------------------------- instances describe
 
+
 def test_describe_completed_instance_timeline(project, wf):
     create(project, "echo", "d1", {"hello": "world"})
     run_to_end(project, "d1")
     r = wf("instances", "describe", "d1")
     assert r.code == 0, r
-    for text in ("Workflow Name:", "echo", "Instance Id:", "d1", "✅ Completed", "Duration:",
-                 "Steps (2):", "first", "second", "🎯 Step", "✅ Success", '{"hello": "world"}',
-                 '{"again": {"hello": "world"}}', "Attempt"):
+    for text in (
+        "Workflow Name:",
+        "echo",
+        "Instance Id:",
+        "d1",
+        "✅ Completed",
+        "Duration:",
+        "Steps (2):",
+        "first",
+        "second",
+        "🎯 Step",
+        "✅ Success",
+        '{"hello": "world"}',
+        '{"again": {"hello": "world"}}',
+        "Attempt",
+    ):
         assert text in r.out, text
     assert r.out.index("first") < r.out.index("second")
 
@@ -261,6 +276,7 @@ def test_describe_errored_instance_shows_the_error(project, wf):
 
 
 # ---------------------------------------------------------------- lifecycle
+
 
 def test_pause_resume_messages_and_json(project, wf):
     create(project, "approve", "p1")
@@ -348,6 +364,7 @@ def test_ambiguous_id_needs_workflow(project, wf):
 
 # ---------------------------------------------------------------- workflows
 
+
 def test_workflows_list(project, wf):
     r = wf("workflows", "list")
     assert r.code == 0, r
@@ -379,9 +396,21 @@ def test_workflows_describe_counts_every_status(project, wf):
 
 # ---------------------------------------------------------------- help and docstrings
 
-@pytest.mark.parametrize("args", [["instances", "list"], ["instances", "describe"], ["pause"], ["resume"],
-                                  ["terminate"], ["restart"], ["delete"], ["workflows", "list"],
-                                  ["workflows", "describe"]])
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["instances", "list"],
+        ["instances", "describe"],
+        ["pause"],
+        ["resume"],
+        ["terminate"],
+        ["restart"],
+        ["delete"],
+        ["workflows", "list"],
+        ["workflows", "describe"],
+    ],
+)
 def test_every_command_has_help_with_an_example(project, wf, args):
     r = wf(*args, "--help")
     assert r.code == 0, r
@@ -390,16 +419,20 @@ def test_every_command_has_help_with_an_example(project, wf, args):
 
 def test_manage_commands_do_not_import_rich_for_status_json(project):
     import subprocess
+
     heavy = ("rich", "typer", "asyncio", "pydantic", "starlette", "httpx", "wf.runtime.engine", "wf.runtime.runner")
-    code = ("import sys; from wf.cli import main\n"
-            "try:\n    main(['status', 'latest', '--json'])\nexcept SystemExit:\n    pass\n"
-            f"print('LOADED', sorted({{m.split('.')[0] if not m.startswith('wf') else m for m in sys.modules}}"
-            f" & set({heavy!r})), file=sys.stderr)")
+    code = (
+        "import sys; from wf.cli import main\n"
+        "try:\n    main(['status', 'latest', '--json'])\nexcept SystemExit:\n    pass\n"
+        f"print('LOADED', sorted({{m.split('.')[0] if not m.startswith('wf') else m for m in sys.modules}}"
+        f" & set({heavy!r})), file=sys.stderr)"
+    )
     r = subprocess.run([sys.executable, "-c", code], cwd=project, capture_output=True, text=True, timeout=60)
     assert "LOADED []" in r.stderr, r.stderr  # `wf status --json` imports only what it needs
 
 
 # ---------------------------------------------------------------- errors
+
 
 def _finished(root: Path) -> None:
     create(root, "echo", "fin")
@@ -415,8 +448,7 @@ ERRORS = {
     "restart unknown id": (None, ["restart", "ghost"], 3, ["'ghost'"]),
     "delete unknown id": (None, ["delete", "ghost"], 3, ["'ghost'"]),
     "list unknown workflow": (None, ["instances", "list", "nope"], 3, ["'nope'"]),
-    "describe with unknown workflow": (None, ["instances", "describe", "latest", "--workflow", "nope"], 3,
-                                       ["'nope'"]),
+    "describe with unknown workflow": (None, ["instances", "describe", "latest", "--workflow", "nope"], 3, ["'nope'"]),
     "pause with unknown workflow": (None, ["pause", "x", "--workflow", "nope"], 3, ["'nope'"]),
     "workflows describe unknown": (None, ["workflows", "describe", "nope"], 3, ["'nope'"]),
     "bad --status": (None, ["instances", "list", "--status", "done"], 2, ["'done'"]),
@@ -425,8 +457,12 @@ ERRORS = {
     "--type without --from-step": (_finished, ["restart", "fin", "--type", "do"], 2, ["--from-step"]),
     "bad --count": (_finished, ["restart", "fin", "--from-step", "first", "--count", "0"], 2, ["0"]),
     "restart from a missing step": (_finished, ["restart", "fin", "--from-step", "nope"], 3, ["'nope'"]),
-    "restart from a step of another type": (_finished, ["restart", "fin", "--from-step", "first", "--type",
-                                                        "sleep"], 3, ["'first'"]),
+    "restart from a step of another type": (
+        _finished,
+        ["restart", "fin", "--from-step", "first", "--type", "sleep"],
+        3,
+        ["'first'"],
+    ),
     "terminate a finished instance": (_finished, ["terminate", "fin"], 4, ["'fin'", "complete"]),
 }
 

@@ -7,12 +7,11 @@ from __future__ import annotations
 import json
 
 import pytest
+from test_docs import command_paths
 from typer.testing import CliRunner
 
 from wf.cli import app
 from wf.errors import WfError
-
-from test_docs import command_paths
 
 runner = CliRunner()
 
@@ -37,8 +36,17 @@ def project(tmp_path):
 
 def test_a_session_of_commands(project):
     c = ["-c", str(project)]
-    made = invoke(*c, "trigger", "order-processing", "--params", str(project.parent / "order.json"), "--id", "o1",
-                  "--wait", "--json")
+    made = invoke(
+        *c,
+        "trigger",
+        "order-processing",
+        "--params",
+        str(project.parent / "order.json"),
+        "--id",
+        "o1",
+        "--wait",
+        "--json",
+    )
     assert made.exit_code == 0, made.output
     assert json.loads(made.stdout)["status"] == "complete"
     assert json.loads(invoke(*c, "status", "o1").stdout)["output"]["trackingNumber"] == "TRK-o-1001"
@@ -54,14 +62,17 @@ def test_a_session_of_commands(project):
     assert "instances" in invoke(*c, "workflows", "describe", "approval", "--json").stdout
 
 
-@pytest.mark.parametrize("args,needle", [
-    (["status", "ghost"], "'ghost'"),
-    (["trigger", "nope"], "'nope'"),
-    (["trigger", "approval", "--id", "bad id"], "'bad id'"),
-    (["send-event", "latest", "--type", "bad type"], "'bad type'"),
-    (["instances", "list", "--status", "bogus"], "'bogus'"),
-    (["restart", "latest", "--from-step", "nope"], "'nope'"),
-])
+@pytest.mark.parametrize(
+    "args,needle",
+    [
+        (["status", "ghost"], "'ghost'"),
+        (["trigger", "nope"], "'nope'"),
+        (["trigger", "approval", "--id", "bad id"], "'bad id'"),
+        (["send-event", "latest", "--type", "bad type"], "'bad type'"),
+        (["instances", "list", "--status", "bogus"], "'bogus'"),
+        (["restart", "latest", "--from-step", "nope"], "'nope'"),
+    ],
+)
 def test_errors_are_wf_errors_naming_the_value(project, args, needle):
     c = ["-c", str(project)]
     assert invoke(*c, "trigger", "approval", "--id", "x1").exit_code == 0

@@ -5,12 +5,11 @@ from __future__ import annotations
 import json
 
 import pytest
+from harness import write_project
 
 import wf
 from wf.errors import ConflictError, NotFoundError
 from wf.service import build_runner, run_until_done
-
-from harness import write_project
 
 
 class Echo(wf.WorkflowEntrypoint):
@@ -39,24 +38,28 @@ def test_connect_sync_drives_an_instance(project):
     with pytest.raises(NotFoundError):
         env.ECHO.get("nope")
     with pytest.raises(AttributeError, match="NOPE"):
-        env.NOPE
+        _ = env.NOPE
     env.ECHO.get("s1").send_event(type="go", payload={"ok": True})
 
 
 async def test_connect_async_and_a_runner(project):
     from wf.config import load_config
+
     config = load_config(project)
     env = wf.connect(project)
     inst = await env.ECHO.create(params={"n": 2}, id="a1")
     assert (await inst.status())["status"] == "queued"
     await inst.send_event(type="go", payload={"early": 1})
     runner = build_runner(config, {"echo": Echo})
-    row = (await env.ECHO.get("a1"))
+    row = await env.ECHO.get("a1")
     assert row.id == "a1"
     seq = wf.client.Client(config).get("a1").seq
     assert await run_until_done(runner, seq) == "complete"
-    assert await inst.status() == {"status": "complete", "error": None,
-                                   "output": {"params": {"n": 2}, "got": {"early": 1}, "var": "hi"}}
+    assert await inst.status() == {
+        "status": "complete",
+        "error": None,
+        "output": {"params": {"n": 2}, "got": {"early": 1}, "var": "hi"},
+    }
     await inst.restart()
     assert (await inst.status())["status"] == "queued"
     await inst.terminate()

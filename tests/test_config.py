@@ -9,8 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from wf.config import (CONFIG_NAMES, Config, WorkflowConfig, find_config, load_config,
-                       parse_config_text)
+from wf.config import CONFIG_NAMES, Config, WorkflowConfig, find_config, load_config, parse_config_text
 from wf.errors import ConfigError, NotFoundError
 
 WORKFLOW = {"name": "order-processing", "binding": "ORDERS", "class_name": "OrderWorkflow"}
@@ -40,6 +39,7 @@ def config_error(tmp_path: Path, data: dict) -> ConfigError:
 
 
 # ---------------------------------------------------------------- discovery
+
 
 def test_config_names_are_wranglers_in_order():
     assert CONFIG_NAMES == ("wrangler.jsonc", "wrangler.json", "wrangler.toml")
@@ -104,8 +104,12 @@ def test_no_config_anywhere_says_run_wf_init(tmp_path):
 
 # ---------------------------------------------------------------- formats
 
+
 def test_jsonc_with_comments_and_trailing_commas(tmp_path):
-    write(tmp_path, "wrangler.jsonc", """
+    write(
+        tmp_path,
+        "wrangler.jsonc",
+        """
         // the project
         {
           "name": "shop", /* inline */
@@ -126,14 +130,23 @@ def test_jsonc_with_comments_and_trailing_commas(tmp_path):
           ],
           "observability": { "enabled": true },
         }
-    """)
+    """,
+    )
     cfg = load_config(cwd=tmp_path, environ={})
     assert (cfg.name, cfg.main, cfg.compatibility_date) == ("shop", "src/index.py", "2026-11-01")
     assert cfg.compatibility_flags == ("workflows_preserve_non_retryable_error_message",)
     assert dict(cfg.vars) == {"API_BASE": "http://127.0.0.1:9000", "RETRIES": 3}
-    assert cfg.workflows == (WorkflowConfig("order-processing", "ORDERS", "OrderWorkflow", step_limit=500,
-                                            concurrency_limit=10, schedules=("*/5 * * * *", "0 0 * * 1"),
-                                            script_name="other-worker"),)
+    assert cfg.workflows == (
+        WorkflowConfig(
+            "order-processing",
+            "ORDERS",
+            "OrderWorkflow",
+            step_limit=500,
+            concurrency_limit=10,
+            schedules=("*/5 * * * *", "0 0 * * 1"),
+            script_name="other-worker",
+        ),
+    )
 
 
 def test_plain_json_and_defaults(tmp_path):
@@ -145,7 +158,10 @@ def test_plain_json_and_defaults(tmp_path):
 
 
 def test_toml_with_workflow_tables(tmp_path):
-    write(tmp_path, "wrangler.toml", """
+    write(
+        tmp_path,
+        "wrangler.toml",
+        """
         name = "shop"
         main = "shop.app"
         compatibility_date = 2026-11-01
@@ -164,12 +180,14 @@ def test_toml_with_workflow_tables(tmp_path):
 
         [workflows.concurrency]
         limit = 2
-    """)
+    """,
+    )
     cfg = load_config(cwd=tmp_path, environ={})
     assert cfg.main == "shop.app" and cfg.compatibility_date == "2026-11-01"
     assert dict(cfg.vars) == {"API_BASE": "http://x"}
-    assert cfg.workflows == (WorkflowConfig("nightly", "NIGHTLY", "Nightly", step_limit=25,
-                                            concurrency_limit=2, schedules=("0 3 * * *",)),)
+    assert cfg.workflows == (
+        WorkflowConfig("nightly", "NIGHTLY", "Nightly", step_limit=25, concurrency_limit=2, schedules=("0 3 * * *",)),
+    )
 
 
 def test_empty_or_missing_workflows_is_allowed(tmp_path):
@@ -209,6 +227,7 @@ def test_parse_config_text_by_suffix():
 
 
 # ---------------------------------------------------------------- syntax errors
+
 
 def test_jsonc_syntax_error_has_file_line_and_column(tmp_path):
     path = write(tmp_path, "wrangler.jsonc", '{\n  "main": "a.py"\n  "name": "x"\n}\n')
@@ -251,21 +270,32 @@ BAD = [
     ({"main": "a.py", "workflows": [{**WORKFLOW, "name": None}]}, "workflows[0].name", "null"),
     ({"main": "a.py", "workflows": [{"binding": "A", "class_name": "C"}]}, "workflows[0].name", "nothing"),
     ({"main": "a.py", "workflows": [{"name": "a", "class_name": "C"}]}, "workflows[0].binding", "nothing"),
-    ({"main": "a.py", "workflows": [{**WORKFLOW, "binding": "MY-BINDING"}]}, "workflows[0].binding",
-     '"MY-BINDING"'),
+    ({"main": "a.py", "workflows": [{**WORKFLOW, "binding": "MY-BINDING"}]}, "workflows[0].binding", '"MY-BINDING"'),
     ({"main": "a.py", "workflows": [{**WORKFLOW, "class_name": 3}]}, "workflows[0].class_name", "3 (a number)"),
     ({"main": "a.py", "workflows": [{**WORKFLOW, "limits": {"steps": 0}}]}, "workflows[0].limits.steps", "0"),
-    ({"main": "a.py", "workflows": [{**WORKFLOW, "limits": {"steps": "10"}}]}, "workflows[0].limits.steps",
-     '"10" (a string)'),
-    ({"main": "a.py", "workflows": [{**WORKFLOW, "limits": {"steps": True}}]}, "workflows[0].limits.steps",
-     "true (a boolean)"),
+    (
+        {"main": "a.py", "workflows": [{**WORKFLOW, "limits": {"steps": "10"}}]},
+        "workflows[0].limits.steps",
+        '"10" (a string)',
+    ),
+    (
+        {"main": "a.py", "workflows": [{**WORKFLOW, "limits": {"steps": True}}]},
+        "workflows[0].limits.steps",
+        "true (a boolean)",
+    ),
     ({"main": "a.py", "workflows": [{**WORKFLOW, "limits": 5}]}, "workflows[0].limits", "5 (a number)"),
-    ({"main": "a.py", "workflows": [{**WORKFLOW, "concurrency": {"limit": -1}}]},
-     "workflows[0].concurrency.limit", "-1"),
+    (
+        {"main": "a.py", "workflows": [{**WORKFLOW, "concurrency": {"limit": -1}}]},
+        "workflows[0].concurrency.limit",
+        "-1",
+    ),
     ({"main": "a.py", "workflows": [{**WORKFLOW, "schedules": []}]}, "workflows[0].schedules", "[] (a list)"),
     ({"main": "a.py", "workflows": [{**WORKFLOW, "schedules": ""}]}, "workflows[0].schedules", '""'),
-    ({"main": "a.py", "workflows": [{**WORKFLOW, "schedules": ["0 * * * *", "* * *"]}]},
-     "workflows[0].schedules[1]", '"* * *"'),
+    (
+        {"main": "a.py", "workflows": [{**WORKFLOW, "schedules": ["0 * * * *", "* * *"]}]},
+        "workflows[0].schedules[1]",
+        '"* * *"',
+    ),
     ({"main": "a.py", "workflows": [{**WORKFLOW, "script_name": 1}]}, "workflows[0].script_name", "1"),
 ]
 
@@ -281,7 +311,10 @@ def test_validation_error_names_file_field_and_found_value(tmp_path, data, field
 
 
 def test_bad_workflow_name_uses_wranglers_wording_and_points_at_it(tmp_path):
-    write(tmp_path, "wrangler.jsonc", """
+    write(
+        tmp_path,
+        "wrangler.jsonc",
+        """
         {
           "main": "a.py",
           "workflows": [
@@ -289,14 +322,17 @@ def test_bad_workflow_name_uses_wranglers_wording_and_points_at_it(tmp_path):
             {"name": "bad name!", "binding": "BAD", "class_name": "Bad"}
           ]
         }
-    """)
+    """,
+    )
     with pytest.raises(ConfigError) as info:
         load_config(cwd=tmp_path, environ={})
     err = info.value
     assert err.field == "workflows[1].name" and (err.line, err.column) == (5, 14)
     assert '"bad name!"' in str(err)
-    assert ("Workflow names must be 1-64 characters long, start with a letter, number, or underscore, "
-            "and may only contain letters, numbers, underscores, or hyphens.") in str(err)
+    assert (
+        "Workflow names must be 1-64 characters long, start with a letter, number, or underscore, "
+        "and may only contain letters, numbers, underscores, or hyphens."
+    ) in str(err)
 
 
 def test_workflow_name_longer_than_64_is_rejected(tmp_path):
@@ -319,7 +355,10 @@ def test_duplicate_workflow_name_or_binding_points_at_the_second(tmp_path, attr)
 
 
 def test_validation_error_in_toml_has_line_and_column(tmp_path):
-    write(tmp_path, "wrangler.toml", """
+    write(
+        tmp_path,
+        "wrangler.toml",
+        """
         main = "a.py"
 
         [[workflows]]
@@ -327,7 +366,8 @@ def test_validation_error_in_toml_has_line_and_column(tmp_path):
         binding = "A"
         class_name = "A"
         limits = { steps = -5 }
-    """)
+    """,
+    )
     with pytest.raises(ConfigError) as info:
         load_config(cwd=tmp_path, environ={})
     assert info.value.field == "workflows[0].limits.steps"
@@ -348,8 +388,10 @@ ENVS = {
     "vars": {"MODE": "prod", "ONLY_TOP": "1"},
     "workflows": [WORKFLOW],
     "env": {
-        "staging": {"vars": {"MODE": "staging"},
-                    "workflows": [{"name": "stage-orders", "binding": "ORDERS", "class_name": "StageOrders"}]},
+        "staging": {
+            "vars": {"MODE": "staging"},
+            "workflows": [{"name": "stage-orders", "binding": "ORDERS", "class_name": "StageOrders"}],
+        },
         "bare": {"compatibility_date": "2027-01-01"},
         "moved": {"main": "other.app", "name": "shop-moved"},
     },
@@ -410,8 +452,12 @@ def test_error_inside_an_env_section_names_its_path(tmp_path):
 
 # ---------------------------------------------------------------- .dev.vars / .env
 
+
 def test_dev_vars_override_config_vars(tmp_path):
-    write(tmp_path, ".dev.vars", """
+    write(
+        tmp_path,
+        ".dev.vars",
+        """
         # secrets
         export API_KEY="s3cr3t"
         MODE = local   # trailing comment
@@ -421,11 +467,19 @@ def test_dev_vars_override_config_vars(tmp_path):
         EMPTY=
         MULTI="first
         second"
-    """)
+    """,
+    )
     cfg = config_with(tmp_path, vars={"MODE": "prod", "KEEP": "yes"})
-    assert dict(cfg.vars) == {"MODE": "local", "KEEP": "yes", "API_KEY": "s3cr3t",
-                              "QUOTED": "single # not a comment", "ESCAPED": "line1\nline2",
-                              "URL": "http://x/#frag", "EMPTY": "", "MULTI": "first\nsecond"}
+    assert dict(cfg.vars) == {
+        "MODE": "local",
+        "KEEP": "yes",
+        "API_KEY": "s3cr3t",
+        "QUOTED": "single # not a comment",
+        "ESCAPED": "line1\nline2",
+        "URL": "http://x/#frag",
+        "EMPTY": "",
+        "MULTI": "first\nsecond",
+    }
 
 
 def test_env_file_is_read_only_when_there_is_no_dev_vars(tmp_path):
@@ -469,6 +523,7 @@ def test_unclosed_quote_in_dev_vars(tmp_path):
 
 
 # ---------------------------------------------------------------- state dir and store
+
 
 def test_state_dir_defaults_beside_the_config(tmp_path):
     write_json(tmp_path, {"main": "a.py"})

@@ -24,9 +24,9 @@ from dataclasses import dataclass, field
 
 import json5
 import pytest
-
 from conftest import wait_until
 from pgtest import Schema, require_base_url
+
 from wf.client import Client
 from wf.config import load_config
 
@@ -68,6 +68,7 @@ class ApprovalWorkflow(WorkflowEntrypoint):
 
 
 # -- fixtures and helpers ------------------------------------------------------------------
+
 
 @dataclass
 class Store:
@@ -166,6 +167,7 @@ def assert_rest_once(stub, order_id: str, items: int = 2) -> None:
 
 # -- step.do: killed around the commit ------------------------------------------------------
 
+
 def test_killed_before_commit_reruns_the_attempt(project, stub_service, client, wf_procs):
     row = client.create("order-processing", order(project, "ORD-BC", fulfillment_delay="0.1 seconds"))
     crash(wf_procs, project, "before-commit:process-payment")
@@ -196,6 +198,7 @@ def test_killed_after_commit_never_runs_the_step_again(project, stub_service, cl
 
 # -- timers: sleep and retry delay ----------------------------------------------------------
 
+
 def test_sleep_due_during_downtime_fires_at_restart(project, stub_service, client, wf_procs, store):
     row = client.create("order-processing", order(project, "ORD-SL", fulfillment_delay="1 second"))
     crash(wf_procs, project, "sleeping:wait-before-fulfillment")
@@ -207,8 +210,9 @@ def test_sleep_due_during_downtime_fires_at_restart(project, stub_service, clien
 
     status, elapsed = restart_and_finish(wf_procs, project, client, row.id)
     assert status == {"status": "complete", "output": completed("ORD-SL"), "error": None}
-    assert elapsed < store.prompt, (f"the overdue sleep took {elapsed:.2f}s to fire after the restart "
-                                    f"(bound {store.prompt}s on {store.name})")
+    assert elapsed < store.prompt, (
+        f"the overdue sleep took {elapsed:.2f}s to fire after the restart (bound {store.prompt}s on {store.name})"
+    )
     assert stub_service.count("payments/charge", "ORD-SL") == 1
     assert_rest_once(stub_service, "ORD-SL")
 
@@ -227,8 +231,9 @@ def test_sleep_not_yet_due_keeps_its_wake_time_across_restart(project, stub_serv
 
 def test_retry_delay_due_during_downtime_fires_at_restart(project, stub_service, client, wf_procs, store):
     stub_service.fail_payments(1, "ORD-RD")
-    row = client.create("order-processing", order(project, "ORD-RD", payment_retry_delay="1 second",
-                                                  fulfillment_delay="0.1 seconds"))
+    row = client.create(
+        "order-processing", order(project, "ORD-RD", payment_retry_delay="1 second", fulfillment_delay="0.1 seconds")
+    )
     crash(wf_procs, project, "retry-delay:process-payment")
 
     payment = step_of(client, row.id, "process-payment")
@@ -238,8 +243,9 @@ def test_retry_delay_due_during_downtime_fires_at_restart(project, stub_service,
 
     status, elapsed = restart_and_finish(wf_procs, project, client, row.id)
     assert status == {"status": "complete", "output": completed("ORD-RD"), "error": None}
-    assert elapsed < store.prompt, (f"the overdue retry took {elapsed:.2f}s to run after the restart "
-                                    f"(bound {store.prompt}s on {store.name})")
+    assert elapsed < store.prompt, (
+        f"the overdue retry took {elapsed:.2f}s to run after the restart (bound {store.prompt}s on {store.name})"
+    )
     assert [c["status"] for c in stub_service.calls("payments/charge", "ORD-RD")] == [503, 200]
     assert [a["success"] for a in step_of(client, row.id, "process-payment")["attempts"]] == [False, True]
     assert_rest_once(stub_service, "ORD-RD")
@@ -247,21 +253,24 @@ def test_retry_delay_due_during_downtime_fires_at_restart(project, stub_service,
 
 # -- wait_for_event -------------------------------------------------------------------------
 
-def test_event_sent_while_no_runner_alive_is_delivered_after_restart(project, stub_service, client, wf_procs,
-                                                                      store):
+
+def test_event_sent_while_no_runner_alive_is_delivered_after_restart(project, stub_service, client, wf_procs, store):
     row = client.create("approval", {"orderId": "APR-EV", "timeout": "1 hour"})
     crash(wf_procs, project, "waiting:wait-for-approval")
     assert client.status(row.id)["status"] == "waiting"
     assert step_of(client, row.id, "wait-for-approval")["status"] == "waiting"
 
-    sent = wf_procs.cli(project, "send-event", row.id, "--type", "approval", "--payload", '{"approved": true}',
-                        "--json")
+    sent = wf_procs.cli(
+        project, "send-event", row.id, "--type", "approval", "--payload", '{"approved": true}', "--json"
+    )
     assert json.loads(sent.stdout)["sent"] is True
 
     status, elapsed = restart_and_finish(wf_procs, project, client, row.id)
     assert status == {"status": "complete", "output": {"approved": True, "timedOut": False}, "error": None}
-    assert elapsed < store.prompt, (f"the stored event took {elapsed:.2f}s to be delivered after the restart "
-                                    f"(bound {store.prompt}s on {store.name})")
+    assert elapsed < store.prompt, (
+        f"the stored event took {elapsed:.2f}s to be delivered after the restart "
+        f"(bound {store.prompt}s on {store.name})"
+    )
     messages = [c for c in stub_service.calls("notifications/send", "APR-EV")]
     assert len(messages) == 2  # request-approval (before the crash, not again) and record-decision
 
@@ -275,8 +284,9 @@ def test_event_wait_timeout_due_during_downtime(project, stub_service, client, w
 
     status, elapsed = restart_and_finish(wf_procs, project, client, row.id)
     assert status == {"status": "complete", "output": {"timedOut": True}, "error": None}
-    assert elapsed < store.prompt, (f"the overdue timeout took {elapsed:.2f}s to fire after the restart "
-                                    f"(bound {store.prompt}s on {store.name})")
+    assert elapsed < store.prompt, (
+        f"the overdue timeout took {elapsed:.2f}s to fire after the restart (bound {store.prompt}s on {store.name})"
+    )
     wait = step_of(client, row.id, "wait-for-approval")
     assert wait["status"] == "errored" and wait["error"]["name"] == "WorkflowTimeoutError"
     assert stub_service.count("notifications/send", "APR-TO") == 1  # request-approval ran once

@@ -10,8 +10,8 @@ import time
 
 import httpx
 import pytest
-
 from devserver import API, DevProcesses, copy_devapp, wait_for
+
 from wf.client import Client
 from wf.config import load_config
 from wf.errors import ValidationError
@@ -21,22 +21,26 @@ from wf.http.crons import Cron, CronScheduler, instance_id
 T0 = calendar.timegm((2026, 11, 25, 12, 3, 30))  # a Wednesday, UTC
 
 
-@pytest.mark.parametrize("text, after, expected", [
-    ("*/5 * * * *", T0, (2026, 11, 25, 12, 5)),
-    ("0 9 * * mon-fri", T0, (2026, 11, 26, 9, 0)),
-    ("0 9 * * 0", T0, (2026, 11, 29, 9, 0)),  # Sunday as 0
-    ("0 9 * * 7", T0, (2026, 11, 29, 9, 0)),  # and as 7
-    ("30 2 1 * *", T0, (2026, 12, 1, 2, 30)),
-    ("0 0 29 2 *", T0, (2028, 2, 29, 0, 0)),
-    ("15,45 */6 * jan,dec *", T0, (2026, 12, 1, 0, 15)),
-    ("0 0 13 * fri", T0, (2026, 11, 27, 0, 0)),  # both day fields restricted: either matches
-])
+@pytest.mark.parametrize(
+    "text, after, expected",
+    [
+        ("*/5 * * * *", T0, (2026, 11, 25, 12, 5)),
+        ("0 9 * * mon-fri", T0, (2026, 11, 26, 9, 0)),
+        ("0 9 * * 0", T0, (2026, 11, 29, 9, 0)),  # Sunday as 0
+        ("0 9 * * 7", T0, (2026, 11, 29, 9, 0)),  # and as 7
+        ("30 2 1 * *", T0, (2026, 12, 1, 2, 30)),
+        ("0 0 29 2 *", T0, (2028, 2, 29, 0, 0)),
+        ("15,45 */6 * jan,dec *", T0, (2026, 12, 1, 0, 15)),
+        ("0 0 13 * fri", T0, (2026, 11, 27, 0, 0)),  # both day fields restricted: either matches
+    ],
+)
 def test_cron_next_time(text, after, expected):
     assert Cron(text).next_after(after) == calendar.timegm((*expected, 0))
 
 
-@pytest.mark.parametrize("text", ["* * * *", "60 * * * *", "* 24 * * *", "*/0 * * * *", "a * * * *",
-                                  "5-1 * * * *", "* * 0 * *"])
+@pytest.mark.parametrize(
+    "text", ["* * * *", "60 * * * *", "* 24 * * *", "*/0 * * * *", "a * * * *", "5-1 * * * *", "* * 0 * *"]
+)
 def test_bad_crons_are_one_clear_error(text):
     with pytest.raises(ValidationError, match="cron"):
         Cron(text)
@@ -82,8 +86,13 @@ async def test_first_start_fires_nothing_and_a_missed_schedule_fires_once(tmp_pa
     later = CronScheduler(config, rec.call, rec.create, now=lambda: T0)  # down for 3 hours: 36 misses
     await later.catch_up()
     at = calendar.timegm((2026, 11, 25, 12, 0, 0))
-    assert rec.made == [("quick", instance_id("quick", "*/5 * * * *", at),
-                         {"source": "cron", "schedule": {"cron": "*/5 * * * *", "scheduledTime": at * 1000}})]
+    assert rec.made == [
+        (
+            "quick",
+            instance_id("quick", "*/5 * * * *", at),
+            {"source": "cron", "schedule": {"cron": "*/5 * * * *", "scheduledTime": at * 1000}},
+        )
+    ]
 
 
 async def test_a_schedule_fires_when_its_minute_comes(tmp_path, monkeypatch):
@@ -105,7 +114,8 @@ async def test_a_schedule_fires_when_its_minute_comes(tmp_path, monkeypatch):
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
     assert [(w, t["schedule"]) for w, _, t in rec.made] == [
-        ("quick", {"cron": "* * * * *", "scheduledTime": boundary * 1000})]
+        ("quick", {"cron": "* * * * *", "scheduledTime": boundary * 1000})
+    ]
 
 
 def test_wf_dev_fires_the_missed_schedule_once_and_the_event_carries_it(tmp_path):
@@ -118,8 +128,10 @@ def test_wf_dev_fires_the_missed_schedule_once_and_the_event_carries_it(tmp_path
     try:
         launched = time.time()
         dev = devs.start(project).wait_ready()
-        missed = lambda: [r for r in client.list("quick")  # noqa: E731
-                          if r.trigger["schedule"]["scheduledTime"] / 1000 <= launched]
+
+        def missed():
+            return [r for r in client.list("quick") if r.trigger["schedule"]["scheduledTime"] / 1000 <= launched]
+
         wait_for(lambda: missed() and missed()[0].status == "complete", 10, "the cron instance to complete")
         assert len(missed()) == 1, [r.id for r in missed()]  # ten missed minutes, one instance
         [row] = missed()

@@ -32,8 +32,9 @@ def test_every_command_is_in_the_readme_and_has_help_with_an_example():
     assert len(paths) >= 10
     for path in paths:
         words = " ".join(path)
-        assert f"wf {words}" in README or (len(path) == 1 and re.search(rf"`wf [^`]*\b{words}\b", README)), \
+        assert f"wf {words}" in README or (len(path) == 1 and re.search(rf"`wf [^`]*\b{words}\b", README)), (
             f"`wf {words}` is not documented in README.md"
+        )
         cmd = typer.main.get_command(app)
         for part in path:
             cmd = cmd.commands[part]
@@ -58,7 +59,6 @@ def test_readme_quickstart_runs(tmp_path):
     bin_dir = Path(sys.executable).parent
     script = re.sub(r"(\.\./)?\.venv/bin/", f"{bin_dir}/", after_install)
     env = {k: v for k, v in os.environ.items() if k not in ("WF_STORE", "WF_CRASH_AT")}
-    result = subprocess.run(["bash", "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=120,
-                            env=env)
+    result = subprocess.run(["bash", "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=120, env=env)
     assert result.returncode == 0, result.stderr
     assert "complete:" in result.stderr and "TRK-o-1001" in result.stderr

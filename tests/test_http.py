@@ -16,8 +16,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-
 from devserver import API, DevProcesses, copy_devapp, port_free, wait_for
+
 from wf.client import Client
 from wf.config import load_config
 from wf.http import create_app
@@ -26,6 +26,7 @@ OLD_API = "/cdn-cgi/explorer/api"
 
 
 # ---------------------------------------------------------------- in-process fixtures
+
 
 @pytest.fixture
 def project(tmp_path) -> Path:
@@ -74,14 +75,21 @@ def refused(response: httpx.Response, status: int, code: int | None = None, says
 
 # ---------------------------------------------------------------- the explorer API
 
+
 async def test_both_base_paths_answer_with_the_envelope(api):
     for base in (API, OLD_API):
         body = (await api.get(base + "/workflows")).json()
-        assert body == {"success": True, "errors": [], "messages": [], "result": [
-            {"name": "order-processing", "class_name": "OrderWorkflow", "script_name": "devapp"},
-            {"name": "quick", "class_name": "QuickWorkflow", "script_name": "devapp"},
-            {"name": "slow", "class_name": "SlowWorkflow", "script_name": "devapp"}],
-            "result_info": {"count": 3}}
+        assert body == {
+            "success": True,
+            "errors": [],
+            "messages": [],
+            "result": [
+                {"name": "order-processing", "class_name": "OrderWorkflow", "script_name": "devapp"},
+                {"name": "quick", "class_name": "QuickWorkflow", "script_name": "devapp"},
+                {"name": "slow", "class_name": "SlowWorkflow", "script_name": "devapp"},
+            ],
+            "result_info": {"count": 3},
+        }
 
 
 async def test_openapi_document_is_served_at_the_base_and_openapi_json(api):
@@ -99,17 +107,30 @@ async def test_describe_workflow_counts_every_status(api, client):
     client.pause("b", "quick")
     result = ok(await api.get(API + "/workflows/quick"))
     assert result["name"] == "quick" and result["class_name"] == "QuickWorkflow"
-    assert result["instances"] == {"complete": 0, "errored": 0, "paused": 1, "queued": 1, "running": 0,
-                                   "terminated": 0, "waiting": 0, "waitingForPause": 0}
+    assert result["instances"] == {
+        "complete": 0,
+        "errored": 0,
+        "paused": 1,
+        "queued": 1,
+        "running": 0,
+        "terminated": 0,
+        "waiting": 0,
+        "waitingForPause": 0,
+    }
 
 
 async def test_unknown_workflow_instance_and_route_are_404_with_code_10501(api, client):
     refused(await api.get(API + "/workflows/nope"), 404, 10501, "Workflow 'nope' not found.")
     refused(await api.post(API + "/workflows/nope/instances", json={}), 404, 10501, "Workflow 'nope' not found.")
-    refused(await api.get(API + "/workflows/quick/instances/missing"), 404, 10501,
-            "Workflow instance 'missing' not found.")
-    refused(await api.patch(API + "/workflows/quick/instances/missing/status", json={"action": "pause"}), 404,
-            10501, "Workflow instance 'missing' not found.")
+    refused(
+        await api.get(API + "/workflows/quick/instances/missing"), 404, 10501, "Workflow instance 'missing' not found."
+    )
+    refused(
+        await api.patch(API + "/workflows/quick/instances/missing/status", json={"action": "pause"}),
+        404,
+        10501,
+        "Workflow instance 'missing' not found.",
+    )
     refused(await api.post(API + "/workflows/quick/instances/missing/events/go", json={}), 404, 10501)
     refused(await api.delete(API + "/workflows/quick/instances/missing"), 404, 10501)
     refused(await api.get(API + "/no/such/route"), 404, 10501, "No explorer API route")
@@ -129,8 +150,7 @@ async def test_create_with_and_without_id_then_duplicate_is_409(api, client):
 
 async def test_list_pages_filters_and_validates(api, client):
     for i in range(5):
-        client.create("quick", {}, f"i{i}")
-        time.sleep(0.002)
+        client.create("quick", {}, f"i{i}")  # same created_at or not, newer ones come first
     client.pause("i0", "quick")
     page = await api.get(API + "/workflows/quick/instances", params={"per_page": 2, "page": 2})
     body = page.json()
@@ -142,9 +162,13 @@ async def test_list_pages_filters_and_validates(api, client):
     paused = (await api.get(API + "/workflows/quick/instances", params={"status": "paused"})).json()
     assert [r["id"] for r in paused["result"]] == ["i0"] and paused["result_info"]["total_count"] == 1
     assert ok(await api.get(API + "/workflows/quick/instances", params={"page": 99})) == []
-    for params, says in [({"per_page": 101}, "less than or equal to 100"), ({"per_page": 0}, "greater than"),
-                         ({"page": "abc"}, 'received "abc"'), ({"page": "1.5"}, "page"),
-                         ({"status": "bogus"}, "status")]:
+    for params, says in [
+        ({"per_page": 101}, "less than or equal to 100"),
+        ({"per_page": 0}, "greater than"),
+        ({"page": "abc"}, 'received "abc"'),
+        ({"page": "1.5"}, "page"),
+        ({"status": "bogus"}, "status"),
+    ]:
         refused(await api.get(API + "/workflows/quick/instances", params=params), 400, 10001, says)
 
 
@@ -155,16 +179,24 @@ async def test_status_actions_and_their_refusals(api, client):
     assert client.get("s1", "quick").status == "paused"
     assert ok(await api.patch(url, json={"status": "resume"})) == {"success": True}  # newer wrangler's key
     assert client.get("s1", "quick").status == "queued"
-    refused(await api.patch(url, json={"action": "restart", "from": {"name": "double", "count": 1, "type": "do"}}),
-            404, None, "not in the instance's execution history")
+    refused(
+        await api.patch(url, json={"action": "restart", "from": {"name": "double", "count": 1, "type": "do"}}),
+        404,
+        None,
+        "not in the instance's execution history",
+    )
     assert ok(await api.patch(url, json={"action": "restart"})) == {"success": True}
     ok(await api.patch(url, json={"action": "terminate"}))
     assert client.get("s1", "quick").status == "terminated"
     refused(await api.patch(url, json={"action": "terminate"}), 409, None, "already terminated")
     refused(await api.patch(url, json={"action": "explode"}), 400, 10001, "Invalid action 'explode'")
     refused(await api.patch(url, json={}), 400, 10001, "Invalid action")
-    refused(await api.patch(url, json={"action": "pause", "rollback": True}), 400, 10001,
-            "'rollback' is only valid when terminating.")
+    refused(
+        await api.patch(url, json={"action": "pause", "rollback": True}),
+        400,
+        10001,
+        "'rollback' is only valid when terminating.",
+    )
     refused(await api.patch(url, json={"action": "terminate", "rollback": True}), 400, 10001, "not supported")
     refused(await api.patch(url, json={"action": "restart", "from": {"count": 2}}), 400, 10001, "'from.name'")
     refused(await api.patch(url, json={"action": "restart", "from": {"name": "x", "count": 0}}), 400, 10001)
@@ -185,8 +217,17 @@ async def test_events_are_stored_and_bad_ones_refused(api, client):
 async def test_describe_instance_and_delete_one_many_and_all(api, client):
     client.create("quick", {"n": 1}, "d1")
     result = ok(await api.get(API + "/workflows/quick/instances/d1"))
-    assert result == {"status": "queued", "params": {"n": 1}, "queued": result["queued"], "start": None,
-                      "end": None, "output": None, "error": None, "steps": [], "step_count": 0}
+    assert result == {
+        "status": "queued",
+        "params": {"n": 1},
+        "queued": result["queued"],
+        "start": None,
+        "end": None,
+        "output": None,
+        "error": None,
+        "steps": [],
+        "step_count": 0,
+    }
     assert ok(await api.delete(API + "/workflows/quick/instances/d1")) == {"success": True}
     refused(await api.get(API + "/workflows/quick/instances/d1"), 404, 10501)
     for i in range(3):
@@ -200,15 +241,29 @@ async def test_describe_instance_and_delete_one_many_and_all(api, client):
     assert client.list("quick") == []
 
 
-@pytest.mark.parametrize("body", [b"[", b"[]", b'"text"', b"42", b"null", b"[" * 50_000 + b"]" * 50_000,
-                                  b'{"id": 5}', b'{"id": ["a"]}', b'{"params": NaN}', b"\xff\xfe",
-                                  b'{"params": {"a": Infinity}}'])
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"[",
+        b"[]",
+        b'"text"',
+        b"42",
+        b"null",
+        b"[" * 50_000 + b"]" * 50_000,
+        b'{"id": 5}',
+        b'{"id": ["a"]}',
+        b'{"params": NaN}',
+        b"\xff\xfe",
+        b'{"params": {"a": Infinity}}',
+    ],
+)
 async def test_malformed_bodies_get_a_4xx_with_a_message_never_a_5xx(api, body):
-    for method, path in [("POST", "/workflows/quick/instances"),
-                         ("POST", "/workflows/quick/instances/batch/delete"),
-                         ("PATCH", "/workflows/quick/instances/x/status")]:
-        response = await api.request(method, API + path, content=body,
-                                     headers={"content-type": "application/json"})
+    for method, path in [
+        ("POST", "/workflows/quick/instances"),
+        ("POST", "/workflows/quick/instances/batch/delete"),
+        ("PATCH", "/workflows/quick/instances/x/status"),
+    ]:
+        response = await api.request(method, API + path, content=body, headers={"content-type": "application/json"})
         if response.status_code == 200:  # "null" is an empty body for create: allowed, as in miniflare
             assert (method, body) == ("POST", b"null") and path.endswith("/instances"), response.text
             continue
@@ -225,6 +280,7 @@ async def test_body_size_limit_is_413_with_or_without_content_length(config):
         async def chunks():
             for _ in range(5):
                 yield b"x" * 400
+
         refused(await c.post(API + "/workflows/quick/instances", content=chunks()), 413)
         refused(await c.post("/api/orders", content=big), 413)  # the user's app too
         ok(await c.post(API + "/workflows/quick/instances", json={"params": {"small": 1}}))
@@ -249,6 +305,7 @@ async def test_loopback_host_check_refuses_other_host_names(config):
 
 
 # ---------------------------------------------------------------- the user's app
+
 
 async def test_user_app_reaches_bindings_from_request_state_and_scope(api, client):
     r = await api.post("/api/orders", json={"orderId": "o-7"})  # request.state.env.ORDERS.create
@@ -293,29 +350,42 @@ async def test_user_app_lifespan_runs_inside_ours(config):
 
 # ---------------------------------------------------------------- fuzz
 
+
 def test_fuzz_the_api_from_its_openapi_document_finds_no_5xx_and_no_schema_violation(config, client):
     """schemathesis generates valid and invalid requests for every operation in the served
     document; each answer must be no 5xx, a documented status, JSON that matches its schema,
     and a 4xx for invalid input. Bounded: a few dozen examples per operation and mode."""
     warnings.simplefilter("ignore")
     import schemathesis
-    from hypothesis import HealthCheck, given, settings, strategies as st
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
     from hypothesis.errors import Unsatisfiable
     from schemathesis import GenerationMode
     from schemathesis.checks import not_a_server_error
-    from schemathesis.specs.openapi.checks import (content_type_conformance, negative_data_rejection,
-                                                   response_schema_conformance, status_code_conformance)
+    from schemathesis.specs.openapi.checks import (
+        content_type_conformance,
+        negative_data_rejection,
+        response_schema_conformance,
+        status_code_conformance,
+    )
 
     schema = schemathesis.openapi.from_asgi(API + "/openapi.json", create_app(config))
-    checks = [not_a_server_error, status_code_conformance, content_type_conformance,
-              response_schema_conformance, negative_data_rejection]
+    checks = [
+        not_a_server_error,
+        status_code_conformance,
+        content_type_conformance,
+        response_schema_conformance,
+        negative_data_rejection,
+    ]
     known = ["fz-0", "fz-1", "fz-2"]
     calls, started = 0, time.monotonic()
     for result in schema.get_all_operations():
         operation = result.ok()
         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
-            @settings(max_examples=25, deadline=None, database=None, derandomize=True,
-                      suppress_health_check=list(HealthCheck))
+
+            @settings(
+                max_examples=25, deadline=None, database=None, derandomize=True, suppress_health_check=list(HealthCheck)
+            )
             @given(case=operation.as_strategy(generation_mode=mode), pick=st.sampled_from(known + [None]))
             def run(case, pick):
                 nonlocal calls
@@ -336,6 +406,7 @@ def test_fuzz_the_api_from_its_openapi_document_finds_no_5xx_and_no_schema_viola
 
 # ---------------------------------------------------------------- wf dev as a subprocess
 
+
 @pytest.fixture
 def devs(tmp_path):
     procs = DevProcesses(tmp_path)
@@ -344,8 +415,14 @@ def devs(tmp_path):
 
 
 def wf_cli(cwd: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "wf", *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=60, stdin=subprocess.DEVNULL)
+    return subprocess.run(
+        [sys.executable, "-m", "wf", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+    )
 
 
 def status_of(url: str, iid: str) -> dict:

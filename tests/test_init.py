@@ -28,8 +28,16 @@ def run(capsys, *args):
     return code, out.out, out.err
 
 
-EXPECTED = {".gitignore", "README.md", "order.json", "wrangler.jsonc", "src/index.py",
-            "src/workflows/order_processing.py", "src/workflows/approval.py", "tests/test_workflows.py"}
+EXPECTED = {
+    ".gitignore",
+    "README.md",
+    "order.json",
+    "wrangler.jsonc",
+    "src/index.py",
+    "src/workflows/order_processing.py",
+    "src/workflows/approval.py",
+    "tests/test_workflows.py",
+}
 
 
 def files_in(root: Path) -> set[str]:
@@ -80,22 +88,40 @@ def test_init_bad_options(tmp_path, capsys, args, needle):
 def test_scaffolded_order_workflow_completes_offline(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "WF_STORE"}
     subprocess.run([str(WF), "init", "demo"], cwd=tmp_path, check=True, capture_output=True, env=env)
-    result = subprocess.run([str(WF), "trigger", "order-processing", "--params", "order.json", "--wait", "--json"],
-                            cwd=tmp_path / "demo", capture_output=True, text=True, timeout=60, env=env)
+    result = subprocess.run(
+        [str(WF), "trigger", "order-processing", "--params", "order.json", "--wait", "--json"],
+        cwd=tmp_path / "demo",
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
     assert result.returncode == 0, result.stderr
     out = json.loads(result.stdout)
     assert out["status"] == "complete"
     assert out["output"] == {"status": "completed", "transactionId": "txn-o-1001", "trackingNumber": "TRK-o-1001"}
-    approval = subprocess.run([str(WF), "trigger", "approval", '{"timeout": "1 second"}', "--wait", "--json"],
-                              cwd=tmp_path / "demo", capture_output=True, text=True, timeout=60, env=env)
+    approval = subprocess.run(
+        [str(WF), "trigger", "approval", '{"timeout": "1 second"}', "--wait", "--json"],
+        cwd=tmp_path / "demo",
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
     assert json.loads(approval.stdout)["output"] == {"status": "timed_out"}
 
 
 def test_scaffolded_project_tests_pass_fast(tmp_path):
     import re
+
     subprocess.run([str(WF), "init", "proj"], cwd=tmp_path, check=True, capture_output=True)
-    result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"], cwd=tmp_path / "proj",
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"],
+        cwd=tmp_path / "proj",
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     took = float(re.search(r"5 passed.* in ([\d.]+)s", result.stdout).group(1))
     assert took < 5, f"the template's tests took {took:.1f}s"  # they sleep and wait for a day, virtually

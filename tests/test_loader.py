@@ -46,13 +46,18 @@ def write(folder: Path, name: str, text: str) -> Path:
 
 def layout(tag: str) -> dict[str, str]:
     """`src/index.py` re-exporting a class from `src/workflows/order_processing.py` (no __init__.py)."""
-    return {"src/index.py": "from .workflows.order_processing import OrderWorkflow\n",
-            "src/workflows/order_processing.py": ORDER_WORKFLOW % tag}
+    return {
+        "src/index.py": "from .workflows.order_processing import OrderWorkflow\n",
+        "src/workflows/order_processing.py": ORDER_WORKFLOW % tag,
+    }
 
 
 def make(root: Path, files: dict[str, str], **kwargs):
-    workflow = {"name": "order-processing", "binding": "ORDERS",
-                "class_name": kwargs.pop("class_name", "OrderWorkflow")}
+    workflow = {
+        "name": "order-processing",
+        "binding": "ORDERS",
+        "class_name": kwargs.pop("class_name", "OrderWorkflow"),
+    }
     main = kwargs.pop("main", "src/index.py")
     write(root, "wrangler.jsonc", json.dumps({"main": main, "workflows": [workflow]}))
     for rel, text in files.items():
@@ -73,6 +78,7 @@ def load_error(tmp_path: Path, files: dict[str, str], **kwargs) -> LoaderError:
 
 # ---------------------------------------------------------------- success
 
+
 def test_file_main_with_relative_imports_from_a_namespace_package(tmp_path):
     classes = load_workflow_classes(make(tmp_path, layout("one")))
     assert list(classes) == ["order-processing"]
@@ -82,9 +88,12 @@ def test_file_main_with_relative_imports_from_a_namespace_package(tmp_path):
 
 
 def test_file_main_with_regular_packages_and_parent_relative_import(tmp_path):
-    files = {"app/__init__.py": "", "app/main.py": "from .flows import OrderWorkflow\n",
-             "app/flows/__init__.py": "from .orders import OrderWorkflow\n",
-             "app/flows/orders.py": ORDER_WORKFLOW % "pkg"}
+    files = {
+        "app/__init__.py": "",
+        "app/main.py": "from .flows import OrderWorkflow\n",
+        "app/flows/__init__.py": "from .orders import OrderWorkflow\n",
+        "app/flows/orders.py": ORDER_WORKFLOW % "pkg",
+    }
     classes = load_workflow_classes(make(tmp_path, files, main="app/main.py"))
     assert run(classes["order-processing"]) == {"project": "pkg"}
 
@@ -95,8 +104,11 @@ def test_file_main_at_the_project_root(tmp_path):
 
 
 def test_dotted_module_main(tmp_path):
-    files = {"shop/__init__.py": "", "shop/app.py": "from shop.flows import OrderWorkflow\n",
-             "shop/flows.py": ORDER_WORKFLOW % "dotted"}
+    files = {
+        "shop/__init__.py": "",
+        "shop/app.py": "from shop.flows import OrderWorkflow\n",
+        "shop/flows.py": ORDER_WORKFLOW % "dotted",
+    }
     classes = load_workflow_classes(make(tmp_path, files, main="shop.app"))
     assert run(classes["order-processing"]) == {"project": "dotted"}
 
@@ -111,6 +123,7 @@ def test_two_projects_with_the_same_layout_get_their_own_classes(tmp_path):
 def test_two_dotted_projects_with_the_same_package_name_get_their_own_classes(tmp_path):
     def files(tag):
         return {"shop/__init__.py": "", "shop/app.py": ORDER_WORKFLOW % tag}
+
     first = load_workflow_classes(make(tmp_path / "one", files("one"), main="shop.app"))["order-processing"]
     second = load_workflow_classes(make(tmp_path / "two", files("two"), main="shop.app"))["order-processing"]
     assert (run(first), run(second)) == ({"project": "one"}, {"project": "two"})
@@ -134,6 +147,7 @@ def test_no_workflows_means_no_classes_and_no_import(tmp_path):
 
 # ---------------------------------------------------------------- import errors
 
+
 def test_missing_main_file(tmp_path):
     err = load_error(tmp_path, {}, main="src/nope.py")
     assert "'src/nope.py'" in str(err) and "OrderWorkflow" in str(err)
@@ -149,8 +163,10 @@ def test_syntax_error_names_file_and_line(tmp_path):
 
 
 def test_exception_during_import_names_type_message_and_place(tmp_path):
-    files = {**layout("x"), "src/index.py": "from .workflows.order_processing import OrderWorkflow\n"
-                                            "LIMIT = int('ten')\n"}
+    files = {
+        **layout("x"),
+        "src/index.py": "from .workflows.order_processing import OrderWorkflow\nLIMIT = int('ten')\n",
+    }
     err = load_error(tmp_path, files)
     assert "ValueError: invalid literal for int() with base 10: 'ten'" in str(err)
     assert f"{tmp_path / 'src' / 'index.py'}:2" in str(err)
@@ -178,6 +194,7 @@ def test_dotted_main_that_does_not_exist(tmp_path):
 
 # ---------------------------------------------------------------- class errors
 
+
 def test_missing_class_lists_the_exported_workflow_classes(tmp_path):
     err = load_error(tmp_path, layout("x"), class_name="OrdersWorkflow")
     assert "no attribute 'OrdersWorkflow'" in str(err) and "'src/index.py'" in str(err)
@@ -204,7 +221,9 @@ def test_class_that_is_not_a_workflow_entrypoint(tmp_path):
 
 @pytest.mark.parametrize("body", ["pass", "def run(self, event, step):\n        return 1"])
 def test_class_without_an_async_run(tmp_path, body):
-    source = f"from wf.runtime.entrypoint import WorkflowEntrypoint\nclass OrderWorkflow(WorkflowEntrypoint):\n    {body}\n"
+    source = (
+        f"from wf.runtime.entrypoint import WorkflowEntrypoint\nclass OrderWorkflow(WorkflowEntrypoint):\n    {body}\n"
+    )
     err = load_error(tmp_path, {"src/index.py": source})
     assert "OrderWorkflow does not define `async def run(self, event, step)`" in str(err)
     assert "'order-processing'" in str(err)

@@ -16,14 +16,14 @@ from collections import defaultdict
 from pathlib import Path
 
 import pytest
-
 from conftest import wait_until
+
 from wf.client import Client
 from wf.config import load_config
 
 STEPS = ("reserve", "charge", "ship", "notify")
 
-WORKFLOW = '''
+WORKFLOW = """
 import asyncio
 import json
 import os
@@ -61,7 +61,7 @@ class LedgerWorkflow(WorkflowEntrypoint):
         done = [await step.do(name, side_effect(self.env.LEDGER, event.instance_id, name, work))
                 for name in STEPS]
         return {"steps": done}
-''' % (STEPS,)
+""" % (STEPS,)  # noqa: UP031
 
 
 @pytest.fixture
@@ -69,9 +69,16 @@ def project(tmp_path) -> Path:
     root = tmp_path / "ledger-project"
     (root / "src").mkdir(parents=True)
     (root / "src" / "index.py").write_text(WORKFLOW)
-    (root / "wrangler.jsonc").write_text(json.dumps({
-        "name": "ledger", "main": "src/index.py", "vars": {"LEDGER": str(tmp_path / "side-effects.jsonl")},
-        "workflows": [{"name": "ledger-flow", "binding": "FLOW", "class_name": "LedgerWorkflow"}]}))
+    (root / "wrangler.jsonc").write_text(
+        json.dumps(
+            {
+                "name": "ledger",
+                "main": "src/index.py",
+                "vars": {"LEDGER": str(tmp_path / "side-effects.jsonl")},
+                "workflows": [{"name": "ledger-flow", "binding": "FLOW", "class_name": "LedgerWorkflow"}],
+            }
+        )
+    )
     return root
 
 
@@ -109,14 +116,14 @@ def assert_no_concurrent_runs(by_step: dict) -> None:
     """No step ran in two processes at once: intervals of different pids never overlap."""
     for key, runs in by_step.items():
         runs = sorted(runs)
-        for (s1, e1, p1), (s2, e2, p2) in zip(runs, runs[1:]):
+        for (_s1, e1, p1), (s2, _e2, p2) in zip(runs, runs[1:]):
             assert p1 == p2 or s2 >= e1, f"{key} ran in {p1} and {p2} at once: {runs}"
 
 
 def create(client, n: int, work: float) -> list[str]:
     ids = [f"job-{i:03d}" for i in range(n)]
     for start in range(0, n, 100):
-        client.create_batch("ledger-flow", [{"id": i, "params": {"work": work}} for i in ids[start:start + 100]])
+        client.create_batch("ledger-flow", [{"id": i, "params": {"work": work}} for i in ids[start : start + 100]])
     return ids
 
 
@@ -131,8 +138,11 @@ def all_complete(client, ids: list[str], workers) -> bool:
 
 def assert_outputs(client, ids: list[str]) -> None:
     for i in ids:
-        assert client.status(i) == {"status": "complete", "output": {"steps": [f"{s}:{i}" for s in STEPS]},
-                                    "error": None}
+        assert client.status(i) == {
+            "status": "complete",
+            "output": {"steps": [f"{s}:{i}" for s in STEPS]},
+            "error": None,
+        }
 
 
 def test_two_workers_share_200_instances_each_step_once(project, client, wf_procs):
@@ -165,8 +175,11 @@ def test_survivor_takes_over_a_killed_workers_instances(project, client, wf_proc
     b.wait_ready()
     ids = create(client, 100, work=0.1)
 
-    wait_until(lambda: sum(1 for e in ledger(project) if e["pid"] == a.pid and e["ev"] == "end") >= 20,
-               30, "worker A to finish some steps")
+    wait_until(
+        lambda: sum(1 for e in ledger(project) if e["pid"] == a.pid and e["ev"] == "end") >= 20,
+        30,
+        "worker A to finish some steps",
+    )
     a.proc.send_signal(signal.SIGKILL)
     assert a.proc.wait(10) == -signal.SIGKILL
     killed_at = time.time()
@@ -190,8 +203,11 @@ def test_survivor_takes_over_a_killed_workers_instances(project, client, wf_proc
     # A's instances that were cut off: B picked each of them up soon after the kill
     orphans = {k[0] for k, runs in by_step.items() if k not in committed and any(p == a.pid for *_, p in runs)}
     assert orphans, "worker A had no instance in flight when it was killed"
-    takeover = max(min(s for k, runs in by_step.items() if k[0] == i for s, _, p in runs
-                       if p == b.pid and s > killed_at) - killed_at for i in orphans)
+    takeover = max(
+        min(s for k, runs in by_step.items() if k[0] == i for s, _, p in runs if p == b.pid and s > killed_at)
+        - killed_at
+        for i in orphans
+    )
     assert takeover < 3.0, f"the survivor took {takeover:.2f}s to take over the dead worker's instances"
 
 

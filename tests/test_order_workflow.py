@@ -30,6 +30,7 @@ def completed(order_id: str) -> dict:
 def run_in_process(config, seq: int, timeout: float = 30.0) -> str:
     async def go():
         return await asyncio.wait_for(run_until_done(build_runner(config), seq), timeout)
+
     return asyncio.run(go())
 
 
@@ -77,8 +78,7 @@ def test_orders_complete_in_process_each_call_once(shop_project, stub_service, c
     assert asyncio.run(run_all_in_process(config, [r.seq for r in rows])) == ["complete"] * 3
 
     for row, order in zip(rows, orders):
-        assert client.status(row.id) == {"status": "complete", "output": completed(order["orderId"]),
-                                         "error": None}
+        assert client.status(row.id) == {"status": "complete", "output": completed(order["orderId"]), "error": None}
         assert_called_once_each(stub_service, order)
     assert {c["pid"] for c in stub_service.calls()} == {os.getpid()}
 
@@ -89,9 +89,12 @@ def test_sleep_is_taken_and_steps_recorded_in_order(shop_project, config, client
 
     steps = client.describe(row.id)["steps"]
     assert [(s["name"], s["type"], s["status"]) for s in steps] == [
-        ("validate-inventory", "step", "complete"), ("process-payment", "step", "complete"),
-        ("wait-before-fulfillment", "sleep", "complete"), ("create-shipment", "step", "complete"),
-        ("send-confirmation", "step", "complete")]
+        ("validate-inventory", "step", "complete"),
+        ("process-payment", "step", "complete"),
+        ("wait-before-fulfillment", "sleep", "complete"),
+        ("create-shipment", "step", "complete"),
+        ("send-confirmation", "step", "complete"),
+    ]
     sleep = steps[2]
     assert sleep["end"] - sleep["start"] >= 1.0  # order.json: "fulfillment_delay": "1 second"
     assert steps[3]["start"] >= sleep["end"]
@@ -112,8 +115,11 @@ def test_trigger_wait_subprocess(shop_project, stub_service, wf_procs):
 
 
 def test_out_of_stock_branch(shop_project, stub_service, config, client):
-    order = read_order(shop_project, orderId="ORD-OOS",
-                       items=[{"productId": "SKU-1", "quantity": 1}, {"productId": "SKU-OOS", "quantity": 1}])
+    order = read_order(
+        shop_project,
+        orderId="ORD-OOS",
+        items=[{"productId": "SKU-1", "quantity": 1}, {"productId": "SKU-OOS", "quantity": 1}],
+    )
     row = client.create("order-processing", order)
     assert run_in_process(config, row.seq) == "complete"
 
@@ -126,8 +132,9 @@ def test_out_of_stock_branch(shop_project, stub_service, config, client):
 
 
 def test_payment_fails_twice_then_succeeds(shop_project, stub_service, config, client):
-    order = read_order(shop_project, orderId="ORD-FLAKY", payment_retry_delay="0.2 seconds",
-                       fulfillment_delay="0.1 seconds")
+    order = read_order(
+        shop_project, orderId="ORD-FLAKY", payment_retry_delay="0.2 seconds", fulfillment_delay="0.1 seconds"
+    )
     stub_service.fail_payments(2, "ORD-FLAKY")
     row = client.create("order-processing", order)
     assert run_in_process(config, row.seq) == "complete"

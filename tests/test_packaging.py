@@ -16,24 +16,41 @@ ROOT = Path(__file__).resolve().parent.parent
 def test_public_api_all_is_importable():
     for name in wf.__all__:
         assert getattr(wf, name) is not None, name
-    assert {"WorkflowEntrypoint", "WorkflowEvent", "WorkflowStep", "NonRetryableError", "WorkflowTimeoutError",
-            "connect", "connect_sync"} <= set(wf.__all__)
+    assert {
+        "WorkflowEntrypoint",
+        "WorkflowEvent",
+        "WorkflowStep",
+        "NonRetryableError",
+        "WorkflowTimeoutError",
+        "connect",
+        "connect_sync",
+    } <= set(wf.__all__)
 
 
 def test_wheel_in_a_clean_venv_runs_init_and_a_workflow(tmp_path):
     dist = tmp_path / "dist"
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(dist), str(ROOT)],
-                   check=True, capture_output=True, timeout=300)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(dist), str(ROOT)],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
     [wheel] = dist.glob("wf-*.whl")
     env_dir = tmp_path / "venv"
     venv.create(env_dir, with_pip=True)
     bin_dir = env_dir / "bin"
-    install = subprocess.run([str(bin_dir / "pip"), "install", "-q", str(wheel)], capture_output=True, text=True,
-                             timeout=600)
+    install = subprocess.run(
+        [str(bin_dir / "pip"), "install", "-q", str(wheel)], capture_output=True, text=True, timeout=600
+    )
     assert install.returncode == 0, install.stderr
     subprocess.run([str(bin_dir / "wf"), "init", "shop"], cwd=tmp_path, check=True, capture_output=True, timeout=60)
-    result = subprocess.run([str(bin_dir / "wf"), "trigger", "order-processing", "--params", "order.json", "--wait",
-                             "--json"], cwd=tmp_path / "shop", capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [str(bin_dir / "wf"), "trigger", "order-processing", "--params", "order.json", "--wait", "--json"],
+        cwd=tmp_path / "shop",
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["output"]["trackingNumber"] == "TRK-o-1001"
     version = subprocess.run([str(bin_dir / "python"), "-m", "wf", "--help"], capture_output=True, text=True)

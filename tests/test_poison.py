@@ -5,13 +5,13 @@ run again."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 from conftest import wait_until
+
 from wf.client import Client
 from wf.config import load_config
 
-CODE = '''
+CODE = """
 import os, signal
 from pathlib import Path
 from wf import WorkflowEntrypoint
@@ -30,22 +30,31 @@ class Poison(WorkflowEntrypoint):
                 f.write("boom\\n")
             os.kill(os.getpid(), signal.SIGKILL)
         await step.do("boom", boom)
-'''
+"""
 
 
 def test_a_step_that_kills_its_runner_ends_the_instance_after_five_losses(tmp_path, wf_procs):
     project = tmp_path / "p"
     (project / "src").mkdir(parents=True)
     (project / "src" / "index.py").write_text(CODE)
-    (project / "wrangler.jsonc").write_text(json.dumps({
-        "name": "poison", "main": "src/index.py",
-        "workflows": [{"name": "poison", "binding": "POISON", "class_name": "Poison"}]}))
+    (project / "wrangler.jsonc").write_text(
+        json.dumps(
+            {
+                "name": "poison",
+                "main": "src/index.py",
+                "workflows": [{"name": "poison", "binding": "POISON", "class_name": "Poison"}],
+            }
+        )
+    )
     wf_procs.cli(project, "trigger", "poison", "--id", "p1")
     client = Client(load_config(project / "wrangler.jsonc"))
     for _ in range(7):
         worker = wf_procs.worker(project, env={"WF_MAX_RECOVERY_ATTEMPTS": "5"})
-        wait_until(lambda: worker.proc.poll() is not None or client.status("p1")["status"] == "errored", 20,
-                   "the worker to die or the instance to end")
+        wait_until(
+            lambda: worker.proc.poll() is not None or client.status("p1")["status"] == "errored",  # noqa: B023
+            20,
+            "the worker to die or the instance to end",
+        )
         if client.status("p1")["status"] == "errored":
             break
     status = client.status("p1")

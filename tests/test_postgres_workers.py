@@ -23,10 +23,10 @@ from collections import defaultdict
 from pathlib import Path
 
 import pytest
-
 from conftest import copy_shop, wait_until
 from pgtest import Schema, require_base_url
 from test_multi_runner import STEPS, WORKFLOW, assert_no_concurrent_runs, executions, ledger
+
 from wf.client import Client
 from wf.config import load_config
 
@@ -51,9 +51,16 @@ def project(tmp_path) -> Path:
     root = tmp_path / "pg-project"
     (root / "src").mkdir(parents=True)
     (root / "src" / "index.py").write_text(WORKFLOW)
-    (root / "wrangler.jsonc").write_text(json.dumps({
-        "name": "ledger", "main": "src/index.py", "vars": {"LEDGER": str(tmp_path / "side-effects.jsonl")},
-        "workflows": [{"name": "ledger-flow", "binding": "FLOW", "class_name": "LedgerWorkflow"}]}))
+    (root / "wrangler.jsonc").write_text(
+        json.dumps(
+            {
+                "name": "ledger",
+                "main": "src/index.py",
+                "vars": {"LEDGER": str(tmp_path / "side-effects.jsonl")},
+                "workflows": [{"name": "ledger-flow", "binding": "FLOW", "class_name": "LedgerWorkflow"}],
+            }
+        )
+    )
     return root
 
 
@@ -63,9 +70,15 @@ class Worker:
         env.update(WF_STORE=url, WF_LEASE=str(LEASE), PYTHONUNBUFFERED="1")
         self.log = log
         with open(log, "wb") as err:
-            self.proc = subprocess.Popen([sys.executable, "-m", "wf", "worker", "--concurrency", str(concurrency)],
-                                         cwd=project, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                         stderr=err, start_new_session=True)
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "wf", "worker", "--concurrency", str(concurrency)],
+                cwd=project,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=err,
+                start_new_session=True,
+            )
         self.pid = self.proc.pid
 
     def output(self) -> str:
@@ -87,6 +100,7 @@ def workers(project, pg_store_url, tmp_path):
         for w in started:
             wait_until(w.ready, 30, f"worker {w.pid} to be ready")
         return started
+
     yield start
     for w in started:
         try:
@@ -100,8 +114,9 @@ def committed_steps(client) -> tuple[set, float]:
     """(instance id, step) pairs committed now, and a time taken after reading them."""
     store = client.store
     with store.transaction():
-        rows = store._c.execute("SELECT i.id, s.name FROM wf_steps s JOIN wf_instances i ON i.seq = s.instance "
-                                "WHERE s.status = 'complete'").fetchall()
+        rows = store._c.execute(
+            "SELECT i.id, s.name FROM wf_steps s JOIN wf_instances i ON i.seq = s.instance WHERE s.status = 'complete'"
+        ).fetchall()
     return {tuple(r) for r in rows}, time.time()
 
 
@@ -112,10 +127,13 @@ def test_four_workers_1000_instances_one_killed(project, pg_store_url, workers):
     victim, survivors = pool[0], pool[1:]
     ids = [f"order-{i:04d}" for i in range(N)]
     for at in range(0, N, 100):
-        client.create_batch("ledger-flow", [{"id": i, "params": {"work": 0.03}} for i in ids[at:at + 100]])
+        client.create_batch("ledger-flow", [{"id": i, "params": {"work": 0.03}} for i in ids[at : at + 100]])
 
-    wait_until(lambda: sum(1 for e in ledger(project) if e["pid"] == victim.pid and e["ev"] == "end") >= 100,
-               60, "the victim to finish some steps")
+    wait_until(
+        lambda: sum(1 for e in ledger(project) if e["pid"] == victim.pid and e["ev"] == "end") >= 100,
+        60,
+        "the victim to finish some steps",
+    )
     victim.proc.send_signal(signal.SIGKILL)
     assert victim.proc.wait(10) == -signal.SIGKILL
     killed_at = time.time()
@@ -128,6 +146,7 @@ def test_four_workers_1000_instances_one_killed(project, pg_store_url, workers):
         counts = client.store.count_by_status("ledger-flow")
         assert not set(counts) - {"queued", "running", "waiting", "complete"}, counts
         return counts.get("complete", 0) == N
+
     wait_until(done, 90, f"all {N} instances to complete after the kill", interval=0.2)
 
     rows = {r.id: r for r in client.store.list_instances("ledger-flow", None, N + 10)}
@@ -150,24 +169,34 @@ def test_four_workers_1000_instances_one_killed(project, pg_store_url, workers):
 
     orphans = {k[0] for k, runs in by_step.items() if k not in committed and any(p == victim.pid for *_, p in runs)}
     assert orphans, "the victim had no instance in flight when it was killed"
-    takeover = max(min(s for k, runs in by_step.items() if k[0] == i for s, _, p in runs
-                       if p != victim.pid and s > killed_at) - killed_at for i in orphans)
-    assert takeover < LEASE + REAP + 1.0, \
+    takeover = max(
+        min(s for k, runs in by_step.items() if k[0] == i for s, _, p in runs if p != victim.pid and s > killed_at)
+        - killed_at
+        for i in orphans
+    )
+    assert takeover < LEASE + REAP + 1.0, (
         f"the dead worker's instances were taken over after {takeover:.2f}s (lease {LEASE}s)"
+    )
     client.close()
     for w in survivors:
         w.proc.send_signal(signal.SIGTERM)
     for w in survivors:
         assert w.proc.wait(15) == 0, w.output()
-    print(f"\n{N} instances, 4 workers (one killed): takeover {takeover:.2f}s, "
-          f"total {time.monotonic() - started:.1f}s, steps per worker {dict(per_pid)}")
+    print(
+        f"\n{N} instances, 4 workers (one killed): takeover {takeover:.2f}s, "
+        f"total {time.monotonic() - started:.1f}s, steps per worker {dict(per_pid)}"
+    )
 
 
 # -- the shop's order workflow against the stub service ------------------------------------
 
 # external calls per order and step (order.json has two items: one inventory check each)
-ORDER_CALLS = {"validate-inventory": ("inventory/check", 2), "process-payment": ("payments/charge", 1),
-               "create-shipment": ("shipping/create", 1), "send-confirmation": ("notifications/send", 1)}
+ORDER_CALLS = {
+    "validate-inventory": ("inventory/check", 2),
+    "process-payment": ("payments/charge", 1),
+    "create-shipment": ("shipping/create", 1),
+    "send-confirmation": ("notifications/send", 1),
+}
 STEP_OF = {endpoint: name for name, (endpoint, _) in ORDER_CALLS.items()}
 TERMINAL = ("complete", "errored", "terminated")
 
@@ -175,6 +204,7 @@ TERMINAL = ("complete", "errored", "terminated")
 def owner_of(worker) -> str:
     """The runner id a worker prints in its "ready" line."""
     import re
+
     match = re.search(r"wf worker (\S+) ready", worker.output())
     assert match, worker.output()
     return match.group(1)
@@ -190,8 +220,10 @@ def test_four_workers_1000_orders_one_killed(tmp_path, stub_service, pg_store_ur
     started = time.monotonic()
     project = copy_shop(tmp_path / "shop", stub_service.url)
     client = Client(load_config(project / "wrangler.jsonc", store=pg_store_url))
-    pool = [wf_procs.worker(project, store=pg_store_url, env={"WF_LEASE": str(ORDER_LEASE)},
-                            args=["--concurrency", "100"]) for _ in range(4)]
+    pool = [
+        wf_procs.worker(project, store=pg_store_url, env={"WF_LEASE": str(ORDER_LEASE)}, args=["--concurrency", "100"])
+        for _ in range(4)
+    ]
     for w in pool:
         w.wait_ready(30)
     victim, survivors = pool[0], pool[1:]
@@ -199,9 +231,13 @@ def test_four_workers_1000_orders_one_killed(tmp_path, stub_service, pg_store_ur
     base = json.loads((project / "order.json").read_text())
     ids = [f"ORD-{i:04d}" for i in range(N)]
     for at in range(0, N, 100):
-        client.create_batch("order-processing", [{"id": i, "params": {**base, "orderId": i,
-                                                                       "fulfillment_delay": "0.1 seconds"}}
-                                                 for i in ids[at:at + 100]])
+        client.create_batch(
+            "order-processing",
+            [
+                {"id": i, "params": {**base, "orderId": i, "fulfillment_delay": "0.1 seconds"}}
+                for i in ids[at : at + 100]
+            ],
+        )
 
     # Kill the victim once every order has started (nothing is left queued, so what the survivors
     # pick up after the kill is the victim's instances, not a backlog) while it holds some.
@@ -209,13 +245,19 @@ def test_four_workers_1000_orders_one_killed(tmp_path, stub_service, pg_store_ur
 
     def owned(owner: str) -> list[str]:
         with store.transaction():
-            return [r[0] for r in store._c.execute(
-                "SELECT id FROM wf_instances WHERE owner=%s AND status NOT IN ('complete', 'errored', "
-                "'terminated')", (owner,)).fetchall()]
+            return [
+                r[0]
+                for r in store._c.execute(
+                    "SELECT id FROM wf_instances WHERE owner=%s AND status NOT IN ('complete', 'errored', "
+                    "'terminated')",
+                    (owner,),
+                ).fetchall()
+            ]
 
     def ripe():
         assert victim.proc.poll() is None, victim.output()
         return not store.count_by_status("order-processing").get("queued") and len(owned(victim_owner)) >= 10
+
     wait_until(ripe, 60, "every order to start, the victim holding some", interval=0.05)
     victim.proc.send_signal(signal.SIGKILL)
     assert victim.proc.wait(10) == -signal.SIGKILL
@@ -235,19 +277,24 @@ def test_four_workers_1000_orders_one_killed(tmp_path, stub_service, pg_store_ur
             assert w.proc.poll() is None, f"worker {w.pid} exited:\n{w.output()}"
         if picked_up_at is None:
             with store.transaction():
-                rows = store._c.execute("SELECT owner, status FROM wf_instances WHERE id = ANY(%s)",
-                                        (sorted(orphans),)).fetchall()
+                rows = store._c.execute(
+                    "SELECT owner, status FROM wf_instances WHERE id = ANY(%s)", (sorted(orphans),)
+                ).fetchall()
             if all(o in survivor_owners or st in TERMINAL for o, st in rows):
                 picked_up_at = time.time()
         counts = store.count_by_status("order-processing")
         assert not set(counts) - {"queued", "running", "waiting", "complete"}, counts
         return counts.get("complete", 0) == N
+
     wait_until(done, 60, f"all {N} orders to complete after the kill", interval=0.05)
 
     rows = {r.id: r for r in store.list_instances("order-processing", None, N + 10)}
     for i in ids:
-        assert json.loads(rows[i].output) == {"status": "completed", "transactionId": f"TXN-{i}",
-                                              "trackingNumber": f"TRK-{i}"}, (i, rows[i])
+        assert json.loads(rows[i].output) == {
+            "status": "completed",
+            "transactionId": f"TXN-{i}",
+            "trackingNumber": f"TRK-{i}",
+        }, (i, rows[i])
 
     calls = defaultdict(list)  # (order, step) -> [(t, pid)]
     for c in stub_service.calls():
@@ -262,27 +309,33 @@ def test_four_workers_1000_orders_one_killed(tmp_path, stub_service, pg_store_ur
             others = [(t, p) for t, p in runs if p != victim.pid]
             assert len(by_victim) <= n, (i, name, runs)  # the victim ran each step at most once
             if (i, name) in committed:  # committed before the kill: called out once, before it
-                assert len(runs) == n and all(t <= snapshot_at for t, _ in runs), \
+                assert len(runs) == n and all(t <= snapshot_at for t, _ in runs), (
                     f"{i} {name} was committed before the kill but called out again: {runs}\n{story(store, i)}"
+                )
             else:  # one survivor ran it to the end, after at most one execution cut off by the kill
-                assert len(others) == n and len({p for _, p in others}) == 1, \
+                assert len(others) == n and len({p for _, p in others}) == 1, (
                     f"{i} {name}: calls {runs}, victim {victim.pid}, killed at {killed_at:.3f}\n{story(store, i)}"
+                )
     rerun = sorted(k for k, runs in calls.items() if any(p == victim.pid for _, p in runs) and k not in committed)
     assert all(i in orphans for i, _ in rerun), f"re-run steps of instances the victim did not hold: {rerun}"
 
-    first_call = [min(t for o_step, runs in calls.items() if o_step[0] == i for t, p in runs
-                      if p != victim.pid and t > killed_at) for i in orphans
-                  if any(p != victim.pid and t > killed_at for o_step, runs in calls.items() if o_step[0] == i
-                         for t, p in runs)]
+    first_call = [
+        min(t for o_step, runs in calls.items() if o_step[0] == i for t, p in runs if p != victim.pid and t > killed_at)
+        for i in orphans
+        if any(p != victim.pid and t > killed_at for o_step, runs in calls.items() if o_step[0] == i for t, p in runs)
+    ]
     assert first_call, "no orphan called out after the takeover"
     bound = ORDER_LEASE + REAP + 1.0
-    assert picked_up_at is not None and picked_up_at - killed_at < bound, \
+    assert picked_up_at is not None and picked_up_at - killed_at < bound, (
         f"the dead worker's instances were picked up {picked_up_at and picked_up_at - killed_at}s after the kill"
+    )
     takeover = max(first_call) - killed_at
     assert takeover < bound, f"an orphan's first call after the kill came {takeover:.2f}s later (lease {ORDER_LEASE}s)"
     client.close()
     for w in survivors:
         assert w.stop(15) == 0, w.output()
-    print(f"\n{N} orders, 4 workers (one killed, {len(orphans)} orphans, {len(rerun)} step(s) re-run): picked up "
-          f"{picked_up_at - killed_at:.2f}s after the kill, last orphan's first call {takeover:.2f}s, "
-          f"total {time.monotonic() - started:.1f}s")
+    print(
+        f"\n{N} orders, 4 workers (one killed, {len(orphans)} orphans, {len(rerun)} step(s) re-run): picked up "
+        f"{picked_up_at - killed_at:.2f}s after the kill, last orphan's first call {takeover:.2f}s, "
+        f"total {time.monotonic() - started:.1f}s"
+    )

@@ -6,14 +6,13 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
+from harness import Harness, harness_store  # noqa: F401  (the fixture)
 
 from wf import NonRetryableError, WorkflowEntrypoint, WorkflowTimeoutError
 from wf.errors import ConflictError, NotFoundError
-
-from harness import Harness, harness_store  # noqa: F401  (the fixture)
 
 pytestmark = pytest.mark.usefixtures("harness_store")  # every test on SQLite and on PostgreSQL
 
@@ -45,6 +44,7 @@ def gaps(times):
 
 # -- steps and results -------------------------------------------------------------------
 
+
 class Basic(WorkflowEntrypoint):
     async def run(self, event, step):
         a = await step.do("a", lambda: CALLS.update(["a"]) or 1)
@@ -52,6 +52,7 @@ class Basic(WorkflowEntrypoint):
         async def b(ctx):
             CALLS["b"] += 1
             return {"a": a, "count": ctx.step.count, "attempt": ctx.attempt}
+
         bb = await step.do("b", b)
         loop = [await step.do("same", lambda i=i: CALLS.update(["same"]) or i) for i in range(3)]
         return {"a": a, "b": bb, "loop": loop, "payload": event.payload, "id": event["instance_id"]}
@@ -60,9 +61,11 @@ class Basic(WorkflowEntrypoint):
 async def test_steps_run_once_and_results_replay(tmp_path, replay):
     async with harness(tmp_path, replay, basic=Basic) as h:
         status = await h.run("basic", {"k": 1}, id="i1")
-    assert status == {"status": "complete", "error": None,
-                      "output": {"a": 1, "b": {"a": 1, "count": 1, "attempt": 1}, "loop": [0, 1, 2],
-                                 "payload": {"k": 1}, "id": "i1"}}
+    assert status == {
+        "status": "complete",
+        "error": None,
+        "output": {"a": 1, "b": {"a": 1, "count": 1, "attempt": 1}, "loop": [0, 1, 2], "payload": {"k": 1}, "id": "i1"},
+    }
     assert CALLS == {"a": 1, "b": 1, "same": 3}
 
 
@@ -99,6 +102,7 @@ async def test_decorator_form_with_dependency_injection(tmp_path, replay):
 
 # -- retries -----------------------------------------------------------------------------
 
+
 def flaky(name, fail_times, config):
     class Flaky(WorkflowEntrypoint):
         async def run(self, event, step):
@@ -107,12 +111,15 @@ def flaky(name, fail_times, config):
                 if ctx.attempt <= fail_times:
                     raise RuntimeError(f"failure #{ctx.attempt}")
                 return ctx.attempt
+
             return await step.do(name, attempt, config=config)
+
     return Flaky
 
 
-@pytest.mark.parametrize("backoff,expected", [("constant", [10, 10, 10]), ("linear", [10, 20, 30]),
-                                              ("exponential", [10, 20, 40])])
+@pytest.mark.parametrize(
+    "backoff,expected", [("constant", [10, 10, 10]), ("linear", [10, 20, 30]), ("exponential", [10, 20, 40])]
+)
 async def test_backoff_delays(tmp_path, replay, backoff, expected):
     cls = flaky("pay", 99, {"retries": {"limit": 3, "delay": "10 seconds", "backoff": backoff}})
     async with harness(tmp_path, replay, flaky=cls) as h:
@@ -131,8 +138,7 @@ async def test_default_retry_config_is_five_retries_exponential_from_10s(tmp_pat
         config = h.describe("d")["steps"][0]["config"]
     assert status["status"] == "errored" and CALLS["x"] == 6
     assert gaps(starts) == [10, 20, 40, 80, 160]
-    assert config == {"retries": {"limit": 5, "delay": "10 seconds", "backoff": "exponential"},
-                      "timeout": "10 minutes"}
+    assert config == {"retries": {"limit": 5, "delay": "10 seconds", "backoff": "exponential"}, "timeout": "10 minutes"}
 
 
 async def test_fail_twice_then_succeed(tmp_path, replay):
@@ -150,6 +156,7 @@ class Fatal(WorkflowEntrypoint):
         def boom():
             CALLS["boom"] += 1
             raise NonRetryableError("card declined")
+
         await step.do("charge", boom)
 
 
@@ -166,6 +173,7 @@ class Caught(WorkflowEntrypoint):
         def fail():
             CALLS["fail"] += 1
             raise ValueError("no stock")
+
         try:
             await step.do("reserve", fail, config={"retries": {"limit": 1, "delay": "1 second"}})
         except ValueError as exc:
@@ -190,6 +198,7 @@ class Slow(WorkflowEntrypoint):
         def hang_sync():
             CALLS["sync"] += 1
             time.sleep(0.2)
+
         out = {}
         for name, fn in (("async", hang_async), ("sync", hang_sync)):
             try:
@@ -211,6 +220,7 @@ async def test_attempt_timeout_async_and_sync(tmp_path, replay):
 
 
 # -- sleeps ------------------------------------------------------------------------------
+
 
 class Sleeper(WorkflowEntrypoint):
     async def run(self, event, step):
@@ -243,6 +253,7 @@ async def test_waiting_status_while_sleeping(tmp_path, replay):
 
 
 # -- events ------------------------------------------------------------------------------
+
 
 class Approval(WorkflowEntrypoint):
     async def run(self, event, step):
@@ -305,6 +316,7 @@ async def test_two_types_fifo_and_untyped_wait(tmp_path, replay):
 
 # -- lifecycle ---------------------------------------------------------------------------
 
+
 class Counting(WorkflowEntrypoint):
     async def run(self, event, step):
         one = await step.do("one", lambda: CALLS.update(["one"]) or 1)
@@ -361,6 +373,7 @@ class Busy(WorkflowEntrypoint):
             await asyncio.sleep(0.3)
             CALLS["slow"] += 1
             return "done"
+
         first = await step.do("slow", slow)
         second = await step.do("next", lambda: CALLS.update(["next"]) or "next")
         return [first, second]
@@ -404,7 +417,7 @@ async def test_delete_removes_the_instance(tmp_path, replay):
 
 class Parent(WorkflowEntrypoint):
     async def run(self, event, step):
-        child = await step.do("spawn", lambda: None) or None
+        await step.do("spawn", lambda: None)
         inst = await self.env.COUNTING.create(params={}, id="child-1")
         return {"child": inst.id, "var": self.env.get("MISSING", "default")}
 
@@ -420,7 +433,7 @@ async def test_env_bindings_start_other_workflows(tmp_path, replay):
 class Limited(WorkflowEntrypoint):
     async def run(self, event, step):
         for i in range(5):
-            await step.do(f"s{i}", lambda: i)
+            await step.do(f"s{i}", lambda: i)  # noqa: B023 - awaited before i changes
 
 
 async def test_step_limit_from_config(tmp_path, replay):
@@ -434,7 +447,7 @@ async def test_step_limit_from_config(tmp_path, replay):
 
 class Aware(WorkflowEntrypoint):
     async def run(self, event, step):
-        await step.sleep_until("later", datetime.now(timezone.utc) - timedelta(days=1))
+        await step.sleep_until("later", datetime.now(UTC) - timedelta(days=1))
 
 
 async def test_sleep_until_the_past_is_an_error(tmp_path, replay):
@@ -475,6 +488,7 @@ class Gated(WorkflowEntrypoint):
             await GATE["open"].wait()
             CALLS["done"] += 1
             return event.instance_id
+
         return await step.do("hold", hold)
 
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 import threading
 
 import pytest
-
 from pgtest import Schema, require_base_url
+
 from wf.errors import ConflictError, NotFoundError, StoreError
 from wf.runtime.store import open_store
 from wf.runtime.store.base import AttemptRow, StepRow, StepWrite
@@ -62,6 +62,7 @@ def claim_one(store, owner="r1", now=T0 + 1, lease=30.0):
 
 # -- creating and reading ----------------------------------------------------------------
 
+
 def test_create_get_list_and_count(store):
     rows = create(store, "a", "b", now=T0)
     assert [r.id for r in rows] == ["a", "b"] and rows[0].seq != rows[1].seq
@@ -94,12 +95,14 @@ def test_same_id_in_two_workflows_is_ambiguous_without_workflow(store):
 
 
 def test_trigger_round_trips_as_json(store):
-    [row] = store.create_instances([{"workflow": "w", "id": "a", "params": "{}", "trigger": {"schedule": "* * * * *"}}],
-                                   T0, False)
+    [row] = store.create_instances(
+        [{"workflow": "w", "id": "a", "params": "{}", "trigger": {"schedule": "* * * * *"}}], T0, False
+    )
     assert store.get_instance("w", "a").trigger == {"schedule": "* * * * *"}
 
 
 # -- claiming ----------------------------------------------------------------------------
+
 
 def test_claim_takes_due_instances_once(store):
     create(store, "a", "b", "c")
@@ -147,19 +150,41 @@ def test_concurrent_claimers_never_share_an_instance(backend, tmp_path):
 
 # -- step commits and fencing ------------------------------------------------------------
 
+
 def test_commit_step_records_step_and_attempt(store):
     create(store, "a")
     row = claim_one(store)
-    w = StepWrite(step(config={"retries": {"limit": 1}}, attempts=1, started_at=T0, ended_at=T0 + 2),
-                  AttemptRow(1, T0, T0 + 2, None), "running", None)
+    w = StepWrite(
+        step(config={"retries": {"limit": 1}}, attempts=1, started_at=T0, ended_at=T0 + 2),
+        AttemptRow(1, T0, T0 + 2, None),
+        "running",
+        None,
+    )
     assert batch(store, lambda: store.commit_step("r1", row.seq, row.gen, w, T0 + 2)) == "running"
     [s] = store.steps(row.seq, with_attempts=True)
-    assert (s.kind, s.name, s.n, s.status, s.output, s.config) == ("do", "a", 1, "complete", '"ok"',
-                                                                  {"retries": {"limit": 1}})
+    assert (s.kind, s.name, s.n, s.status, s.output, s.config) == (
+        "do",
+        "a",
+        1,
+        "complete",
+        '"ok"',
+        {"retries": {"limit": 1}},
+    )
     assert s.attempt_log == [AttemptRow(1, T0, T0 + 2, None)]
-    retry = StepWrite(step(pos=1, name="b", status="retrying", output=None, error={"name": "E", "message": "m"},
-                           attempts=1, wake_at=T0 + 10), AttemptRow(1, T0, T0 + 1, {"name": "E", "message": "m"}),
-                      "waiting", T0 + 10)
+    retry = StepWrite(
+        step(
+            pos=1,
+            name="b",
+            status="retrying",
+            output=None,
+            error={"name": "E", "message": "m"},
+            attempts=1,
+            wake_at=T0 + 10,
+        ),
+        AttemptRow(1, T0, T0 + 1, {"name": "E", "message": "m"}),
+        "waiting",
+        T0 + 10,
+    )
     assert batch(store, lambda: store.commit_step("r1", row.seq, row.gen, retry, T0 + 3)) == "waiting"
     got = store.get_by_seq(row.seq)
     assert (got.status, got.wake_at) == ("waiting", T0 + 10)
@@ -183,10 +208,13 @@ def test_writes_are_fenced_by_owner_and_generation(store):
 def test_run_batch_isolates_a_failing_op(store):
     create(store, "a", "b")
     a, b = store.claim("r1", T0 + 1, T0 + 31, 2, ["w"])
-    results = store.run_batch([
-        lambda: store.commit_step("r1", a.seq, a.gen, StepWrite(step()), T0 + 2),
-        lambda: 1 / 0,
-        lambda: store.commit_step("r1", b.seq, b.gen, StepWrite(step(name="x")), T0 + 2)])
+    results = store.run_batch(
+        [
+            lambda: store.commit_step("r1", a.seq, a.gen, StepWrite(step()), T0 + 2),
+            lambda: 1 / 0,
+            lambda: store.commit_step("r1", b.seq, b.gen, StepWrite(step(name="x")), T0 + 2),
+        ]
+    )
     assert results[0] == "running" and isinstance(results[1], _Failed) and results[2] == "running"
     assert isinstance(results[1].exc, ZeroDivisionError)
     assert [s.name for s in store.steps(a.seq)] == ["a"] and [s.name for s in store.steps(b.seq)] == ["x"]
@@ -200,8 +228,10 @@ def test_finish_instance_ends_and_releases(store):
     assert (got.status, got.output, got.ended_at, got.owner, got.wake_at) == ("complete", '{"x":1}', T0 + 5, None, None)
     create(store, "b")
     row = claim_one(store)
-    batch(store, lambda: store.finish_instance("r1", row.seq, row.gen, "errored", None, {"name": "E", "message": "m"},
-                                               T0 + 6))
+    batch(
+        store,
+        lambda: store.finish_instance("r1", row.seq, row.gen, "errored", None, {"name": "E", "message": "m"}, T0 + 6),
+    )
     assert store.get_by_seq(row.seq).error == {"name": "E", "message": "m"}
 
 
@@ -231,6 +261,7 @@ def test_a_late_attempt_mark_never_undoes_the_outcome(store):
 
 # -- events ------------------------------------------------------------------------------
 
+
 def test_events_fifo_by_type_and_consumed_once(store):
     create(store, "a")
     row = claim_one(store)
@@ -253,8 +284,7 @@ def test_events_fifo_by_type_and_consumed_once(store):
 def test_event_wakes_a_waiting_instance_and_is_refused_when_finished(store):
     create(store, "a")
     row = claim_one(store)
-    w = StepWrite(step(kind="waitForEvent", status="waiting", output=None, wake_at=T0 + 999), None, "waiting",
-                  T0 + 999)
+    w = StepWrite(step(kind="waitForEvent", status="waiting", output=None, wake_at=T0 + 999), None, "waiting", T0 + 999)
     batch(store, lambda: store.commit_step("r1", row.seq, row.gen, w, T0 + 1))
     store.add_event(row.seq, "go", None, T0 + 2)
     assert store.get_by_seq(row.seq).wake_at == T0 + 2
@@ -277,6 +307,7 @@ def test_suspend_wakes_at_once_when_an_awaited_event_is_stored(store):
 
 
 # -- control -----------------------------------------------------------------------------
+
 
 def test_pause_resume_shifts_pending_timers(store):
     create(store, "a")
@@ -308,8 +339,7 @@ def test_terminate_restart_and_delete(store):
     create(store, "a")
     row = claim_one(store)
     for i, name in enumerate(("one", "two", "three")):
-        batch(store, lambda i=i, name=name: store.commit_step("r1", row.seq, row.gen, StepWrite(step(i, name)),
-                                                             T0 + 2))
+        batch(store, lambda i=i, name=name: store.commit_step("r1", row.seq, row.gen, StepWrite(step(i, name)), T0 + 2))
     store.restart(row.seq, T0 + 3, ("two", 1, "do"))
     got = store.get_by_seq(row.seq)
     assert (got.status, got.owner, got.gen, got.wake_at) == ("queued", None, row.gen + 1, T0 + 3)
@@ -326,6 +356,7 @@ def test_terminate_restart_and_delete(store):
 
 
 # -- dead runners ------------------------------------------------------------------------
+
 
 def test_release_owner_hands_back_running_now_and_waiting_at_their_timer(store):
     create(store, "a", "b")
@@ -352,12 +383,16 @@ def test_release_expired_takes_over_only_lapsed_leases(store):
 
 # -- the event log -----------------------------------------------------------------------
 
+
 def test_history_follows_the_instance(store):
     create(store, "a")
     row = claim_one(store)
-    batch(store, lambda: store.commit_step("r1", row.seq, row.gen,
-                                           StepWrite(step(), events=[(T0 + 2, "step_completed", "a", 1, {"x": 1})]),
-                                           T0 + 2))
+    batch(
+        store,
+        lambda: store.commit_step(
+            "r1", row.seq, row.gen, StepWrite(step(), events=[(T0 + 2, "step_completed", "a", 1, {"x": 1})]), T0 + 2
+        ),
+    )
     types = [h.type for h in store.history(instance=row.seq)]
     assert types == ["workflow_queued", "workflow_started", "step_completed"]
     last = store.history(instance=row.seq)[-1]
@@ -367,6 +402,7 @@ def test_history_follows_the_instance(store):
 
 
 # -- opening -----------------------------------------------------------------------------
+
 
 def test_reopening_keeps_data_and_schema(backend, tmp_path):
     s = open_store(tmp_path, backend)
@@ -379,6 +415,7 @@ def test_reopening_keeps_data_and_schema(backend, tmp_path):
 
 # -- PostgreSQL only ---------------------------------------------------------------------
 
+
 @pytest.fixture
 def pg_schema():
     schema = Schema(require_base_url())
@@ -388,6 +425,7 @@ def pg_schema():
 
 def test_postgres_workers_starting_at_once_migrate_once(pg_schema, tmp_path):
     from wf.runtime.store import pg_schema as schema_module
+
     errors, stores = [], []
 
     def start():
@@ -430,6 +468,7 @@ def test_postgres_unreachable_server_is_a_clear_error(tmp_path):
 
 def test_postgres_without_psycopg_says_how_to_install(monkeypatch, tmp_path):
     from wf.runtime.store import postgres
+
     monkeypatch.setattr(postgres, "psycopg", None)
     with pytest.raises(StoreError, match="psycopg") as info:
         open_store(tmp_path, "postgresql://localhost/db")
@@ -446,6 +485,7 @@ def test_both_stores_implement_the_whole_store_protocol():
     from wf.runtime.store.base import Store
     from wf.runtime.store.postgres import PostgresStore
     from wf.runtime.store.sqlite import SQLiteStore
+
     methods = [name for name, value in vars(Store).items() if callable(value) and not name.startswith("_")]
     assert len(methods) > 30
     for cls in (SQLiteStore, PostgresStore):

@@ -30,13 +30,21 @@ def _reset_calls():
 
 
 def test_public_names():
-    assert wf.testing.__all__ == ["WorkflowTest", "from_config", "WorkflowIntrospector", "InstanceIntrospector",
-                                  "Modifier", "WorkflowTestError", "timeline"]
+    assert wf.testing.__all__ == [
+        "WorkflowTest",
+        "from_config",
+        "WorkflowIntrospector",
+        "InstanceIntrospector",
+        "Modifier",
+        "WorkflowTestError",
+        "timeline",
+    ]
     for name in wf.testing.__all__:
         assert getattr(wf.testing, name).__doc__, f"wf.testing.{name} has no docstring"
 
 
 # -- the workflow under test -------------------------------------------------------------
+
 
 def charge(amount):
     CALLS["charge"] += 1
@@ -49,8 +57,11 @@ class Order(WorkflowEntrypoint):
     async def run(self, event, step):
         p = event.payload
         quote = await step.do("quote", lambda: {"amount": p["amount"]})
-        paid = await step.do("charge", lambda: charge(quote["amount"]),
-                             config={"retries": {"limit": 3, "delay": p.get("delay", "1 minute")}})
+        paid = await step.do(
+            "charge",
+            lambda: charge(quote["amount"]),
+            config={"retries": {"limit": 3, "delay": p.get("delay", "1 minute")}},
+        )
         await step.sleep("cool-off", p.get("nap", "1 day"))
         try:
             decision = await step.wait_for_event("approval", "approval", timeout=p.get("wait", "24 hours"))
@@ -74,6 +85,7 @@ def order_test(**options):
 
 # -- modifiers ---------------------------------------------------------------------------
 
+
 async def test_mock_step_result_skips_the_function_but_records_the_attempt():
     async with order_test() as t:
         inst = t.introspect_instance("order", "o1")
@@ -82,8 +94,13 @@ async def test_mock_step_result_skips_the_function_but_records_the_attempt():
         await inst.wait_for_status("complete")
         assert await inst.get_output() == {"status": "approved", "receipt": "mocked"}
         assert CALLS["charge"] == 0
-        assert (await inst.steps())[1] == {"type": "step", "name": "charge", "count": 1, "status": "complete",
-                                           "attempts": [True]}
+        assert (await inst.steps())[1] == {
+            "type": "step",
+            "name": "charge",
+            "count": 1,
+            "status": "complete",
+            "attempts": [True],
+        }
         with pytest.raises(Exception, match="already has a mocked result"):
             inst.modify().mock_step_result("charge", 1)
 
@@ -104,9 +121,13 @@ async def test_mock_step_error_on_every_attempt():
 async def test_fail_twice_then_succeed_with_a_mocked_result():
     async with order_test() as t:
         with t.introspect("order") as intro:
-            intro.modify_all(lambda m: m.mock_step_error("charge", ConnectionError("down"), times=2)
-                             .mock_step_result("charge", {"receipt": "third time"})
-                             .mock_event("approval", {"ok": True}))
+            intro.modify_all(
+                lambda m: (
+                    m.mock_step_error("charge", ConnectionError("down"), times=2)
+                    .mock_step_result("charge", {"receipt": "third time"})
+                    .mock_event("approval", {"ok": True})
+                )
+            )
             await t.create("order", {"amount": 5})
             [inst] = await intro.get()
             assert await inst.wait_for_step_result("charge") == {"receipt": "third time"}
@@ -117,8 +138,9 @@ async def test_fail_twice_then_succeed_with_a_mocked_result():
 async def test_fail_twice_then_the_real_function_runs():
     async with order_test() as t:
         inst = t.introspect_instance("order", "o1")
-        inst.modify().mock_step_error("charge", RuntimeError("flaky"), times=1) \
-            .force_step_timeout("charge", times=1).mock_event("approval", {"ok": False})
+        inst.modify().mock_step_error("charge", RuntimeError("flaky"), times=1).force_step_timeout(
+            "charge", times=1
+        ).mock_event("approval", {"ok": False})
         await t.create("order", {"amount": 7}, id="o1")
         assert await inst.wait_for_step_result("charge") == {"receipt": "r-7"}
         await inst.wait_for_status("complete")
@@ -167,8 +189,9 @@ async def test_disable_sleeps_all_or_by_name_and_index():
 async def test_disable_retry_delays_keeps_every_attempt():
     async with order_test() as t:
         inst = t.introspect_instance("order", "o1")
-        inst.modify().mock_step_error("charge", RuntimeError("x"), times=3).disable_retry_delays(["charge"]) \
-            .disable_sleeps().mock_event("approval", {"ok": True})
+        inst.modify().mock_step_error("charge", RuntimeError("x"), times=3).disable_retry_delays(
+            ["charge"]
+        ).disable_sleeps().mock_event("approval", {"ok": True})
         start = t.clock.now()
         await t.create("order", {"amount": 2, "delay": "1 hour"}, id="o1")
         await inst.wait_for_status("complete")
@@ -202,6 +225,7 @@ async def test_force_event_timeout_wins_over_a_sent_event():
 
 
 # -- observers ---------------------------------------------------------------------------
+
 
 async def test_wait_for_status_rejects_another_terminal_state_and_resolves_at_once_when_there():
     async with order_test() as t:
@@ -267,8 +291,11 @@ def flaky_charge(amount):
 class Flaky(Order):
     async def run(self, event, step):
         p = event.payload
-        paid = await step.do("charge", lambda: flaky_charge(p["amount"]),
-                             config={"retries": {"limit": 3, "delay": p["delay"], "backoff": "constant"}})
+        paid = await step.do(
+            "charge",
+            lambda: flaky_charge(p["amount"]),
+            config={"retries": {"limit": 3, "delay": p["delay"], "backoff": "constant"}},
+        )
         await step.sleep("cool-off", p["nap"])
         decision = await step.wait_for_event("approval", "approval", timeout=p["wait"])
         return {"receipt": paid["receipt"], "ok": decision.payload["ok"]}
@@ -276,8 +303,10 @@ class Flaky(Order):
 
 def write_flaky_project(root: Path) -> Path:
     root.mkdir(parents=True, exist_ok=True)
-    (root / "wrangler.jsonc").write_text('{"name": "p", "main": "src/index.py", "workflows": '
-                                         '[{"name": "flaky", "binding": "FLAKY", "class_name": "Flaky"}]}')
+    (root / "wrangler.jsonc").write_text(
+        '{"name": "p", "main": "src/index.py", "workflows": '
+        '[{"name": "flaky", "binding": "FLAKY", "class_name": "Flaky"}]}'
+    )
     return root / "wrangler.jsonc"
 
 
@@ -295,6 +324,7 @@ async def test_harness_and_real_runner_give_the_same_output_and_timeline(tmp_pat
     config = load_config(write_flaky_project(tmp_path / "real"))
     runner = build_runner(config, {"flaky": Flaky}, reap_interval=0.2)  # SystemClock
     from wf.client import Client
+
     client = Client(config)
     try:
         row = client.create("flaky", params, id="same")
@@ -302,20 +332,26 @@ async def test_harness_and_real_runner_give_the_same_output_and_timeline(tmp_pat
         def on_tick(r):
             if r.status == "waiting" and not client.store.events(r.seq):
                 client.send_event("same", "approval", {"ok": True})
+
         assert await asyncio.wait_for(run_until_done(runner, row.seq, on_tick), 20) == "complete"
         real = client.describe("same")
     finally:
         client.close()
     assert fake["output"] == real["output"] == {"receipt": "r-4", "ok": True}
-    assert timeline(fake["steps"]) == timeline(real["steps"]) == [
-        {"type": "step", "name": "charge", "count": 1, "status": "complete", "attempts": [False, False, True]},
-        {"type": "sleep", "name": "cool-off", "count": 1, "status": "complete", "attempts": []},
-        {"type": "waitForEvent", "name": "approval", "count": 1, "status": "complete", "attempts": []}]
+    assert (
+        timeline(fake["steps"])
+        == timeline(real["steps"])
+        == [
+            {"type": "step", "name": "charge", "count": 1, "status": "complete", "attempts": [False, False, True]},
+            {"type": "sleep", "name": "cool-off", "count": 1, "status": "complete", "attempts": []},
+            {"type": "waitForEvent", "name": "approval", "count": 1, "status": "complete", "attempts": []},
+        ]
+    )
 
 
 # -- a project through its wrangler.jsonc, and the pytest plugin ---------------------------
 
-PROJECT_CODE = '''
+PROJECT_CODE = """
 from wf import WorkflowEntrypoint
 
 
@@ -325,19 +361,21 @@ class Greeter(WorkflowEntrypoint):
         await step.sleep("think", "7 days")
         reply = await step.wait_for_event("reply", "reply", timeout="24 hours")
         return {"greeting": f"{self.env.GREETING}, {name}", "reply": reply.payload}
-'''
+"""
 
 
 def write_project(root: Path) -> Path:
     (root / "src").mkdir(parents=True)
     (root / "src" / "index.py").write_text(PROJECT_CODE)
-    (root / "wrangler.jsonc").write_text(textwrap.dedent('''\
+    (root / "wrangler.jsonc").write_text(
+        textwrap.dedent("""\
         {
           "name": "greet",
           "main": "src/index.py",
           "vars": {"GREETING": "Hello"},  // a comment, and a trailing comma
           "workflows": [{"name": "greeter", "binding": "GREETER", "class_name": "Greeter"},],
-        }'''))
+        }""")
+    )
     return root / "wrangler.jsonc"
 
 
@@ -354,7 +392,7 @@ async def test_from_config_runs_a_project_on_a_temporary_store(tmp_path):
     assert not (path.parent / ".wf").exists()
 
 
-PLUGIN_TESTS = '''
+PLUGIN_TESTS = """
 import asyncio
 
 
@@ -375,11 +413,12 @@ def test_sync_with_the_factory(wf_test_factory):
         await inst.wait_for_status("complete")
         return await inst.get_output()
     assert asyncio.run(scenario())["greeting"] == "Hello, Cy"
-'''
+"""
 
 
-@pytest.mark.parametrize("plugins", [["-o", "asyncio_mode=auto"], ["-p", "no:asyncio"]],
-                         ids=["pytest-asyncio", "without-pytest-asyncio"])
+@pytest.mark.parametrize(
+    "plugins", [["-o", "asyncio_mode=auto"], ["-p", "no:asyncio"]], ids=["pytest-asyncio", "without-pytest-asyncio"]
+)
 def test_the_pytest_plugin_in_a_user_project(tmp_path, plugins):
     root = tmp_path / "greet"
     write_project(root)
@@ -395,6 +434,7 @@ def test_the_pytest_plugin_in_a_user_project(tmp_path, plugins):
 
 
 # -- the README's example ----------------------------------------------------------------
+
 
 def readme_example() -> str:
     readme = (ROOT / "README.md").read_text()

@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import TYPE_CHECKING, Any
 
 from .config import Config, load_config
 from .errors import ConflictError, NotFoundError, ValidationError
@@ -34,14 +35,17 @@ _DISPLAY_STEP = {"do": "step", "sleep": "sleep", "waitForEvent": "waitForEvent"}
 
 def status_shape(row: InstanceRow) -> dict:
     """Cloudflare's `instance.status()`: status, output, error."""
-    return {"status": row.status if row.status in STATUSES else "unknown",
-            "output": codec.decode(row.output), "error": row.error}
+    return {
+        "status": row.status if row.status in STATUSES else "unknown",
+        "output": codec.decode(row.output),
+        "error": row.error,
+    }
 
 
 class Client:
     """Every operation on instances, on one synchronous store connection."""
 
-    def __init__(self, config: Config, store=None, clock: "Clock | None" = None):
+    def __init__(self, config: Config, store=None, clock: Clock | None = None):
         self.config = config
         self.state_dir = Path(config.state_dir)
         self._store = store
@@ -62,6 +66,7 @@ class Client:
         if getattr(self, "_coordination", None) is None:
             distributed = (self.config.store_url or "").startswith(("postgresql://", "postgres://"))
             from .runtime.coordination import coordination_for
+
             self._coordination = coordination_for(self.store if distributed else None, self.state_dir)
         return self._coordination
 
@@ -79,8 +84,9 @@ class Client:
         text = codec.encode({} if params is None else params, f"params of instance {instance_id!r}")
         return {"workflow": workflow, "id": instance_id, "params": text, "trigger": trigger}
 
-    def create(self, workflow: str, params: Any = None, id: str | None = None,
-               trigger: dict | None = None) -> InstanceRow:
+    def create(
+        self, workflow: str, params: Any = None, id: str | None = None, trigger: dict | None = None
+    ) -> InstanceRow:
         [row] = self.store.create_instances([self._item(workflow, params, id, trigger)], self.now())
         self._notify("w")
         return row
@@ -88,8 +94,10 @@ class Client:
     def create_batch(self, workflow: str, items: Iterable[dict]) -> list[InstanceRow]:
         items = list(items)
         if not 1 <= len(items) <= BATCH_MAX:
-            raise ValidationError(f"a batch of {len(items)} instances is not allowed",
-                                  f"create between 1 and {BATCH_MAX} instances per batch")
+            raise ValidationError(
+                f"a batch of {len(items)} instances is not allowed",
+                f"create between 1 and {BATCH_MAX} instances per batch",
+            )
         prepared = [self._item(workflow, (i or {}).get("params"), (i or {}).get("id")) for i in items]
         rows = self.store.create_instances(prepared, self.now(), skip_existing=True)
         if rows:
@@ -112,26 +120,24 @@ class Client:
         row = self.store.get_instance(workflow, id)
         if row is None:
             where = f" in workflow {workflow!r}" if workflow else ""
-            raise NotFoundError(f"instance {id!r} was not found{where}",
-                                "list instances with `wf instances list`")
+            raise NotFoundError(f"instance {id!r} was not found{where}", "list instances with `wf instances list`")
         return row
 
     def status(self, id: str, workflow: str | None = None) -> dict:
         return status_shape(self.get(id, workflow))
 
-    def list(self, workflow: str | None = None, status: str | None = None, limit: int = 25,
-             offset: int = 0) -> list[InstanceRow]:
+    def list(
+        self, workflow: str | None = None, status: str | None = None, limit: int = 25, offset: int = 0
+    ) -> list[InstanceRow]:
         if workflow is not None:
             self.config.workflow(workflow)
         if status is not None and status not in STATUSES:
-            raise ValidationError(f"status {status!r} is not an instance status",
-                                  "use one of: " + ", ".join(STATUSES))
+            raise ValidationError(f"status {status!r} is not an instance status", "use one of: " + ", ".join(STATUSES))
         return self.store.list_instances(workflow, status, limit, offset)
 
     # -- act -----------------------------------------------------------------------------
 
-    def send_event(self, id: str, type: str | None = None, payload: Any = None,
-                   workflow: str | None = None) -> None:
+    def send_event(self, id: str, type: str | None = None, payload: Any = None, workflow: str | None = None) -> None:
         row = self.get(id, workflow)
         event_type = check_event_type(type if type is not None else "event")
         text = None if payload is None else codec.encode(payload, f"payload of event {event_type!r}")
@@ -150,14 +156,16 @@ class Client:
     def terminate(self, id: str, workflow: str | None = None) -> None:
         self._control(self.get(id, workflow), self.store.terminate)
 
-    def restart(self, id: str, workflow: str | None = None, from_step: str | None = None, count: int = 1,
-                type: str = "do") -> None:
+    def restart(
+        self, id: str, workflow: str | None = None, from_step: str | None = None, count: int = 1, type: str = "do"
+    ) -> None:
         row = self.get(id, workflow)
         target = None
         if from_step is not None:
             if type not in _DISPLAY_STEP:
-                raise ValidationError(f"step type {type!r} is not one of do, sleep, waitForEvent",
-                                      "pass --type do, sleep or waitForEvent")
+                raise ValidationError(
+                    f"step type {type!r} is not one of do, sleep, waitForEvent", "pass --type do, sleep or waitForEvent"
+                )
             if isinstance(count, bool) or not isinstance(count, int) or count < 1:
                 raise ValidationError(f"step count {count!r} must be a positive integer", "counts start at 1")
             target = (from_step, count, type)
@@ -182,9 +190,16 @@ class Client:
     def describe(self, id: str, workflow: str | None = None) -> dict:
         row = self.get(id, workflow)
         steps = self.store.steps(row.seq, with_attempts=True)
-        return {**status_shape(row), "id": row.id, "workflow": row.workflow, "params": codec.decode(row.params),
-                "created": row.created_at, "start": row.started_at, "end": row.ended_at,
-                "steps": [_describe_step(s) for s in steps]}
+        return {
+            **status_shape(row),
+            "id": row.id,
+            "workflow": row.workflow,
+            "params": codec.decode(row.params),
+            "created": row.created_at,
+            "start": row.started_at,
+            "end": row.ended_at,
+            "steps": [_describe_step(s) for s in steps],
+        }
 
     def close(self) -> None:
         if self._store is not None:
@@ -197,29 +212,52 @@ def _naming(exc, row: InstanceRow):
     name = f"instance {row.id!r}"
     if name in exc.message:
         return exc
-    message = exc.message.replace("the instance", name, 1) if "the instance" in exc.message \
-        else f"{name}: {exc.message}"
+    message = (
+        exc.message.replace("the instance", name, 1) if "the instance" in exc.message else f"{name}: {exc.message}"
+    )
     return type(exc)(message, exc.hint)
 
 
 def _describe_step(s) -> dict:
-    out = {"name": s.name, "count": s.n, "type": _DISPLAY_STEP.get(s.kind, s.kind), "status": s.status,
-           "start": s.started_at, "end": s.ended_at}
+    out = {
+        "name": s.name,
+        "count": s.n,
+        "type": _DISPLAY_STEP.get(s.kind, s.kind),
+        "status": s.status,
+        "start": s.started_at,
+        "end": s.ended_at,
+    }
     if s.kind == "do":
-        out.update(output=codec.decode(s.output), error=s.error, config=s.config,
-                   next_retry=s.wake_at if s.status == "retrying" else None,
-                   attempts=[{"attempt": a.attempt, "start": a.started_at, "end": a.ended_at,
-                              "success": a.error is None and a.ended_at is not None, "error": a.error}
-                             for a in s.attempt_log])
+        out.update(
+            output=codec.decode(s.output),
+            error=s.error,
+            config=s.config,
+            next_retry=s.wake_at if s.status == "retrying" else None,
+            attempts=[
+                {
+                    "attempt": a.attempt,
+                    "start": a.started_at,
+                    "end": a.ended_at,
+                    "success": a.error is None and a.ended_at is not None,
+                    "error": a.error,
+                }
+                for a in s.attempt_log
+            ],
+        )
     elif s.kind == "sleep":
         out.update(wake_at=s.wake_at if s.status == "waiting" else None)
     else:
-        out.update(event_type=s.event_type, output=codec.decode(s.output), error=s.error,
-                   timeout_at=s.wake_at if s.status == "waiting" else None)
+        out.update(
+            event_type=s.event_type,
+            output=codec.decode(s.output),
+            error=s.error,
+            timeout_at=s.wake_at if s.status == "waiting" else None,
+        )
     return out
 
 
 # -- bindings: the Cloudflare-shaped face ------------------------------------------------
+
 
 class SyncInstance:
     def __init__(self, client: Client, workflow: str, id: str):
@@ -256,8 +294,10 @@ def _from_step(from_step) -> tuple[str | None, int, str]:
         return from_step, 1, "do"
     if isinstance(from_step, dict) and "name" in from_step:
         return from_step["name"], from_step.get("count", 1), from_step.get("type", "do")
-    raise ValidationError(f"from_step {from_step!r} must be a step name or {{'name', 'count', 'type'}}",
-                          "e.g. restart(from_step='charge-card')")
+    raise ValidationError(
+        f"from_step {from_step!r} must be a step name or {{'name', 'count', 'type'}}",
+        "e.g. restart(from_step='charge-card')",
+    )
 
 
 class SyncWorkflow:
@@ -339,8 +379,9 @@ class Env:
         try:
             return self._values[name]
         except KeyError:
-            raise AttributeError(f"env has no var or binding {name!r} (it has: {', '.join(sorted(self._values))})") \
-                from None
+            raise AttributeError(
+                f"env has no var or binding {name!r} (it has: {', '.join(sorted(self._values))})"
+            ) from None
 
     def __getitem__(self, name: str) -> Any:
         return self._values[name]
@@ -360,18 +401,29 @@ def async_env(client: Client, astore: AsyncStore) -> Env:
     return Env(client.config, {w.binding: AsyncWorkflow(astore, client, w.name) for w in client.config.workflows})
 
 
-def connect_sync(config: str | Path | Config | None = None, *, store: str | None = None,
-                 env: str | None = None, persist_to: str | Path | None = None) -> Env:
+def connect_sync(
+    config: str | Path | Config | None = None,
+    *,
+    store: str | None = None,
+    env: str | None = None,
+    persist_to: str | Path | None = None,
+) -> Env:
     """Bindings for scripts: `wf.connect_sync().ORDERS.create(params={...})`."""
     cfg = config if isinstance(config, Config) else load_config(config, env=env, store=store, persist_to=persist_to)
     return sync_env(Client(cfg))
 
 
-def connect(config: str | Path | Config | None = None, *, store: str | None = None,
-            env: str | None = None, persist_to: str | Path | None = None) -> Env:
+def connect(
+    config: str | Path | Config | None = None,
+    *,
+    store: str | None = None,
+    env: str | None = None,
+    persist_to: str | Path | None = None,
+) -> Env:
     """Async bindings: `await wf.connect().ORDERS.create(params={...})`."""
     cfg = config if isinstance(config, Config) else load_config(config, env=env, store=store, persist_to=persist_to)
     from .runtime.store.aio import AsyncStore
+
     astore = AsyncStore(lambda: open_store(cfg.state_dir, cfg.store_url))
     client = _LazyClient(cfg, astore)
     return async_env(client, astore)
@@ -380,7 +432,7 @@ def connect(config: str | Path | Config | None = None, *, store: str | None = No
 class _LazyClient(Client):
     """A client whose store is opened on the async store's own thread, on first use."""
 
-    def __init__(self, config: Config, astore: "AsyncStore", clock: "Clock | None" = None):
+    def __init__(self, config: Config, astore: AsyncStore, clock: Clock | None = None):
         super().__init__(config, clock=clock)
         self._astore = astore
 

@@ -18,10 +18,11 @@ import keyword
 import os
 import re
 import tomllib
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import json5
 
@@ -32,8 +33,10 @@ INHERITABLE = ("name", "main", "compatibility_date", "compatibility_flags")
 DEFAULT_STEP_LIMIT = 10_000
 
 NAME_RE = re.compile(r"^[a-zA-Z0-9_][a-zA-Z0-9\-_]*$")
-NAME_RULE = ("Workflow names must be 1-64 characters long, start with a letter, number, or underscore, "
-             "and may only contain letters, numbers, underscores, or hyphens.")
+NAME_RULE = (
+    "Workflow names must be 1-64 characters long, start with a letter, number, or underscore, "
+    "and may only contain letters, numbers, underscores, or hyphens."
+)
 DOTTED_RE = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
 _MISSING = object()
 
@@ -80,6 +83,7 @@ class Config:
 
 # ---------------------------------------------------------------- finding and parsing
 
+
 def find_config(explicit: str | Path | None = None, cwd: Path | None = None) -> Path:
     """The config file: `explicit` (a file, or a directory holding one), else the first of
     CONFIG_NAMES in `cwd` or its nearest parent that has one."""
@@ -90,8 +94,9 @@ def find_config(explicit: str | Path | None = None, cwd: Path | None = None) -> 
         found = _config_in(folder)
         if found:
             return found
-    raise ConfigError(f"No {', '.join(CONFIG_NAMES)} found in {cwd} or any parent directory.",
-                      hint="run `wf init` or pass -c PATH")
+    raise ConfigError(
+        f"No {', '.join(CONFIG_NAMES)} found in {cwd} or any parent directory.", hint="run `wf init` or pass -c PATH"
+    )
 
 
 def _explicit_config(path: Path) -> Path:
@@ -99,8 +104,10 @@ def _explicit_config(path: Path) -> Path:
         found = _config_in(path)
         if found:
             return found
-        raise ConfigError(f"The directory {path} holds none of {', '.join(CONFIG_NAMES)}.",
-                          hint="pass the config file itself with -c PATH")
+        raise ConfigError(
+            f"The directory {path} holds none of {', '.join(CONFIG_NAMES)}.",
+            hint="pass the config file itself with -c PATH",
+        )
     if not path.is_file():
         raise ConfigError(f"The config file {path} does not exist.", hint="check the -c/--config path")
     return path.resolve()
@@ -117,23 +124,29 @@ def parse_config_text(text: str, path: Path) -> dict:
     """Parse TOML (by suffix) or JSONC/JSON (comments and trailing commas allowed) into a dict."""
     data = _parse_toml(text, path) if Path(path).suffix == ".toml" else _parse_jsonc(text, path)
     if not isinstance(data, dict):
-        raise ConfigError(f"The config must be an object of settings, but found {_describe(data)}.",
-                          hint='start the file with "{"', path=str(path))
+        raise ConfigError(
+            f"The config must be an object of settings, but found {_describe(data)}.",
+            hint='start the file with "{"',
+            path=str(path),
+        )
     return data
 
 
 def _parse_jsonc(text: str, path: Path) -> Any:
     if not text.strip():
-        raise ConfigError("The config file is empty.", hint="run `wf init` for a starting config",
-                          path=str(path))
+        raise ConfigError("The config file is empty.", hint="run `wf init` for a starting config", path=str(path))
     try:
         return json5.loads(text)
     except ValueError as exc:
         match = re.match(r"<string>:(\d+) (.*) at column (\d+)", str(exc))
         line, why, col = (int(match[1]), match[2], int(match[3])) if match else (None, str(exc), None)
-        raise ConfigError(f"Syntax error in the config: {why}.", path=str(path), line=line, column=col,
-                          hint="look for a missing comma, quote or bracket just before this point"
-                          ) from None
+        raise ConfigError(
+            f"Syntax error in the config: {why}.",
+            path=str(path),
+            line=line,
+            column=col,
+            hint="look for a missing comma, quote or bracket just before this point",
+        ) from None
 
 
 def _parse_toml(text: str, path: Path) -> dict:
@@ -142,15 +155,27 @@ def _parse_toml(text: str, path: Path) -> dict:
     except tomllib.TOMLDecodeError as exc:
         match = re.match(r"(.*) \(at line (\d+), column (\d+)\)", str(exc))
         why, line, col = (match[1], int(match[2]), int(match[3])) if match else (str(exc), None, None)
-        raise ConfigError(f"Syntax error in the config: {why}.", path=str(path), line=line, column=col,
-                          hint="check the TOML syntax near this point (quotes, `=`, brackets)") from None
+        raise ConfigError(
+            f"Syntax error in the config: {why}.",
+            path=str(path),
+            line=line,
+            column=col,
+            hint="check the TOML syntax near this point (quotes, `=`, brackets)",
+        ) from None
 
 
 # ---------------------------------------------------------------- loading
 
-def load_config(path: str | Path | None = None, *, cwd: Path | None = None, env: str | None = None,
-                persist_to: str | Path | None = None, store: str | None = None,
-                environ: Mapping[str, str] | None = None) -> Config:
+
+def load_config(
+    path: str | Path | None = None,
+    *,
+    cwd: Path | None = None,
+    env: str | None = None,
+    persist_to: str | Path | None = None,
+    store: str | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Config:
     """Find, parse and validate the config; see the module docstring for precedence."""
     cwd = Path(cwd or Path.cwd()).absolute()
     environ = os.environ if environ is None else environ
@@ -159,7 +184,8 @@ def load_config(path: str | Path | None = None, *, cwd: Path | None = None, env:
     check = _Checker(file, text)
     data, at = _select_env(parse_config_text(text, file), env, check)
     return Config(
-        path=file, root=file.parent,
+        path=file,
+        root=file.parent,
         name=_opt_str(data, "name", at("name"), check),
         main=_main(data, at("main"), check),
         compatibility_date=_compat_date(data, at("compatibility_date"), check),
@@ -172,7 +198,7 @@ def load_config(path: str | Path | None = None, *, cwd: Path | None = None, env:
     )
 
 
-def _select_env(data: dict, env: str | None, check: "_Checker") -> tuple[dict, Callable[[str], str]]:
+def _select_env(data: dict, env: str | None, check: _Checker) -> tuple[dict, Callable[[str], str]]:
     """The effective settings, and a function giving each key's field path in the file."""
     if env is None:
         return data, lambda key: key
@@ -180,8 +206,9 @@ def _select_env(data: dict, env: str | None, check: "_Checker") -> tuple[dict, C
     if not isinstance(envs, dict) or env not in envs:
         known = ", ".join(envs) if isinstance(envs, dict) and envs else ""
         hint = f"declared environments: {known}" if known else "the config declares no `env` sections"
-        raise ConfigError(f"No environment named {env!r} in the config.", hint=hint,
-                          path=str(check.path), field=f"env.{env}")
+        raise ConfigError(
+            f"No environment named {env!r} in the config.", hint=hint, path=str(check.path), field=f"env.{env}"
+        )
     section = envs[env]
     if not isinstance(section, dict):
         check.fail(f"env.{env}", "an object of settings", section, key=env)
@@ -189,38 +216,37 @@ def _select_env(data: dict, env: str | None, check: "_Checker") -> tuple[dict, C
     return {**inherited, **section}, lambda key: f"env.{env}.{key}" if key in section else key
 
 
-def _main(data: dict, field: str, check: "_Checker") -> str:
+def _main(data: dict, field: str, check: _Checker) -> str:
     main = data.get("main", _MISSING)
     if not isinstance(main, str) or not main.strip():
-        check.fail(field, 'a string naming the entry module, e.g. "src/index.py" or "shop.app"',
-                   main, key="main")
+        check.fail(field, 'a string naming the entry module, e.g. "src/index.py" or "shop.app"', main, key="main")
     if not (main.endswith(".py") or DOTTED_RE.match(main)):
         check.fail(field, "a path to a .py file or a dotted module name", main, key="main")
     return main
 
 
-def _compat_date(data: dict, field: str, check: "_Checker") -> str | None:
+def _compat_date(data: dict, field: str, check: _Checker) -> str | None:
     value = data.get("compatibility_date")
     if hasattr(value, "isoformat"):  # an unquoted TOML date
         return value.isoformat()
     return _opt_str(data, "compatibility_date", field, check)
 
 
-def _opt_str(data: dict, key: str, field: str, check: "_Checker") -> str | None:
+def _opt_str(data: dict, key: str, field: str, check: _Checker) -> str | None:
     value = data.get(key)
     if value is not None and not isinstance(value, str):
         check.fail(field, "a string", value, key=key)
     return value
 
 
-def _str_list(data: dict, key: str, field: str, check: "_Checker") -> tuple[str, ...]:
+def _str_list(data: dict, key: str, field: str, check: _Checker) -> tuple[str, ...]:
     value = data.get(key, [])
     if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
         check.fail(field, "a list of strings", value, key=key)
     return tuple(value)
 
 
-def _vars(data: dict, field: str, check: "_Checker") -> dict:
+def _vars(data: dict, field: str, check: _Checker) -> dict:
     value = data.get("vars", {})
     if not isinstance(value, dict):
         check.fail(field, "an object of NAME: value pairs", value, key="vars")
@@ -229,7 +255,8 @@ def _vars(data: dict, field: str, check: "_Checker") -> dict:
 
 # ---------------------------------------------------------------- workflows
 
-def _workflows(data: dict, field: str, check: "_Checker") -> tuple[WorkflowConfig, ...]:
+
+def _workflows(data: dict, field: str, check: _Checker) -> tuple[WorkflowConfig, ...]:
     items = data.get("workflows", [])
     if not isinstance(items, list):
         check.fail(field, "a list of workflow objects", items, key="workflows")
@@ -239,13 +266,18 @@ def _workflows(data: dict, field: str, check: "_Checker") -> tuple[WorkflowConfi
     return parsed
 
 
-def _workflow(item: Any, where: str, check: "_Checker") -> WorkflowConfig:
+def _workflow(item: Any, where: str, check: _Checker) -> WorkflowConfig:
     if not isinstance(item, dict):
         check.fail(where, "an object with name, binding and class_name", item)
     name = _required_str(item, "name", where, check)
     if len(name) > 64 or not NAME_RE.match(name):
-        check.error(f"{where}.name", f"{where}.name {json.dumps(name)} is invalid: {NAME_RULE}",
-                    key="name", value=name, hint="for example \"order-processing\"")
+        check.error(
+            f"{where}.name",
+            f"{where}.name {json.dumps(name)} is invalid: {NAME_RULE}",
+            key="name",
+            value=name,
+            hint='for example "order-processing"',
+        )
     return WorkflowConfig(
         name=name,
         binding=_identifier(item, "binding", where, check),
@@ -257,21 +289,21 @@ def _workflow(item: Any, where: str, check: "_Checker") -> WorkflowConfig:
     )
 
 
-def _required_str(item: dict, key: str, where: str, check: "_Checker") -> str:
+def _required_str(item: dict, key: str, where: str, check: _Checker) -> str:
     value = item.get(key, _MISSING)
     if not isinstance(value, str) or not value:
         check.fail(f"{where}.{key}", "a non-empty string", value, key=key)
     return value
 
 
-def _identifier(item: dict, key: str, where: str, check: "_Checker") -> str:
+def _identifier(item: dict, key: str, where: str, check: _Checker) -> str:
     value = _required_str(item, key, where, check)
     if not value.isidentifier() or keyword.iskeyword(value):
         check.fail(f"{where}.{key}", "a Python identifier (letters, digits, underscores)", value, key=key)
     return value
 
 
-def _positive(item: dict, table: str, key: str, where: str, check: "_Checker") -> int | None:
+def _positive(item: dict, table: str, key: str, where: str, check: _Checker) -> int | None:
     section = item.get(table, {})
     if not isinstance(section, dict):
         check.fail(f"{where}.{table}", f'an object like {{"{key}": 10}}', section, key=table)
@@ -281,35 +313,37 @@ def _positive(item: dict, table: str, key: str, where: str, check: "_Checker") -
     return value
 
 
-def _schedules(item: dict, where: str, check: "_Checker") -> tuple[str, ...]:
+def _schedules(item: dict, where: str, check: _Checker) -> tuple[str, ...]:
     value = item.get("schedules", _MISSING)
     if value is _MISSING:
         return ()
     crons = [value] if isinstance(value, str) else value
     if not isinstance(crons, list) or not crons:
-        check.fail(f"{where}.schedules", "a cron string or a non-empty list of them", value,
-                   key="schedules")
+        check.fail(f"{where}.schedules", "a cron string or a non-empty list of them", value, key="schedules")
     for i, cron in enumerate(crons):
         if not isinstance(cron, str) or len(cron.split()) != 5:
             path = f"{where}.schedules" + (f"[{i}]" if isinstance(value, list) else "")
-            check.fail(path, 'a 5-field cron expression like "*/5 * * * *"', cron, key="schedules",
-                       value=cron)
+            check.fail(path, 'a 5-field cron expression like "*/5 * * * *"', cron, key="schedules", value=cron)
     return tuple(crons)
 
 
-def _no_duplicates(workflows: tuple[WorkflowConfig, ...], attr: str, field: str,
-                   check: "_Checker") -> None:
+def _no_duplicates(workflows: tuple[WorkflowConfig, ...], attr: str, field: str, check: _Checker) -> None:
     seen: dict[str, int] = {}
     for i, wf in enumerate(workflows):
         value = getattr(wf, attr)
         if value in seen:
-            check.fail(f"{field}[{i}].{attr}",
-                       f"unique across workflows ({field}[{seen[value]}] has it already)",
-                       value, key=attr, last=True)
+            check.fail(
+                f"{field}[{i}].{attr}",
+                f"unique across workflows ({field}[{seen[value]}] has it already)",
+                value,
+                key=attr,
+                last=True,
+            )
         seen[value] = i
 
 
 # ---------------------------------------------------------------- errors with positions
+
 
 class _Checker:
     """Raises validation errors, pointing at the offending text when it can be found."""
@@ -317,16 +351,45 @@ class _Checker:
     def __init__(self, path: Path, text: str):
         self.path, self.text = path, text
 
-    def fail(self, field: str, expected: str, found: Any, *, key: str | None = None,
-             value: Any = _MISSING, hint: str | None = None, last: bool = False) -> None:
-        self.error(field, f"{field} must be {expected}, but found {_describe(found)}.", key=key,
-                   value=found if value is _MISSING else value, hint=hint, last=last)
+    def fail(
+        self,
+        field: str,
+        expected: str,
+        found: Any,
+        *,
+        key: str | None = None,
+        value: Any = _MISSING,
+        hint: str | None = None,
+        last: bool = False,
+    ) -> None:
+        self.error(
+            field,
+            f"{field} must be {expected}, but found {_describe(found)}.",
+            key=key,
+            value=found if value is _MISSING else value,
+            hint=hint,
+            last=last,
+        )
 
-    def error(self, field: str, message: str, *, key: str | None = None, value: Any = _MISSING,
-              hint: str | None = None, last: bool = False) -> None:
+    def error(
+        self,
+        field: str,
+        message: str,
+        *,
+        key: str | None = None,
+        value: Any = _MISSING,
+        hint: str | None = None,
+        last: bool = False,
+    ) -> None:
         line, col = self.locate(key, value, last)
-        raise ConfigError(message, hint=hint or f"fix `{field}` in {self.path.name}",
-                          path=str(self.path), line=line, column=col, field=field)
+        raise ConfigError(
+            message,
+            hint=hint or f"fix `{field}` in {self.path.name}",
+            path=str(self.path),
+            line=line,
+            column=col,
+            field=field,
+        )
 
     def locate(self, key: str | None, value: Any, last: bool) -> tuple[int | None, int | None]:
         """Best effort: where `key` is set to `value` (else where `key` is set) in the text."""
@@ -360,8 +423,15 @@ def _line_col(text: str, offset: int) -> tuple[int, int]:
 def _describe(value: Any) -> str:
     if value is _MISSING:
         return "nothing (the field is missing)"
-    kind = {str: "a string", bool: "a boolean", int: "a number", float: "a number", list: "a list",
-            dict: "an object", type(None): "null"}.get(type(value), type(value).__name__)
+    kind = {
+        str: "a string",
+        bool: "a boolean",
+        int: "a number",
+        float: "a number",
+        list: "a list",
+        dict: "an object",
+        type(None): "null",
+    }.get(type(value), type(value).__name__)
     try:
         shown = json.dumps(value, default=str)
     except (TypeError, ValueError):
@@ -371,6 +441,7 @@ def _describe(value: Any) -> str:
 
 
 # ---------------------------------------------------------------- .dev.vars / .env
+
 
 def read_dev_vars(root: Path, env: str | None = None) -> dict[str, str]:
     """Local secrets beside the config: `.dev.vars[.<env>]`, else `.env` + `.env.<env>`."""
@@ -401,9 +472,12 @@ def parse_dotenv(path: Path) -> dict[str, str]:
             continue
         match = _ASSIGN.match(text)
         if not match:
-            raise ConfigError(f"Expected KEY=VALUE in {path.name}, but found {text.strip()!r}.",
-                              hint="write one KEY=VALUE per line; start comments with #",
-                              path=str(path), line=start)
+            raise ConfigError(
+                f"Expected KEY=VALUE in {path.name}, but found {text.strip()!r}.",
+                hint="write one KEY=VALUE per line; start comments with #",
+                path=str(path),
+                line=start,
+            )
         raw = match[2]
         while raw[:1] in ("'", '"') and not _closed(raw) and number < len(lines):
             raw, number = raw + "\n" + lines[number], number + 1
@@ -420,10 +494,11 @@ def _closed(raw: str) -> bool:
 def _dotenv_value(raw: str, path: Path, line: int) -> str:
     if raw[:1] in ("'", '"'):
         if not _closed(raw):
-            raise ConfigError(f"Unclosed {raw[0]} quote in {path.name}.", path=str(path), line=line,
-                              hint="close the quoted value")
+            raise ConfigError(
+                f"Unclosed {raw[0]} quote in {path.name}.", path=str(path), line=line, hint="close the quoted value"
+            )
         if raw[0] == "'":
-            return raw[1:raw.index("'", 1)]
+            return raw[1 : raw.index("'", 1)]
         body = re.match(r'"((?:\\.|[^"\\])*)"', raw, re.S)[1]
         escapes = {"n": "\n", "t": "\t", "r": "\r", '"': '"', "\\": "\\"}
         return re.sub(r"\\(.)", lambda m: escapes.get(m[1], "\\" + m[1]), body)

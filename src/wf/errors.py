@@ -45,8 +45,16 @@ class WfError(Exception):
 class ConfigError(WfError):
     exit_code = 2
 
-    def __init__(self, message: str, hint: str | None = None, *, path: str | None = None,
-                 line: int | None = None, column: int | None = None, field: str | None = None):
+    def __init__(
+        self,
+        message: str,
+        hint: str | None = None,
+        *,
+        path: str | None = None,
+        line: int | None = None,
+        column: int | None = None,
+        field: str | None = None,
+    ):
         where = path or ""
         if path and line is not None:
             where += f":{line}" + (f":{column}" if column is not None else "")
@@ -127,8 +135,11 @@ def error_info(exc: BaseException) -> dict:
 def rebuild_error(info: dict) -> Exception:
     """Turn a stored `{"name", "message"}` back into an exception to raise in `run()`."""
     name, message = info.get("name", "Error"), info.get("message", "")
-    known = {"NonRetryableError": NonRetryableError, "WorkflowTimeoutError": WorkflowTimeoutError,
-             "WorkflowFatalError": WorkflowFatalError}
+    known = {
+        "NonRetryableError": NonRetryableError,
+        "WorkflowTimeoutError": WorkflowTimeoutError,
+        "WorkflowFatalError": WorkflowFatalError,
+    }
     if name in known:
         return known[name](message)
     builtin = getattr(builtins, name, None)

@@ -46,12 +46,15 @@ def load_workflow_classes(config: Config) -> dict[str, type[WorkflowEntrypoint]]
 
 # ---------------------------------------------------------------- importing main
 
+
 def _import_main(config: Config, purpose: str) -> ModuleType:
     if is_file_main(config.main):
         file = (config.root / config.main).resolve()
         if not file.is_file():
-            raise LoaderError(f"Cannot import main {config.main!r}{purpose}: the file {file} does not exist.",
-                              hint=f"fix `main` in {config.path}")
+            raise LoaderError(
+                f"Cannot import main {config.main!r}{purpose}: the file {file} does not exist.",
+                hint=f"fix `main` in {config.path}",
+            )
         return _guarded(config, purpose, file.parent, lambda: _import_file(file))
     return _guarded(config, purpose, config.root, lambda: _import_dotted(config.main, config.root))
 
@@ -110,15 +113,18 @@ def _guarded(config: Config, purpose: str, home: Path, do_import) -> ModuleType:
         return do_import()
     except SyntaxError as exc:
         place = f"{exc.filename}:{exc.lineno}" + (f":{exc.offset}" if exc.offset else "")
-        raise LoaderError(f"{where}: syntax error at {place}: {exc.msg}.",
-                          hint="fix the syntax error, then try again") from exc
+        raise LoaderError(
+            f"{where}: syntax error at {place}: {exc.msg}.", hint="fix the syntax error, then try again"
+        ) from exc
     except ModuleNotFoundError as exc:
-        raise LoaderError(f"{where}: ModuleNotFoundError: {exc}{_origin(exc, home)}.",
-                          hint=_missing_module_hint(config, exc, home)) from exc
+        raise LoaderError(
+            f"{where}: ModuleNotFoundError: {exc}{_origin(exc, home)}.", hint=_missing_module_hint(config, exc, home)
+        ) from exc
     except Exception as exc:
-        raise LoaderError(f"{where}: {type(exc).__name__}: {exc}{_origin(exc, home)}.",
-                          hint="the error happened while the module was being imported; "
-                               "fix the code that runs at import time") from exc
+        raise LoaderError(
+            f"{where}: {type(exc).__name__}: {exc}{_origin(exc, home)}.",
+            hint="the error happened while the module was being imported; fix the code that runs at import time",
+        ) from exc
 
 
 def _origin(exc: BaseException, home: Path) -> str:
@@ -134,8 +140,7 @@ def _origin(exc: BaseException, home: Path) -> str:
 def _missing_module_hint(config: Config, exc: ModuleNotFoundError, home: Path) -> str:
     top = (exc.name or "").partition(".")[0]
     if top and is_file_main(config.main) and ((home / top).is_dir() or (home / f"{top}.py").is_file()):
-        return (f"`{top}` is part of your project: import it relatively, "
-                f"e.g. `from .{exc.name} import ...`")
+        return f"`{top}` is part of your project: import it relatively, e.g. `from .{exc.name} import ...`"
     if not is_file_main(config.main) and exc.name and config.main.startswith(exc.name):
         return f"{config.main!r} is looked up from {config.root}; check `main` in {config.path.name}"
     return "install the missing package into this environment, or fix the import"
@@ -143,29 +148,39 @@ def _missing_module_hint(config: Config, exc: ModuleNotFoundError, home: Path) -
 
 # ---------------------------------------------------------------- finding the classes
 
+
 def _workflow_class(config: Config, module: ModuleType, wf: WorkflowConfig) -> type[WorkflowEntrypoint]:
     what = f"class_name {wf.class_name!r} of workflow {wf.name!r}"
     cls = getattr(module, wf.class_name, None)
     if cls is None:
-        raise LoaderError(f"Main {config.main!r} has no attribute {wf.class_name!r} ({what}).",
-                          hint=_exported_hint(module))
+        raise LoaderError(
+            f"Main {config.main!r} has no attribute {wf.class_name!r} ({what}).", hint=_exported_hint(module)
+        )
     if not isinstance(cls, type):
-        raise LoaderError(f"{config.main}:{wf.class_name} is a {type(cls).__name__}, not a class ({what}).",
-                          hint="class_name must name a subclass of wf.WorkflowEntrypoint")
+        raise LoaderError(
+            f"{config.main}:{wf.class_name} is a {type(cls).__name__}, not a class ({what}).",
+            hint="class_name must name a subclass of wf.WorkflowEntrypoint",
+        )
     if not issubclass(cls, WorkflowEntrypoint):
-        raise LoaderError(f"{config.main}:{wf.class_name} is not a subclass of WorkflowEntrypoint ({what}).",
-                          hint=f"declare it as `class {wf.class_name}(WorkflowEntrypoint)`, "
-                               "imported with `from wf import WorkflowEntrypoint`")
+        raise LoaderError(
+            f"{config.main}:{wf.class_name} is not a subclass of WorkflowEntrypoint ({what}).",
+            hint=f"declare it as `class {wf.class_name}(WorkflowEntrypoint)`, "
+            "imported with `from wf import WorkflowEntrypoint`",
+        )
     if cls.run is WorkflowEntrypoint.run or not inspect.iscoroutinefunction(cls.run):
-        raise LoaderError(f"{config.main}:{wf.class_name} does not define `async def run(self, event, step)` "
-                          f"({what}).", hint="define run as a coroutine function: `async def run(...)`")
+        raise LoaderError(
+            f"{config.main}:{wf.class_name} does not define `async def run(self, event, step)` ({what}).",
+            hint="define run as a coroutine function: `async def run(...)`",
+        )
     return cls
 
 
 def _exported_hint(module: ModuleType) -> str:
-    found = sorted(name for name, value in vars(module).items()
-                   if isinstance(value, type) and issubclass(value, WorkflowEntrypoint)
-                   and value is not WorkflowEntrypoint)
+    found = sorted(
+        name
+        for name, value in vars(module).items()
+        if isinstance(value, type) and issubclass(value, WorkflowEntrypoint) and value is not WorkflowEntrypoint
+    )
     if found:
         return f"it exports these WorkflowEntrypoint subclasses: {', '.join(found)}"
     return "it exports no WorkflowEntrypoint subclass; define or import the class in that module"

@@ -31,10 +31,11 @@ import shutil
 import tempfile
 import threading
 import time
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any
 
 from .client import Client
 from .config import Config, WorkflowConfig, load_config
@@ -44,8 +45,15 @@ from .runtime import codec
 from .runtime.clock import FakeClock
 from .runtime.store.base import STATUSES, TERMINAL, EventRow
 
-__all__ = ["WorkflowTest", "from_config", "WorkflowIntrospector", "InstanceIntrospector", "Modifier",
-           "WorkflowTestError", "timeline"]
+__all__ = [
+    "WorkflowTest",
+    "from_config",
+    "WorkflowIntrospector",
+    "InstanceIntrospector",
+    "Modifier",
+    "WorkflowTestError",
+    "timeline",
+]
 
 DEFAULT_TIMEOUT = 30.0  # real seconds an observer may wait before it gives up
 QUIET = 0.01  # real seconds of idleness before the fake clock may jump
@@ -57,6 +65,7 @@ class WorkflowTestError(AssertionError):
 
 
 # -- steps and the plan of mocks -----------------------------------------------------------
+
 
 def _selector(step: Any, index: int | None = None) -> tuple[str, int]:
     """`"charge"`, `("charge", 2)` or `{"name": "charge", "index": 2}` -> ("charge", 2)."""
@@ -70,8 +79,10 @@ def _selector(step: Any, index: int | None = None) -> tuple[str, int]:
     if not isinstance(name, str) or not name:
         raise ValidationError(f"step selector {step!r} has no name", 'pass "name" or {"name": ..., "index": 2}')
     if isinstance(index, bool) or not isinstance(index, int) or index < 1:
-        raise ValidationError(f"step index {index!r} of {name!r} must be an integer from 1",
-                              "index counts the steps of that name in a run, from 1")
+        raise ValidationError(
+            f"step index {index!r} of {name!r} must be an integer from 1",
+            "index counts the steps of that name in a run, from 1",
+        )
     return name, index
 
 
@@ -96,7 +107,7 @@ class _Plan:
         self.taken: dict[tuple, EventRow] = {}  # wait key -> its mocked event, kept so restart() sees it again
         self.event_timeouts: set = set()
 
-    def absorb(self, other: "_Plan") -> None:
+    def absorb(self, other: _Plan) -> None:
         for sel, value in other.results.items():
             self.results.setdefault(sel, value)
         for sel, entries in other.failures.items():
@@ -128,6 +139,7 @@ class _Plan:
             if mocked:
                 return codec.decode(plan.results[sel])
             return await call(fn, ctx)
+
         attempt.__wf_params__ = ("ctx",)
         return attempt, cfg
 
@@ -165,50 +177,53 @@ class Modifier:
     def __init__(self, plan: _Plan):
         self._plan = plan
 
-    def mock_step_result(self, step: Any, result: Any, *, index: int | None = None) -> "Modifier":
+    def mock_step_result(self, step: Any, result: Any, *, index: int | None = None) -> Modifier:
         """The step returns `result` without running its function (after any mocked errors)."""
         sel = _selector(step, index)
         if sel in self._plan.results:
-            raise ValidationError(f"step {sel[0]!r} (index {sel[1]}) already has a mocked result",
-                                  "mock each step's result once")
+            raise ValidationError(
+                f"step {sel[0]!r} (index {sel[1]}) already has a mocked result", "mock each step's result once"
+            )
         self._plan.results[sel] = codec.encode(result, f"the mocked result of step {sel[0]!r}")
         return self
 
-    def mock_step_error(self, step: Any, error: BaseException | type, times: int | None = None, *,
-                        index: int | None = None) -> "Modifier":
+    def mock_step_error(
+        self, step: Any, error: BaseException | type, times: int | None = None, *, index: int | None = None
+    ) -> Modifier:
         """Every attempt raises `error`, or only the next `times` attempts (then mocks or the real function)."""
         if not (isinstance(error, Exception) or (isinstance(error, type) and issubclass(error, Exception))):
             raise ValidationError(f"mock_step_error needs an exception, got {error!r}", 'e.g. RuntimeError("down")')
         return self._fail(step, index, "error", error, times)
 
-    def force_step_timeout(self, step: Any, times: int | None = None, *, index: int | None = None) -> "Modifier":
+    def force_step_timeout(self, step: Any, times: int | None = None, *, index: int | None = None) -> Modifier:
         """Every attempt (or the next `times`) times out at once, without running the function."""
         return self._fail(step, index, "timeout", None, times)
 
-    def _fail(self, step, index, kind, error, times) -> "Modifier":
+    def _fail(self, step, index, kind, error, times) -> Modifier:
         if times is not None and (isinstance(times, bool) or not isinstance(times, int) or times < 1):
             raise ValidationError(f"times={times!r} must be a positive integer or None", "None means every attempt")
         self._plan.failures.setdefault(_selector(step, index), []).append((kind, error, times))
         return self
 
-    def disable_sleeps(self, steps: Iterable | None = None) -> "Modifier":
+    def disable_sleeps(self, steps: Iterable | None = None) -> Modifier:
         """Sleeps (all, or those selected) end at once."""
         self._plan.sleeps = True if steps is None else _union(self._plan.sleeps, steps)
         return self
 
-    def disable_retry_delays(self, steps: Iterable | None = None) -> "Modifier":
+    def disable_retry_delays(self, steps: Iterable | None = None) -> Modifier:
         """Retries (of all steps, or those selected) start at once; the attempts are all made."""
         self._plan.retry_delays = True if steps is None else _union(self._plan.retry_delays, steps)
         return self
 
-    def mock_event(self, type: str, payload: Any = None) -> "Modifier":
+    def mock_event(self, type: str, payload: Any = None) -> Modifier:
         """An event already waiting for the first `wait_for_event` of its type."""
         from .runtime.engine import check_event_type
+
         text = None if payload is None else codec.encode(payload, f"payload of mocked event {type!r}")
         self._plan.events.append((check_event_type(type), text))
         return self
 
-    def force_event_timeout(self, step: Any, *, index: int | None = None) -> "Modifier":
+    def force_event_timeout(self, step: Any, *, index: int | None = None) -> Modifier:
         """That `wait_for_event` times out at once, even if an event is there."""
         self._plan.event_timeouts.add(_selector(step, index))
         return self
@@ -234,7 +249,7 @@ class _Registry:
 
     def __init__(self):
         self.plans: dict[tuple[str, str], _Plan] = {}
-        self.sessions: dict[str, "WorkflowIntrospector"] = {}
+        self.sessions: dict[str, WorkflowIntrospector] = {}
         self.seen: set[tuple[str, str]] = set()
 
     def for_instance(self, row) -> _Plan:
@@ -251,16 +266,25 @@ class _Registry:
 
 # -- observers -----------------------------------------------------------------------------
 
+
 def timeline(steps: list[dict]) -> list[dict]:
     """The comparable essence of `describe()["steps"]`: type, name, count, status, attempts."""
-    return [{"type": s["type"], "name": s["name"], "count": s["count"], "status": s["status"],
-             "attempts": [a["success"] for a in s.get("attempts", [])]} for s in steps]
+    return [
+        {
+            "type": s["type"],
+            "name": s["name"],
+            "count": s["count"],
+            "status": s["status"],
+            "attempts": [a["success"] for a in s.get("attempts", [])],
+        }
+        for s in steps
+    ]
 
 
 class InstanceIntrospector:
     """One instance under test: modify it, act on it, observe it."""
 
-    def __init__(self, test: "WorkflowTest", workflow: str, id: str):
+    def __init__(self, test: WorkflowTest, workflow: str, id: str):
         self._t, self.workflow, self.id = test, workflow, id
 
     def __repr__(self) -> str:
@@ -309,9 +333,12 @@ class InstanceIntrospector:
             if now["status"] == status:
                 return True
             if now["status"] in TERMINAL:
-                raise WorkflowTestError(f"instance {self.id!r} ended {now['status']!r}, not {status!r}"
-                                        + (f": {now['error']}" if now["error"] else ""))
+                raise WorkflowTestError(
+                    f"instance {self.id!r} ended {now['status']!r}, not {status!r}"
+                    + (f": {now['error']}" if now["error"] else "")
+                )
             return None
+
         await self._t._drive(reached, f"instance {self.id!r} to be {status!r}", timeout)
 
     async def wait_for_step_result(self, name: str, index: int = 1, timeout: float | None = None) -> Any:
@@ -327,23 +354,27 @@ class InstanceIntrospector:
                         raise rebuild_error(s["error"])
             status = self._t.client.status(self.id, self.workflow)["status"]
             if status in TERMINAL:
-                raise WorkflowTestError(f"instance {self.id!r} ended {status!r} without a result of step {name!r}"
-                                        f" (index {index})")
+                raise WorkflowTestError(
+                    f"instance {self.id!r} ended {status!r} without a result of step {name!r} (index {index})"
+                )
             return None
+
         return (await self._t._drive(done, f"step {name!r} (index {index}) of instance {self.id!r}", timeout))[0]
 
     async def get_output(self) -> Any:
         now = await self.status()
         if now["status"] != "complete":
-            raise WorkflowTestError(f'Cannot retrieve output: instance {self.id!r} is "{now["status"]}", '
-                                    f'must be "complete"')
+            raise WorkflowTestError(
+                f'Cannot retrieve output: instance {self.id!r} is "{now["status"]}", must be "complete"'
+            )
         return now["output"]
 
     async def get_error(self) -> dict:
         now = await self.status()
         if now["status"] != "errored":
-            raise WorkflowTestError(f'Cannot retrieve error: instance {self.id!r} is "{now["status"]}", '
-                                    f'must be "errored"')
+            raise WorkflowTestError(
+                f'Cannot retrieve error: instance {self.id!r} is "{now["status"]}", must be "errored"'
+            )
         return now["error"]
 
     async def describe(self) -> dict:
@@ -354,7 +385,7 @@ class InstanceIntrospector:
         """The step timeline: [{"type", "name", "count", "status", "attempts": [True/False per attempt]}]."""
         return timeline((await self.describe())["steps"])
 
-    async def __aenter__(self) -> "InstanceIntrospector":
+    async def __aenter__(self) -> InstanceIntrospector:
         return self
 
     async def __aexit__(self, *exc) -> None:
@@ -364,11 +395,13 @@ class InstanceIntrospector:
 class WorkflowIntrospector:
     """Captures every instance of `workflow` created after it began, applying `modify_all`'s mocks."""
 
-    def __init__(self, test: "WorkflowTest", workflow: str):
+    def __init__(self, test: WorkflowTest, workflow: str):
         test.config.workflow(workflow)
         if workflow in test._registry.sessions:
-            raise ValidationError(f"workflow {workflow!r} is already being introspected",
-                                  "dispose the first introspector (leave its `with` block) before starting another")
+            raise ValidationError(
+                f"workflow {workflow!r} is already being introspected",
+                "dispose the first introspector (leave its `with` block) before starting another",
+            )
         self._t, self.workflow = test, workflow
         self.plan = _Plan()
         self.captured: list[str] = []
@@ -388,13 +421,13 @@ class WorkflowIntrospector:
         if self._t._registry.sessions.get(self.workflow) is self:
             del self._t._registry.sessions[self.workflow]
 
-    def __enter__(self) -> "WorkflowIntrospector":
+    def __enter__(self) -> WorkflowIntrospector:
         return self
 
     def __exit__(self, *exc) -> None:
         self.dispose()
 
-    async def __aenter__(self) -> "WorkflowIntrospector":
+    async def __aenter__(self) -> WorkflowIntrospector:
         return self
 
     async def __aexit__(self, *exc) -> None:
@@ -403,37 +436,62 @@ class WorkflowIntrospector:
 
 # -- the test environment ------------------------------------------------------------------
 
+
 def _binding(name: str) -> str:
     return name.upper().replace("-", "_")
 
 
 def _class_config(workflows: Mapping[str, type], vars: Mapping | None, root: Path) -> Config:
     wfs = tuple(WorkflowConfig(name=n, binding=_binding(n), class_name=c.__name__) for n, c in workflows.items())
-    return Config(path=root / "wrangler.jsonc", root=root, name="wf-test", main="", compatibility_date=None,
-                  compatibility_flags=(), vars=MappingProxyType(dict(vars or {})), workflows=wfs, env_name=None,
-                  state_dir=root / ".wf", store_url=None)
+    return Config(
+        path=root / "wrangler.jsonc",
+        root=root,
+        name="wf-test",
+        main="",
+        compatibility_date=None,
+        compatibility_flags=(),
+        vars=MappingProxyType(dict(vars or {})),
+        workflows=wfs,
+        env_name=None,
+        state_dir=root / ".wf",
+        store_url=None,
+    )
 
 
 class WorkflowTest:
     """The real runner on a temporary store and a fake clock. Use `async with`, or `await start()`
     then `await close()`; it also starts by itself on first use inside a running event loop."""
 
-    def __init__(self, workflows: Mapping[str, type] | None = None, *, config: str | Path | Config | None = None,
-                 vars: Mapping[str, Any] | None = None, env: str | None = None, state_dir: str | Path | None = None,
-                 store: str | None = None, replay_always: bool = False, keep_warm: float = 60.0,
-                 timeout: float = DEFAULT_TIMEOUT, patience: float = PATIENCE, start_time: float = 1_800_000_000.0,
-                 concurrency: int = 1000):
+    def __init__(
+        self,
+        workflows: Mapping[str, type] | None = None,
+        *,
+        config: str | Path | Config | None = None,
+        vars: Mapping[str, Any] | None = None,
+        env: str | None = None,
+        state_dir: str | Path | None = None,
+        store: str | None = None,
+        replay_always: bool = False,
+        keep_warm: float = 60.0,
+        timeout: float = DEFAULT_TIMEOUT,
+        patience: float = PATIENCE,
+        start_time: float = 1_800_000_000.0,
+        concurrency: int = 1000,
+    ):
         self._tmp = None if state_dir is not None else Path(tempfile.mkdtemp(prefix="wf-test-"))
         where = Path(state_dir) if state_dir is not None else self._tmp
         if config is None:
             if not workflows:
-                raise ValidationError("WorkflowTest needs workflow classes or a config",
-                                      'WorkflowTest({"my-workflow": MyWorkflow}) or wf.testing.from_config(path)')
+                raise ValidationError(
+                    "WorkflowTest needs workflow classes or a config",
+                    'WorkflowTest({"my-workflow": MyWorkflow}) or wf.testing.from_config(path)',
+                )
             self.config = replace(_class_config(workflows, vars, where), store_url=store)
         else:
             cfg = config if isinstance(config, Config) else load_config(config, env=env)
-            self.config = replace(cfg, state_dir=where, store_url=store,
-                                  vars=MappingProxyType({**cfg.vars, **(vars or {})}))
+            self.config = replace(
+                cfg, state_dir=where, store_url=store, vars=MappingProxyType({**cfg.vars, **(vars or {})})
+            )
         self.classes = dict(workflows) if workflows else load_workflow_classes(self.config)
         self.clock = FakeClock(start_time)
         self.client = Client(self.config, clock=self.clock)
@@ -446,7 +504,7 @@ class WorkflowTest:
 
     # -- lifecycle -----------------------------------------------------------------------
 
-    async def start(self) -> "WorkflowTest":
+    async def start(self) -> WorkflowTest:
         await self._ensure_started()
         return self
 
@@ -454,8 +512,16 @@ class WorkflowTest:
         if self.runner is not None:
             return
         from .service import build_runner
-        self.runner = build_runner(self.config, self.classes, clock=self.clock, replay_always=self.replay_always,
-                                   keep_warm=self.keep_warm, reap_interval=math.inf, concurrency=self.concurrency)
+
+        self.runner = build_runner(
+            self.config,
+            self.classes,
+            clock=self.clock,
+            replay_always=self.replay_always,
+            keep_warm=self.keep_warm,
+            reap_interval=math.inf,
+            concurrency=self.concurrency,
+        )
         self.runner.modifiers = self._registry
         self._loop, self._lock = asyncio.get_running_loop(), asyncio.Lock()
         await self.runner.start()
@@ -486,8 +552,10 @@ class WorkflowTest:
                 pass
             if runner.capture_output:
                 from .runtime import logs
+
                 logs.uninstall()
             await runner.astore.close()
+
         worker = threading.Thread(target=asyncio.run, args=(release(),))
         worker.start()
         worker.join()
@@ -498,7 +566,7 @@ class WorkflowTest:
             shutil.rmtree(self._tmp, ignore_errors=True)
             self._tmp = None
 
-    async def __aenter__(self) -> "WorkflowTest":
+    async def __aenter__(self) -> WorkflowTest:
         return await self.start()
 
     async def __aexit__(self, *exc) -> None:
@@ -531,20 +599,21 @@ class WorkflowTest:
         self.config.workflow(workflow)
         return InstanceIntrospector(self, workflow, id)
 
-    async def run(self, workflow: str, params: Any = None, id: str | None = None,
-                  timeout: float | None = None) -> dict:
+    async def run(self, workflow: str, params: Any = None, id: str | None = None, timeout: float | None = None) -> dict:
         """Create an instance and run it to its end; its `{"status", "output", "error"}`."""
         inst = await self.create(workflow, params, id)
         return await self.run_until(inst.id, timeout=timeout, workflow=workflow)
 
-    async def run_until(self, id: str, statuses: Iterable[str] = TERMINAL, timeout: float | None = None,
-                        workflow: str | None = None) -> dict:
+    async def run_until(
+        self, id: str, statuses: Iterable[str] = TERMINAL, timeout: float | None = None, workflow: str | None = None
+    ) -> dict:
         """Run until instance `id` reaches one of `statuses`; its status."""
         statuses = tuple(statuses)
 
         def reached():
             now = self.client.status(id, workflow)
             return now if now["status"] in statuses else None
+
         return await self._drive(reached, f"instance {id!r} to reach {'/'.join(statuses)}", timeout)
 
     # -- time ----------------------------------------------------------------------------
@@ -567,15 +636,16 @@ class WorkflowTest:
             if now - idle_since >= QUIET or now - quiet_since >= self.patience:
                 return
             if now > deadline:
-                raise WorkflowTestError(f"the runner was still busy after {timeout or self.timeout}s: "
-                                        f"{self._busy()}")
+                raise WorkflowTestError(f"the runner was still busy after {timeout or self.timeout}s: {self._busy()}")
 
     def _fingerprint(self) -> tuple:
         if hasattr(self.client.store, "activity"):  # PostgreSQL
             return self.client.store.activity()
         conn = self.client.store.conn
-        return (conn.execute("SELECT max(updated_at), count(*) FROM instances").fetchone(),
-                conn.execute("SELECT count(*), sum(attempts) FROM steps").fetchone())
+        return (
+            conn.execute("SELECT max(updated_at), count(*) FROM instances").fetchone(),
+            conn.execute("SELECT count(*), sum(attempts) FROM steps").fetchone(),
+        )
 
     def _pending(self) -> bool:
         """Store writes in flight, or an instance due that the runner has yet to claim."""
@@ -592,8 +662,11 @@ class WorkflowTest:
         return all(x.is_idle() for x in self.runner.executions.values())
 
     def _busy(self) -> str:
-        running = [f"{x.row.id} ({x.active_attempts} attempt(s) running)" for x in self.runner.executions.values()
-                   if not x.is_idle()]
+        running = [
+            f"{x.row.id} ({x.active_attempts} attempt(s) running)"
+            for x in self.runner.executions.values()
+            if not x.is_idle()
+        ]
         return "instances " + ", ".join(running) if running else "store writes pending"
 
     async def advance(self, seconds: float) -> None:
@@ -622,5 +695,4 @@ class WorkflowTest:
 
 def from_config(path: str | Path | Config | None = None, **options: Any) -> WorkflowTest:
     """A `WorkflowTest` of a project: the workflows its wrangler config declares, imported from `main`."""
-    return WorkflowTest(config=path if path is not None else load_config(None, env=options.pop("env", None)),
-                        **options)
+    return WorkflowTest(config=path if path is not None else load_config(None, env=options.pop("env", None)), **options)

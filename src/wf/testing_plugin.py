@@ -23,8 +23,12 @@ from .testing import WorkflowTest
 
 
 def pytest_addoption(parser) -> None:
-    parser.addini("wf_config", "the wrangler config the wf_test fixture loads, relative to the rootdir "
-                               "(default: the nearest one above the test file)", default="")
+    parser.addini(
+        "wf_config",
+        "the wrangler config the wf_test fixture loads, relative to the rootdir "
+        "(default: the nearest one above the test file)",
+        default="",
+    )
 
 
 @pytest.fixture
@@ -35,6 +39,7 @@ def wf_test_factory():
     def make(workflows=None, **options) -> WorkflowTest:
         made.append(WorkflowTest(workflows, **options))
         return made[-1]
+
     yield make
     for t in reversed(made):
         t.close_sync()

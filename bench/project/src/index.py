@@ -59,10 +59,12 @@ class Slow(WorkflowEntrypoint):
         n, delay = event.payload["n"], event.payload["delay"]
         times = []
         for i in range(n):
+
             async def work():
                 started = time.time()
                 await asyncio.sleep(delay)
                 return started
+
             times.append(await step.do(f"work-{i}", work))
         return times
 
@@ -73,11 +75,13 @@ class Contend(WorkflowEntrypoint):
     async def run(self, event, step):
         path, iid = event.payload["log"], event.instance_id
         for name in ("a", "b", "c"):
+
             async def work(name=name):
                 _log(path, f"start {iid} {name} {os.getpid()} {time.time()!r}\n")
                 await asyncio.sleep(0.002)
                 _log(path, f"end {iid} {name} {os.getpid()} {time.time()!r}\n")
                 return name
+
             await step.do(name, work)
         return "ok"
 

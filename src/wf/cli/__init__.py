@@ -12,8 +12,14 @@ import json
 import os
 import sys
 
-_GLOBAL_OPTIONS = {"-c": "config", "--config": "config", "-e": "env", "--env": "env",
-                   "--persist-to": "persist_to", "--store": "store"}
+_GLOBAL_OPTIONS = {
+    "-c": "config",
+    "--config": "config",
+    "-e": "env",
+    "--env": "env",
+    "--persist-to": "persist_to",
+    "--store": "store",
+}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -22,6 +28,7 @@ def main(argv: list[str] | None = None) -> None:
     if _fast_status(args):
         return
     from .core import main as full
+
     full(args)
 
 
@@ -30,6 +37,7 @@ def __getattr__(name: str):
     if name.startswith("__") or name == "core":
         raise AttributeError(name)
     import importlib
+
     return getattr(importlib.import_module(".core", __name__), name)
 
 
@@ -66,18 +74,28 @@ def _fast_status(args: list[str]) -> bool:
     import sqlite3
 
     from ..errors import WfError
+
     config = None
     try:
         from ..client import Client
         from ..config import load_config
-        config = load_config(options.get("config"), env=options.get("env"),
-                             persist_to=options.get("persist_to"), store=options.get("store"))
+
+        config = load_config(
+            options.get("config"),
+            env=options.get("env"),
+            persist_to=options.get("persist_to"),
+            store=options.get("store"),
+        )
         result = Client(config).status(id, workflow)
     except WfError as exc:
         fail(exc, str(exc), exc.hint, exc.exit_code)
     except sqlite3.DatabaseError as exc:
-        fail(exc, f"the state database {store_name(config)} is damaged: {exc}",
-             "move it aside and run again; wf starts a fresh one", 5)
+        fail(
+            exc,
+            f"the state database {store_name(config)} is damaged: {exc}",
+            "move it aside and run again; wf starts a fresh one",
+            5,
+        )
     sys.stdout.write(json.dumps(result, indent=2, default=str) + "\n")
     return True
 
@@ -86,6 +104,7 @@ def store_name(config) -> str:
     if config is None:
         return "(unknown)"
     from ..runtime.store import db_path
+
     return config.store_url or str(db_path(config.state_dir))
 
 
@@ -93,6 +112,7 @@ def fail(exc: BaseException, message: str, hint: str | None, code: int, verbose:
     """The end of every failed command: one sentence and a hint on stderr, an exit code."""
     if verbose or os.environ.get("WF_VERBOSE"):
         import traceback
+
         traceback.print_exception(exc)
     sys.stderr.write(f"error: {message}\n")
     if hint:

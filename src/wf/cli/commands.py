@@ -7,7 +7,6 @@ import json
 import signal
 import sys
 import time
-from typing import Optional
 
 import typer
 
@@ -17,17 +16,25 @@ TERMINAL = ("complete", "errored", "terminated")
 
 
 @app.command()
-def worker(concurrency: int = typer.Option(1000, "--concurrency", min=1,
-                                           help="Most instances this runner executes at once."),
-           replay_always: bool = typer.Option(False, "--replay-always", hidden=True,
-                                              help="Suspend and replay after every step (tests)."),
-           lease: float = typer.Option(30.0, "--lease", min=0.5, envvar="WF_LEASE",
-                                       help="Seconds a PostgreSQL worker's claims outlive its last heartbeat.")):
+def worker(
+    concurrency: int = typer.Option(1000, "--concurrency", min=1, help="Most instances this runner executes at once."),
+    replay_always: bool = typer.Option(
+        False, "--replay-always", hidden=True, help="Suspend and replay after every step (tests)."
+    ),
+    lease: float = typer.Option(
+        30.0,
+        "--lease",
+        min=0.5,
+        envvar="WF_LEASE",
+        help="Seconds a PostgreSQL worker's claims outlive its last heartbeat.",
+    ),
+):
     """Run the runner: execute instances, fire timers. Stop with Ctrl-C.
 
     Example: wf worker --concurrency 200
     """
     from ..service import build_runner
+
     config = load()
     runner = build_runner(config, concurrency=concurrency, replay_always=replay_always, lease=lease)
     asyncio.run(_serve(runner, config))
@@ -41,6 +48,7 @@ async def _serve(runner, config) -> None:
     await runner.start()
     names = ", ".join(w.name for w in config.workflows) or "(none)"
     from ..runtime.store.postgres import redact
+
     where = redact(config.store_url) if config.store_url else config.state_dir
     say(f"wf worker {runner.owner} ready: workflows {names}; state in {where}")
     await stop.wait()
@@ -49,14 +57,14 @@ async def _serve(runner, config) -> None:
 
 
 @app.command()
-def trigger(workflow: str = typer.Argument(..., help="Name of the workflow."),
-            params_json: Optional[str] = typer.Argument(None, metavar="[PARAMS_JSON]",
-                                                        help="Params as a JSON string."),
-            params: Optional[str] = typer.Option(None, "--params", "-p",
-                                                 help="Params file: .json, .yaml/.yml, or - for stdin."),
-            id: Optional[str] = typer.Option(None, "--id", help="Instance id (default: a random UUID)."),
-            wait: bool = typer.Option(False, "--wait", help="Block until the instance ends; exit 1 if it errored."),
-            as_json: bool = typer.Option(False, "--json", help="Print JSON only.")):
+def trigger(
+    workflow: str = typer.Argument(..., help="Name of the workflow."),
+    params_json: str | None = typer.Argument(None, metavar="[PARAMS_JSON]", help="Params as a JSON string."),
+    params: str | None = typer.Option(None, "--params", "-p", help="Params file: .json, .yaml/.yml, or - for stdin."),
+    id: str | None = typer.Option(None, "--id", help="Instance id (default: a random UUID)."),
+    wait: bool = typer.Option(False, "--wait", help="Block until the instance ends; exit 1 if it errored."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON only."),
+):
     """Create an instance of WORKFLOW and print its id.
 
     Example: wf trigger order-processing --params order.json --wait
@@ -65,13 +73,16 @@ def trigger(workflow: str = typer.Argument(..., help="Name of the workflow."),
     payload = read_json_arg(params_json, params, "params")
     if wait and not c.runner_alive():  # import the code first: broken code must not leave a queued orphan
         from ..loader import load_workflow_classes
+
         load_workflow_classes(c.config)
     row = c.create(workflow, payload, id)
     if not wait:
         out_json({"id": row.id}) if as_json else print(row.id)
         if not c.runner_alive():
-            say(f"note: no runner is active, so instance {row.id} stays queued. Start one with `wf worker` "
-                f"(or `wf dev`), or trigger with --wait to run it here.")
+            say(
+                f"note: no runner is active, so instance {row.id} stays queued. Start one with `wf worker` "
+                f"(or `wf dev`), or trigger with --wait to run it here."
+            )
         return
     if not as_json:
         print(row.id, flush=True)
@@ -94,6 +105,7 @@ def _wait(c, row) -> str:
                 return current.status
             time.sleep(0.05)
         from ..service import build_runner, run_until_done
+
         progress.note(f"no runner is active: running {row.id} here until it ends")
         runner = build_runner(c.config)
         return asyncio.run(run_until_done(runner, row.seq, on_tick=progress.update))
@@ -108,6 +120,7 @@ class _Progress:
     def __enter__(self):
         if sys.stderr.isatty():
             from rich.console import Console
+
             self.console = Console(stderr=True)
             self.status = self.console.status(f"{self.row.id}: queued")
             self.status.__enter__()
@@ -130,10 +143,12 @@ class _Progress:
 
 
 @app.command()
-def status(id: str = typer.Argument(..., help="Instance id, or 'latest'."),
-           workflow: Optional[str] = typer.Option(None, "--workflow", "-w", help="Workflow, when ids clash."),
-           watch: bool = typer.Option(False, "--watch", help="Keep printing as it changes, until it ends."),
-           as_json: bool = typer.Option(False, "--json", help="Print JSON only (the default form is JSON too).")):
+def status(
+    id: str = typer.Argument(..., help="Instance id, or 'latest'."),
+    workflow: str | None = typer.Option(None, "--workflow", "-w", help="Workflow, when ids clash."),
+    watch: bool = typer.Option(False, "--watch", help="Keep printing as it changes, until it ends."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON only (the default form is JSON too)."),
+):
     """Print an instance's status, output and error: {"status", "output", "error"}.
 
     With --watch, print the status again each time it changes, until the instance is complete,
@@ -162,12 +177,14 @@ def status(id: str = typer.Argument(..., help="Instance id, or 'latest'."),
 
 
 @app.command("send-event")
-def send_event(id: str = typer.Argument(..., help="Instance id, or 'latest'."),
-               type: Optional[str] = typer.Option(None, "--type", "-t", help="Event type (default: 'event')."),
-               payload: Optional[str] = typer.Option(None, "--payload", help="Payload as a JSON string."),
-               payload_file: Optional[str] = typer.Option(None, "--payload-file", help="Payload file (JSON/YAML, - for stdin)."),
-               workflow: Optional[str] = typer.Option(None, "--workflow", "-w", help="Workflow, when ids clash."),
-               as_json: bool = typer.Option(False, "--json", help="Print JSON only.")):
+def send_event(
+    id: str = typer.Argument(..., help="Instance id, or 'latest'."),
+    type: str | None = typer.Option(None, "--type", "-t", help="Event type (default: 'event')."),
+    payload: str | None = typer.Option(None, "--payload", help="Payload as a JSON string."),
+    payload_file: str | None = typer.Option(None, "--payload-file", help="Payload file (JSON/YAML, - for stdin)."),
+    workflow: str | None = typer.Option(None, "--workflow", "-w", help="Workflow, when ids clash."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON only."),
+):
     """Deliver an event to an instance (kept until a wait_for_event takes it).
 
     Example: wf send-event latest --type approval --payload '{"approved": true}'

@@ -10,22 +10,26 @@ import json
 import sqlite3
 import sys
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import typer
 
 from ..errors import WfError
 from . import fail, store_name
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
-                  help="wf: Cloudflare Workflows for Python, run anywhere.")
+app = typer.Typer(
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    help="wf: Cloudflare Workflows for Python, run anywhere.",
+)
 
 
 class State:
-    config: Optional[str] = None
-    env: Optional[str] = None
-    persist_to: Optional[str] = None
-    store: Optional[str] = None
+    config: str | None = None
+    env: str | None = None
+    persist_to: str | None = None
+    store: str | None = None
     verbose: bool = False
     loaded = None  # the Config last loaded, to name its store in errors
 
@@ -34,23 +38,27 @@ state = State()
 
 
 @app.callback()
-def _globals(config: Optional[str] = typer.Option(None, "--config", "-c", help="Path to wrangler.jsonc/.json/.toml."),
-             env: Optional[str] = typer.Option(None, "--env", "-e", help="Use the env.<NAME> section of the config."),
-             persist_to: Optional[str] = typer.Option(None, "--persist-to", help="Folder for local state (default .wf)."),
-             store: Optional[str] = typer.Option(None, "--store", help="Store URL (default: $WF_STORE or .wf/state.db)."),
-             verbose: bool = typer.Option(False, "--verbose", help="Show tracebacks for errors.")):
+def _globals(
+    config: str | None = typer.Option(None, "--config", "-c", help="Path to wrangler.jsonc/.json/.toml."),
+    env: str | None = typer.Option(None, "--env", "-e", help="Use the env.<NAME> section of the config."),
+    persist_to: str | None = typer.Option(None, "--persist-to", help="Folder for local state (default .wf)."),
+    store: str | None = typer.Option(None, "--store", help="Store URL (default: $WF_STORE or .wf/state.db)."),
+    verbose: bool = typer.Option(False, "--verbose", help="Show tracebacks for errors."),
+):
     state.config, state.env, state.persist_to, state.store, state.verbose = config, env, persist_to, store, verbose
     state.loaded = None
 
 
 def load():
     from ..config import load_config
+
     state.loaded = load_config(state.config, env=state.env, persist_to=state.persist_to, store=state.store)
     return state.loaded
 
 
 def client():
     from ..client import Client
+
     return Client(load())
 
 
@@ -63,8 +71,9 @@ def say(message: str) -> None:
     sys.stderr.write(message + "\n")
 
 
-def read_json_arg(text: Optional[str], file: Optional[str], what: str) -> Any:
+def read_json_arg(text: str | None, file: str | None, what: str) -> Any:
     from ..errors import ValidationError
+
     if text is not None and file is not None:
         raise ValidationError(f"both an inline {what} and a {what} file were given", "pass only one of them")
     if file is not None:
@@ -74,13 +83,16 @@ def read_json_arg(text: Optional[str], file: Optional[str], what: str) -> Any:
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
-        raise ValidationError(f"{what} {text!r} is not valid JSON: {exc.msg} at column {exc.colno}",
-                              """quote it for the shell, e.g. '{"key": "value"}'""") from None
+        raise ValidationError(
+            f"{what} {text!r} is not valid JSON: {exc.msg} at column {exc.colno}",
+            """quote it for the shell, e.g. '{"key": "value"}'""",
+        ) from None
 
 
 def read_data_file(file: str, what: str) -> Any:
     """JSON or YAML by extension; `-` reads JSON (or YAML) from stdin."""
     from ..errors import ValidationError
+
     if file == "-":
         text, name = sys.stdin.read(), "stdin"
     else:
@@ -90,6 +102,7 @@ def read_data_file(file: str, what: str) -> Any:
         text, name = path.read_text(encoding="utf-8"), file
     if name.endswith((".yaml", ".yml")) or (name == "stdin" and not text.lstrip().startswith(("{", "["))):
         import yaml
+
         try:
             return yaml.safe_load(text)
         except yaml.YAMLError as exc:
@@ -99,15 +112,14 @@ def read_data_file(file: str, what: str) -> Any:
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
-        raise ValidationError(f"{what} file {name} is not valid JSON: {exc.msg} at line {exc.lineno}, "
-                              f"column {exc.colno}", "fix the syntax, or use a .yaml file") from None
+        raise ValidationError(
+            f"{what} file {name} is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}",
+            "fix the syntax, or use a .yaml file",
+        ) from None
 
 
-from . import commands  # noqa: E402,F401  (registers the commands)
-from . import manage  # noqa: E402,F401  (instances, lifecycle, workflows)
-from . import tail  # noqa: E402,F401  (wf tail)
-from . import init  # noqa: E402,F401  (wf init)
-from . import dev  # noqa: E402,F401  (wf dev)
+# the command modules register themselves on `app` (they import it from here)
+from . import commands, dev, init, manage, tail  # noqa: E402,F401
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -119,8 +131,12 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         sys.exit(130)
     except sqlite3.DatabaseError as exc:  # damage found after opening: a bad page deep in the file
-        _fail(exc, f"the state database {_store_name()} is damaged: {exc}",
-              "move it aside and run again; wf starts a fresh one", 5)
+        _fail(
+            exc,
+            f"the state database {_store_name()} is damaged: {exc}",
+            "move it aside and run again; wf starts a fresh one",
+            5,
+        )
     except Exception as exc:  # a bug: say so plainly, details with --verbose
         _fail(exc, f"unexpected error: {type(exc).__name__}: {exc}", "run again with --verbose and report it", 1)
 

@@ -11,12 +11,14 @@ from .core import app, load, say
 
 
 @app.command()
-def dev(port: int = typer.Option(8787, "--port", "-p", min=0, max=65535, help="Port to listen on."),
-        host: str = typer.Option("127.0.0.1", "--host",
-                                 help="Address to listen on; beyond loopback only with WF_TOKEN set."),
-        reload: bool = typer.Option(False, "--reload", help="Reload the code when a .py file changes."),
-        concurrency: int = typer.Option(1000, "--concurrency", min=1,
-                                        help="Most instances this runner executes at once.")):
+def dev(
+    port: int = typer.Option(8787, "--port", "-p", min=0, max=65535, help="Port to listen on."),
+    host: str = typer.Option(
+        "127.0.0.1", "--host", help="Address to listen on; beyond loopback only with WF_TOKEN set."
+    ),
+    reload: bool = typer.Option(False, "--reload", help="Reload the code when a .py file changes."),
+    concurrency: int = typer.Option(1000, "--concurrency", min=1, help="Most instances this runner executes at once."),
+):
     """Run workflows and serve wrangler's local API and your app's routes. Stop with Ctrl-C.
 
     The API (for `wrangler workflows ... --local --port P`) is under /cdn-cgi/local/explorer/api;
@@ -27,7 +29,7 @@ def dev(port: int = typer.Option(8787, "--port", "-p", min=0, max=65535, help="P
     Example: wf dev --port 8787
     """
     from ..http.server import serve_dev
+
     config = load()
     token = os.environ.get("WF_TOKEN") or None
-    asyncio.run(serve_dev(config, host=host, port=port, reload=reload, token=token, say=say,
-                          concurrency=concurrency))
+    asyncio.run(serve_dev(config, host=host, port=port, reload=reload, token=token, say=say, concurrency=concurrency))

@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 from importlib import resources
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -48,17 +47,22 @@ def render(files: dict[str, str], name: str, fmt: str) -> dict[str, str]:
 def _as_toml(jsonc: str) -> str:
     import json5
     import tomli_w
-    return ("# wf project config: the same shape as Cloudflare's wrangler.toml.\n"
-            "# main exports the workflow classes; each [[workflows]] entry declares one.\n\n"
-            + tomli_w.dumps(json5.loads(jsonc)))
+
+    return (
+        "# wf project config: the same shape as Cloudflare's wrangler.toml.\n"
+        "# main exports the workflow classes; each [[workflows]] entry declares one.\n\n"
+        + tomli_w.dumps(json5.loads(jsonc))
+    )
 
 
 @app.command()
-def init(directory: str = typer.Argument(".", metavar="[DIR]", help="Where to create the project (default: here)."),
-         template: str = typer.Option("default", "--template", help="Project template."),
-         fmt: str = typer.Option("jsonc", "--format", help="Config format: jsonc or toml."),
-         name: Optional[str] = typer.Option(None, "--name", help="Project name (default: the folder's name)."),
-         force: bool = typer.Option(False, "--force", help="Overwrite files that exist.")):
+def init(
+    directory: str = typer.Argument(".", metavar="[DIR]", help="Where to create the project (default: here)."),
+    template: str = typer.Option("default", "--template", help="Project template."),
+    fmt: str = typer.Option("jsonc", "--format", help="Config format: jsonc or toml."),
+    name: str | None = typer.Option(None, "--name", help="Project name (default: the folder's name)."),
+    force: bool = typer.Option(False, "--force", help="Overwrite files that exist."),
+):
     """Create a project: an order workflow, an approval workflow, an HTTP app and tests.
 
     Example: wf init shop && cd shop && wf trigger order-processing --params order.json --wait
@@ -72,12 +76,17 @@ def init(directory: str = typer.Argument(".", metavar="[DIR]", help="Where to cr
     files = render(template_files(template), project, fmt)
     clashes = sorted(p for p in files if (target / p).exists())
     if clashes and not force:
-        raise ConflictError(f"{len(clashes)} file(s) already exist in {directory!r}: {', '.join(clashes[:5])}"
-                            + (" ..." if len(clashes) > 5 else ""), "pass --force to overwrite them")
+        raise ConflictError(
+            f"{len(clashes)} file(s) already exist in {directory!r}: {', '.join(clashes[:5])}"
+            + (" ..." if len(clashes) > 5 else ""),
+            "pass --force to overwrite them",
+        )
     for rel, text in files.items():
         path = target / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text, encoding="utf-8")
     where = "" if directory == "." else f"cd {directory} && "
-    say(f"created {len(files)} files in {target.resolve()}\n"
-        f"next: {where}wf trigger order-processing --params order.json --wait")
+    say(
+        f"created {len(files)} files in {target.resolve()}\n"
+        f"next: {where}wf trigger order-processing --params order.json --wait"
+    )

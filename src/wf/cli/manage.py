@@ -11,7 +11,7 @@ import os
 import sys
 import time
 from datetime import datetime
-from typing import Any, Optional
+from typing import Any
 
 import typer
 
@@ -24,22 +24,36 @@ app.add_typer(workflows_app, name="workflows")
 
 # wrangler's emojifyInstanceStatus
 STATUS_LABEL = {
-    "complete": "✅ Completed", "errored": "❌ Errored", "unknown": "❓ Unknown", "paused": "⏸️ Paused",
-    "queued": "⌛ Queued", "running": "▶ Running", "terminated": "🚫 Terminated", "waiting": "⏰ Waiting",
+    "complete": "✅ Completed",
+    "errored": "❌ Errored",
+    "unknown": "❓ Unknown",
+    "paused": "⏸️ Paused",
+    "queued": "⌛ Queued",
+    "running": "▶ Running",
+    "terminated": "🚫 Terminated",
+    "waiting": "⏰ Waiting",
     "waitingForPause": "⏱️ Waiting for Pause",
 }
 STATUS_STYLE = {
-    "complete": "green", "errored": "red", "terminated": "red", "paused": "yellow",
-    "waitingForPause": "yellow", "queued": "cyan", "running": "blue", "waiting": "magenta",
+    "complete": "green",
+    "errored": "red",
+    "terminated": "red",
+    "paused": "yellow",
+    "waitingForPause": "yellow",
+    "queued": "cyan",
+    "running": "blue",
+    "waiting": "magenta",
 }
 STEP_TYPE_LABEL = {"step": "🎯 Step", "sleep": "💤 Sleeping", "waitForEvent": "👀 Waiting for event"}
 STEP_STATUS_LABEL = {
-    "complete": "✅ Success", "errored": "❌ Error", "running": "▶ Running", "retrying": "🔄 Retrying",
+    "complete": "✅ Success",
+    "errored": "❌ Error",
+    "running": "▶ Running",
+    "retrying": "🔄 Retrying",
     "waiting": "⏰ Waiting",
 }
 STEP_TYPES = ("do", "sleep", "waitForEvent")
-COUNTED_STATUSES = ("complete", "errored", "paused", "queued", "running", "terminated", "waiting",
-                    "waitingForPause")
+COUNTED_STATUSES = ("complete", "errored", "paused", "queued", "running", "terminated", "waiting", "waitingForPause")
 TRUNCATE_AT = 500
 
 _json = typer.Option(False, "--json", help="Print JSON only.")
@@ -48,27 +62,37 @@ _workflow = typer.Option(None, "--workflow", "-w", help="Workflow, when ids clas
 
 # ---------------------------------------------------------------- rendering helpers
 
+
 def _console():
     from rich.console import Console
+
     tty = sys.stdout.isatty()
     plain = bool(os.environ.get("NO_COLOR")) or not tty
-    return Console(file=sys.stdout, no_color=plain, color_system=None if plain else "auto",
-                   highlight=False, markup=False, emoji=False, soft_wrap=False,
-                   width=None if tty else 200)
+    return Console(
+        file=sys.stdout,
+        no_color=plain,
+        color_system=None if plain else "auto",
+        highlight=False,
+        markup=False,
+        emoji=False,
+        soft_wrap=False,
+        width=None if tty else 200,
+    )
 
 
 def _status_text(status: str):
     from rich.text import Text
+
     return Text(STATUS_LABEL.get(status, f"❓ {status}"), style=STATUS_STYLE.get(status, ""))
 
 
-def _when(ts: Optional[float]) -> str:
+def _when(ts: float | None) -> str:
     if ts is None:
         return "-"
     return datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
 
 
-def _duration(start: Optional[float], end: Optional[float]) -> str:
+def _duration(start: float | None, end: float | None) -> str:
     if start is None:
         return "-"
     if end is None:
@@ -104,8 +128,9 @@ def _shown(value: Any, full: bool) -> str:
     return text
 
 
-def _error_text(error: Optional[dict]):
+def _error_text(error: dict | None):
     from rich.text import Text
+
     if not error:
         return Text("-")
     return Text(f"{error.get('name', 'Error')}: {error.get('message', '')}", style="red")
@@ -115,6 +140,7 @@ def _fields(rows: list[tuple[str, Any]]):
     """Aligned `Key:  value` lines (no trailing padding, unlike a grid table)."""
     from rich.console import Group
     from rich.text import Text
+
     width = max((len(k) for k, _ in rows), default=0) + 3
     lines = []
     for key, value in rows:
@@ -126,18 +152,21 @@ def _fields(rows: list[tuple[str, Any]]):
 
 def _check_limit(limit: int) -> None:
     from ..errors import ValidationError
+
     if limit < 1:
         raise ValidationError(f"--limit {limit} must be at least 1", "e.g. --limit 50")
 
 
 # ---------------------------------------------------------------- instances list / describe
 
+
 @instances_app.command("list")
-def instances_list(workflow: Optional[str] = typer.Argument(None, help="Only this workflow's instances."),
-                   status: Optional[str] = typer.Option(None, "--status", "-s",
-                                                        help="Only instances with this status (e.g. errored)."),
-                   limit: int = typer.Option(25, "--limit", "-n", help="Show at most N instances."),
-                   as_json: bool = _json):
+def instances_list(
+    workflow: str | None = typer.Argument(None, help="Only this workflow's instances."),
+    status: str | None = typer.Option(None, "--status", "-s", help="Only instances with this status (e.g. errored)."),
+    limit: int = typer.Option(25, "--limit", "-n", help="Show at most N instances."),
+    as_json: bool = _json,
+):
     """List instances, newest first.
 
     Example: wf instances list order-processing --status errored --limit 10
@@ -149,8 +178,7 @@ def instances_list(workflow: Optional[str] = typer.Argument(None, help="Only thi
     finally:
         c.close()
     if as_json:
-        out_json([{"id": r.id, "workflow": r.workflow, "status": r.status, "created": r.created_at}
-                  for r in rows])
+        out_json([{"id": r.id, "workflow": r.workflow, "status": r.status, "created": r.created_at} for r in rows])
         return
     if not rows:
         which = f"{status} instances" if status else "instances"
@@ -160,6 +188,7 @@ def instances_list(workflow: Optional[str] = typer.Argument(None, help="Only thi
             say(f'There are no {which} in this project. You can trigger one with "wf trigger WORKFLOW"')
         return
     from rich.table import Table
+
     table = Table()
     table.add_column("Instance ID", no_wrap=True)
     table.add_column("Workflow", no_wrap=True)
@@ -173,11 +202,12 @@ def instances_list(workflow: Optional[str] = typer.Argument(None, help="Only thi
 
 
 @instances_app.command("describe")
-def instances_describe(id: str = typer.Argument(..., help="Instance id, or 'latest'."),
-                       workflow: Optional[str] = _workflow,
-                       full: bool = typer.Option(False, "--full", help=f"Do not truncate outputs past "
-                                                                       f"{TRUNCATE_AT} characters."),
-                       as_json: bool = _json):
+def instances_describe(
+    id: str = typer.Argument(..., help="Instance id, or 'latest'."),
+    workflow: str | None = _workflow,
+    full: bool = typer.Option(False, "--full", help=f"Do not truncate outputs past {TRUNCATE_AT} characters."),
+    as_json: bool = _json,
+):
     """Show an instance and its step timeline: attempts, durations, errors, retries, sleeps, waits, outputs.
 
     Example: wf instances describe latest --workflow order-processing --full
@@ -192,10 +222,15 @@ def instances_describe(id: str = typer.Argument(..., help="Instance id, or 'late
         return
     from rich.console import Group
     from rich.text import Text
+
     console = _console()
     rows: list[tuple[str, Any]] = [
-        ("Workflow Name", d["workflow"]), ("Instance Id", d["id"]), ("Status", _status_text(d["status"])),
-        ("Created", _when(d["created"])), ("Start", _when(d["start"])), ("End", _when(d["end"])),
+        ("Workflow Name", d["workflow"]),
+        ("Instance Id", d["id"]),
+        ("Status", _status_text(d["status"])),
+        ("Created", _when(d["created"])),
+        ("Start", _when(d["start"])),
+        ("End", _when(d["end"])),
         ("Duration", _duration(d["start"], d["end"]) if d["start"] else "-"),
         ("Params", Text(_shown(d["params"], full))),
     ]
@@ -216,13 +251,22 @@ def instances_describe(id: str = typer.Argument(..., help="Instance id, or 'late
 def _step_renderables(s: dict, full: bool) -> list:
     from rich.table import Table
     from rich.text import Text
+
     name = s["name"] + (f" (#{s['count']})" if s["count"] > 1 else "")
     status = s["status"]
     rows: list[tuple[str, Any]] = [
-        ("Name", name), ("Type", STEP_TYPE_LABEL.get(s["type"], s["type"])),
-        ("Start", _when(s["start"])), ("End", _when(s["end"])), ("Duration", _duration(s["start"], s["end"])),
-        ("Status", Text(STEP_STATUS_LABEL.get(status, status), style=STATUS_STYLE.get(status, "")
-                        if status != "retrying" else "yellow")),
+        ("Name", name),
+        ("Type", STEP_TYPE_LABEL.get(s["type"], s["type"])),
+        ("Start", _when(s["start"])),
+        ("End", _when(s["end"])),
+        ("Duration", _duration(s["start"], s["end"])),
+        (
+            "Status",
+            Text(
+                STEP_STATUS_LABEL.get(status, status),
+                style=STATUS_STYLE.get(status, "") if status != "retrying" else "yellow",
+            ),
+        ),
     ]
     if s["type"] == "step":
         if s.get("next_retry"):
@@ -255,14 +299,20 @@ def _step_renderables(s: dict, full: bool) -> list:
                 state = Text("✅ Success", style="green")
             else:
                 state = Text("❌ Error", style="red")
-            table.add_row(str(a["attempt"]), _when(a["start"]), _when(a["end"]),
-                          _duration(a["start"], a["end"]), state,
-                          _error_text(a["error"]) if a["error"] else Text(""))
+            table.add_row(
+                str(a["attempt"]),
+                _when(a["start"]),
+                _when(a["end"]),
+                _duration(a["start"], a["end"]),
+                state,
+                _error_text(a["error"]) if a["error"] else Text(""),
+            )
         out.append(table)
     return out
 
 
 # ---------------------------------------------------------------- lifecycle
+
 
 def _done(row, status: str, as_json: bool, message: str, c=None) -> None:
     if as_json:
@@ -270,13 +320,15 @@ def _done(row, status: str, as_json: bool, message: str, c=None) -> None:
     else:
         say(message)
     if c is not None and status == "queued" and not c.runner_alive():
-        say(f"note: no runner is active, so instance {row.id} stays queued. Start one with `wf worker` "
-            f"(or `wf dev`).")
+        say(f"note: no runner is active, so instance {row.id} stays queued. Start one with `wf worker` (or `wf dev`).")
 
 
 @app.command()
-def pause(id: str = typer.Argument(..., help="Instance id, or 'latest'."),
-          workflow: Optional[str] = _workflow, as_json: bool = _json):
+def pause(
+    id: str = typer.Argument(..., help="Instance id, or 'latest'."),
+    workflow: str | None = _workflow,
+    as_json: bool = _json,
+):
     """Pause an instance: a running step finishes first, then nothing runs until `wf resume`.
 
     Example: wf pause latest --workflow order-processing
@@ -298,8 +350,11 @@ def pause(id: str = typer.Argument(..., help="Instance id, or 'latest'."),
 
 
 @app.command()
-def resume(id: str = typer.Argument(..., help="Instance id, or 'latest'."),
-           workflow: Optional[str] = _workflow, as_json: bool = _json):
+def resume(
+    id: str = typer.Argument(..., help="Instance id, or 'latest'."),
+    workflow: str | None = _workflow,
+    as_json: bool = _json,
+):
     """Resume a paused instance (timers are shifted by the time spent paused).
 
     Example: wf resume latest
@@ -319,8 +374,11 @@ def resume(id: str = typer.Argument(..., help="Instance id, or 'latest'."),
 
 
 @app.command()
-def terminate(id: str = typer.Argument(..., help="Instance id, or 'latest'."),
-              workflow: Optional[str] = _workflow, as_json: bool = _json):
+def terminate(
+    id: str = typer.Argument(..., help="Instance id, or 'latest'."),
+    workflow: str | None = _workflow,
+    as_json: bool = _json,
+):
     """Terminate an instance that has not finished; it never runs again (unless restarted).
 
     Example: wf terminate 5f2c0d7e-... --workflow order-processing
@@ -335,40 +393,56 @@ def terminate(id: str = typer.Argument(..., help="Instance id, or 'latest'."),
 
 
 @app.command()
-def restart(id: str = typer.Argument(..., help="Instance id, or 'latest'."),
-            workflow: Optional[str] = _workflow,
-            from_step: Optional[str] = typer.Option(None, "--from-step",
-                                                    help="Re-run from this step; earlier results are reused."),
-            count: Optional[int] = typer.Option(None, "--count",
-                                                help="1-based occurrence of the step name (default 1)."),
-            type: Optional[str] = typer.Option(None, "--type",
-                                               help="Step type: do (default), sleep or waitForEvent."),
-            as_json: bool = _json):
+def restart(
+    id: str = typer.Argument(..., help="Instance id, or 'latest'."),
+    workflow: str | None = _workflow,
+    from_step: str | None = typer.Option(
+        None, "--from-step", help="Re-run from this step; earlier results are reused."
+    ),
+    count: int | None = typer.Option(None, "--count", help="1-based occurrence of the step name (default 1)."),
+    type: str | None = typer.Option(None, "--type", help="Step type: do (default), sleep or waitForEvent."),
+    as_json: bool = _json,
+):
     """Restart an instance from the beginning, or from one step keeping the results before it.
 
     Example: wf restart latest --from-step charge-card
     """
     from ..errors import ValidationError
+
     if type is not None and type not in STEP_TYPES:
-        raise ValidationError(f"step type {type!r} is not one of do, sleep, waitForEvent",
-                              "pass --type do, sleep or waitForEvent")
+        raise ValidationError(
+            f"step type {type!r} is not one of do, sleep, waitForEvent", "pass --type do, sleep or waitForEvent"
+        )
     if from_step is None and (count is not None or type is not None):
         raise ValidationError("--count and --type need --from-step NAME", "e.g. --from-step charge-card --count 2")
     c = client()
     try:
         row = c.get(id, workflow)
         c.restart(row.id, row.workflow, from_step, 1 if count is None else count, type or "do")
-        where = "" if from_step is None else f" from step {from_step!r}" + \
-            (f" (#{count})" if count and count > 1 else "") + (f" ({type})" if type and type != "do" else "")
-        _done(row, "queued", as_json,
-              f'🥷 The instance "{row.id}" from {row.workflow} was restarted successfully{where}', c)
+        where = (
+            ""
+            if from_step is None
+            else f" from step {from_step!r}"
+            + (f" (#{count})" if count and count > 1 else "")
+            + (f" ({type})" if type and type != "do" else "")
+        )
+        _done(
+            row,
+            "queued",
+            as_json,
+            f'🥷 The instance "{row.id}" from {row.workflow} was restarted successfully{where}',
+            c,
+        )
     finally:
         c.close()
 
 
 @app.command()
-def delete(id: str = typer.Argument(..., help="Instance id, or 'latest'."),
-           workflow: Optional[str] = _workflow, as_json: bool = _json):
+def delete(
+    id: str = typer.Argument(..., help="Instance id, or 'latest'."),
+    workflow: str | None = _workflow,
+    as_json: bool = _json,
+):
     """Delete an instance and all its state; a running execution stops without rollback.
 
     Example: wf delete old-order-17 --workflow order-processing
@@ -384,6 +458,7 @@ def delete(id: str = typer.Argument(..., help="Instance id, or 'latest'."),
 
 # ---------------------------------------------------------------- workflows
 
+
 @workflows_app.command("list")
 def workflows_list(as_json: bool = _json):
     """List the workflows declared in the config.
@@ -395,9 +470,10 @@ def workflows_list(as_json: bool = _json):
         out_json([{"name": w.name, "binding": w.binding, "class_name": w.class_name} for w in config.workflows])
         return
     if not config.workflows:
-        say(f"There are no workflows in {config.path}. Declare one under \"workflows\".")
+        say(f'There are no workflows in {config.path}. Declare one under "workflows".')
         return
     from rich.table import Table
+
     table = Table()
     for col in ("Name", "Binding", "Class name"):
         table.add_column(col, no_wrap=True)
@@ -420,21 +496,36 @@ def workflows_describe(name: str = typer.Argument(..., help="Name of the workflo
         c.close()
     counts = {s: int(found.get(s, 0)) for s in COUNTED_STATUSES}
     counts.update({s: int(n) for s, n in found.items() if s not in counts})
-    data = {"name": w.name, "binding": w.binding, "class_name": w.class_name, "script_name": w.script_name,
-            "step_limit": w.step_limit, "concurrency_limit": w.concurrency_limit,
-            "schedules": list(w.schedules), "instances": counts}
+    data = {
+        "name": w.name,
+        "binding": w.binding,
+        "class_name": w.class_name,
+        "script_name": w.script_name,
+        "step_limit": w.step_limit,
+        "concurrency_limit": w.concurrency_limit,
+        "schedules": list(w.schedules),
+        "instances": counts,
+    }
     if as_json:
         out_json(data)
         return
     from rich.table import Table
     from rich.text import Text
+
     console = _console()
-    console.print(_fields([
-        ("Name", w.name), ("Binding", w.binding), ("Class Name", w.class_name),
-        ("Script Name", w.script_name or "-"), ("Step Limit", str(w.step_limit)),
-        ("Concurrency Limit", "-" if w.concurrency_limit is None else str(w.concurrency_limit)),
-        ("Schedules", ", ".join(w.schedules) or "-"),
-    ]))
+    console.print(
+        _fields(
+            [
+                ("Name", w.name),
+                ("Binding", w.binding),
+                ("Class Name", w.class_name),
+                ("Script Name", w.script_name or "-"),
+                ("Step Limit", str(w.step_limit)),
+                ("Concurrency Limit", "-" if w.concurrency_limit is None else str(w.concurrency_limit)),
+                ("Schedules", ", ".join(w.schedules) or "-"),
+            ]
+        )
+    )
     console.print()
     console.print(Text("Instance Status Counts:", style="bold"))
     table = Table()

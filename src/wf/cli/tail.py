@@ -13,8 +13,7 @@ import json
 import sys
 import time
 from collections import OrderedDict, deque
-from datetime import datetime, timezone
-from typing import Optional
+from datetime import UTC, datetime
 
 import typer
 
@@ -27,8 +26,13 @@ ENDS = ("workflow_completed", "workflow_errored", "workflow_terminated")
 
 def event_json(h) -> dict:
     """A history row as Cloudflare's instance event shape."""
-    out = {"type": h.type, "eventId": h.seq, "instanceId": h.instance_id, "workflow": h.workflow,
-           "timestamp": datetime.fromtimestamp(h.at, tz=timezone.utc).isoformat(timespec="milliseconds")}
+    out = {
+        "type": h.type,
+        "eventId": h.seq,
+        "instanceId": h.instance_id,
+        "workflow": h.workflow,
+        "timestamp": datetime.fromtimestamp(h.at, tz=UTC).isoformat(timespec="milliseconds"),
+    }
     if h.step is not None:
         out["stepName"], out["count"] = h.step, h.n
     for key, value in (h.data or {}).items():
@@ -37,11 +41,13 @@ def event_json(h) -> dict:
 
 
 @app.command()
-def tail(id: Optional[str] = typer.Argument(None, help="Follow only this instance (or 'latest'); end when it ends."),
-         workflow: Optional[str] = typer.Option(None, "--workflow", "-w", help="Only instances of this workflow."),
-         as_json: bool = typer.Option(False, "--json", help="Stream one JSON event per line."),
-         from_start: bool = typer.Option(False, "--from-start", help="Without ID: replay the whole log first."),
-         limit: int = typer.Option(8, "--limit", min=1, help="Instances shown in the live view.")):
+def tail(
+    id: str | None = typer.Argument(None, help="Follow only this instance (or 'latest'); end when it ends."),
+    workflow: str | None = typer.Option(None, "--workflow", "-w", help="Only instances of this workflow."),
+    as_json: bool = typer.Option(False, "--json", help="Stream one JSON event per line."),
+    from_start: bool = typer.Option(False, "--from-start", help="Without ID: replay the whole log first."),
+    limit: int = typer.Option(8, "--limit", min=1, help="Instances shown in the live view."),
+):
     """Follow instances live: steps, attempts, retries, sleeps, waits and printed lines.
 
     Example: wf tail latest --json
@@ -85,10 +91,10 @@ def _follow_json(c, cursor, seq, workflow, limit) -> None:
 def _follow_view(c, cursor, seq, workflow, limit) -> None:
     from rich.console import Console
     from rich.live import Live
+
     model = TailModel()
     console = Console(stderr=False)
-    with Live(model.render(time.time(), limit), console=console, refresh_per_second=8,
-              transient=False) as live:
+    with Live(model.render(time.time(), limit), console=console, refresh_per_second=8, transient=False) as live:
         for rows in _batches(c, cursor, seq, workflow):
             for h in rows:
                 model.apply(h)
@@ -98,8 +104,20 @@ def _follow_view(c, cursor, seq, workflow, limit) -> None:
 
 
 class StepView:
-    __slots__ = ("kind", "name", "n", "state", "attempt", "start", "end", "next_retry", "wake_at",
-                 "event_type", "error", "logs")
+    __slots__ = (
+        "kind",
+        "name",
+        "n",
+        "state",
+        "attempt",
+        "start",
+        "end",
+        "next_retry",
+        "wake_at",
+        "event_type",
+        "error",
+        "logs",
+    )
 
     def __init__(self, kind: str, name: str, n: int, start: float):
         self.kind, self.name, self.n, self.start = kind, name, n, start
@@ -117,10 +135,17 @@ class InstanceView:
 
 
 _STEP_KIND = {"step": "do", "attempt": "do", "sleep": "sleep", "wait": "wait"}
-_STATUS_OF = {"workflow_queued": "queued", "workflow_started": "running", "workflow_completed": "complete",
-              "workflow_errored": "errored", "workflow_terminated": "terminated", "workflow_paused": "paused",
-              "workflow_resumed": "queued", "workflow_restarted": "queued",
-              "workflow_waiting_for_pause": "waitingForPause"}
+_STATUS_OF = {
+    "workflow_queued": "queued",
+    "workflow_started": "running",
+    "workflow_completed": "complete",
+    "workflow_errored": "errored",
+    "workflow_terminated": "terminated",
+    "workflow_paused": "paused",
+    "workflow_resumed": "queued",
+    "workflow_restarted": "queued",
+    "workflow_waiting_for_pause": "waitingForPause",
+}
 
 
 class TailModel:
@@ -169,8 +194,11 @@ class TailModel:
         elif kind_event in ("step_completed", "sleep_completed", "wait_completed"):
             step.state, step.end = "complete", h.at
         elif kind_event in ("step_errored", "wait_timed_out"):
-            step.state, step.end, step.error = ("errored" if kind_event == "step_errored" else "timed out"), h.at, \
-                data.get("error")
+            step.state, step.end, step.error = (
+                ("errored" if kind_event == "step_errored" else "timed out"),
+                h.at,
+                data.get("error"),
+            )
         elif kind_event == "sleep_started":
             step.state, step.wake_at = "sleeping", data.get("wakeAt")
             inst.status = "waiting"
@@ -182,18 +210,29 @@ class TailModel:
         from rich.console import Group
         from rich.table import Table
         from rich.text import Text
+
         if not self.instances:
             return Text("waiting for instances... (trigger one with `wf trigger WORKFLOW`)", style="dim")
         parts = []
         for inst in list(self.instances.values())[-limit:]:
-            table = Table(title=_title(inst), title_justify="left", expand=False, show_edge=False, pad_edge=False,
-                          min_width=len(inst.id) + len(inst.workflow) + len(inst.status) + 4)  # title on one line
+            table = Table(
+                title=_title(inst),
+                title_justify="left",
+                expand=False,
+                show_edge=False,
+                pad_edge=False,
+                min_width=len(inst.id) + len(inst.workflow) + len(inst.status) + 4,
+            )  # title on one line
             for column in ("step", "state", "attempt", "time", "detail"):
                 table.add_column(column)
             for step in inst.steps.values():
-                table.add_row(_step_label(step), Text(step.state, style=_STYLE.get(step.state, "")),
-                              str(step.attempt) if step.kind == "do" and step.attempt else "",
-                              _fmt_duration((step.end or now) - step.start), _detail(step, now))
+                table.add_row(
+                    _step_label(step),
+                    Text(step.state, style=_STYLE.get(step.state, "")),
+                    str(step.attempt) if step.kind == "do" and step.attempt else "",
+                    _fmt_duration((step.end or now) - step.start),
+                    _detail(step, now),
+                )
                 for line in step.logs:
                     table.add_row("", "", "", "", Text(f"│ {line}", style="dim"))
             for line in inst.logs:
@@ -202,14 +241,27 @@ class TailModel:
         return Group(*parts)
 
 
-_STYLE = {"complete": "green", "errored": "red", "timed out": "red", "retrying": "yellow", "running": "cyan",
-          "sleeping": "blue", "waiting": "magenta", "terminated": "red", "paused": "yellow", "queued": "dim"}
+_STYLE = {
+    "complete": "green",
+    "errored": "red",
+    "timed out": "red",
+    "retrying": "yellow",
+    "running": "cyan",
+    "sleeping": "blue",
+    "waiting": "magenta",
+    "terminated": "red",
+    "paused": "yellow",
+    "queued": "dim",
+}
 
 
 def _title(inst: InstanceView) -> str:
     color = _STYLE.get(inst.status, "")
-    title = f"[bold]{inst.id}[/bold]  {inst.workflow}  [{color}]{inst.status}[/{color}]" if color else \
-        f"[bold]{inst.id}[/bold]  {inst.workflow}  {inst.status}"
+    title = (
+        f"[bold]{inst.id}[/bold]  {inst.workflow}  [{color}]{inst.status}[/{color}]"
+        if color
+        else f"[bold]{inst.id}[/bold]  {inst.workflow}  {inst.status}"
+    )
     if inst.error:
         title += f"  [red]{inst.error.get('name')}: {inst.error.get('message')}[/red]"
     return title
@@ -241,4 +293,5 @@ def _err(step: StepView) -> str:
 
 def _fmt_duration(seconds: float) -> str:
     from ..runtime.durations import format_duration
+
     return format_duration(seconds)

@@ -30,11 +30,17 @@ LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1", "[::1]"})
 
 
 def _plain(status: int, code: int, message: str) -> list:
-    body = json.dumps({"success": False, "errors": [{"code": code, "message": message}], "messages": [],
-                       "result": None}).encode()
-    return [{"type": "http.response.start", "status": status,
-             "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]},
-            {"type": "http.response.body", "body": body}]
+    body = json.dumps(
+        {"success": False, "errors": [{"code": code, "message": message}], "messages": [], "result": None}
+    ).encode()
+    return [
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+        },
+        {"type": "http.response.body", "body": body},
+    ]
 
 
 async def _refuse(send, status: int, code: int, message: str, extra: list | None = None) -> None:
@@ -59,8 +65,16 @@ def explorer_app(explorer: Explorer) -> Starlette:
 class WfApp:
     """Routes by path: the explorer API, else the user's app with the bindings in its scope."""
 
-    def __init__(self, explorer: Explorer, env: Any, user_app: Any = None, *, token: str | None = None,
-                 allowed_hosts: frozenset[str] | None = None, max_body: int = MAX_BODY):
+    def __init__(
+        self,
+        explorer: Explorer,
+        env: Any,
+        user_app: Any = None,
+        *,
+        token: str | None = None,
+        allowed_hosts: frozenset[str] | None = None,
+        max_body: int = MAX_BODY,
+    ):
         self.api = explorer_app(explorer)
         self.env, self.user_app = env, user_app
         self.token = token.encode() if token else None
@@ -79,13 +93,22 @@ class WfApp:
         if self.token is not None and not self._authorized(headers.get(b"authorization", b"")):
             if kind == "websocket":
                 return await send({"type": "websocket.close", "code": 1008})
-            return await _refuse(send, 401, 10000, "Unauthorized: send the token as 'Authorization: Bearer "
-                                 "$WF_TOKEN'.", [(b"www-authenticate", b"Bearer")])
+            return await _refuse(
+                send,
+                401,
+                10000,
+                "Unauthorized: send the token as 'Authorization: Bearer $WF_TOKEN'.",
+                [(b"www-authenticate", b"Bearer")],
+            )
         if self.allowed_hosts is not None and not self._host_ok(headers.get(b"host", b"")):
             if kind == "websocket":
                 return await send({"type": "websocket.close", "code": 1008})
-            return await _refuse(send, 403, 10000, "Forbidden: this server answers only to localhost; "
-                                 "the Host header names another host.")
+            return await _refuse(
+                send,
+                403,
+                10000,
+                "Forbidden: this server answers only to localhost; the Host header names another host.",
+            )
         if kind == "http":
             length = headers.get(b"content-length")
             if length is not None:
@@ -94,22 +117,26 @@ class WfApp:
                 except ValueError:
                     return await _refuse(send, 400, INVALID, "The Content-Length header is not a number.")
                 if too_big:
-                    return await _refuse(send, 413, INVALID, f"The request body is over the {self.max_body:,} "
-                                         "byte limit.")
+                    return await _refuse(
+                        send, 413, INVALID, f"The request body is over the {self.max_body:,} byte limit."
+                    )
             receive = await self._buffered(receive)
             if receive is None:
-                return await _refuse(send, 413, INVALID, f"The request body is over the {self.max_body:,} "
-                                     "byte limit.")
+                return await _refuse(send, 413, INVALID, f"The request body is over the {self.max_body:,} byte limit.")
         path = scope.get("path", "")
         for base in BASE_PATHS:
             if path == base or path.startswith(base + "/"):
-                sub = dict(scope, root_path=scope.get("root_path", "") + base, path=path[len(base):] or "/")
+                sub = dict(scope, root_path=scope.get("root_path", "") + base, path=path[len(base) :] or "/")
                 return await self.api(sub, receive, send)
         if self.user_app is None:
             if kind == "websocket":
                 return await send({"type": "websocket.close", "code": 1000})
-            return await _refuse(send, 404, NOT_FOUND, f"Nothing at {path}: main exports no ASGI `app`; "
-                                 f"the workflows API is at {BASE_PATHS[1]}.")
+            return await _refuse(
+                send,
+                404,
+                NOT_FOUND,
+                f"Nothing at {path}: main exports no ASGI `app`; the workflows API is at {BASE_PATHS[1]}.",
+            )
         scope = dict(scope)
         scope["wf.env"] = self.env
         state = dict(scope.get("state") or {})
@@ -153,6 +180,7 @@ class WfApp:
                 sent = True
                 return first
             return await receive()
+
         return replay
 
     async def _run_lifespan(self, scope, receive, send) -> None:
@@ -192,6 +220,7 @@ class _UserLifespan:
 
     def __init__(self, app, scope):
         import asyncio
+
         self.app, self.scope = app, dict(scope)
         self.to_app: asyncio.Queue = asyncio.Queue()
         self.from_app: asyncio.Queue = asyncio.Queue()
@@ -218,23 +247,34 @@ class _UserLifespan:
 
     async def shutdown(self) -> None:
         import asyncio
+
         if not self.supported or self.task is None:
             return
         await self.to_app.put({"type": "lifespan.shutdown"})
         try:
             await asyncio.wait_for(self.from_app.get(), timeout=5)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             self.task.cancel()
 
 
-def create_app(config, *, astore=None, env=None, user_app: Any = "auto", token: str | None = None,
-               allowed_hosts: frozenset[str] | None = None, max_body: int = MAX_BODY, clock=None) -> WfApp:
+def create_app(
+    config,
+    *,
+    astore=None,
+    env=None,
+    user_app: Any = "auto",
+    token: str | None = None,
+    allowed_hosts: frozenset[str] | None = None,
+    max_body: int = MAX_BODY,
+    clock=None,
+) -> WfApp:
     """The app for `config`. Without `astore`, it opens its own store connection (for tests and
     for serving without a runner); `env` defaults to async bindings on that store; `user_app`
     defaults to `main`'s `app` if it exports one."""
     from ..client import _LazyClient, async_env
     from ..runtime.store import open_store
     from ..runtime.store.aio import AsyncStore
+
     if astore is None:
         astore = AsyncStore(lambda: open_store(config.state_dir, config.store_url))
     client = _LazyClient(config, astore, clock)
@@ -242,21 +282,23 @@ def create_app(config, *, astore=None, env=None, user_app: Any = "auto", token: 
         env = async_env(client, astore)
     if user_app == "auto":
         user_app = find_user_app(config)
-    return WfApp(Explorer(client, astore), env, user_app, token=token, allowed_hosts=allowed_hosts,
-                 max_body=max_body)
+    return WfApp(Explorer(client, astore), env, user_app, token=token, allowed_hosts=allowed_hosts, max_body=max_body)
 
 
 def find_user_app(config) -> Any:
     """`main`'s ASGI `app`, or None when it exports none."""
     from ..errors import LoaderError
     from ..loader import load_main
+
     module = load_main(config)
     app = getattr(module, "app", None)
     if app is None:
         return None
     if not callable(app):
-        raise LoaderError(f"`app` in {config.main!r} is a {type(app).__name__}, not an ASGI application.",
-                          hint="export an ASGI app, e.g. `app = Starlette(routes=[...])`, or remove the name")
+        raise LoaderError(
+            f"`app` in {config.main!r} is a {type(app).__name__}, not an ASGI application.",
+            hint="export an ASGI app, e.g. `app = Starlette(routes=[...])`, or remove the name",
+        )
     return app
 
 

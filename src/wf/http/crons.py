@@ -21,17 +21,19 @@ import json
 import logging
 import os
 import time
-from datetime import datetime, timedelta, timezone
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Callable
 
 from ..errors import ConflictError, ValidationError
 
 log = logging.getLogger("wf.crons")
 
 _NAMES = {
-    3: {n: i + 1 for i, n in enumerate(["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct",
-                                          "nov", "dec"])},
+    3: {
+        n: i + 1
+        for i, n in enumerate(["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"])
+    },
     4: {n: i for i, n in enumerate(["sun", "mon", "tue", "wed", "thu", "fri", "sat"])},
 }
 _BOUNDS = [(0, 59), (0, 23), (1, 31), (1, 12), (0, 7)]
@@ -46,8 +48,10 @@ class Cron:
         self.text = text
         parts = text.split()
         if len(parts) != 5:
-            raise ValidationError(f"cron {text!r} must have 5 fields, has {len(parts)}",
-                                  'e.g. "*/5 * * * *" (minute hour day-of-month month day-of-week)')
+            raise ValidationError(
+                f"cron {text!r} must have 5 fields, has {len(parts)}",
+                'e.g. "*/5 * * * *" (minute hour day-of-month month day-of-week)',
+            )
         self.sets = [self._field(p, i) for i, p in enumerate(parts)]
         if 7 in self.sets[4]:
             self.sets[4] = (self.sets[4] - {7}) | {0}
@@ -68,11 +72,15 @@ class Cron:
                     a = self._value(rng, index)
                     b = high if step_text else a
             except ValueError:
-                raise ValidationError(f"cron {self.text!r}: {_FIELDS[index]} field {text!r} is not valid",
-                                      'use numbers, *, ranges a-b, steps */n and lists a,b') from None
+                raise ValidationError(
+                    f"cron {self.text!r}: {_FIELDS[index]} field {text!r} is not valid",
+                    "use numbers, *, ranges a-b, steps */n and lists a,b",
+                ) from None
             if step < 1 or not (low <= a <= high and low <= b <= high) or a > b:
-                raise ValidationError(f"cron {self.text!r}: {_FIELDS[index]} field {text!r} is out of range",
-                                      f"{_FIELDS[index]} goes from {low} to {high}")
+                raise ValidationError(
+                    f"cron {self.text!r}: {_FIELDS[index]} field {text!r} is out of range",
+                    f"{_FIELDS[index]} goes from {low} to {high}",
+                )
             values.update(range(a, b + 1, step))
         return values
 
@@ -96,7 +104,7 @@ class Cron:
 
     def next_after(self, ts: float) -> float | None:
         """The first matching minute strictly after `ts` (seconds since epoch), within 5 years."""
-        start = datetime.fromtimestamp(ts, timezone.utc).replace(second=0, microsecond=0) + timedelta(minutes=1)
+        start = datetime.fromtimestamp(ts, UTC).replace(second=0, microsecond=0) + timedelta(minutes=1)
         day = start.replace(hour=0, minute=0)
         for _ in range(366 * 5):
             if self._day_matches(day):
@@ -110,9 +118,9 @@ class Cron:
 
     def latest_in(self, after: float, until: float) -> float | None:
         """The last matching minute in (after, until], or None."""
-        end = datetime.fromtimestamp(until, timezone.utc).replace(second=0, microsecond=0)
+        end = datetime.fromtimestamp(until, UTC).replace(second=0, microsecond=0)
         day = end.replace(hour=0, minute=0)
-        floor = datetime.fromtimestamp(after, timezone.utc) - timedelta(days=1)
+        floor = datetime.fromtimestamp(after, UTC) - timedelta(days=1)
         while day >= floor:
             if self._day_matches(day):
                 for hour in sorted(self.sets[1], reverse=True):
@@ -127,15 +135,21 @@ class Cron:
 
 def instance_id(workflow: str, cron: str, at: float) -> str:
     digest = hashlib.sha1(f"{workflow}\n{cron}".encode()).hexdigest()[:10]
-    return f"cron-{digest}-{datetime.fromtimestamp(at, timezone.utc).strftime('%Y%m%dT%H%MZ')}"
+    return f"cron-{digest}-{datetime.fromtimestamp(at, UTC).strftime('%Y%m%dT%H%MZ')}"
 
 
 class CronScheduler:
     """Fires every declared schedule through `create(workflow, id, trigger)` (a blocking call, run
     on the caller's executor by `call`)."""
 
-    def __init__(self, config, call: Callable, create: Callable, now: Callable[[], float] = time.time,
-                 say: Callable[[str], None] | None = None):
+    def __init__(
+        self,
+        config,
+        call: Callable,
+        create: Callable,
+        now: Callable[[], float] = time.time,
+        say: Callable[[str], None] | None = None,
+    ):
         self.config, self.call, self.create, self.now = config, call, create, now
         self.say = say or (lambda m: log.info(m))
         self.entries = [(w.name, Cron(c)) for w in config.workflows for c in w.schedules]

@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import json
 import math
-from datetime import datetime, timezone
-from typing import Any, Callable
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
 
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
@@ -39,6 +40,7 @@ LIST_STATUSES = tuple(s for s in STATUSES if s != "unknown")
 
 # ---------------------------------------------------------------- envelope
 
+
 def envelope(result: Any, result_info: dict | None = None, status: int = 200) -> JSONResponse:
     body = {"success": True, "errors": [], "messages": [], "result": result}
     if result_info is not None:
@@ -47,8 +49,10 @@ def envelope(result: Any, result_info: dict | None = None, status: int = 200) ->
 
 
 def error(status: int, code: int, message: str) -> JSONResponse:
-    return JSONResponse({"success": False, "errors": [{"code": code, "message": message}], "messages": [],
-                         "result": None}, status_code=status)
+    return JSONResponse(
+        {"success": False, "errors": [{"code": code, "message": message}], "messages": [], "result": None},
+        status_code=status,
+    )
 
 
 class ApiError(Exception):
@@ -71,10 +75,11 @@ def _sentence(exc: WfError) -> str:
 def iso(ts: float | None) -> str | None:
     if ts is None:
         return None
-    return datetime.fromtimestamp(ts, timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 # ---------------------------------------------------------------- the API
+
 
 class Explorer:
     """The routes, on a `Client` whose store lives on `astore`'s thread."""
@@ -105,6 +110,7 @@ class Explorer:
 
     async def openapi(self, request: Request) -> Response:
         from .openapi import document
+
         return JSONResponse(document([w.name for w in self.config.workflows]))
 
     def _handle(self, fn):
@@ -121,6 +127,7 @@ class Explorer:
                 return error(400, INVALID, _sentence(exc))
             except ClientDisconnect:  # the client left mid-body: nobody to answer, nothing to log
                 return Response(status_code=400)
+
         endpoint.__name__ = fn.__name__
         return endpoint
 
@@ -157,11 +164,13 @@ class Explorer:
             raise _invalid("The request body is JSON nested too deeply.") from None
 
     async def _object(self, request: Request, *, required: bool) -> dict:
-        body = await self._json(request, required=required)
-        if body is None:
+        if not required and not (await request.body()).strip():  # no body at all: every field is optional
             return {}
+        body = await self._json(request, required=True)
         if not isinstance(body, dict):
-            raise _invalid(f"The request body must be a JSON object, got {type(body).__name__ if body is not None else 'null'}.")
+            raise _invalid(
+                f"The request body must be a JSON object, got {type(body).__name__ if body is not None else 'null'}."
+            )
         return body
 
     @staticmethod
@@ -186,7 +195,11 @@ class Explorer:
         return value
 
     def _summary(self, w) -> dict:
-        return {"name": w.name, "class_name": w.class_name, "script_name": w.script_name or self.config.name or self.config.root.name}
+        return {
+            "name": w.name,
+            "class_name": w.class_name,
+            "script_name": w.script_name or self.config.name or self.config.root.name,
+        }
 
     async def _counts(self, name: str) -> dict:
         counts = await self.call(self.client.store.count_by_status, name)
@@ -226,14 +239,21 @@ class Explorer:
         per_page = self._int_query(request, "per_page", PER_PAGE_DEFAULT, 1, PER_PAGE_MAX)
         status = request.query_params.get("status")
         if status is not None and status not in LIST_STATUSES:
-            raise _invalid(f"status: Invalid enum value. Expected {' | '.join(repr(s) for s in LIST_STATUSES)}, "
-                           f"received {status!r}")
+            raise _invalid(
+                f"status: Invalid enum value. Expected {' | '.join(repr(s) for s in LIST_STATUSES)}, "
+                f"received {status!r}"
+            )
         counts = await self._counts(w.name)
         total = counts.get(status, 0) if status else sum(counts.values())
         rows = await self.call(self.client.list, w.name, status, per_page, (page - 1) * per_page)
         items = [{"id": r.id, "status": r.status, "created_on": iso(r.created_at)} for r in rows]
-        info = {"page": page, "per_page": per_page, "total_count": total,
-                "total_pages": max(1, math.ceil(total / per_page)), "status_counts": counts}
+        info = {
+            "page": page,
+            "per_page": per_page,
+            "total_count": total,
+            "total_pages": max(1, math.ceil(total / per_page)),
+            "status_counts": counts,
+        }
         return envelope(items, info)
 
     async def create_instance(self, request: Request) -> Response:
@@ -261,8 +281,13 @@ class Explorer:
                     self.client.delete(instance_id, w.name)
                     deleted.append({"id": instance_id})
                 except NotFoundError:
-                    errors.append({"id": instance_id, "code": NOT_FOUND,
-                                   "message": f"Workflow instance '{instance_id}' not found."})
+                    errors.append(
+                        {
+                            "id": instance_id,
+                            "code": NOT_FOUND,
+                            "message": f"Workflow instance '{instance_id}' not found.",
+                        }
+                    )
                 except WfError as exc:
                     errors.append({"id": instance_id, "code": INVALID, "message": _sentence(exc)})
             return {"deleted": deleted, "errors": errors}
@@ -274,11 +299,17 @@ class Explorer:
         row = await self._instance(request, w.name)
         d = await self.call(self.client.describe, row.id, w.name)
         steps = [_step(s) for s in d["steps"]]
-        result = {"status": d["status"], "params": d["params"], "queued": iso(d["created"]),
-                  "start": iso(d["start"]), "end": iso(d["end"]),
-                  "output": d["output"] if d["status"] == "complete" else None,
-                  "error": d["error"] if d["status"] == "errored" else None,
-                  "steps": steps, "step_count": len(steps)}
+        result = {
+            "status": d["status"],
+            "params": d["params"],
+            "queued": iso(d["created"]),
+            "start": iso(d["start"]),
+            "end": iso(d["end"]),
+            "output": d["output"] if d["status"] == "complete" else None,
+            "error": d["error"] if d["status"] == "errored" else None,
+            "steps": steps,
+            "step_count": len(steps),
+        }
         source = (row.trigger or {}).get("source") if isinstance(row.trigger, dict) else None
         if source in ("api", "binding", "event", "cron", "unknown"):
             result["trigger"] = {"source": source}
@@ -328,6 +359,7 @@ class Explorer:
     async def send_event(self, request: Request) -> Response:
         w = self._workflow(request)
         from ..runtime.engine import check_event_type
+
         event_type = check_event_type(request.path_params["type"])
         payload = await self._json(request, required=False)
         row = await self._instance(request, w.name)
@@ -340,21 +372,45 @@ def _step(s: dict) -> dict:
     start, end = iso(s["start"]), iso(s["end"])
     done = s["status"] in ("complete", "errored")
     if s["type"] == "sleep":
-        return {"name": name, "start": start, "end": end if done else None, "finished": done,
-                "type": "sleep", "error": None}
+        return {
+            "name": name,
+            "start": start,
+            "end": end if done else None,
+            "finished": done,
+            "type": "sleep",
+            "error": None,
+        }
     if s["type"] == "waitForEvent":
         output = s.get("output")
         if isinstance(output, dict) and isinstance(output.get("timestamp"), (int, float)):
             output = {**output, "timestamp": iso(output["timestamp"])}
-        return {"name": name, "start": start, "end": end if done else None, "finished": done,
-                "type": "waitForEvent", "error": s.get("error") if s["status"] == "errored" else None,
-                "output": output if s["status"] == "complete" else None}
+        return {
+            "name": name,
+            "start": start,
+            "end": end if done else None,
+            "finished": done,
+            "type": "waitForEvent",
+            "error": s.get("error") if s["status"] == "errored" else None,
+            "output": output if s["status"] == "complete" else None,
+        }
     success = True if s["status"] == "complete" else False if s["status"] == "errored" else None
-    out = {"name": name, "start": start, "end": end if done else None, "success": success, "type": "step",
-           "config": _config(s.get("config")),
-           "attempts": [{"start": iso(a["start"]), "end": iso(a["end"]),
-                         "success": None if a["end"] is None else a["error"] is None,
-                         "error": a["error"]} for a in s.get("attempts", [])]}
+    out = {
+        "name": name,
+        "start": start,
+        "end": end if done else None,
+        "success": success,
+        "type": "step",
+        "config": _config(s.get("config")),
+        "attempts": [
+            {
+                "start": iso(a["start"]),
+                "end": iso(a["end"]),
+                "success": None if a["end"] is None else a["error"] is None,
+                "error": a["error"],
+            }
+            for a in s.get("attempts", [])
+        ],
+    }
     if success and s.get("output") is not None:
         out["output"] = s["output"]
     return out
@@ -363,6 +419,7 @@ def _step(s: dict) -> dict:
 def _config(config: Any) -> dict:
     """The step's config as Cloudflare shows it: numbers are milliseconds there, seconds in wf."""
     from ..runtime.engine import DEFAULT_CONFIG
+
     config = config if isinstance(config, dict) else DEFAULT_CONFIG
     retries = {**DEFAULT_CONFIG["retries"], **(config.get("retries") or {})}
     timeout = config.get("timeout", DEFAULT_CONFIG["timeout"])

@@ -13,17 +13,26 @@ from .explorer import ACTIONS, BATCH_DELETE_MAX, COUNTED, LIST_STATUSES, PER_PAG
 ID = {"type": "string", "minLength": 1, "maxLength": 100, "pattern": "^[a-zA-Z0-9_][a-zA-Z0-9\\-_]*$"}
 TS = {"type": "string", "nullable": True, "description": "ISO 8601 time, UTC"}
 ANY: dict = {}
-MESSAGE = {"type": "object", "required": ["code", "message"],
-           "properties": {"code": {"type": "integer"}, "message": {"type": "string"}}}
-ERROR_OBJ = {"type": "object", "nullable": True, "required": ["name", "message"],
-             "properties": {"name": {"type": "string"}, "message": {"type": "string"}}}
+MESSAGE = {
+    "type": "object",
+    "required": ["code", "message"],
+    "properties": {"code": {"type": "integer"}, "message": {"type": "string"}},
+}
+ERROR_OBJ = {
+    "type": "object",
+    "nullable": True,
+    "required": ["name", "message"],
+    "properties": {"name": {"type": "string"}, "message": {"type": "string"}},
+}
 
 
 def _ok(result: dict, info: dict | None = None) -> dict:
-    props = {"success": {"type": "boolean", "enum": [True]},
-             "errors": {"type": "array", "items": {"$ref": "#/components/schemas/Message"}},
-             "messages": {"type": "array", "items": {"$ref": "#/components/schemas/Message"}},
-             "result": result}
+    props = {
+        "success": {"type": "boolean", "enum": [True]},
+        "errors": {"type": "array", "items": {"$ref": "#/components/schemas/Message"}},
+        "messages": {"type": "array", "items": {"$ref": "#/components/schemas/Message"}},
+        "result": result,
+    }
     if info is not None:
         props["result_info"] = info
     return {"type": "object", "required": ["success", "errors", "messages", "result"], "properties": props}
@@ -35,154 +44,369 @@ def _resp(description: str, schema: dict) -> dict:
 
 ERR = {"$ref": "#/components/responses/Error"}
 ERRORS = {"400": ERR, "401": ERR, "404": ERR, "413": ERR}
-NAME = {"name": "name", "in": "path", "required": True, "description": "Workflow name",
-        "schema": {"type": "string", "minLength": 1}}
-INSTANCE = {"name": "id", "in": "path", "required": True, "description": "Instance id",
-            "schema": {"type": "string", "minLength": 1}}
+NAME = {
+    "name": "name",
+    "in": "path",
+    "required": True,
+    "description": "Workflow name",
+    "schema": {"type": "string", "minLength": 1},
+}
+INSTANCE = {
+    "name": "id",
+    "in": "path",
+    "required": True,
+    "description": "Instance id",
+    "schema": {"type": "string", "minLength": 1},
+}
 SUCCESS = _ok({"type": "object", "required": ["success"], "properties": {"success": {"type": "boolean"}}})
 
-WORKFLOW = {"type": "object", "required": ["name", "class_name", "script_name"],
-            "properties": {"name": {"type": "string"}, "class_name": {"type": "string"},
-                           "script_name": {"type": "string"}}}
-COUNTS = {"type": "object", "required": list(COUNTED),
-          "properties": {s: {"type": "integer", "minimum": 0} for s in COUNTED}}
-ATTEMPT = {"type": "object", "required": ["start", "end", "success", "error"],
-           "properties": {"start": TS, "end": TS, "success": {"type": "boolean", "nullable": True},
-                          "error": ERROR_OBJ}}
-STEP_DO = {"type": "object", "required": ["name", "start", "end", "success", "type", "config", "attempts"],
-           "properties": {"name": {"type": "string"}, "start": TS, "end": TS,
-                          "success": {"type": "boolean", "nullable": True},
-                          "type": {"type": "string", "enum": ["step"]}, "output": ANY,
-                          "config": {"type": "object", "required": ["retries", "timeout"],
-                                     "properties": {"retries": {"type": "object"}, "timeout": ANY}},
-                          "attempts": {"type": "array", "items": ATTEMPT}}}
-STEP_SLEEP = {"type": "object", "required": ["name", "start", "end", "finished", "type", "error"],
-              "properties": {"name": {"type": "string"}, "start": TS, "end": TS,
-                             "finished": {"type": "boolean"}, "type": {"type": "string", "enum": ["sleep"]},
-                             "error": ERROR_OBJ}}
-STEP_WAIT = {"type": "object", "required": ["name", "start", "end", "finished", "type", "error", "output"],
-             "properties": {"name": {"type": "string"}, "start": TS, "end": TS,
-                            "finished": {"type": "boolean"},
-                            "type": {"type": "string", "enum": ["waitForEvent"]}, "error": ERROR_OBJ,
-                            "output": {"type": "object", "nullable": True}}}
-DETAILS = {"type": "object",
-           "required": ["status", "params", "queued", "start", "end", "output", "error", "steps", "step_count"],
-           "properties": {"status": {"type": "string", "enum": list(LIST_STATUSES) + ["unknown"]},
-                          "params": ANY, "queued": TS, "start": TS, "end": TS, "output": ANY, "error": ERROR_OBJ,
-                          "trigger": {"type": "object", "properties": {"source": {"type": "string"}}},
-                          "steps": {"type": "array", "items": {"anyOf": [STEP_DO, STEP_SLEEP, STEP_WAIT]}},
-                          "step_count": {"type": "integer", "minimum": 0}}}
+WORKFLOW = {
+    "type": "object",
+    "required": ["name", "class_name", "script_name"],
+    "properties": {"name": {"type": "string"}, "class_name": {"type": "string"}, "script_name": {"type": "string"}},
+}
+COUNTS = {
+    "type": "object",
+    "required": list(COUNTED),
+    "properties": {s: {"type": "integer", "minimum": 0} for s in COUNTED},
+}
+ATTEMPT = {
+    "type": "object",
+    "required": ["start", "end", "success", "error"],
+    "properties": {"start": TS, "end": TS, "success": {"type": "boolean", "nullable": True}, "error": ERROR_OBJ},
+}
+STEP_DO = {
+    "type": "object",
+    "required": ["name", "start", "end", "success", "type", "config", "attempts"],
+    "properties": {
+        "name": {"type": "string"},
+        "start": TS,
+        "end": TS,
+        "success": {"type": "boolean", "nullable": True},
+        "type": {"type": "string", "enum": ["step"]},
+        "output": ANY,
+        "config": {
+            "type": "object",
+            "required": ["retries", "timeout"],
+            "properties": {"retries": {"type": "object"}, "timeout": ANY},
+        },
+        "attempts": {"type": "array", "items": ATTEMPT},
+    },
+}
+STEP_SLEEP = {
+    "type": "object",
+    "required": ["name", "start", "end", "finished", "type", "error"],
+    "properties": {
+        "name": {"type": "string"},
+        "start": TS,
+        "end": TS,
+        "finished": {"type": "boolean"},
+        "type": {"type": "string", "enum": ["sleep"]},
+        "error": ERROR_OBJ,
+    },
+}
+STEP_WAIT = {
+    "type": "object",
+    "required": ["name", "start", "end", "finished", "type", "error", "output"],
+    "properties": {
+        "name": {"type": "string"},
+        "start": TS,
+        "end": TS,
+        "finished": {"type": "boolean"},
+        "type": {"type": "string", "enum": ["waitForEvent"]},
+        "error": ERROR_OBJ,
+        "output": {"type": "object", "nullable": True},
+    },
+}
+DETAILS = {
+    "type": "object",
+    "required": ["status", "params", "queued", "start", "end", "output", "error", "steps", "step_count"],
+    "properties": {
+        "status": {"type": "string", "enum": list(LIST_STATUSES) + ["unknown"]},
+        "params": ANY,
+        "queued": TS,
+        "start": TS,
+        "end": TS,
+        "output": ANY,
+        "error": ERROR_OBJ,
+        "trigger": {"type": "object", "properties": {"source": {"type": "string"}}},
+        "steps": {"type": "array", "items": {"anyOf": [STEP_DO, STEP_SLEEP, STEP_WAIT]}},
+        "step_count": {"type": "integer", "minimum": 0},
+    },
+}
 
 _DOC = {
     "openapi": "3.0.3",
-    "info": {"title": "wf local explorer API (workflows)", "version": "1.0.0",
-             "description": "The workflows part of wrangler's local explorer API, served by `wf dev` under "
-                            "/cdn-cgi/explorer/api and /cdn-cgi/local/explorer/api. Every answer is the "
-                            "Cloudflare envelope {success, errors, messages, result, result_info?}."},
+    "info": {
+        "title": "wf local explorer API (workflows)",
+        "version": "1.0.0",
+        "description": "The workflows part of wrangler's local explorer API, served by `wf dev` under "
+        "/cdn-cgi/explorer/api and /cdn-cgi/local/explorer/api. Every answer is the "
+        "Cloudflare envelope {success, errors, messages, result, result_info?}.",
+    },
     "servers": [{"url": "/cdn-cgi/local/explorer/api"}, {"url": "/cdn-cgi/explorer/api"}],
     "components": {
-        "schemas": {"Message": MESSAGE,
-                    "Error": {"type": "object", "required": ["success", "errors", "messages", "result"],
-                              "properties": {"success": {"type": "boolean", "enum": [False]},
-                                             "errors": {"type": "array", "minItems": 1,
-                                                        "items": {"$ref": "#/components/schemas/Message"}},
-                                             "messages": {"type": "array",
-                                                          "items": {"$ref": "#/components/schemas/Message"}},
-                                             "result": ANY}}},
-        "responses": {"Error": _resp("The request was refused; errors[0].message says why",
-                                     {"$ref": "#/components/schemas/Error"})},
-        "securitySchemes": {"token": {"type": "http", "scheme": "bearer",
-                                      "description": "Needed only when wf dev was started with WF_TOKEN"}},
+        "schemas": {
+            "Message": MESSAGE,
+            "Error": {
+                "type": "object",
+                "required": ["success", "errors", "messages", "result"],
+                "properties": {
+                    "success": {"type": "boolean", "enum": [False]},
+                    "errors": {"type": "array", "minItems": 1, "items": {"$ref": "#/components/schemas/Message"}},
+                    "messages": {"type": "array", "items": {"$ref": "#/components/schemas/Message"}},
+                    "result": ANY,
+                },
+            },
+        },
+        "responses": {
+            "Error": _resp(
+                "The request was refused; errors[0].message says why", {"$ref": "#/components/schemas/Error"}
+            )
+        },
+        "securitySchemes": {
+            "token": {
+                "type": "http",
+                "scheme": "bearer",
+                "description": "Needed only when wf dev was started with WF_TOKEN",
+            }
+        },
     },
     "paths": {
-        "/workflows": {"get": {
-            "operationId": "listWorkflows", "summary": "List the workflows the config declares",
-            "responses": {"200": _resp("The workflows", _ok({"type": "array", "items": WORKFLOW},
-                                                            {"type": "object", "properties": {
-                                                                "count": {"type": "integer"}}})),
-                          "401": ERR, "413": ERR}}},
+        "/workflows": {
+            "get": {
+                "operationId": "listWorkflows",
+                "summary": "List the workflows the config declares",
+                "responses": {
+                    "200": _resp(
+                        "The workflows",
+                        _ok(
+                            {"type": "array", "items": WORKFLOW},
+                            {"type": "object", "properties": {"count": {"type": "integer"}}},
+                        ),
+                    ),
+                    "401": ERR,
+                    "413": ERR,
+                },
+            }
+        },
         "/workflows/{name}": {
             "parameters": [NAME],
-            "get": {"operationId": "getWorkflow", "summary": "A workflow and its instance status counts",
-                    "responses": {"200": _resp("The workflow", _ok({
-                        **WORKFLOW, "required": WORKFLOW["required"] + ["instances"],
-                        "properties": {**WORKFLOW["properties"], "instances": COUNTS}})), **ERRORS}},
-            "delete": {"operationId": "deleteWorkflow", "summary": "Delete every instance of a workflow",
-                       "responses": {"200": _resp("Deleted", _ok({"type": "object"})), **ERRORS}},
+            "get": {
+                "operationId": "getWorkflow",
+                "summary": "A workflow and its instance status counts",
+                "responses": {
+                    "200": _resp(
+                        "The workflow",
+                        _ok(
+                            {
+                                **WORKFLOW,
+                                "required": WORKFLOW["required"] + ["instances"],
+                                "properties": {**WORKFLOW["properties"], "instances": COUNTS},
+                            }
+                        ),
+                    ),
+                    **ERRORS,
+                },
+            },
+            "delete": {
+                "operationId": "deleteWorkflow",
+                "summary": "Delete every instance of a workflow",
+                "responses": {"200": _resp("Deleted", _ok({"type": "object"})), **ERRORS},
+            },
         },
         "/workflows/{name}/instances": {
             "parameters": [NAME],
-            "get": {"operationId": "listInstances", "summary": "Instances, newest first",
-                    "parameters": [
-                        {"name": "page", "in": "query", "schema": {"type": "integer", "minimum": 1,
-                                                                   "maximum": 1_000_000}},
-                        {"name": "per_page", "in": "query", "schema": {"type": "integer", "minimum": 1,
-                                                                       "maximum": PER_PAGE_MAX}},
-                        {"name": "status", "in": "query", "schema": {"type": "string",
-                                                                     "enum": list(LIST_STATUSES)}}],
-                    "responses": {"200": _resp("A page of instances", _ok(
-                        {"type": "array", "items": {"type": "object", "required": ["id"], "properties": {
-                            "id": {"type": "string"}, "status": {"type": "string"},
-                            "created_on": {"type": "string"}}}},
-                        {"type": "object", "required": ["page", "per_page", "total_count", "total_pages"],
-                         "properties": {"page": {"type": "integer"}, "per_page": {"type": "integer"},
-                                        "total_count": {"type": "integer"}, "total_pages": {"type": "integer"},
-                                        "status_counts": COUNTS}})), **ERRORS}},
-            "post": {"operationId": "createInstance", "summary": "Create an instance",
-                     "requestBody": {"required": False, "content": {"application/json": {"schema": {
-                         "type": "object", "properties": {"id": {**ID, "nullable": True}, "params": ANY}}}}},
-                     "responses": {"200": _resp("Created", _ok({"type": "object", "required": ["id"],
-                                                                "properties": {"id": {"type": "string"}}})),
-                                   "409": ERR, **ERRORS}},
+            "get": {
+                "operationId": "listInstances",
+                "summary": "Instances, newest first",
+                "parameters": [
+                    {"name": "page", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 1_000_000}},
+                    {
+                        "name": "per_page",
+                        "in": "query",
+                        "schema": {"type": "integer", "minimum": 1, "maximum": PER_PAGE_MAX},
+                    },
+                    {"name": "status", "in": "query", "schema": {"type": "string", "enum": list(LIST_STATUSES)}},
+                ],
+                "responses": {
+                    "200": _resp(
+                        "A page of instances",
+                        _ok(
+                            {
+                                "type": "array",
+                                "items": {
+                                    "type": "object",
+                                    "required": ["id"],
+                                    "properties": {
+                                        "id": {"type": "string"},
+                                        "status": {"type": "string"},
+                                        "created_on": {"type": "string"},
+                                    },
+                                },
+                            },
+                            {
+                                "type": "object",
+                                "required": ["page", "per_page", "total_count", "total_pages"],
+                                "properties": {
+                                    "page": {"type": "integer"},
+                                    "per_page": {"type": "integer"},
+                                    "total_count": {"type": "integer"},
+                                    "total_pages": {"type": "integer"},
+                                    "status_counts": COUNTS,
+                                },
+                            },
+                        ),
+                    ),
+                    **ERRORS,
+                },
+            },
+            "post": {
+                "operationId": "createInstance",
+                "summary": "Create an instance",
+                "requestBody": {
+                    "required": False,
+                    "content": {
+                        "application/json": {
+                            "schema": {"type": "object", "properties": {"id": {**ID, "nullable": True}, "params": ANY}}
+                        }
+                    },
+                },
+                "responses": {
+                    "200": _resp(
+                        "Created", _ok({"type": "object", "required": ["id"], "properties": {"id": {"type": "string"}}})
+                    ),
+                    "409": ERR,
+                    **ERRORS,
+                },
+            },
         },
         "/workflows/{name}/instances/batch/delete": {
             "parameters": [NAME],
-            "post": {"operationId": "batchDeleteInstances", "summary": "Delete up to 100 instances",
-                     "requestBody": {"required": True, "content": {"application/json": {"schema": {
-                         "type": "object", "required": ["instances"],
-                         "properties": {"instances": {"type": "array", "minItems": 1,
-                                                      "maxItems": BATCH_DELETE_MAX,
-                                                      "items": {"type": "string"}}}}}}},
-                     "responses": {"200": _resp("What was deleted, and why the rest was not", _ok({
-                         "type": "object", "required": ["deleted", "errors"], "properties": {
-                             "deleted": {"type": "array", "items": {"type": "object", "required": ["id"],
-                                                                    "properties": {"id": {"type": "string"}}}},
-                             "errors": {"type": "array", "items": {
-                                 "type": "object", "required": ["id", "code", "message"],
-                                 "properties": {"id": {"type": "string"}, "code": {"type": "integer"},
-                                                "message": {"type": "string"}}}}}})), **ERRORS}},
+            "post": {
+                "operationId": "batchDeleteInstances",
+                "summary": "Delete up to 100 instances",
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "required": ["instances"],
+                                "properties": {
+                                    "instances": {
+                                        "type": "array",
+                                        "minItems": 1,
+                                        "maxItems": BATCH_DELETE_MAX,
+                                        "items": {"type": "string"},
+                                    }
+                                },
+                            }
+                        }
+                    },
+                },
+                "responses": {
+                    "200": _resp(
+                        "What was deleted, and why the rest was not",
+                        _ok(
+                            {
+                                "type": "object",
+                                "required": ["deleted", "errors"],
+                                "properties": {
+                                    "deleted": {
+                                        "type": "array",
+                                        "items": {
+                                            "type": "object",
+                                            "required": ["id"],
+                                            "properties": {"id": {"type": "string"}},
+                                        },
+                                    },
+                                    "errors": {
+                                        "type": "array",
+                                        "items": {
+                                            "type": "object",
+                                            "required": ["id", "code", "message"],
+                                            "properties": {
+                                                "id": {"type": "string"},
+                                                "code": {"type": "integer"},
+                                                "message": {"type": "string"},
+                                            },
+                                        },
+                                    },
+                                },
+                            }
+                        ),
+                    ),
+                    **ERRORS,
+                },
+            },
         },
         "/workflows/{name}/instances/{id}": {
             "parameters": [NAME, INSTANCE],
-            "get": {"operationId": "getInstance", "summary": "An instance's status and step timeline",
-                    "responses": {"200": _resp("The instance", _ok(DETAILS)), **ERRORS}},
-            "delete": {"operationId": "deleteInstance", "summary": "Delete an instance and its state",
-                       "responses": {"200": _resp("Deleted", SUCCESS), **ERRORS}},
+            "get": {
+                "operationId": "getInstance",
+                "summary": "An instance's status and step timeline",
+                "responses": {"200": _resp("The instance", _ok(DETAILS)), **ERRORS},
+            },
+            "delete": {
+                "operationId": "deleteInstance",
+                "summary": "Delete an instance and its state",
+                "responses": {"200": _resp("Deleted", SUCCESS), **ERRORS},
+            },
         },
         "/workflows/{name}/instances/{id}/status": {
             "parameters": [NAME, INSTANCE],
-            "patch": {"operationId": "changeInstanceStatus", "summary": "Pause, resume, restart or terminate",
-                      "requestBody": {"required": True, "content": {"application/json": {"schema": {
-                          "type": "object",
-                          "properties": {
-                              "action": {"type": "string", "enum": list(ACTIONS)},
-                              "status": {"type": "string", "enum": list(ACTIONS),
-                                         "description": "newer wrangler's name for `action`"},
-                              "from": {"type": "object", "required": ["name"], "properties": {
-                                  "name": {"type": "string", "minLength": 1},
-                                  "count": {"type": "integer", "minimum": 1},
-                                  "type": {"type": "string", "enum": list(STEP_TYPES)}}},
-                              "rollback": {"type": "boolean", "enum": [False],
-                                           "description": "rollback handlers are not supported by wf"}},
-                          "anyOf": [{"required": ["action"]}, {"required": ["status"]}]}}}},
-                      "responses": {"200": _resp("Done", SUCCESS), "409": ERR, **ERRORS}},
+            "patch": {
+                "operationId": "changeInstanceStatus",
+                "summary": "Pause, resume, restart or terminate",
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "properties": {
+                                    "action": {"type": "string", "enum": list(ACTIONS)},
+                                    "status": {
+                                        "type": "string",
+                                        "enum": list(ACTIONS),
+                                        "description": "newer wrangler's name for `action`",
+                                    },
+                                    "from": {
+                                        "type": "object",
+                                        "required": ["name"],
+                                        "properties": {
+                                            "name": {"type": "string", "minLength": 1},
+                                            "count": {"type": "integer", "minimum": 1},
+                                            "type": {"type": "string", "enum": list(STEP_TYPES)},
+                                        },
+                                    },
+                                    "rollback": {
+                                        "type": "boolean",
+                                        "enum": [False],
+                                        "description": "rollback handlers are not supported by wf",
+                                    },
+                                },
+                                "anyOf": [{"required": ["action"]}, {"required": ["status"]}],
+                            }
+                        }
+                    },
+                },
+                "responses": {"200": _resp("Done", SUCCESS), "409": ERR, **ERRORS},
+            },
         },
         "/workflows/{name}/instances/{id}/events/{type}": {
-            "parameters": [NAME, INSTANCE, {"name": "type", "in": "path", "required": True,
-                                            "description": "Event type", "schema": ID}],
-            "post": {"operationId": "sendEvent", "summary": "Deliver an event; the body is its payload",
-                     "requestBody": {"required": False, "content": {"application/json": {"schema": ANY}}},
-                     "responses": {"200": _resp("Delivered", SUCCESS), "409": ERR, **ERRORS}},
+            "parameters": [
+                NAME,
+                INSTANCE,
+                {"name": "type", "in": "path", "required": True, "description": "Event type", "schema": ID},
+            ],
+            "post": {
+                "operationId": "sendEvent",
+                "summary": "Deliver an event; the body is its payload",
+                "requestBody": {"required": False, "content": {"application/json": {"schema": ANY}}},
+                "responses": {"200": _resp("Delivered", SUCCESS), "409": ERR, **ERRORS},
+            },
         },
     },
 }

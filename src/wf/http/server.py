@@ -20,9 +20,9 @@ import signal
 import socket
 import sys
 import time
+from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable
 
 from ..errors import ValidationError, WfError
 from .app import LOOPBACK_HOSTS, create_app
@@ -43,10 +43,12 @@ def is_loopback(host: str) -> bool:
 
 def check_exposure(host: str, token: str | None) -> None:
     if not is_loopback(host) and not token:
-        raise ValidationError(f"refusing to listen on {host!r} without a token: anyone who can reach it "
-                              "could run and change your workflows",
-                              "set WF_TOKEN=<a long random secret> (clients then send 'Authorization: Bearer "
-                              "<token>'), or keep the default --host 127.0.0.1")
+        raise ValidationError(
+            f"refusing to listen on {host!r} without a token: anyone who can reach it "
+            "could run and change your workflows",
+            "set WF_TOKEN=<a long random secret> (clients then send 'Authorization: Bearer "
+            "<token>'), or keep the default --host 127.0.0.1",
+        )
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -58,10 +60,11 @@ def bind(host: str, port: int) -> socket.socket:
     except OSError as exc:
         sock.close()
         if exc.errno in (98, 48):  # EADDRINUSE on Linux, macOS
-            raise WfError(f"port {port} on {host} is already in use",
-                          f"stop whatever listens there, or pick another port: wf dev --port {port + 1}") from None
-        raise WfError(f"cannot listen on {host}:{port}: {exc.strerror or exc}",
-                      "check --host and --port") from None
+            raise WfError(
+                f"port {port} on {host} is already in use",
+                f"stop whatever listens there, or pick another port: wf dev --port {port + 1}",
+            ) from None
+        raise WfError(f"cannot listen on {host}:{port}: {exc.strerror or exc}", "check --host and --port") from None
     sock.listen(2048)
     sock.setblocking(False)
     return sock
@@ -97,6 +100,7 @@ def project_files(root: Path) -> dict[str, float]:
 
 def _project_modules(root: Path) -> dict[str, object]:
     from ..loader import PACKAGE_PREFIX
+
     root = root.resolve()
     mine = {}
     for name, module in list(sys.modules.items()):
@@ -114,9 +118,17 @@ def _project_modules(root: Path) -> dict[str, object]:
 
 
 class DevServer:
-    def __init__(self, config, host: str = "127.0.0.1", port: int = 8787, reload: bool = False,
-                 token: str | None = None, say: Callable[[str], None] | None = None,
-                 concurrency: int = 1000, grace: float = GRACE):
+    def __init__(
+        self,
+        config,
+        host: str = "127.0.0.1",
+        port: int = 8787,
+        reload: bool = False,
+        token: str | None = None,
+        say: Callable[[str], None] | None = None,
+        concurrency: int = 1000,
+        grace: float = GRACE,
+    ):
         self.config, self.host, self.port, self.reload = config, host, port, reload
         self.token = token
         self.say = say or (lambda m: sys.stderr.write(m + "\n"))
@@ -127,6 +139,7 @@ class DevServer:
 
     def _build_runner(self):
         from ..service import build_runner
+
         return build_runner(self.config, concurrency=self.concurrency)
 
     async def run(self) -> None:
@@ -140,7 +153,9 @@ class DevServer:
 
     async def _run(self, sock: socket.socket, started: float) -> None:
         import uvicorn
+
         from .app import find_user_app
+
         self.runner = self._build_runner()  # imports main: broken code fails here, before serving
         user_app = find_user_app(self.config)
         allowed = None if (self.token or not is_loopback(self.host)) else LOOPBACK_HOSTS | {self.host}
@@ -152,10 +167,13 @@ class DevServer:
             loop.add_signal_handler(sig, self.stop_event.set)
         await self.runner.start()
         port = sock.getsockname()[1]
-        server = _Server(uvicorn.Config(self.app, log_level="warning", access_log=False, lifespan="on",
-                                        timeout_graceful_shutdown=self.grace))
+        server = _Server(
+            uvicorn.Config(
+                self.app, log_level="warning", access_log=False, lifespan="on", timeout_graceful_shutdown=self.grace
+            )
+        )
         serving = loop.create_task(server.serve(sockets=[sock]))
-        while not server.started and not serving.done():
+        while not server.started and not serving.done():  # noqa: ASYNC110 - uvicorn offers no started event
             await asyncio.sleep(0.005)
         if serving.done():  # start-up failed (the app's lifespan, say)
             await self.runner.stop(self.grace)
@@ -184,23 +202,30 @@ class DevServer:
         host = f"[{self.host}]" if ":" in self.host else self.host
         url = f"http://{host}:{port}"
         names = ", ".join(f"{w.name} ({w.binding} -> {w.class_name})" for w in self.config.workflows) or "(none)"
-        lines = [f"wf dev: {self.config.name or self.config.root.name} ({self.config.path})",
-                 f"  workflows: {names}",
-                 f"  state:     {self.config.store_url or self.config.state_dir}",
-                 f"  app:       {'main exports `app`, served at ' + url + '/' if user_app else 'none (main exports no `app`)'}",
-                 f"  API:       {url}/cdn-cgi/local/explorer/api (wrangler workflows ... --local --port {port})",
-                 f"  ready on {url} in {took * 1000:.0f} ms" + ("; reloading on code changes" if self.reload else "")
-                 + "; Ctrl-C stops"]
+        lines = [
+            f"wf dev: {self.config.name or self.config.root.name} ({self.config.path})",
+            f"  workflows: {names}",
+            f"  state:     {self.config.store_url or self.config.state_dir}",
+            "  app:       " + (f"main exports `app`, served at {url}/" if user_app else "none (main exports no `app`)"),
+            f"  API:       {url}/cdn-cgi/local/explorer/api (wrangler workflows ... --local --port {port})",
+            f"  ready on {url} in {took * 1000:.0f} ms"
+            + ("; reloading on code changes" if self.reload else "")
+            + "; Ctrl-C stops",
+        ]
         if self.token:
             lines.append("  every request must carry 'Authorization: Bearer $WF_TOKEN'")
         self.say("\n".join(lines))
 
     async def _crons(self) -> None:
         from .crons import CronScheduler
+
         client = self.app.explorer.client
-        scheduler = CronScheduler(self.config, self.app.explorer.astore.call,
-                                  lambda workflow, iid, trigger: client.create(workflow, None, iid, trigger),
-                                  say=self.say)
+        scheduler = CronScheduler(
+            self.config,
+            self.app.explorer.astore.call,
+            lambda workflow, iid, trigger: client.create(workflow, None, iid, trigger),
+            say=self.say,
+        )
         try:
             await scheduler.run()
         except asyncio.CancelledError:
@@ -224,10 +249,12 @@ class DevServer:
         """Import the changed code; if it imports, swap the runner and the app. True if swapped."""
         from ..loader import load_workflow_classes
         from .app import find_user_app
+
         old = _project_modules(self.config.root)
         for name in old:
             sys.modules.pop(name, None)
         import importlib
+
         importlib.invalidate_caches()
         try:
             classes = load_workflow_classes(self.config)
@@ -236,10 +263,12 @@ class DevServer:
             for name in _project_modules(self.config.root):
                 sys.modules.pop(name, None)
             sys.modules.update(old)
-            self.say(f"reload failed, still running the previous code: {exc}" + (f"\nhint: {exc.hint}"
-                                                                                   if exc.hint else ""))
+            self.say(
+                f"reload failed, still running the previous code: {exc}" + (f"\nhint: {exc.hint}" if exc.hint else "")
+            )
             return False
         from ..service import build_runner
+
         new_runner = build_runner(self.config, classes, concurrency=self.concurrency)
         await self.runner.stop(self.grace)
         self.runner = new_runner

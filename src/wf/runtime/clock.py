@@ -10,7 +10,7 @@ import asyncio
 import heapq
 import itertools
 import time
-from typing import Callable
+from collections.abc import Callable
 
 
 class Clock:
@@ -32,7 +32,7 @@ class Clock:
     async def sleep(self, seconds: float) -> None:
         await self.sleep_until(self.now() + seconds)
 
-    def timeout_at(self, when: float) -> "Deadline":
+    def timeout_at(self, when: float) -> Deadline:
         return Deadline(self, when)
 
 

@@ -20,15 +20,20 @@ def encode(value: Any, what: str, limit: int = MAX_BYTES) -> str:
     except (TypeError, ValueError) as exc:
         bad = _non_finite(value) if isinstance(exc, ValueError) else None
         detail = f"it contains {bad}, and NaN/Infinity are not JSON numbers" if bad else str(exc)
-        raise ValidationError(f"{what} is not JSON-serializable: {detail}",
-                              "return only dicts, lists, strings, numbers, booleans and None") from None
+        raise ValidationError(
+            f"{what} is not JSON-serializable: {detail}",
+            "return only dicts, lists, strings, numbers, booleans and None",
+        ) from None
     except RecursionError:
-        raise ValidationError(f"{what} is not JSON-serializable: it refers to itself",
-                              "return a tree of dicts and lists without cycles") from None
+        raise ValidationError(
+            f"{what} is not JSON-serializable: it refers to itself", "return a tree of dicts and lists without cycles"
+        ) from None
     if len(text) > limit // 4 and len(text.encode()) > limit:
         size = len(text.encode())
-        raise ValidationError(f"{what} is {size:,} bytes serialized, over the 1 MiB limit",
-                              "store large data elsewhere and pass a reference")
+        raise ValidationError(
+            f"{what} is {size:,} bytes serialized, over the 1 MiB limit",
+            "store large data elsewhere and pass a reference",
+        )
     return text
 
 

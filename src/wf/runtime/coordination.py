@@ -17,8 +17,8 @@ Runner side: `start(runner)`, `stop()`, `reap(now)`. Client side: `notify(note)`
 from __future__ import annotations
 
 import asyncio
-import threading
 import logging
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -98,6 +98,7 @@ class PostgresCoordination:
 
     def alive(self) -> bool:
         from .clock import SystemClock
+
         return bool(self.store.live_runners(SystemClock().now()))
 
     # -- runner side ---------------------------------------------------------------------
@@ -129,6 +130,7 @@ class PostgresCoordination:
     async def _listen(self, listening: asyncio.Future) -> None:
         """LISTEN on a dedicated connection; reconnect (and poll meanwhile) if it drops."""
         import psycopg
+
         delay = 0.1
         while True:
             try:

@@ -12,8 +12,15 @@ from datetime import datetime, timedelta
 
 from ..errors import ValidationError
 
-UNITS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400, "week": 7 * 86400,
-         "month": 30 * 86400, "year": 365 * 86400}
+UNITS = {
+    "second": 1,
+    "minute": 60,
+    "hour": 3600,
+    "day": 86400,
+    "week": 7 * 86400,
+    "month": 30 * 86400,
+    "year": 365 * 86400,
+}
 _PATTERN = re.compile(r"^\s*(\d+(?:\.\d+)?|\.\d+)\s*([a-z]+?)s?\s*$")
 _HINT = "write a number of seconds, a timedelta, or a string such as '30 seconds', '5 minutes' or '1 day'"
 MAX_SLEEP = 365 * 86400
@@ -51,13 +58,14 @@ def parse_instant(value: object, what: str = "time") -> float:
     """Epoch seconds for an aware datetime or a number of epoch seconds."""
     if isinstance(value, datetime):
         if value.tzinfo is None:
-            raise ValidationError(f"{what} {value.isoformat()} has no time zone",
-                                  "pass an aware datetime, e.g. datetime.now(timezone.utc) + timedelta(hours=1)")
+            raise ValidationError(
+                f"{what} {value.isoformat()} has no time zone",
+                "pass an aware datetime, e.g. datetime.now(timezone.utc) + timedelta(hours=1)",
+            )
         return value.timestamp()
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return float(value)
-    raise ValidationError(f"{what} {value!r} is not a point in time",
-                          "pass an aware datetime or epoch seconds")
+    raise ValidationError(f"{what} {value!r} is not a point in time", "pass an aware datetime or epoch seconds")
 
 
 def format_duration(seconds: float) -> str:

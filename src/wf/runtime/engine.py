@@ -15,20 +15,26 @@ import asyncio
 import inspect
 import re
 from collections import defaultdict
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
-from ..errors import (NonRetryableError, ValidationError, WorkflowFatalError, WorkflowTimeoutError,
-                      error_info, rebuild_error)
+from ..errors import (
+    NonRetryableError,
+    ValidationError,
+    WorkflowFatalError,
+    WorkflowTimeoutError,
+    error_info,
+    rebuild_error,
+)
 from . import codec
 from .crash import crash_point
-from .logs import current as current_step
 from .durations import MAX_SLEEP, parse_duration, parse_instant
 from .entrypoint import StepEvent, WorkflowEvent
+from .logs import current as current_step
 from .store.base import AttemptRow, StepRow, StepWrite
 from .validate import check_event_type
 
-DEFAULT_CONFIG = {"retries": {"limit": 5, "delay": "10 seconds", "backoff": "exponential"},
-                  "timeout": "10 minutes"}
+DEFAULT_CONFIG = {"retries": {"limit": 5, "delay": "10 seconds", "backoff": "exponential"}, "timeout": "10 minutes"}
 BACKOFFS = ("constant", "linear", "exponential")
 NAME_MAX = 256
 _CONTROL = re.compile(r"[\x00-\x1f]")
@@ -45,13 +51,17 @@ class Interrupt(BaseException):
 
 # -- validation --------------------------------------------------------------------------
 
+
 def check_step_name(name: object) -> str:
     if not isinstance(name, str) or not name:
         raise ValidationError(f"step name {name!r} must be a non-empty string", "name every step, e.g. 'charge-card'")
     if len(name) > NAME_MAX or _CONTROL.search(name):
-        raise ValidationError(f"step name {name[:40]!r}... is {len(name)} characters, over {NAME_MAX}"
-                              if len(name) > NAME_MAX else f"step name {name!r} contains control characters",
-                              f"use at most {NAME_MAX} printable characters")
+        raise ValidationError(
+            f"step name {name[:40]!r}... is {len(name)} characters, over {NAME_MAX}"
+            if len(name) > NAME_MAX
+            else f"step name {name!r} contains control characters",
+            f"use at most {NAME_MAX} printable characters",
+        )
     return name
 
 
@@ -62,32 +72,42 @@ class StepConfig:
 
     def __init__(self, name: str, config: dict | None):
         if config is not None and not isinstance(config, dict):
-            raise ValidationError(f"config of step {name!r} must be a dict, got {config!r}",
-                                  'e.g. {"retries": {"limit": 3, "delay": "5 seconds"}, "timeout": "1 minute"}')
+            raise ValidationError(
+                f"config of step {name!r} must be a dict, got {config!r}",
+                'e.g. {"retries": {"limit": 3, "delay": "5 seconds"}, "timeout": "1 minute"}',
+            )
         config = config or {}
         unknown = set(config) - {"retries", "timeout"}
         if unknown:
-            raise ValidationError(f"config of step {name!r} has unknown key {sorted(unknown)[0]!r}",
-                                  "allowed keys are 'retries' and 'timeout'")
+            raise ValidationError(
+                f"config of step {name!r} has unknown key {sorted(unknown)[0]!r}",
+                "allowed keys are 'retries' and 'timeout'",
+            )
         retries = config.get("retries", {})
         if not isinstance(retries, dict) or set(retries) - {"limit", "delay", "backoff"}:
-            raise ValidationError(f"retries of step {name!r} must be a dict of limit, delay and backoff, "
-                                  f"got {retries!r}", 'e.g. {"limit": 3, "delay": "5 seconds", "backoff": "linear"}')
+            raise ValidationError(
+                f"retries of step {name!r} must be a dict of limit, delay and backoff, got {retries!r}",
+                'e.g. {"limit": 3, "delay": "5 seconds", "backoff": "linear"}',
+            )
         merged = {**DEFAULT_CONFIG["retries"], **retries}
         self.limit = merged["limit"]
         if isinstance(self.limit, bool) or not isinstance(self.limit, int) or not 0 <= self.limit <= 10_000:
-            raise ValidationError(f"retries.limit of step {name!r} must be an integer from 0 to 10000, "
-                                  f"got {self.limit!r}", "limit counts retries: 0 means one attempt")
+            raise ValidationError(
+                f"retries.limit of step {name!r} must be an integer from 0 to 10000, got {self.limit!r}",
+                "limit counts retries: 0 means one attempt",
+            )
         self.delay = parse_duration(merged["delay"], f"retries.delay of step {name!r}")
         self.backoff = merged["backoff"]
         if self.backoff not in BACKOFFS:
-            raise ValidationError(f"retries.backoff of step {name!r} is {self.backoff!r}",
-                                  "use 'constant', 'linear' or 'exponential'")
+            raise ValidationError(
+                f"retries.backoff of step {name!r} is {self.backoff!r}", "use 'constant', 'linear' or 'exponential'"
+            )
         timeout = config.get("timeout", DEFAULT_CONFIG["timeout"])
         self.timeout = parse_duration(timeout, f"timeout of step {name!r}")
         if self.timeout <= 0:
-            raise ValidationError(f"timeout of step {name!r} must be more than zero, got {timeout!r}",
-                                  "e.g. '30 seconds'")
+            raise ValidationError(
+                f"timeout of step {name!r} must be more than zero, got {timeout!r}", "e.g. '30 seconds'"
+            )
         self.display = {"retries": merged, "timeout": timeout}
 
     def delay_after(self, attempt: int) -> float:
@@ -129,32 +149,44 @@ class StepContext:
 
 
 def _is_nonretryable(exc: BaseException) -> bool:
-    return isinstance(exc, (NonRetryableError, WorkflowFatalError)) and \
-        getattr(exc, "name", "") in ("NonRetryableError", "WorkflowFatalError")
+    return isinstance(exc, (NonRetryableError, WorkflowFatalError)) and getattr(exc, "name", "") in (
+        "NonRetryableError",
+        "WorkflowFatalError",
+    )
 
 
 # -- the step object ---------------------------------------------------------------------
 
+
 class WorkflowStep:
     """The `step` argument of `run()`: `do`, `sleep`, `sleep_until`, `wait_for_event`."""
 
-    def __init__(self, execution: "Execution"):
+    def __init__(self, execution: Execution):
         self._x = execution
-        self._decorated: dict[str, "StepCallable"] = {}
+        self._decorated: dict[str, StepCallable] = {}
 
-    def do(self, name: Any = None, fn: Callable | None = None, *, config: dict | None = None,
-           concurrent: bool = False, depends: list | None = None):
+    def do(
+        self,
+        name: Any = None,
+        fn: Callable | None = None,
+        *,
+        config: dict | None = None,
+        concurrent: bool = False,
+        depends: list | None = None,
+    ):
         """`await step.do(name, fn, config=...)`, or `@step.do(name)` over a function (then call it)."""
         if callable(name) and fn is None:  # @step.do without parentheses
             return self._decorate(name.__name__, name, config, concurrent)
         if fn is None:
             return lambda f: self._decorate(name if name is not None else f.__name__, f, config, concurrent)
         if isinstance(fn, dict) and config is None:
-            raise ValidationError(f"step {name!r}: pass the config as config=..., after the function",
-                                  "write step.do(name, fn, config={...})")
+            raise ValidationError(
+                f"step {name!r}: pass the config as config=..., after the function",
+                "write step.do(name, fn, config={...})",
+            )
         return self._x.do(name, fn, config)
 
-    def _decorate(self, name, fn, config, concurrent) -> "StepCallable":
+    def _decorate(self, name, fn, config, concurrent) -> StepCallable:
         wrapped = StepCallable(self, name, fn, config, concurrent)
         self._decorated[fn.__name__] = wrapped
         return wrapped
@@ -165,8 +197,9 @@ class WorkflowStep:
     async def sleep_until(self, name: str, when: Any) -> None:
         await self._x.sleep_until(name, when)
 
-    async def wait_for_event(self, name: str, event_type: str | None = None, *, type: str | None = None,
-                             timeout: Any = "24 hours") -> StepEvent:
+    async def wait_for_event(
+        self, name: str, event_type: str | None = None, *, type: str | None = None, timeout: Any = "24 hours"
+    ) -> StepEvent:
         return await self._x.wait_for_event(name, event_type if event_type is not None else type, timeout)
 
 
@@ -205,8 +238,10 @@ class StepCallable:
 
         call.__wf_params__ = ("ctx",)  # the engine passes ctx; `call` spreads it
         if inspect.iscoroutinefunction(fn):
+
             async def acall(ctx):
                 return await call(ctx)
+
             acall.__wf_params__ = ("ctx",)
             return await self._step._x.do(self.name, acall, self.config)
         return await self._step._x.do(self.name, call, self.config)
@@ -222,13 +257,17 @@ def _param_names(fn: Callable) -> tuple[str, ...]:
         required = code.co_argcount - len(getattr(fn, "__defaults__", None) or ())
         return code.co_varnames[:required]
     try:
-        return tuple(name for name, p in inspect.signature(fn).parameters.items()
-                     if p.default is p.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD))
+        return tuple(
+            name
+            for name, p in inspect.signature(fn).parameters.items()
+            if p.default is p.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+        )
     except (TypeError, ValueError):
         return ()
 
 
 # -- the execution -----------------------------------------------------------------------
+
 
 class Execution:
     """The in-memory state of one claimed instance while its `run()` executes."""
@@ -282,8 +321,9 @@ class Execution:
     async def _commit(self, write: StepWrite) -> None:
         if self.log_buffer:  # printed lines go in with the step, in time order
             write.events, self.log_buffer = sorted(self.log_buffer + write.events, key=lambda e: e[0]), []
-        status = await self.host.astore.write(self.host.store_ops.commit_step, self.host.owner, self.seq,
-                                              self.gen, write, self.clock.now())
+        status = await self.host.astore.write(
+            self.host.store_ops.commit_step, self.host.owner, self.seq, self.gen, write, self.clock.now()
+        )
         if status is None:
             raise Interrupt("lost")
         if status == "waitingForPause":
@@ -305,10 +345,13 @@ class Execution:
     def _wait_events(self, rec: StepRow, recorded: bool, now: float) -> list:
         if recorded:
             return []
-        return [self._ev(rec, rec.started_at or now, "wait_started",
-                         {"eventType": rec.event_type, "timeoutAt": rec.wake_at})]
+        return [
+            self._ev(
+                rec, rec.started_at or now, "wait_started", {"eventType": rec.event_type, "timeoutAt": rec.wake_at}
+            )
+        ]
 
-    def _attempt_started(self, rec: StepRow, attempt: int, started: float, cfg: "StepConfig") -> list:
+    def _attempt_started(self, rec: StepRow, attempt: int, started: float, cfg: StepConfig) -> list:
         if (rec.pos, attempt) in self.announced:
             return []
         self.announced.add((rec.pos, attempt))
@@ -386,8 +429,9 @@ class Execution:
 
     def event(self) -> WorkflowEvent:
         trigger = self.row.trigger or {}
-        return WorkflowEvent(codec.decode(self.row.params), self.row.created_at, self.row.id, self.row.workflow,
-                             trigger.get("schedule"))
+        return WorkflowEvent(
+            codec.decode(self.row.params), self.row.created_at, self.row.id, self.row.workflow, trigger.get("schedule")
+        )
 
     async def execute(self) -> tuple[str, Any]:
         """Run (or replay) `run()`; returns ("complete", output_json) or ("errored", error_info)."""
@@ -409,8 +453,10 @@ class Execution:
         key = self._key("do", name)
         self.do_calls += 1
         if self.do_calls > self.step_limit:
-            raise WorkflowFatalError(f"The limit of {self.step_limit} steps has been reached. This limit can be "
-                                     f"changed in your worker configuration (limits.steps).")
+            raise WorkflowFatalError(
+                f"The limit of {self.step_limit} steps has been reached. This limit can be "
+                f"changed in your worker configuration (limits.steps)."
+            )
         if not callable(fn):
             raise ValidationError(f"step {name!r} needs a function, got {fn!r}", "write step.do(name, fn)")
         rec = self.history.get(key)
@@ -448,9 +494,11 @@ class Execution:
                 else:
                     events = self._attempt_started(rec, attempt, started, cfg) + [
                         self._ev(rec, now, "attempt_completed", {"attempt": attempt}),
-                        self._ev(rec, now, "step_completed", {"output": _preview(value)})]
-                await self._commit(StepWrite(rec, AttemptRow(attempt, started, now, None), *self._instance_state(),
-                                             events=events))
+                        self._ev(rec, now, "step_completed", {"output": _preview(value)}),
+                    ]
+                await self._commit(
+                    StepWrite(rec, AttemptRow(attempt, started, now, None), *self._instance_state(), events=events)
+                )
                 crash_point("after-commit", rec.name)
                 self._after_step()
                 return codec.decode(value)
@@ -459,17 +507,28 @@ class Execution:
                 rec.status, rec.error, rec.ended_at, rec.wake_at = "errored", info, now, None
                 events = self._attempt_started(rec, attempt, started, cfg) + [
                     self._ev(rec, now, "attempt_errored", {"attempt": attempt, "error": info}),
-                    self._ev(rec, now, "step_errored", {"error": info})]
-                await self._commit(StepWrite(rec, AttemptRow(attempt, started, now, info), *self._instance_state(),
-                                             events=events))
+                    self._ev(rec, now, "step_errored", {"error": info}),
+                ]
+                await self._commit(
+                    StepWrite(rec, AttemptRow(attempt, started, now, info), *self._instance_state(), events=events)
+                )
                 self._after_step()
                 raise rebuild_error(info)
             rec.status, rec.error, rec.wake_at = "retrying", info, now + cfg.delay_after(attempt)
             status, wake = self._instance_state(rec.wake_at)
             events = self._attempt_started(rec, attempt, started, cfg) + [
-                self._ev(rec, now, "attempt_errored", {"attempt": attempt, "error": info,
-                                                       "retryDelayMs": round((rec.wake_at - now) * 1000),
-                                                       "nextRetryAt": rec.wake_at})]
+                self._ev(
+                    rec,
+                    now,
+                    "attempt_errored",
+                    {
+                        "attempt": attempt,
+                        "error": info,
+                        "retryDelayMs": round((rec.wake_at - now) * 1000),
+                        "nextRetryAt": rec.wake_at,
+                    },
+                )
+            ]
             await self._commit(StepWrite(rec, AttemptRow(attempt, started, now, info), status, wake, events=events))
             crash_point("retry-delay", rec.name)
             if self.pause_pending and self.active_attempts == 0:
@@ -482,8 +541,9 @@ class Execution:
         ctx = StepContext(rec.name, rec.n, attempt, cfg.display)
         self.active_attempts += 1
         started = self.clock.now()
-        marker = self.clock.call_at(started + MARK_STARTED_AFTER,
-                                    lambda: self._mark_started(rec, attempt, started, cfg))
+        marker = self.clock.call_at(
+            started + MARK_STARTED_AFTER, lambda: self._mark_started(rec, attempt, started, cfg)
+        )
         token = current_step.set((self, rec.name, rec.n))
         deadline = self.clock.now() + cfg.timeout
         try:
@@ -496,7 +556,8 @@ class Execution:
         except TimeoutError as exc:
             if _expired(timeout):
                 return "retry", WorkflowTimeoutError(
-                    f"step {rec.name!r} attempt {attempt} timed out after {cfg.display['timeout']}")
+                    f"step {rec.name!r} attempt {attempt} timed out after {cfg.display['timeout']}"
+                )
             return "retry", exc
         except Exception as exc:
             return ("final" if _is_nonretryable(exc) else "retry"), exc
@@ -514,17 +575,26 @@ class Execution:
             result = await result
         return result
 
-    def _mark_started(self, rec: StepRow, attempt: int, started: float, cfg: "StepConfig") -> None:
+    def _mark_started(self, rec: StepRow, attempt: int, started: float, cfg: StepConfig) -> None:
         events = self._attempt_started(rec, attempt, started, cfg)
 
         async def mark():
             if rec.status != "running" or rec.attempts >= attempt:  # it ended while this was scheduled
                 return
             try:
-                await self.host.astore.write(self.host.store_ops.mark_attempt_started, self.host.owner, self.seq,
-                                             self.gen, rec, attempt, started, events)
+                await self.host.astore.write(
+                    self.host.store_ops.mark_attempt_started,
+                    self.host.owner,
+                    self.seq,
+                    self.gen,
+                    rec,
+                    attempt,
+                    started,
+                    events,
+                )
             except Exception:  # visibility only; the outcome commit is what counts
                 pass
+
         asyncio.ensure_future(mark())
 
     # -- sleeps --------------------------------------------------------------------------
@@ -540,12 +610,15 @@ class Execution:
 
         def wake_at(now: float) -> float:
             if target < now:
-                raise ValidationError(f"sleep_until {name!r} was given a time in the past ({when!r})",
-                                      "pass a time in the future")
+                raise ValidationError(
+                    f"sleep_until {name!r} was given a time in the past ({when!r})", "pass a time in the future"
+                )
             if target - now > MAX_SLEEP:
-                raise ValidationError(f"sleep_until {name!r} was given {when!r}, more than 365 days away",
-                                      "sleep at most 365 days")
+                raise ValidationError(
+                    f"sleep_until {name!r} was given {when!r}, more than 365 days away", "sleep at most 365 days"
+                )
             return target
+
         await self._sleep(name, wake_at)
 
     async def _sleep(self, name: str, wake_at: Callable[[float], float]) -> None:
@@ -568,8 +641,9 @@ class Execution:
         if rec.wake_at > self.clock.now():
             await self._wait_until(rec.wake_at)
         rec.status, rec.ended_at = "complete", self.clock.now()
-        await self._commit(StepWrite(rec, None, *self._instance_state(),
-                                     events=[self._ev(rec, rec.ended_at, "sleep_completed")]))
+        await self._commit(
+            StepWrite(rec, None, *self._instance_state(), events=[self._ev(rec, rec.ended_at, "sleep_completed")])
+        )
         self._after_step()
 
     # -- events --------------------------------------------------------------------------
@@ -579,8 +653,9 @@ class Execution:
             check_event_type(event_type)
         seconds = parse_duration(timeout, f"timeout of wait_for_event {name!r}")
         if seconds > MAX_SLEEP:
-            raise ValidationError(f"timeout of wait_for_event {name!r} is longer than 365 days",
-                                  "wait at most 365 days")
+            raise ValidationError(
+                f"timeout of wait_for_event {name!r} is longer than 365 days", "wait at most 365 days"
+            )
         key = self._key("waitForEvent", name)
         rec = self.history.get(key)
         if rec is not None and rec.status == "complete":
@@ -601,17 +676,30 @@ class Execution:
         store = self.host.store_ops
         while True:
             seen = self.poke_count
-            event = await (self.host.astore.call(store.next_event, self.seq, event_type) if self.mods is None
-                           else self.mods.next_event(self, rec.key, event_type))
+            event = await (
+                self.host.astore.call(store.next_event, self.seq, event_type)
+                if self.mods is None
+                else self.mods.next_event(self, rec.key, event_type)
+            )
             now = self.clock.now()
             if event is not None:
-                output = ('{"type":%s,"payload":%s,"timestamp":%r}'
-                          % (codec.encode(event.type, "event type"), event.payload or "null", event.created_at))
+                output = '{"type":%s,"payload":%s,"timestamp":%r}' % (  # noqa: UP031 - JSON built from JSON parts
+                    codec.encode(event.type, "event type"),
+                    event.payload or "null",
+                    event.created_at,
+                )
                 rec.status, rec.output, rec.ended_at, rec.wake_at = "complete", output, now, None
                 try:
-                    await self._commit(StepWrite(rec, None, *self._instance_state(), consume_event=event.seq,
-                                                 events=self._wait_events(rec, recorded, now) + [
-                                                     self._ev(rec, now, "wait_completed", {"eventType": event.type})]))
+                    await self._commit(
+                        StepWrite(
+                            rec,
+                            None,
+                            *self._instance_state(),
+                            consume_event=event.seq,
+                            events=self._wait_events(rec, recorded, now)
+                            + [self._ev(rec, now, "wait_completed", {"eventType": event.type})],
+                        )
+                    )
                 except Interrupt:
                     raise
                 except Exception:  # another wait took it first; look again
@@ -620,13 +708,21 @@ class Execution:
                 self._after_step()
                 return _step_event(codec.decode(output))
             if now >= rec.wake_at:
-                info = {"name": "WorkflowTimeoutError",
-                        "message": f"wait_for_event {rec.name!r} timed out: no "
-                                   f"{repr(event_type) + ' ' if event_type else ''}event arrived in time"}
+                info = {
+                    "name": "WorkflowTimeoutError",
+                    "message": f"wait_for_event {rec.name!r} timed out: no "
+                    f"{repr(event_type) + ' ' if event_type else ''}event arrived in time",
+                }
                 rec.status, rec.error, rec.ended_at, rec.wake_at = "errored", info, now, None
-                await self._commit(StepWrite(rec, None, *self._instance_state(),
-                                             events=self._wait_events(rec, recorded, now) + [
-                                                 self._ev(rec, now, "wait_timed_out", {"error": info})]))
+                await self._commit(
+                    StepWrite(
+                        rec,
+                        None,
+                        *self._instance_state(),
+                        events=self._wait_events(rec, recorded, now)
+                        + [self._ev(rec, now, "wait_timed_out", {"error": info})],
+                    )
+                )
                 self._after_step()
                 raise rebuild_error(info)
             if self.poke_count != seen:

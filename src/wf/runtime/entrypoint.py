@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
-from typing import Any, Mapping
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
 
 
 class WorkflowEntrypoint:
@@ -17,7 +18,7 @@ class WorkflowEntrypoint:
         self.ctx = ctx
         self.env = env
 
-    async def run(self, event: "WorkflowEvent", step: Any) -> Any:  # pragma: no cover - abstract
+    async def run(self, event: WorkflowEvent, step: Any) -> Any:  # pragma: no cover - abstract
         raise NotImplementedError(f"{type(self).__name__} must define `async def run(self, event, step)`")
 
 
@@ -29,10 +30,11 @@ class WorkflowEvent(Mapping):
 
     _aliases = {"instanceId": "instance_id", "workflowName": "workflow_name"}
 
-    def __init__(self, payload: Any, timestamp: float, instance_id: str, workflow_name: str,
-                 schedule: dict | None = None):
+    def __init__(
+        self, payload: Any, timestamp: float, instance_id: str, workflow_name: str, schedule: dict | None = None
+    ):
         self.payload = payload
-        self.timestamp = datetime.fromtimestamp(timestamp, tz=timezone.utc)
+        self.timestamp = datetime.fromtimestamp(timestamp, tz=UTC)
         self.instance_id = instance_id
         self.workflow_name = workflow_name
         self.schedule = schedule
@@ -54,8 +56,10 @@ class WorkflowEvent(Mapping):
         return len(self._keys())
 
     def __repr__(self) -> str:
-        return (f"WorkflowEvent(instance_id={self.instance_id!r}, workflow_name={self.workflow_name!r}, "
-                f"payload={self.payload!r})")
+        return (
+            f"WorkflowEvent(instance_id={self.instance_id!r}, workflow_name={self.workflow_name!r}, "
+            f"payload={self.payload!r})"
+        )
 
 
 class StepEvent(Mapping):
@@ -64,7 +68,7 @@ class StepEvent(Mapping):
     def __init__(self, type: str, payload: Any, timestamp: float):
         self.type = type
         self.payload = payload
-        self.timestamp = datetime.fromtimestamp(timestamp, tz=timezone.utc)
+        self.timestamp = datetime.fromtimestamp(timestamp, tz=UTC)
 
     def __getitem__(self, key: str) -> Any:
         if key not in ("type", "payload", "timestamp"):

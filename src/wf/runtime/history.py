@@ -6,8 +6,8 @@ hot path pays for one row, not four); readers see the four events Cloudflare rep
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import replace
-from typing import Iterable
 
 from .store.base import HistoryRow
 
@@ -20,8 +20,10 @@ def expand(rows: Iterable[HistoryRow]) -> list[HistoryRow]:
             continue
         data = row.data or {}
         started = data.get("startedAt", row.at)
-        out += [replace(row, at=started, type="step_started", data=None),
-                replace(row, at=started, type="attempt_started", data={"attempt": 1}),
-                replace(row, type="attempt_completed", data={"attempt": 1}),
-                replace(row, type="step_completed", data={"output": data.get("output")})]
+        out += [
+            replace(row, at=started, type="step_started", data=None),
+            replace(row, at=started, type="attempt_started", data={"attempt": 1}),
+            replace(row, type="attempt_completed", data={"attempt": 1}),
+            replace(row, type="step_completed", data={"output": data.get("output")}),
+        ]
     return out

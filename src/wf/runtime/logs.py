@@ -33,8 +33,9 @@ class _Handler(logging.Handler):
         where = current.get()
         if where is not None:
             try:
-                where[0].capture(where[1], where[2], "log", f"{record.levelname} {record.name}: "
-                                                            f"{record.getMessage()}\n")
+                where[0].capture(
+                    where[1], where[2], "log", f"{record.levelname} {record.name}: {record.getMessage()}\n"
+                )
             except Exception:  # a log line must never break a step
                 pass
 

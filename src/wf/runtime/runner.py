@@ -18,11 +18,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..errors import error_info
 from . import logs
 from .clock import Clock, SystemClock
-from ..errors import error_info
-from .engine import Execution, Interrupt
 from .coordination import coordination_for
+from .engine import Execution, Interrupt
 from .store import open_store
 from .store.aio import AsyncStore
 
@@ -43,11 +43,23 @@ class Registered:
 
 
 class Runner:
-    def __init__(self, workflows: dict[str, Registered], state_dir: str | Path, *, store_url: str | None = None,
-                 clock: Clock | None = None, owner: str | None = None, concurrency: int = 1000,
-                 keep_warm: float = 60.0, replay_always: bool = False, lease: float = 30.0,
-                 reap_interval: float = 1.0, env: Any = None, astore: AsyncStore | None = None,
-                 capture_output: bool = True):
+    def __init__(
+        self,
+        workflows: dict[str, Registered],
+        state_dir: str | Path,
+        *,
+        store_url: str | None = None,
+        clock: Clock | None = None,
+        owner: str | None = None,
+        concurrency: int = 1000,
+        keep_warm: float = 60.0,
+        replay_always: bool = False,
+        lease: float = 30.0,
+        reap_interval: float = 1.0,
+        env: Any = None,
+        astore: AsyncStore | None = None,
+        capture_output: bool = True,
+    ):
         self.workflows = workflows
         self.state_dir = Path(state_dir)
         self.clock = clock or SystemClock()
@@ -73,7 +85,7 @@ class Runner:
 
     # -- lifecycle -----------------------------------------------------------------------
 
-    async def start(self) -> "Runner":
+    async def start(self) -> Runner:
         await self.astore.open()
         if self.capture_output:
             logs.install()
@@ -155,8 +167,9 @@ class Runner:
             steps, losses = await self.astore.call(self.store_ops.load_run, row.seq)
         except Exception:
             log.exception("could not load instance %s", row.id)
-            await self.astore.write(self.store_ops.release, self.owner, row.seq, row.gen, self.clock.now() + 1,
-                                   self.clock.now())
+            await self.astore.write(
+                self.store_ops.release, self.owner, row.seq, row.gen, self.clock.now() + 1, self.clock.now()
+            )
             return
         if losses >= self.max_losses:
             await self._give_up(row)
@@ -173,13 +186,16 @@ class Runner:
 
     async def _give_up(self, row) -> None:
         """A step keeps killing its runner: end the instance instead of crashing forever."""
-        error = {"name": "WorkflowFatalError",
-                 "message": f"the runner died {self.max_losses} times in a row while running this instance, with no "
-                            f"step finishing in between; a step probably kills its process (os._exit, a crash "
-                            f"in native code, running out of memory)"}
+        error = {
+            "name": "WorkflowFatalError",
+            "message": f"the runner died {self.max_losses} times in a row while running this instance, with no "
+            f"step finishing in between; a step probably kills its process (os._exit, a crash "
+            f"in native code, running out of memory)",
+        }
         log.error("instance %s: %s", row.id, error["message"])
-        await self.astore.write(self.store_ops.finish_instance, self.owner, row.seq, row.gen, "errored", None,
-                                error, self.clock.now())
+        await self.astore.write(
+            self.store_ops.finish_instance, self.owner, row.seq, row.gen, "errored", None, error, self.clock.now()
+        )
 
     async def _execute(self, x: Execution) -> None:
         try:
@@ -194,8 +210,9 @@ class Runner:
             log.exception("instance %s raised %s", x.row.id, type(exc).__name__)
             status, value = "errored", error_info(exc)
         output, error = (value, None) if status == "complete" else (None, value)
-        done = await self.astore.write(self.store_ops.finish_instance, self.owner, x.seq, x.gen, status, output,
-                                       error, self.clock.now())
+        done = await self.astore.write(
+            self.store_ops.finish_instance, self.owner, x.seq, x.gen, status, output, error, self.clock.now()
+        )
         if done and self.finished is not None:
             self.finished.put_nowait((x.seq, status))
 
@@ -243,15 +260,17 @@ class Runner:
             free = self.concurrency - len(self._tasks)  # claimed ones still loading count too
             rows = []
             if free > 0:
-                rows = await self.astore.call(self.store_ops.claim, self.owner, now, now + self.lease, free, names,
-                                              caps)
+                rows = await self.astore.call(
+                    self.store_ops.claim, self.owner, now, now + self.lease, free, names, caps
+                )
                 for row in rows:
                     self._spawn(row)
             if rows and len(rows) == free:
                 await asyncio.sleep(0)
                 continue
-            due = await self.astore.call(self.store_ops.next_wake, names, caps) if free > len(rows) or free <= 0 \
-                else None
+            due = (
+                await self.astore.call(self.store_ops.next_wake, names, caps) if free > len(rows) or free <= 0 else None
+            )
             if free <= 0 and due is not None and due <= now:
                 self._make_room()  # those suspended wake this loop as they finish
                 due = None
@@ -266,7 +285,7 @@ class Runner:
         """The runner is full and work is due: suspend instances that only wait (they hold no
         work) so that it can start; they come back by replay when their timer or event comes."""
         idle = [x for x in self.executions.values() if x.is_idle() and x.stop_reason is None]
-        for x in idle[:max(1, self.concurrency // 10)]:
+        for x in idle[: max(1, self.concurrency // 10)]:
             self.suspend(x)
 
     async def _sleep_until(self, deadline: float) -> None:

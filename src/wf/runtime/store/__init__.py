@@ -19,10 +19,15 @@ def open_store(state_dir: str | Path, url: str | None = None) -> SQLiteStore:
     if url:
         if url.startswith(("postgresql://", "postgres://")):
             from .postgres import PostgresStore
+
             return PostgresStore(url)
         if url.startswith("sqlite:///"):
-            return SQLiteStore(url[len("sqlite:///") - 1:] if url.startswith("sqlite:////") else url[len("sqlite:///"):])
+            return SQLiteStore(
+                url[len("sqlite:///") - 1 :] if url.startswith("sqlite:////") else url[len("sqlite:///") :]
+            )
         scheme = url.split(":", 1)[0]
-        raise StoreError(f"store URL {url!r} uses {scheme!r}, which this wf does not support",
-                         "use postgresql://user@host/db, a sqlite:///path URL, or leave WF_STORE unset for .wf/state.db")
+        raise StoreError(
+            f"store URL {url!r} uses {scheme!r}, which this wf does not support",
+            "use postgresql://user@host/db, a sqlite:///path URL, or leave WF_STORE unset for .wf/state.db",
+        )
     return SQLiteStore(db_path(state_dir))

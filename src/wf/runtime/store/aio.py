@@ -8,9 +8,10 @@ many steps.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
-from typing import Any, Callable
+from typing import Any
 
 from .sqlite import SQLiteStore, _Failed
 
@@ -24,7 +25,7 @@ class AsyncStore:
         self._flushing = False
         self.calls = 0  # `call`s in flight (the test harness waits for them before moving its clock)
 
-    async def open(self) -> "AsyncStore":
+    async def open(self) -> AsyncStore:
         if self.store is None:
             self.store = await self.call(self._opener)
         return self
@@ -54,8 +55,7 @@ class AsyncStore:
             while self._pending:
                 batch, self._pending = self._pending, []
                 try:
-                    results = await loop.run_in_executor(self._executor, self.store.run_batch,
-                                                         [op for op, _ in batch])
+                    results = await loop.run_in_executor(self._executor, self.store.run_batch, [op for op, _ in batch])
                 except BaseException as exc:  # the whole transaction failed
                     for _, fut in batch:
                         if not fut.done():

@@ -1,8 +1,8 @@
 """The project's entry point: the workflow classes, and an HTTP app that `wf dev` serves at /.
 
-    POST /api/orders                   start an order      -> {"instanceId": ...}
-    GET  /api/workflows/{id}           an instance's status
-    POST /api/workflows/{id}/approve   approve a waiting approval instance
+POST /api/orders                   start an order      -> {"instanceId": ...}
+GET  /api/workflows/{id}           an instance's status
+POST /api/workflows/{id}/approve   approve a waiting approval instance
 """
 
 from starlette.applications import Starlette
@@ -54,8 +54,10 @@ async def approve(request: Request) -> JSONResponse:
     return JSONResponse({"sent": True})
 
 
-app = Starlette(routes=[
-    Route("/api/orders", create_order, methods=["POST"]),
-    Route("/api/workflows/{id}", instance_status, methods=["GET"]),
-    Route("/api/workflows/{id}/approve", approve, methods=["POST"]),
-])
+app = Starlette(
+    routes=[
+        Route("/api/orders", create_order, methods=["POST"]),
+        Route("/api/workflows/{id}", instance_status, methods=["GET"]),
+        Route("/api/workflows/{id}/approve", approve, methods=["POST"]),
+    ]
+)

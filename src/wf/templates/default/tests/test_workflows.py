@@ -16,9 +16,11 @@ ORDER = json.loads((ROOT / "order.json").read_text())
 
 def scenario(test):
     """Run `async def test(t)` against this project's workflows on a fresh temporary store."""
+
     async def main():
         async with from_config(ROOT / "wrangler.jsonc") as t:
             await test(t)
+
     asyncio.run(main())
 
 
@@ -26,8 +28,12 @@ def test_order_completes():
     async def test(t):
         inst = await t.create("order-processing", ORDER)
         await inst.wait_for_status("complete")
-        assert await inst.get_output() == {"status": "completed", "transactionId": "txn-o-1001",
-                                           "trackingNumber": "TRK-o-1001"}
+        assert await inst.get_output() == {
+            "status": "completed",
+            "transactionId": "txn-o-1001",
+            "trackingNumber": "TRK-o-1001",
+        }
+
     scenario(test)
 
 
@@ -39,6 +45,7 @@ def test_payment_fails_twice_then_succeeds():
         await inst.wait_for_status("complete")
         payment = [s for s in await inst.steps() if s["name"] == "process-payment"][0]
         assert payment["attempts"] == [False, False, True]
+
     scenario(test)
 
 
@@ -49,6 +56,7 @@ def test_out_of_stock_cancels_the_order():
         await t.create("order-processing", ORDER, id="oos-1")
         await inst.wait_for_status("complete")
         assert await inst.get_output() == {"status": "cancelled", "reason": "out_of_stock"}
+
     scenario(test)
 
 
@@ -59,6 +67,7 @@ def test_approval_approved():
         await t.create("approval", {"approver": "ann"}, id="ok-1")
         await inst.wait_for_status("complete")
         assert await inst.get_output() == {"status": "approved", "by": "ann"}
+
     scenario(test)
 
 
@@ -67,4 +76,5 @@ def test_approval_times_out_after_24_hours():
         inst = await t.create("approval", {"approver": "ann"})
         await inst.wait_for_status("complete")  # the fake clock skips the 24 hours
         assert await inst.get_output() == {"status": "timed_out"}
+
     scenario(test)

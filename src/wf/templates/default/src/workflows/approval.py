@@ -12,8 +12,9 @@ class ApprovalWorkflow(WorkflowEntrypoint):
         request = event.payload
         await step.do("notify-approver", lambda: {"notified": request.get("approver", "manager")})
         try:
-            decision = await step.wait_for_event("wait-for-approval", "approval",
-                                                 timeout=request.get("timeout", "24 hours"))
+            decision = await step.wait_for_event(
+                "wait-for-approval", "approval", timeout=request.get("timeout", "24 hours")
+            )
         except WorkflowTimeoutError:
             await step.do("escalate", lambda: {"escalated": True})
             return {"status": "timed_out"}

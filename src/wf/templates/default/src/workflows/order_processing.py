@@ -27,27 +27,41 @@ class OrderWorkflow(WorkflowEntrypoint):
             return all(check.get("available", False) for check in checks)
 
         if not await step.do("validate-inventory", validate):
-            await step.do("notify-out-of-stock", lambda: api.post(
-                "/notifications/send", {"userId": order["userId"], "message": "Items out of stock"}))
+            await step.do(
+                "notify-out-of-stock",
+                lambda: api.post("/notifications/send", {"userId": order["userId"], "message": "Items out of stock"}),
+            )
             return {"status": "cancelled", "reason": "out_of_stock"}
 
         payment = await step.do(
             "process-payment",
             lambda: api.post("/payments/charge", {"orderId": order["orderId"], "userId": order["userId"]}),
-            config={"retries": {"limit": 3, "delay": "2 seconds", "backoff": "exponential"},
-                    "timeout": "30 seconds"})
+            config={"retries": {"limit": 3, "delay": "2 seconds", "backoff": "exponential"}, "timeout": "30 seconds"},
+        )
 
         await step.sleep("wait-before-fulfillment", order.get("fulfillmentDelay", "2 seconds"))
 
-        shipment = await step.do("create-shipment", lambda: api.post(
-            "/shipping/create", {"orderId": order["orderId"], "items": order["items"]}))
+        shipment = await step.do(
+            "create-shipment",
+            lambda: api.post("/shipping/create", {"orderId": order["orderId"], "items": order["items"]}),
+        )
 
-        await step.do("send-confirmation", lambda: api.post("/notifications/send", {
-            "userId": order["userId"],
-            "message": f"Order {order['orderId']} shipped! Tracking: {shipment['trackingNumber']}"}))
+        await step.do(
+            "send-confirmation",
+            lambda: api.post(
+                "/notifications/send",
+                {
+                    "userId": order["userId"],
+                    "message": f"Order {order['orderId']} shipped! Tracking: {shipment['trackingNumber']}",
+                },
+            ),
+        )
 
-        return {"status": "completed", "transactionId": payment["transactionId"],
-                "trackingNumber": shipment["trackingNumber"]}
+        return {
+            "status": "completed",
+            "transactionId": payment["transactionId"],
+            "trackingNumber": shipment["trackingNumber"],
+        }
 
 
 class Api:

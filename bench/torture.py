@@ -328,7 +328,7 @@ def _damage(kind: str, db: Path) -> None:
         db.write_bytes(bytes(data))
     elif kind == "newer-schema":
         conn = sqlite3.connect(db)
-        conn.execute("UPDATE meta SET value='999' WHERE key='schema_version'")
+        conn.execute("UPDATE wf_meta SET value='999' WHERE key='schema_version'")
         conn.commit()
         conn.close()
     elif kind == "not-wf-sqlite":

@@ -625,8 +625,8 @@ def test_truncated_database_is_a_store_error_naming_it(project, keep):
 def test_database_from_a_newer_wf_is_refused_and_left_alone(project):
     project.client.close()
     with sqlite3.connect(project.db) as conn:
-        version = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0]
-        conn.execute("UPDATE meta SET value='999' WHERE key='schema_version'")
+        version = conn.execute("SELECT value FROM wf_meta WHERE key='schema_version'").fetchone()[0]
+        conn.execute("UPDATE wf_meta SET value='999' WHERE key='schema_version'")
     conn.close()
     before = _digest(project.db)
     with pytest.raises(StoreError) as info:
@@ -635,7 +635,7 @@ def test_database_from_a_newer_wf_is_refused_and_left_alone(project):
     assert "upgrade" in info.value.hint
     assert _digest(project.db) == before
     with sqlite3.connect(project.db) as conn:  # put the version back: everything is still there
-        conn.execute("UPDATE meta SET value=? WHERE key='schema_version'", (version,))
+        conn.execute("UPDATE wf_meta SET value=? WHERE key='schema_version'", (version,))
     conn.close()
     project.assert_intact()
 

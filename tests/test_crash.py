@@ -112,7 +112,7 @@ def project(shop_project):
 @pytest.fixture
 def client(project, store):
     c = Client(load_config(project / "wrangler.jsonc", store=store.url))
-    assert (type(c.store).__name__ == "PostgresStore") == (store.name == "postgres")
+    assert c.store.kind == ("postgres" if store.name == "postgres" else "sqlite")
     yield c
     c.close()
 

@@ -21,8 +21,10 @@ from typing import TYPE_CHECKING, Any
 from .config import Config, load_config
 from .errors import ConflictError, NotFoundError, ValidationError
 from .runtime import codec
-from .runtime.store import open_store
-from .runtime.store.base import STATUSES, InstanceRow
+from .runtime.status import STATUSES
+from .runtime.store import db_path, open_store
+from .runtime.store.base import HistoryRow, InstanceRow
+from .runtime.store.urls import is_postgres, redact
 from .runtime.validate import check_event_type, check_instance_id
 
 if TYPE_CHECKING:  # the async side (asyncio, threads) is imported only by those who use it
@@ -45,17 +47,24 @@ def status_shape(row: InstanceRow) -> dict:
 class Client:
     """Every operation on instances, on one synchronous store connection."""
 
-    def __init__(self, config: Config, store=None, clock: Clock | None = None):
+    def __init__(self, config: Config, store=None, clock: Clock | None = None, coordination=None):
         self.config = config
         self.state_dir = Path(config.state_dir)
         self._store = store
         self.clock = clock
+        self._coordination = coordination  # how runners hear of writes; chosen by the store when None
 
     @property
     def store(self):
         if self._store is None:
-            self._store = open_store(self.state_dir, self.config.store_url)
+            self._store = open_store(self.state_dir, self.config.store_url, self.config.settings)
         return self._store
+
+    @property
+    def store_name(self) -> str:
+        """The store, for messages: its URL without a password, or the SQLite file (not opened)."""
+        url = self.config.store_url
+        return redact(url) if url else str(db_path(self.state_dir))
 
     def now(self) -> float:
         return time.time() if self.clock is None else self.clock.now()
@@ -63,10 +72,10 @@ class Client:
     @property
     def coordination(self):
         """How runners are told of writes and found alive: chosen by the store (coordination.py)."""
-        if getattr(self, "_coordination", None) is None:
-            distributed = (self.config.store_url or "").startswith(("postgresql://", "postgres://"))
+        if self._coordination is None:
             from .runtime.coordination import coordination_for
 
+            distributed = is_postgres(self.config.store_url)
             self._coordination = coordination_for(self.store if distributed else None, self.state_dir)
         return self._coordination
 
@@ -200,6 +209,51 @@ class Client:
             "end": row.ended_at,
             "steps": [_describe_step(s) for s in steps],
         }
+
+    def events(self, id: str, workflow: str | None = None) -> list[dict]:
+        """The events sent to an instance, oldest first, and whether a wait took each one."""
+        row = self.get(id, workflow)
+        return [
+            {"type": e.type, "payload": codec.decode(e.payload), "created": e.created_at, "consumed": taken is not None}
+            for e, taken in self.store.events(row.seq)
+        ]
+
+    def count_by_status(self, workflow: str) -> dict[str, int]:
+        """How many instances of `workflow` are in each status (statuses with none are left out)."""
+        self.config.workflow(workflow)
+        return self.store.count_by_status(workflow)
+
+    # -- the event log -------------------------------------------------------------------
+
+    def history(
+        self, after: int = 0, *, instance: InstanceRow | None = None, workflow: str | None = None, limit: int = 1000
+    ) -> list[HistoryRow]:
+        """Event log entries after the entry numbered `after`, oldest first: of one instance (a row
+        from `get`), of one workflow, or of all. Each row keeps its entry's number (`seq`), so the
+        last row's `seq` is where to read on from."""
+        from .runtime.history import expand
+
+        if workflow is not None:
+            self.config.workflow(workflow)
+        seq = instance.seq if instance is not None else None
+        return expand(self.store.history(after, seq, workflow if instance is None else None, limit))
+
+    def last_history_seq(self) -> int:
+        """The number of the newest event log entry (0 when there is none)."""
+        return self.store.last_history_seq()
+
+    # -- many at once --------------------------------------------------------------------
+
+    def delete_all(self, workflow: str) -> int:
+        """Delete every instance of `workflow`; how many there were."""
+        self.config.workflow(workflow)
+        deleted = 0
+        while rows := self.store.list_instances(workflow, None, 500, 0):
+            for row in rows:
+                self.store.delete(row.seq)
+                self._notify(f"c:{row.seq}")
+                deleted += 1
+        return deleted
 
     def close(self) -> None:
         if self._store is not None:
@@ -422,11 +476,7 @@ def connect(
 ) -> Env:
     """Async bindings: `await wf.connect().ORDERS.create(params={...})`."""
     cfg = config if isinstance(config, Config) else load_config(config, env=env, store=store, persist_to=persist_to)
-    from .runtime.store.aio import AsyncStore
-
-    astore = AsyncStore(lambda: open_store(cfg.state_dir, cfg.store_url))
-    client = _LazyClient(cfg, astore)
-    return async_env(client, astore)
+    return AsyncClient(cfg).env()
 
 
 class _LazyClient(Client):
@@ -438,9 +488,39 @@ class _LazyClient(Client):
 
     @property
     def store(self):
-        if self._astore.store is None:
-            self._astore.store = self._astore._opener()
-        return self._astore.store
+        return self._astore.open_here()
 
 
-__all__ = ["Client", "Env", "connect", "connect_sync", "check_instance_id", "status_shape"]
+class AsyncClient:
+    """`Client` for asyncio code (the HTTP server, the runner's `self.env`): the same operations,
+    run on the store's own thread, so the event loop never waits on the database.
+
+        ac = AsyncClient(config)
+        row = await ac.call(ac.client.get, "order-1")
+    """
+
+    def __init__(self, config: Config, *, clock: Clock | None = None, astore: AsyncStore | None = None):
+        if astore is None:
+            from .runtime.store.aio import AsyncStore
+
+            astore = AsyncStore(lambda: open_store(config.state_dir, config.store_url, config.settings))
+        self.config, self.astore = config, astore
+        self.client: Client = _LazyClient(config, astore, clock)
+
+    async def call(self, fn, *args: Any) -> Any:
+        """Run `fn(*args)` (a method of `self.client`) on the store's thread."""
+        return await self.astore.call(fn, *args)
+
+    async def open(self) -> AsyncClient:
+        await self.astore.open()
+        return self
+
+    async def close(self) -> None:
+        await self.astore.close()
+
+    def env(self) -> Env:
+        """Async bindings and vars on this client, as a workflow's `self.env` sees them."""
+        return async_env(self.client, self.astore)
+
+
+__all__ = ["Client", "AsyncClient", "Env", "connect", "connect_sync", "check_instance_id", "status_shape"]

@@ -9,6 +9,7 @@ Precedence, highest first:
   not inherited (as in wrangler): the section's own, or empty.
 * state: `persist_to` (relative to cwd), else `<config dir>/.wf`.
 * store URL: the `store` argument, else `$WF_STORE`, else None.
+* runtime settings (`wf.runtime.settings`): from the environment, once, here.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from typing import Any
 import json5
 
 from wf.errors import ConfigError, NotFoundError
+from wf.runtime.settings import Settings
 
 CONFIG_NAMES = ("wrangler.jsonc", "wrangler.json", "wrangler.toml")
 INHERITABLE = ("name", "main", "compatibility_date", "compatibility_flags")
@@ -65,6 +67,7 @@ class Config:
     env_name: str | None
     state_dir: Path
     store_url: str | None
+    settings: Settings = field(default_factory=Settings)  # runtime settings from the environment
 
     def workflow(self, name: str) -> WorkflowConfig:
         return self._find("name", name, "named")
@@ -195,6 +198,7 @@ def load_config(
         env_name=env,
         state_dir=(cwd / Path(persist_to)).resolve() if persist_to else file.parent / ".wf",
         store_url=store or environ.get("WF_STORE") or None,
+        settings=Settings.from_env(environ),
     )
 
 

@@ -80,7 +80,14 @@ class ConflictError(WfError):
 
 
 class StoreError(WfError):
+    """The store failed. `transient`: an outage (a database restart, a full disk, a lock held too
+    long) that may pass; the runner retries, and a workflow never fails because of it."""
+
     exit_code = 5
+
+    def __init__(self, message: str, hint: str | None = None, *, transient: bool = False):
+        super().__init__(message, hint)
+        self.transient = transient
 
 
 class NoRunnerError(WfError):

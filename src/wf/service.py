@@ -5,21 +5,18 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from .client import _LazyClient, async_env
+from .client import AsyncClient
 from .config import Config
 from .loader import load_workflow_classes
 from .runtime.runner import Registered, Runner
-from .runtime.store import open_store
-from .runtime.store.aio import AsyncStore
 
 
 def build_runner(config: Config, classes: dict[str, type] | None = None, **options: Any) -> Runner:
     """A runner for every workflow the config declares (classes imported from `main` unless given)."""
     classes = classes if classes is not None else load_workflow_classes(config)
     registered = {w.name: Registered(classes[w.name], w.step_limit, w.concurrency_limit) for w in config.workflows}
-    astore = AsyncStore(lambda: open_store(config.state_dir, config.store_url))
-    runner = Runner(registered, config.state_dir, astore=astore, **options)
-    runner.env = async_env(_LazyClient(config, astore, runner.clock), astore)
+    runner = Runner(registered, config.state_dir, settings=config.settings, store_url=config.store_url, **options)
+    runner.env = AsyncClient(config, clock=runner.clock, astore=runner.astore).env()
     return runner
 
 

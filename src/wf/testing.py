@@ -56,7 +56,6 @@ __all__ = [
 ]
 
 DEFAULT_TIMEOUT = 30.0  # real seconds an observer may wait before it gives up
-QUIET = 0.01  # real seconds of idleness before the fake clock may jump
 PATIENCE = 0.5  # real seconds a step attempt may run, nothing else happening, before the clock jumps anyway
 
 
@@ -405,8 +404,8 @@ class WorkflowIntrospector:
         self._t, self.workflow = test, workflow
         self.plan = _Plan()
         self.captured: list[str] = []
-        latest = test.client.store.latest_instance(None)
-        self.after_seq = latest.seq if latest is not None else 0
+        latest = test.client.list(limit=1)
+        self.after_seq = latest[0].seq if latest else 0
         test._registry.sessions[workflow] = self
 
     def modify_all(self, fn: Callable[[Modifier], Any] | None = None) -> Modifier:
@@ -458,6 +457,20 @@ def _class_config(workflows: Mapping[str, type], vars: Mapping | None, root: Pat
     )
 
 
+class _InProcess:
+    """The test's client tells the runner of its writes directly (no datagram to wait for)."""
+
+    def __init__(self, test: WorkflowTest):
+        self.test = test
+
+    def notify(self, note: str) -> None:
+        if self.test.runner is not None:
+            self.test.runner.handle_note(note)
+
+    def alive(self) -> bool:
+        return self.test.runner is not None
+
+
 class WorkflowTest:
     """The real runner on a temporary store and a fake clock. Use `async with`, or `await start()`
     then `await close()`; it also starts by itself on first use inside a running event loop."""
@@ -494,7 +507,7 @@ class WorkflowTest:
             )
         self.classes = dict(workflows) if workflows else load_workflow_classes(self.config)
         self.clock = FakeClock(start_time)
-        self.client = Client(self.config, clock=self.clock)
+        self.client = Client(self.config, clock=self.clock, coordination=_InProcess(self))
         self.replay_always, self.keep_warm, self.timeout, self.patience = replay_always, keep_warm, timeout, patience
         self.concurrency = concurrency
         self.runner = None
@@ -619,55 +632,21 @@ class WorkflowTest:
     # -- time ----------------------------------------------------------------------------
 
     async def settle(self, timeout: float | None = None) -> None:
-        """Wait (in real time) until the runner is idle: nothing running, pending or due. A step
-        attempt that runs `patience` seconds with nothing else happening counts as idle too, so
-        that a hanging step can reach its timeout on the fake clock."""
+        """Wait until the runner is quiescent: nothing running, pending or due. A step attempt that
+        runs `patience` real seconds while nothing else happens counts as idle too, so that a
+        hanging step can reach its timeout on the fake clock."""
         await self._ensure_started()
-        deadline = time.monotonic() + (timeout or self.timeout)
-        last, idle_since, quiet_since = None, time.monotonic(), time.monotonic()
+        runner, limit = self.runner, timeout or self.timeout
+        deadline = time.monotonic() + limit
         while True:
-            await asyncio.sleep(0.002)
-            now = time.monotonic()
-            mark, idle, pending = self._fingerprint(), self._idle(), self._pending()
-            if mark != last or pending:
-                last, idle_since, quiet_since = mark, now, now
-            elif not idle:
-                idle_since = now
-            if now - idle_since >= QUIET or now - quiet_since >= self.patience:
+            try:
+                await asyncio.wait_for(runner.quiescent(), min(self.patience, max(0.001, deadline - time.monotonic())))
                 return
-            if now > deadline:
-                raise WorkflowTestError(f"the runner was still busy after {timeout or self.timeout}s: {self._busy()}")
-
-    def _fingerprint(self) -> tuple:
-        if hasattr(self.client.store, "activity"):  # PostgreSQL
-            return self.client.store.activity()
-        conn = self.client.store.conn
-        return (
-            conn.execute("SELECT max(updated_at), count(*) FROM instances").fetchone(),
-            conn.execute("SELECT count(*), sum(attempts) FROM steps").fetchone(),
-        )
-
-    def _pending(self) -> bool:
-        """Store writes in flight, or an instance due that the runner has yet to claim."""
-        if self.runner.astore._pending or self.runner.astore._flushing:
-            return True
-        if len(self.runner._tasks) > len(self.runner.executions):  # claimed, still loading its steps
-            return True
-        if getattr(self.runner.astore, "calls", 0):  # a store read in flight (slow on a loaded PostgreSQL)
-            return True
-        due = self.client.store.next_wake(list(self.classes))
-        return due is not None and due <= self.clock.now()
-
-    def _idle(self) -> bool:
-        return all(x.is_idle() for x in self.runner.executions.values())
-
-    def _busy(self) -> str:
-        running = [
-            f"{x.row.id} ({x.active_attempts} attempt(s) running)"
-            for x in self.runner.executions.values()
-            if not x.is_idle()
-        ]
-        return "instances " + ", ".join(running) if running else "store writes pending"
+            except TimeoutError:
+                if runner.running_attempts():
+                    return
+                if time.monotonic() > deadline:
+                    raise WorkflowTestError(f"the runner was still busy after {limit}s: {runner.busy_with()}") from None
 
     async def advance(self, seconds: float) -> None:
         """Move the fake clock forward by `seconds` (timers due by then fire), then settle."""

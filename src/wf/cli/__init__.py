@@ -71,12 +71,8 @@ def _fast_status(args: list[str]) -> bool:
     if parsed is None:
         return False
     options, id, workflow = parsed
-    import sqlite3
 
-    from ..errors import WfError
-
-    config = None
-    try:
+    def status() -> None:
         from ..client import Client
         from ..config import load_config
 
@@ -87,25 +83,28 @@ def _fast_status(args: list[str]) -> bool:
             store=options.get("store"),
         )
         result = Client(config).status(id, workflow)
-    except WfError as exc:
-        fail(exc, str(exc), exc.hint, exc.exit_code)
-    except sqlite3.DatabaseError as exc:
-        fail(
-            exc,
-            f"the state database {store_name(config)} is damaged: {exc}",
-            "move it aside and run again; wf starts a fresh one",
-            5,
-        )
-    sys.stdout.write(json.dumps(result, indent=2, default=str) + "\n")
+        sys.stdout.write(json.dumps(result, indent=2, default=str) + "\n")
+
+    guarded(status)
     return True
 
 
-def store_name(config) -> str:
-    if config is None:
-        return "(unknown)"
-    from ..runtime.store import db_path
+def guarded(command, verbose: bool = False) -> None:
+    """The command line's one error boundary: a `WfError` (the user can act on it) becomes one
+    sentence and a hint on stderr and its exit code; anything else is a bug, said plainly. A
+    traceback only with --verbose (or WF_VERBOSE=1)."""
+    from ..errors import WfError
 
-    return config.store_url or str(db_path(config.state_dir))
+    try:
+        command()
+    except WfError as exc:
+        fail(exc, str(exc), exc.hint, exc.exit_code, verbose)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except Exception as exc:  # a bug: say so plainly, details with --verbose
+        fail(
+            exc, f"unexpected error: {type(exc).__name__}: {exc}", "run again with --verbose and report it", 1, verbose
+        )
 
 
 def fail(exc: BaseException, message: str, hint: str | None, code: int, verbose: bool = False) -> None:

@@ -21,12 +21,11 @@ def worker(
     replay_always: bool = typer.Option(
         False, "--replay-always", hidden=True, help="Suspend and replay after every step (tests)."
     ),
-    lease: float = typer.Option(
-        30.0,
+    lease: float | None = typer.Option(
+        None,
         "--lease",
         min=0.5,
-        envvar="WF_LEASE",
-        help="Seconds a PostgreSQL worker's claims outlive its last heartbeat.",
+        help="Seconds a PostgreSQL worker's claims outlive its last heartbeat (default: $WF_LEASE or 30).",
     ),
 ):
     """Run the runner: execute instances, fire timers. Stop with Ctrl-C.
@@ -47,10 +46,10 @@ async def _serve(runner, config) -> None:
         loop.add_signal_handler(sig, stop.set)
     await runner.start()
     names = ", ".join(w.name for w in config.workflows) or "(none)"
-    from ..runtime.store.postgres import redact
 
-    where = redact(config.store_url) if config.store_url else config.state_dir
-    say(f"wf worker {runner.owner} ready: workflows {names}; state in {where}")
+    from ..client import Client
+
+    say(f"wf worker {runner.owner} ready: workflows {names}; state in {Client(config).store_name}")
     await stop.wait()
     say("stopping: letting in-flight steps finish...")
     await runner.stop()

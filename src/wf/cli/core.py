@@ -7,15 +7,13 @@ the error's exit code; a traceback appears only with `--verbose`.
 from __future__ import annotations
 
 import json
-import sqlite3
 import sys
 from pathlib import Path
 from typing import Any
 
 import typer
 
-from ..errors import WfError
-from . import fail, store_name
+from . import guarded
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -31,7 +29,6 @@ class State:
     persist_to: str | None = None
     store: str | None = None
     verbose: bool = False
-    loaded = None  # the Config last loaded, to name its store in errors
 
 
 state = State()
@@ -46,14 +43,12 @@ def _globals(
     verbose: bool = typer.Option(False, "--verbose", help="Show tracebacks for errors."),
 ):
     state.config, state.env, state.persist_to, state.store, state.verbose = config, env, persist_to, store, verbose
-    state.loaded = None
 
 
 def load():
     from ..config import load_config
 
-    state.loaded = load_config(state.config, env=state.env, persist_to=state.persist_to, store=state.store)
-    return state.loaded
+    return load_config(state.config, env=state.env, persist_to=state.persist_to, store=state.store)
 
 
 def client():
@@ -123,27 +118,12 @@ from . import commands, dev, init, manage, tail  # noqa: E402,F401
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Console entry point, with the one error boundary."""
-    try:
-        app(args=argv, prog_name="wf")
-    except WfError as exc:
-        _fail(exc, str(exc), exc.hint, exc.exit_code)
-    except KeyboardInterrupt:
-        sys.exit(130)
-    except sqlite3.DatabaseError as exc:  # damage found after opening: a bad page deep in the file
-        _fail(
-            exc,
-            f"the state database {_store_name()} is damaged: {exc}",
-            "move it aside and run again; wf starts a fresh one",
-            5,
-        )
-    except Exception as exc:  # a bug: say so plainly, details with --verbose
-        _fail(exc, f"unexpected error: {type(exc).__name__}: {exc}", "run again with --verbose and report it", 1)
+    """Console entry point, inside the command line's one error boundary."""
+    guarded(lambda: app(args=argv, prog_name="wf"), _Verbose())
 
 
-def _store_name() -> str:
-    return store_name(state.loaded)
+class _Verbose:
+    """True once `--verbose` has been parsed (the boundary asks only after a failure)."""
 
-
-def _fail(exc: BaseException, message: str, hint: str | None, code: int) -> None:
-    fail(exc, message, hint, code, state.verbose)
+    def __bool__(self) -> bool:
+        return state.verbose

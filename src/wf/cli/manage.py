@@ -491,7 +491,7 @@ def workflows_describe(name: str = typer.Argument(..., help="Name of the workflo
     c = client()
     try:
         w = c.config.workflow(name)
-        found = c.store.count_by_status(name)
+        found = c.count_by_status(name)
     finally:
         c.close()
     counts = {s: int(found.get(s, 0)) for s in COUNTED_STATUSES}

@@ -17,7 +17,6 @@ from datetime import UTC, datetime
 
 import typer
 
-from ..runtime.history import expand
 from .core import app, client
 
 POLL = 0.1
@@ -53,53 +52,52 @@ def tail(
     Example: wf tail latest --json
     """
     c = client()
-    seq = None
+    instance = None
     cursor = 0
     if id is not None:
-        row = c.get(id, workflow)
-        seq, workflow = row.seq, None
+        instance, workflow = c.get(id, workflow), None
     elif not from_start:
-        cursor = max(0, c.store.last_history_seq() - (0 if as_json else 2000))
+        cursor = max(0, c.last_history_seq() - (0 if as_json else 2000))
     follow = _follow_json if as_json else _follow_view
     try:
-        follow(c, cursor, seq, workflow, limit)
+        follow(c, cursor, instance, workflow, limit)
     except KeyboardInterrupt:
         pass
 
 
-def _batches(c, cursor: int, seq: int | None, workflow: str | None):
+def _batches(c, cursor: int, instance, workflow: str | None):
     """Yield lists of new history rows forever (empty lists while idle)."""
     while True:
-        rows = c.store.history(after=cursor, instance=seq, workflow=workflow, limit=2000)
+        rows = c.history(cursor, instance=instance, workflow=workflow, limit=2000)
         if rows:
             cursor = rows[-1].seq
-        yield expand(rows)
+        yield rows
         if len(rows) < 2000:
             time.sleep(POLL)
 
 
-def _follow_json(c, cursor, seq, workflow, limit) -> None:
-    for rows in _batches(c, cursor, seq, workflow):
+def _follow_json(c, cursor, instance, workflow, limit) -> None:
+    for rows in _batches(c, cursor, instance, workflow):
         for h in rows:
             sys.stdout.write(json.dumps(event_json(h), default=str) + "\n")
         if rows:
             sys.stdout.flush()
-        if seq is not None and any(h.type in ENDS for h in rows):
+        if instance is not None and any(h.type in ENDS for h in rows):
             return
 
 
-def _follow_view(c, cursor, seq, workflow, limit) -> None:
+def _follow_view(c, cursor, instance, workflow, limit) -> None:
     from rich.console import Console
     from rich.live import Live
 
     model = TailModel()
     console = Console(stderr=False)
     with Live(model.render(time.time(), limit), console=console, refresh_per_second=8, transient=False) as live:
-        for rows in _batches(c, cursor, seq, workflow):
+        for rows in _batches(c, cursor, instance, workflow):
             for h in rows:
                 model.apply(h)
             live.update(model.render(time.time(), limit))
-            if seq is not None and any(h.type in ENDS for h in rows):
+            if instance is not None and any(h.type in ENDS for h in rows):
                 return
 
 

@@ -260,7 +260,7 @@ class _UserLifespan:
 def create_app(
     config,
     *,
-    astore=None,
+    aclient=None,
     env=None,
     user_app: Any = "auto",
     token: str | None = None,
@@ -268,21 +268,18 @@ def create_app(
     max_body: int = MAX_BODY,
     clock=None,
 ) -> WfApp:
-    """The app for `config`. Without `astore`, it opens its own store connection (for tests and
-    for serving without a runner); `env` defaults to async bindings on that store; `user_app`
-    defaults to `main`'s `app` if it exports one."""
-    from ..client import _LazyClient, async_env
-    from ..runtime.store import open_store
-    from ..runtime.store.aio import AsyncStore
+    """The app for `config`. Without `aclient`, it makes its own client (for tests and for serving
+    without a runner); `env` defaults to async bindings on that client; `user_app` defaults to
+    `main`'s `app` if it exports one."""
+    from ..client import AsyncClient
 
-    if astore is None:
-        astore = AsyncStore(lambda: open_store(config.state_dir, config.store_url))
-    client = _LazyClient(config, astore, clock)
+    if aclient is None:
+        aclient = AsyncClient(config, clock=clock)
     if env is None:
-        env = async_env(client, astore)
+        env = aclient.env()
     if user_app == "auto":
         user_app = find_user_app(config)
-    return WfApp(Explorer(client, astore), env, user_app, token=token, allowed_hosts=allowed_hosts, max_body=max_body)
+    return WfApp(Explorer(aclient), env, user_app, token=token, allowed_hosts=allowed_hosts, max_body=max_body)
 
 
 def find_user_app(config) -> Any:

@@ -7,7 +7,7 @@ differences: a malformed request or a refused action (terminating a finished ins
 4xx with one clear sentence, never a 500; and the instance list is the store's, not a folder
 of sqlite files.
 
-Every handler runs the synchronous `Client` on the store's own thread (`astore.call`).
+Every handler runs the `Client` on the store's own thread (`AsyncClient.call`).
 """
 
 from __future__ import annotations
@@ -22,10 +22,10 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from ..client import Client, check_instance_id
+from ..client import AsyncClient, Client, check_instance_id
 from ..errors import ConflictError, NotFoundError, ValidationError, WfError
 from ..runtime import codec
-from ..runtime.store.base import STATUSES
+from ..runtime.status import STATUSES
 
 NOT_FOUND = 10501  # miniflare's WORKFLOW_ERROR_NOT_FOUND
 INVALID = 10001  # miniflare's validation error code
@@ -82,14 +82,15 @@ def iso(ts: float | None) -> str | None:
 
 
 class Explorer:
-    """The routes, on a `Client` whose store lives on `astore`'s thread."""
+    """The routes, on a `Client` whose store lives on its own thread."""
 
-    def __init__(self, client: Client, astore):
-        self.client, self.astore = client, astore
-        self.config = client.config
+    def __init__(self, aclient: AsyncClient):
+        self.aclient = aclient
+        self.client: Client = aclient.client
+        self.config = aclient.config
 
     async def call(self, fn: Callable, *args: Any) -> Any:
-        return await self.astore.call(fn, *args)
+        return await self.aclient.call(fn, *args)
 
     def routes(self) -> list[Route]:
         h = self._handle
@@ -202,7 +203,7 @@ class Explorer:
         }
 
     async def _counts(self, name: str) -> dict:
-        counts = await self.call(self.client.store.count_by_status, name)
+        counts = await self.call(self.client.count_by_status, name)
         return {status: counts.get(status, 0) for status in COUNTED}
 
     # -- workflows ----------------------------------------------------------------------
@@ -218,17 +219,7 @@ class Explorer:
     async def delete_workflow(self, request: Request) -> Response:
         w = self._workflow(request)
 
-        def delete_all() -> int:
-            n = 0
-            while True:
-                rows = self.client.store.list_instances(w.name, None, 500, 0)
-                if not rows:
-                    return n
-                for row in rows:
-                    self.client.delete(row.id, w.name)
-                    n += 1
-
-        await self.call(delete_all)
+        await self.call(self.client.delete_all, w.name)
         return envelope({"status": "ok", "success": True})
 
     # -- instances ----------------------------------------------------------------------

@@ -160,7 +160,7 @@ class DevServer:
         user_app = find_user_app(self.config)
         allowed = None if (self.token or not is_loopback(self.host)) else LOOPBACK_HOSTS | {self.host}
         self.app = create_app(self.config, user_app=user_app, token=self.token, allowed_hosts=allowed)
-        await self.app.explorer.astore.open()
+        await self.app.explorer.aclient.open()
         self.stop_event = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -193,7 +193,7 @@ class DevServer:
         await asyncio.gather(serving, return_exceptions=True)
         stop_wait.cancel()
         await self.runner.stop(self.grace)
-        await self.app.explorer.astore.close()
+        await self.app.explorer.aclient.close()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
         self.say("stopped.")
@@ -222,7 +222,7 @@ class DevServer:
         client = self.app.explorer.client
         scheduler = CronScheduler(
             self.config,
-            self.app.explorer.astore.call,
+            self.app.explorer.aclient.call,
             lambda workflow, iid, trigger: client.create(workflow, None, iid, trigger),
             say=self.say,
         )

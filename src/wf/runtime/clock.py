@@ -14,6 +14,12 @@ from collections.abc import Callable
 
 
 class Clock:
+    pending = 0  # timer callbacks due but not yet run (only a FakeClock moved by hand has any)
+
+    def watch(self, listener: Callable[[], None]) -> None:
+        """Call `listener` after each timer callback this clock runs (a runner awaiting quiescence
+        needs to know; the system clock's timers are the event loop's own)."""
+
     def now(self) -> float:
         raise NotImplementedError
 
@@ -66,6 +72,11 @@ class FakeClock(Clock):
         self._now = start
         self._timers: list = []
         self._seq = itertools.count()
+        self._listeners: list[Callable[[], None]] = []
+        self.pending = 0
+
+    def watch(self, listener: Callable[[], None]) -> None:
+        self._listeners.append(listener)
 
     def now(self) -> float:
         return self._now
@@ -94,7 +105,17 @@ class FakeClock(Clock):
         while self._timers and self._timers[0][0] <= self._now:
             _, _, handle, callback = heapq.heappop(self._timers)
             if not handle.cancelled:
-                loop.call_soon(callback)
+                self.pending += 1
+                loop.call_soon(self._run, handle, callback)
+
+    def _run(self, handle: _FakeHandle, callback: Callable[[], None]) -> None:
+        self.pending -= 1
+        try:
+            if not handle.cancelled:
+                callback()
+        finally:
+            for listener in self._listeners:
+                listener()
 
 
 class Deadline:

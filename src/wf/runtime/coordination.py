@@ -23,14 +23,18 @@ from pathlib import Path
 from typing import Any
 
 from .presence import Presence, live_runners, notify, owner_alive
+from .retry import Backoff
 
 log = logging.getLogger("wf.runner")
+_RECONNECT = Backoff(first=0.1, factor=2.0, most=5.0)
 
 
 def coordination_for(store: Any, state_dir: str | Path):
-    """The coordination that goes with `store`: its own if it has one, else the local one."""
-    factory = getattr(store, "coordination", None)
-    return factory(state_dir) if factory is not None else LocalCoordination(state_dir)
+    """The coordination that goes with the store's kind: leases and LISTEN/NOTIFY for PostgreSQL,
+    flock and datagrams for a SQLite file (or when no store is open yet: a client on SQLite)."""
+    if store is not None and store.kind == "postgres":
+        return PostgresCoordination(store)
+    return LocalCoordination(state_dir)
 
 
 class LocalCoordination:
@@ -131,14 +135,14 @@ class PostgresCoordination:
         """LISTEN on a dedicated connection; reconnect (and poll meanwhile) if it drops."""
         import psycopg
 
-        delay = 0.1
+        delays = _RECONNECT.delays()
         while True:
             try:
-                self._listen_conn = await psycopg.AsyncConnection.connect(self.store.url, autocommit=True)
-                await self._listen_conn.execute(self.store.listen_channel())
+                self._listen_conn = await psycopg.AsyncConnection.connect(self.store.db.url, autocommit=True)
+                await self._listen_conn.execute(self.store.db.listen_statement())
                 if not listening.done():
                     listening.set_result(None)
-                delay = 0.1
+                delays = _RECONNECT.delays()
                 self.runner.wake()  # anything written while we were not listening
                 async for note in self._listen_conn.notifies():
                     self.runner.handle_note(note.payload)
@@ -150,8 +154,7 @@ class PostgresCoordination:
                 if self._listen_conn is not None:
                     await self._listen_conn.close()
                     self._listen_conn = None
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 5.0)
+            await asyncio.sleep(next(delays))
 
     async def _heartbeat(self) -> None:
         """Renew the lease a few times per lease period, from a plain thread with its own
@@ -176,7 +179,7 @@ class PostgresCoordination:
                 log.warning("heartbeat failed (%s); retrying", exc)
                 continue
             try:
-                loop.call_soon_threadsafe(lambda held=held: asyncio.ensure_future(self._drop_lost(held)))
+                loop.call_soon_threadsafe(lambda held=held: r.background(self._drop_lost(held), "dropping lost claims"))
             except RuntimeError:  # the loop is closed: the runner is gone
                 return
 

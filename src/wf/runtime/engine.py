@@ -281,6 +281,7 @@ class Execution:
         self.do_calls = 0
         self.active_attempts = 0
         self.deadlines: list[float] = []
+        self.waits: list[asyncio.Future] = []  # one per pending _wait_until
         self.wait_types: list[str | None] = []
         self.pokers: list[asyncio.Future] = []
         self.poke_count = 0
@@ -377,7 +378,10 @@ class Execution:
         self._log_flush = None
         if self.log_buffer:
             events, self.log_buffer = self.log_buffer, []
-            asyncio.ensure_future(self.host.astore.write(self.host.store_ops.append_history, self.seq, events))
+            self.host.background(
+                self.host.astore.write(self.host.store_ops.append_history, self.seq, events),
+                f"recording lines printed by instance {self.row.id}",
+            )
 
     def poke(self) -> None:
         """An event arrived for this instance: wake its waits to look."""
@@ -387,14 +391,18 @@ class Execution:
                 fut.set_result("poke")
 
     def is_idle(self) -> bool:
-        return self.active_attempts == 0 and bool(self.deadlines)
+        """Only waiting: no attempt running, and no wait that has already ended (its coroutine is
+        about to run on)."""
+        return self.active_attempts == 0 and bool(self.deadlines) and not any(f.done() for f in self.waits)
 
     async def _wait_until(self, deadline: float, wait_type: Any = False) -> str:
         """Wait for `deadline` (or a poke when `wait_type` is not False) while held in memory."""
         loop = asyncio.get_running_loop()
         fut = loop.create_future()
         handle = self.clock.call_at(deadline, lambda: fut.done() or fut.set_result("time"))
+        fut.add_done_callback(lambda _: self.host.activity())
         self.deadlines.append(deadline)
+        self.waits.append(fut)
         if wait_type is not False:
             self.pokers.append(fut)
             self.wait_types.append(wait_type)
@@ -408,6 +416,7 @@ class Execution:
             if evict is not None:
                 evict.cancel()
             self.deadlines.remove(deadline)
+            self.waits.remove(fut)
             if wait_type is not False:
                 self.pokers.remove(fut)
                 self.wait_types.remove(wait_type)
@@ -595,7 +604,7 @@ class Execution:
             except Exception:  # visibility only; the outcome commit is what counts
                 pass
 
-        asyncio.ensure_future(mark())
+        self.host.background(mark(), f"marking step {rec.name!r} of instance {self.row.id} as started")
 
     # -- sleeps --------------------------------------------------------------------------
 

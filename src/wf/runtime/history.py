@@ -27,3 +27,17 @@ def expand(rows: Iterable[HistoryRow]) -> list[HistoryRow]:
             replace(row, type="step_completed", data={"output": data.get("output")}),
         ]
     return out
+
+
+# Entries that mean an instance moved forward: after one of them, a runner dying while holding
+# the instance no longer counts towards the poison-step guard (Runner.max_losses).
+PROGRESS_EVENTS = (
+    "step_ok",
+    "step_completed",
+    "step_errored",
+    "attempt_errored",
+    "sleep_completed",
+    "wait_completed",
+    "wait_timed_out",
+    "workflow_restarted",
+)

@@ -4,6 +4,10 @@ It sleeps until the earliest timer in the store or until a client's note wakes i
 not poll. An instance that waits stays in memory (no replay) unless it stays idle longer than
 `keep_warm` seconds, when it is suspended to the store and replayed when its timer or event
 comes. `replay_always` suspends after every step, to prove that replay gives the same result.
+
+The runner owns "idle": `await runner.quiescent()` returns once nothing can happen without
+time passing or someone writing (no claim under way, no instance running code or a step
+attempt, no store write pending, no background task, nothing due in the store).
 """
 
 from __future__ import annotations
@@ -11,26 +15,27 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-import os
 import time
 import uuid
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..errors import error_info
-from . import logs
+from . import crash, logs
 from .clock import Clock, SystemClock
 from .coordination import coordination_for
 from .engine import Execution, Interrupt
+from .history import PROGRESS_EVENTS
+from .retry import Backoff
+from .settings import Settings
+from .status import Status
 from .store import open_store
 from .store.aio import AsyncStore
 
 log = logging.getLogger("wf.runner")
-# Runners that may die holding one instance, with no step of it finishing in between, before
-# the instance is failed (like DBOS's max_recovery_attempts). High, because a dying runner takes
-# every instance it held down with it, innocent ones included; WF_MAX_RECOVERY_ATTEMPTS sets it.
-MAX_LOSSES = 100
+_STORE_DOWN = Backoff(first=0.1, factor=2.0, most=5.0)
 
 
 @dataclass(frozen=True)
@@ -48,13 +53,14 @@ class Runner:
         workflows: dict[str, Registered],
         state_dir: str | Path,
         *,
+        settings: Settings | None = None,
         store_url: str | None = None,
         clock: Clock | None = None,
         owner: str | None = None,
         concurrency: int = 1000,
         keep_warm: float = 60.0,
         replay_always: bool = False,
-        lease: float = 30.0,
+        lease: float | None = None,
         reap_interval: float = 1.0,
         env: Any = None,
         astore: AsyncStore | None = None,
@@ -62,22 +68,28 @@ class Runner:
     ):
         self.workflows = workflows
         self.state_dir = Path(state_dir)
+        self.settings = settings or Settings()
         self.clock = clock or SystemClock()
         self.owner = owner or uuid.uuid4().hex[:12]
         self.concurrency, self.keep_warm, self.replay_always = concurrency, keep_warm, replay_always
-        self.lease, self.reap_interval = lease, reap_interval
+        self.lease = self.settings.lease if lease is None else lease
+        self.reap_interval = reap_interval
         self.env = env
         self.capture_output = capture_output
-        self.max_losses = int(os.environ.get("WF_MAX_RECOVERY_ATTEMPTS", MAX_LOSSES))
-        self.astore = astore or AsyncStore(lambda: open_store(self.state_dir, store_url))
-        self.coord = None  # liveness and wake-ups: chosen by the store (coordination.py)
+        self.max_losses = self.settings.max_recovery_attempts
+        self.astore = astore or AsyncStore(lambda: open_store(self.state_dir, store_url, self.settings))
+        self.astore.on_settled = self.activity
+        self.coord: Any = None  # liveness and wake-ups: chosen by the store's kind (coordination.py)
         self.executions: dict[int, Execution] = {}
         self.draining = False
-        self._wake = asyncio.Event()
-        self._loop_task: asyncio.Task | None = None
-        self._tasks: set[asyncio.Task] = set()
-        self.finished: asyncio.Queue | None = None  # (seq, status) as instances end here; for waiters
         self.modifiers = None  # wf.testing sets a lookup of per-instance mocks; the engine ignores None
+        self.finished: asyncio.Queue | None = None  # set one to get (seq, status) as instances end here
+        self._wake = asyncio.Event()
+        self._claiming = True  # the claim loop is running, or has been woken to run
+        self._loop_task: asyncio.Task | None = None
+        self._tasks: set[asyncio.Task] = set()  # one per claimed instance
+        self._background: set[asyncio.Task] = set()  # marks, log flushes, control checks
+        self._changed: asyncio.Event | None = None  # set on any activity while someone awaits quiescence
 
     @property
     def store_ops(self):
@@ -86,13 +98,14 @@ class Runner:
     # -- lifecycle -----------------------------------------------------------------------
 
     async def start(self) -> Runner:
+        crash.arm(self.settings.crash_at)
+        self.clock.watch(self.activity)
         await self.astore.open()
         if self.capture_output:
             logs.install()
         self.coord = coordination_for(self.astore.store, self.state_dir)
         await self.coord.start(self)
-        loop = asyncio.get_running_loop()
-        self._loop_task = loop.create_task(self._main())
+        self._loop_task = asyncio.get_running_loop().create_task(self._main())
         return self
 
     async def stop(self, grace: float = 5.0) -> None:
@@ -113,6 +126,8 @@ class Runner:
         if self._loop_task is not None:
             self._loop_task.cancel()
             await asyncio.gather(self._loop_task, return_exceptions=True)
+        if self._background:
+            await asyncio.wait(set(self._background), timeout=grace)
         if self.coord is not None:
             await self.coord.stop()
         if self.capture_output:
@@ -120,7 +135,92 @@ class Runner:
         await self.astore.close()
 
     def wake(self) -> None:
+        self._claiming = True
         self._wake.set()
+        self.activity()
+
+    def background(self, coro: Coroutine, what: str) -> None:
+        """Run `coro` beside the instances, tracked (stop() and quiescent() wait for it) and
+        with its failure logged, never lost."""
+        task = asyncio.get_running_loop().create_task(coro)
+        self._background.add(task)
+        task.add_done_callback(lambda t: self._background_done(t, what))
+
+    def _background_done(self, task: asyncio.Task, what: str) -> None:
+        self._background.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            exc = task.exception()
+            log.error("%s failed: %s: %s", what, type(exc).__name__, exc)
+        self.activity()
+
+    # -- quiescence ----------------------------------------------------------------------
+
+    def activity(self) -> None:
+        """Something changed that may end (or begin) quiescence; free unless someone waits for it."""
+        if self._changed is not None:
+            self._changed.set()
+
+    def settled(self) -> bool:
+        """Nothing runs right now: no claim, no instance running code or an attempt, no store
+        write, no background task. (Work may still be due in the store: see quiescent().)"""
+        return (
+            not self._claiming
+            and not self._background
+            and not self.astore.busy
+            and not self.clock.pending
+            and len(self._tasks) == len(self.executions)
+            and all(x.is_idle() for x in self.executions.values())
+        )
+
+    def running_attempts(self) -> int:
+        """Step attempts running now, across every instance in memory."""
+        return sum(x.active_attempts for x in self.executions.values())
+
+    def busy_with(self) -> str:
+        """What keeps the runner from being quiescent, in words (for error messages)."""
+        busy = [
+            f"{x.row.id} ({x.active_attempts} attempt(s) running)" for x in self.executions.values() if not x.is_idle()
+        ]
+        if busy:
+            return "instances " + ", ".join(busy)
+        if self.astore.busy:
+            return "store writes pending"
+        return "claiming work" if self._claiming else "background tasks"
+
+    async def quiescent(self) -> None:
+        """Return once the runner is settled and nothing is due in the store (an instance to
+        claim, an event for an instance held in memory)."""
+        self._changed = changed = asyncio.Event()
+        try:
+            while True:
+                changed.clear()
+                if self.settled() and not await self._work_due() and self.settled():
+                    return
+                await changed.wait()
+        finally:
+            if self._changed is changed:
+                self._changed = None
+
+    async def _work_due(self) -> bool:
+        names = list(self.workflows)
+        caps = {n: r.concurrency_limit for n, r in self.workflows.items() if r.concurrency_limit}
+        due = await self.astore.call(self.store_ops.next_wake, names, caps)
+        if due is not None and due <= self.clock.now() and len(self._tasks) < self.concurrency:
+            self.wake()
+            return True
+        return await self._poke_waiters() > 0
+
+    async def _poke_waiters(self) -> int:
+        """Poke instances in memory that wait for an event already stored (a note may be lost)."""
+        waiting = [seq for seq, x in self.executions.items() if x.pokers]
+        if not waiting:
+            return 0
+        found = await self.astore.call(self.store_ops.with_pending_events, waiting[:30000])
+        for seq in found:
+            x = self.executions.get(seq)
+            if x is not None:
+                x.poke()
+        return len(found)
 
     # -- notes from clients --------------------------------------------------------------
 
@@ -132,14 +232,14 @@ class Runner:
                 if kind == "e":
                     x.poke()
                 else:
-                    asyncio.ensure_future(self._check_control(x))
+                    self.background(self._check_control(x), f"checking instance {x.row.id} for a control change")
         self.wake()
 
     async def _check_control(self, x: Execution) -> None:
         row = await self.astore.call(self.store_ops.get_by_seq, x.seq)
         if row is None or row.gen != x.gen or row.owner != self.owner:
             self._cancel(x, "lost")
-        elif row.status == "waitingForPause":
+        elif row.status == Status.WAITING_FOR_PAUSE:
             x.pause_pending = True
             if x.active_attempts == 0:
                 self._cancel(x, "pause")
@@ -159,17 +259,23 @@ class Runner:
     def _spawn(self, row) -> None:
         task = asyncio.get_running_loop().create_task(self._drive(row))
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            exc = task.exception()
+            log.error("an instance's execution failed: %s: %s", type(exc).__name__, exc)
+        self.activity()
 
     async def _drive(self, row) -> None:
         reg = self.workflows[row.workflow]
         try:
-            steps, losses = await self.astore.call(self.store_ops.load_run, row.seq)
+            steps, losses = await self.astore.call(self.store_ops.load_run, row.seq, PROGRESS_EVENTS)
         except Exception:
             log.exception("could not load instance %s", row.id)
-            await self.astore.write(
-                self.store_ops.release, self.owner, row.seq, row.gen, self.clock.now() + 1, self.clock.now()
-            )
+            now = self.clock.now()
+            await self.astore.write(self.store_ops.release, self.owner, row.seq, row.gen, now + 1, now)
             return
         if losses >= self.max_losses:
             await self._give_up(row)
@@ -193,8 +299,9 @@ class Runner:
             f"in native code, running out of memory)",
         }
         log.error("instance %s: %s", row.id, error["message"])
+        now = self.clock.now()
         await self.astore.write(
-            self.store_ops.finish_instance, self.owner, row.seq, row.gen, "errored", None, error, self.clock.now()
+            self.store_ops.finish_instance, self.owner, row.seq, row.gen, "errored", None, error, now
         )
 
     async def _execute(self, x: Execution) -> None:
@@ -224,7 +331,7 @@ class Runner:
             if await self.astore.write(store.pause_at_boundary, self.owner, x.seq, x.gen, now):
                 return
             wake_at = now
-        if reason == "suspend" or reason == "shutdown":
+        if reason in ("suspend", "shutdown"):
             types = getattr(x, "suspend_types", [])
             await self.astore.write(store.suspend, self.owner, x.seq, x.gen, wake_at, types, now)
             return
@@ -235,7 +342,7 @@ class Runner:
     async def _main(self) -> None:
         """Claim and sleep, forever; a store that fails (a database restart, a full disk) is
         retried with a growing pause instead of stopping the runner."""
-        pause = 0.1
+        delays = _STORE_DOWN.delays()
         while not self.draining:
             started = time.monotonic()
             try:
@@ -243,7 +350,9 @@ class Runner:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                pause = 0.1 if time.monotonic() - started > 30 else min(pause * 2, 5.0)
+                if time.monotonic() - started > 30:
+                    delays = _STORE_DOWN.delays()
+                pause = next(delays)
                 log.error("the store failed (%s: %s); trying again in %.1fs", type(exc).__name__, exc, pause)
                 await asyncio.sleep(pause)
 
@@ -253,6 +362,7 @@ class Runner:
         next_reap = -math.inf
         while not self.draining:
             self._wake.clear()
+            self._claiming = True
             now = self.clock.now()
             if now >= next_reap:
                 await self._reap(now)
@@ -268,9 +378,9 @@ class Runner:
             if rows and len(rows) == free:
                 await asyncio.sleep(0)
                 continue
-            due = (
-                await self.astore.call(self.store_ops.next_wake, names, caps) if free > len(rows) or free <= 0 else None
-            )
+            due = None
+            if free > len(rows) or free <= 0:
+                due = await self.astore.call(self.store_ops.next_wake, names, caps)
             if free <= 0 and due is not None and due <= now:
                 self._make_room()  # those suspended wake this loop as they finish
                 due = None
@@ -280,6 +390,7 @@ class Runner:
         """An instance in memory started to wait: if the runner is full, look again for due work."""
         if len(self._tasks) >= self.concurrency:
             self.wake()
+        self.activity()
 
     def _make_room(self) -> None:
         """The runner is full and work is due: suspend instances that only wait (they hold no
@@ -293,21 +404,19 @@ class Runner:
             return
         loop = asyncio.get_running_loop()
         fut = loop.create_future()
-        handle = self.clock.call_at(deadline, lambda: fut.done() or fut.set_result(None))
+        handle = self.clock.call_at(deadline, lambda: None if fut.done() else fut.set_result(None))
         waiter = loop.create_task(self._wake.wait())
+        self._claiming = False
+        self.activity()
         try:
             await asyncio.wait({fut, waiter}, return_when=asyncio.FIRST_COMPLETED)
         finally:
+            self._claiming = True
             handle.cancel()
             waiter.cancel()
 
     async def _reap(self, now: float) -> None:
         """Hand back the instances of runners that died (the coordination knows how), and, in case
         a note was lost (a full socket buffer drops it), look for events nobody was told about."""
-        waiting = [seq for seq, x in self.executions.items() if x.pokers]
-        if waiting:
-            for seq in await self.astore.call(self.store_ops.with_pending_events, waiting[:30000]):
-                x = self.executions.get(seq)
-                if x is not None:
-                    x.poke()
+        await self._poke_waiters()
         await self.coord.reap(now)

@@ -1,11 +1,14 @@
-"""Stores: where instances, steps and events live. `open_store` picks one from a URL or folder."""
+"""The store: where instances, steps and events live. `open_store` picks the database from a URL
+or a state folder; the domain operations (core.py) are the same on every database."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from ...errors import StoreError
-from .sqlite import SQLiteStore
+from ..settings import Settings
+from .core import SQLStore
+from .urls import is_postgres
 
 DB_NAME = "state.db"
 
@@ -14,20 +17,22 @@ def db_path(state_dir: str | Path) -> Path:
     return Path(state_dir) / DB_NAME
 
 
-def open_store(state_dir: str | Path, url: str | None = None) -> SQLiteStore:
+def open_store(state_dir: str | Path, url: str | None = None, settings: Settings | None = None) -> SQLStore:
     """The store for a state folder, or for `url` when one is given (postgresql://... or sqlite:///path)."""
-    if url:
-        if url.startswith(("postgresql://", "postgres://")):
-            from .postgres import PostgresStore
+    settings = settings or Settings()
+    if is_postgres(url):
+        from .postgres import PostgresDB  # psycopg loads only for a PostgreSQL store
 
-            return PostgresStore(url)
-        if url.startswith("sqlite:///"):
-            return SQLiteStore(
-                url[len("sqlite:///") - 1 :] if url.startswith("sqlite:////") else url[len("sqlite:///") :]
+        return SQLStore(PostgresDB(url, settings.pg_pool))  # type: ignore[arg-type]
+    from .sqlite import SQLiteDB
+
+    if url:
+        if not url.startswith("sqlite:///"):
+            scheme = url.split(":", 1)[0]
+            raise StoreError(
+                f"store URL {url!r} uses {scheme!r}, which this wf does not support",
+                "use postgresql://user@host/db, a sqlite:///path URL, or leave WF_STORE unset for .wf/state.db",
             )
-        scheme = url.split(":", 1)[0]
-        raise StoreError(
-            f"store URL {url!r} uses {scheme!r}, which this wf does not support",
-            "use postgresql://user@host/db, a sqlite:///path URL, or leave WF_STORE unset for .wf/state.db",
-        )
-    return SQLiteStore(db_path(state_dir))
+        path = url[len("sqlite:///") - 1 :] if url.startswith("sqlite:////") else url[len("sqlite:///") :]
+        return SQLStore(SQLiteDB(path, settings.sqlite_synchronous))
+    return SQLStore(SQLiteDB(db_path(state_dir), settings.sqlite_synchronous))

@@ -1,47 +1,85 @@
-"""The embedded store: one SQLite file in WAL mode, shared safely by several processes.
+"""SQLite, the embedded default: one file in WAL mode, shared safely by several processes.
 
-Writers take `BEGIN IMMEDIATE` (the write lock up front, so two writers queue on the busy
-timeout instead of deadlocking on an upgrade). Every write a runner makes after claiming an
-instance is fenced by `owner` and `gen`: a runner that lost its claim writes nothing.
+Only what SQLite does differently lives here: opening the file (WAL, synchronous mode, busy
+timeout), `BEGIN IMMEDIATE` write transactions (the write lock up front, so two writers queue
+on the busy timeout instead of deadlocking on an upgrade), savepoints for group commit,
+migrations, and turning driver errors into `StoreError`s that say what happened. Every domain
+operation is in core.py.
 """
 
 from __future__ import annotations
 
-import os
 import sqlite3
-import time
+import threading
 from collections.abc import Callable
+from contextlib import contextmanager
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from ...errors import ConflictError, NotFoundError, StoreError
-from . import schema
-from .base import AttemptRow, EventRow, HistoryRow, InstanceRow, StepRow, StepWrite
-from .base import from_json as _unjson
-from .base import instance_from_row as _instance
-from .base import step_from_row as _step
-from .base import to_json as _json
+from ...errors import StoreError
+from ..retry import Backoff
+from .base import Failed
+from .sql import Dialect
 
 BUSY_TIMEOUT_MS = 30_000
-_INSTANCE_COLS = (
-    "seq, workflow, id, params, status, output, error, created_at, started_at, ended_at, "
-    "wake_at, owner, gen, paused_at, trigger"
-)
-_STEP_COLS = "pos, kind, name, n, status, output, error, attempts, config, started_at, ended_at, wake_at, event_type"
+_BUSY = Backoff(first=0.01, factor=1.5, most=0.1, jitter=0.5, attempts=100)
 
 
-class SQLiteStore:
-    """The `Store` contract on one SQLite file. One instance per thread (sqlite3 objects are not shared)."""
+class SQLiteDialect(Dialect):
+    name = "sqlite"
 
-    def __init__(self, path: str | Path, synchronous: str | None = None):
+    def param(self, name: str) -> str:
+        return f":{name}"
+
+    def member(self, name: str, negate: bool) -> str:
+        return f"{'NOT ' if negate else ''}IN (SELECT value FROM json_each(:{name}))"
+
+    def list_value(self, values: list) -> object:
+        import json
+
+        return json.dumps(list(values))
+
+
+def migrations() -> list[str]:
+    text = (resources.files(__package__) / "schema" / "sqlite.sql").read_text(encoding="utf-8")
+    return [part.split("\n", 1)[1].strip() for part in text.split("\n-- migration")[1:]]
+
+
+def _is_busy(exc: BaseException) -> bool:
+    text = str(exc)
+    return isinstance(exc, sqlite3.OperationalError) and ("locked" in text or "busy" in text)
+
+
+class _Result:
+    """A statement's rows, read while errors could still be turned into StoreErrors."""
+
+    __slots__ = ("rows", "rowcount")
+
+    def __init__(self, rows: list, rowcount: int):
+        self.rows, self.rowcount = rows, rowcount
+
+    def fetchone(self):
+        return self.rows[0] if self.rows else None
+
+    def fetchall(self) -> list:
+        return self.rows
+
+
+class SQLiteDB:
+    """The database port on one SQLite file. One connection, used by one thread at a time."""
+
+    dialect = SQLiteDialect()
+
+    def __init__(self, path: str | Path, synchronous: str = "normal"):
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.synchronous = (synchronous or os.environ.get("WF_SQLITE_SYNC", "normal")).upper()
-        if self.synchronous not in ("OFF", "NORMAL", "FULL", "EXTRA"):
-            raise StoreError(
-                f"WF_SQLITE_SYNC={self.synchronous.lower()!r} is not a SQLite synchronous mode",
-                "use normal (survives process crashes) or full (also survives power loss)",
-            )
+        self.where = str(self.path)
+        self.synchronous = synchronous.upper()
+        self._local = threading.local()
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise self.error(exc) from None
         self.conn = self._open()
         self._migrate()
 
@@ -54,28 +92,13 @@ class SQLiteStore:
             )
             conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
             self.conn = conn
-            try:
-                self._version()  # refuse a SQLite file that is not wf's before changing its journal mode
-            except StoreError:
-                conn.close()
-                raise
-            for attempt in range(100):
-                try:
-                    mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
-                    break
-                except sqlite3.OperationalError as exc:
-                    # switching a new file to WAL takes an exclusive lock without waiting on
-                    # busy_timeout: processes opening a fresh store at once collide here
-                    if ("locked" not in str(exc) and "busy" not in str(exc)) or attempt == 99:
-                        raise
-                    time.sleep(0.01 * min(attempt + 1, 10))
+            self._check_ours()  # refuse a SQLite file that is not wf's before changing its journal mode
+            # switching a new file to WAL takes an exclusive lock without waiting on busy_timeout:
+            # processes opening a fresh store at once collide here
+            mode = _BUSY.call(lambda: conn.execute("PRAGMA journal_mode=WAL").fetchone()[0], _is_busy)
             conn.execute(f"PRAGMA synchronous={self.synchronous}")
-        except sqlite3.DatabaseError as exc:
-            raise StoreError(
-                f"the state database {self.path} cannot be opened: {exc}",
-                "it may be damaged or not a wf database; move it aside (it is safe to delete "
-                "a .wf folder you no longer need) and run again",
-            ) from None
+        except sqlite3.Error as exc:
+            raise self.error(exc, opening=True) from None
         if mode.lower() != "wal":
             raise StoreError(
                 f"the state database {self.path} could not be switched to WAL mode (got {mode})",
@@ -83,642 +106,166 @@ class SQLiteStore:
             )
         return conn
 
-    def _migrate(self) -> None:
-        try:
-            version = self._version()
-            if version == schema.VERSION:
-                return
-            self._check_not_newer(version)
-            with self.transaction():
-                version = self._version()
-                self._check_not_newer(version)
-                if version == 0:
-                    self.conn.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
-                for sql in schema.MIGRATIONS[version:]:
-                    for statement in sql.split(";"):
-                        if statement.strip():
-                            self.conn.execute(statement)
-                self.conn.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(schema.VERSION),))
-        except sqlite3.DatabaseError as exc:
+    def _tables(self) -> set[str]:
+        return {r[0] for r in self.conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+
+    def _check_ours(self) -> None:
+        tables = self._tables()
+        if tables and not tables & {"meta", "wf_meta"}:
             raise StoreError(
-                f"the state database {self.path} is damaged or not a wf database: {exc}",
-                "move it aside and run again; wf starts a fresh one",
-            ) from None
+                f"{self.path} is a SQLite database but not a wf state database", "point --persist-to at another folder"
+            )
 
     def _version(self) -> int:
-        has_meta = self.conn.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='meta'").fetchone()
-        if not has_meta:
-            tables = self.conn.execute("SELECT count(*) FROM sqlite_master WHERE type='table'").fetchone()[0]
-            if tables:
-                raise StoreError(
-                    f"{self.path} is a SQLite database but not a wf state database",
-                    "point --persist-to at another folder",
-                )
+        tables = self._tables()
+        meta = "wf_meta" if "wf_meta" in tables else "meta" if "meta" in tables else None
+        if meta is None:
             return 0
-        row = self.conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+        row = self.conn.execute(f"SELECT value FROM {meta} WHERE key='schema_version'").fetchone()
         return int(row[0]) if row else 0
 
-    def _check_not_newer(self, version: int) -> None:
-        if version > schema.VERSION:
-            raise StoreError(
-                f"the state database {self.path} has schema version {version}, newer than this "
-                f"wf understands ({schema.VERSION})",
-                "upgrade wf (pip install -U wf)",
-            )
+    def _migrate(self) -> None:
+        steps = migrations()
+        try:
+            if self._version() == len(steps):
+                return
+            with self.transaction():
+                version = self._version()
+                if version > len(steps):
+                    raise StoreError(
+                        f"the state database {self.path} has schema version {version}, newer than "
+                        f"this wf understands ({len(steps)})",
+                        "upgrade wf (pip install -U wf)",
+                    )
+                if version == 0:
+                    self.conn.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+                for script in steps[version:]:
+                    for statement in script.split(";"):
+                        if statement.strip():
+                            self.conn.execute(statement)
+                self.conn.execute("INSERT OR REPLACE INTO wf_meta VALUES ('schema_version', ?)", (str(len(steps)),))
+        except sqlite3.Error as exc:
+            raise self.error(exc, opening=True) from None
 
     def close(self) -> None:
         self.conn.close()
 
-    # -- transactions --------------------------------------------------------------------
+    # -- errors --------------------------------------------------------------------------
 
+    def error(self, exc: BaseException, opening: bool = False) -> StoreError:
+        """A driver error as a StoreError that says what happened and what to do."""
+        text = str(exc)
+        lowered = text.lower()
+        if "disk is full" in lowered or getattr(exc, "errno", None) == 28:
+            return StoreError(
+                f"the disk holding the state database {self.path} is full",
+                "free some space; wf retries the work when it can write again",
+                transient=True,
+            )
+        if "readonly" in lowered or "read-only" in lowered or getattr(exc, "errno", None) in (13, 30):
+            return StoreError(
+                f"the state database {self.path} cannot be written: {text}",
+                "make the file and its folder writable (or point --persist-to elsewhere)",
+                transient=True,
+            )
+        if _is_busy(exc):
+            return StoreError(
+                f"the state database {self.path} stayed locked by another process for too long",
+                "check for a stuck wf process",
+                transient=True,
+            )
+        if isinstance(exc, sqlite3.DatabaseError) and not isinstance(exc, sqlite3.OperationalError) or opening:
+            return StoreError(
+                f"the state database {self.path} is damaged or not a wf database: {text}",
+                "move it aside (keep it if its state matters) and run again; wf starts a fresh one",
+            )
+        return StoreError(
+            f"the state database {self.path} failed: {text}", "run again; wf retries where it can", transient=True
+        )
+
+    # -- statements and transactions -----------------------------------------------------
+
+    def execute(self, name: str, params: dict, parts: dict[str, str]) -> _Result:
+        text, params = self.dialect.prepare(name, params, parts)
+        try:
+            cursor = self.conn.execute(text, params)
+            return _Result(cursor.fetchall(), cursor.rowcount)  # a damaged page can fail the fetch too
+        except sqlite3.Error as exc:
+            raise self.error(exc) from None
+
+    def executemany(self, name: str, rows: list[dict]) -> None:
+        text, _ = self.dialect.query(name)
+        try:
+            self.conn.executemany(text, rows)
+        except sqlite3.Error as exc:
+            raise self.error(exc) from None
+
+    def notify(self, note: str) -> None:
+        """Nothing to do: runners on this file are told by datagram after the commit (coordination.py)."""
+
+    def lock(self, key: str) -> None:
+        """Nothing to do: SQLite writers are serialized already."""
+
+    @contextmanager
     def transaction(self):
-        return _Transaction(self.conn)
+        """A write transaction, or the one already open (then it commits with the outer one)."""
+        if self.conn.in_transaction:
+            yield self
+            return
+        try:
+            _BUSY.call(lambda: self.conn.execute("BEGIN IMMEDIATE"), _is_busy)
+        except sqlite3.Error as exc:
+            raise self.error(exc) from None
+        try:
+            yield self
+        except BaseException:
+            self._end("ROLLBACK")
+            raise
+        self._end("COMMIT")
 
-    def run_batch(self, ops: list[Callable[[], Any]]) -> list[Any]:
-        """Run several writers' operations in one transaction (group commit).
+    def _end(self, how: str) -> None:
+        try:
+            self.conn.execute(how)
+        except sqlite3.Error as exc:
+            if how == "COMMIT":
+                try:
+                    self.conn.execute("ROLLBACK")
+                except sqlite3.Error:
+                    pass
+                raise self.error(exc) from None
 
-        Each op runs under its own savepoint: one op's failure is returned as its result and
-        does not undo the others.
-        """
+    def writing(self, fn: Callable[[], Any]) -> Any:
+        with self.transaction():
+            return fn()
+
+    def reading(self, fn: Callable[[], Any]) -> Any:
+        return fn()  # WAL readers never wait for writers; one statement is one snapshot
+
+    def batch(self, ops: list[Callable[[], Any]]) -> list[Any]:
+        """Several writers' operations in one transaction (group commit), each under a savepoint:
+        one op's failure is returned as its result and does not undo the others."""
         results: list[Any] = []
         with self.transaction():
             for op in ops:
-                self.conn.execute("SAVEPOINT op")
+                self._savepoint("SAVEPOINT op")
                 try:
                     results.append(op())
-                    self.conn.execute("RELEASE op")
-                except Exception as exc:  # returned to that op's caller, the batch goes on
-                    self.conn.execute("ROLLBACK TO op")
-                    self.conn.execute("RELEASE op")
-                    results.append(_Failed(exc))
+                    self._savepoint("RELEASE op")
+                except StoreError as exc:
+                    if exc.transient:  # the database itself failed: the whole batch fails
+                        raise
+                    self._undo(results, exc)
+                except Exception as exc:
+                    self._undo(results, exc)
         return results
 
-    # -- reads ---------------------------------------------------------------------------
+    def _undo(self, results: list, exc: Exception) -> None:
+        self._savepoint("ROLLBACK TO op")
+        self._savepoint("RELEASE op")
+        results.append(Failed(exc))
 
-    def get_instance(self, workflow: str | None, id: str) -> InstanceRow | None:
-        if workflow is None:
-            rows = self.conn.execute(f"SELECT {_INSTANCE_COLS} FROM instances WHERE id=? LIMIT 2", (id,)).fetchall()
-            if len(rows) > 1:
-                names = ", ".join(sorted(r[1] for r in rows))
-                raise ConflictError(
-                    f"instance id {id!r} exists in more than one workflow ({names})", "pass --workflow NAME"
-                )
-            return _instance(rows[0]) if rows else None
-        row = self.conn.execute(
-            f"SELECT {_INSTANCE_COLS} FROM instances WHERE workflow=? AND id=?", (workflow, id)
-        ).fetchone()
-        return _instance(row) if row else None
-
-    def get_by_seq(self, seq: int) -> InstanceRow | None:
-        row = self.conn.execute(f"SELECT {_INSTANCE_COLS} FROM instances WHERE seq=?", (seq,)).fetchone()
-        return _instance(row) if row else None
-
-    def latest_instance(self, workflow: str | None) -> InstanceRow | None:
-        rows = self.list_instances(workflow, None, 1)
-        return rows[0] if rows else None
-
-    def list_instances(
-        self, workflow: str | None, status: str | None, limit: int, offset: int = 0
-    ) -> list[InstanceRow]:
-        where, args = [], []
-        if workflow is not None:
-            where.append("workflow=?")
-            args.append(workflow)
-        if status is not None:
-            where.append("status=?")
-            args.append(status)
-        clause = ("WHERE " + " AND ".join(where)) if where else ""
-        rows = self.conn.execute(
-            f"SELECT {_INSTANCE_COLS} FROM instances {clause} ORDER BY created_at DESC, seq DESC LIMIT ? OFFSET ?",
-            (*args, limit, offset),
-        ).fetchall()
-        return [_instance(r) for r in rows]
-
-    def count_by_status(self, workflow: str) -> dict[str, int]:
-        rows = self.conn.execute(
-            "SELECT status, count(*) FROM instances WHERE workflow=? GROUP BY status", (workflow,)
-        ).fetchall()
-        return dict(rows)
-
-    def steps(self, seq: int, with_attempts: bool = False) -> list[StepRow]:
-        rows = self.conn.execute(f"SELECT {_STEP_COLS} FROM steps WHERE instance=? ORDER BY pos", (seq,)).fetchall()
-        steps = [_step(r) for r in rows]
-        if with_attempts and steps:
-            by_pos = {s.pos: s for s in steps}
-            for pos, attempt, start, end, error in self.conn.execute(
-                "SELECT pos, attempt, started_at, ended_at, error FROM attempts WHERE instance=? ORDER BY pos, attempt",
-                (seq,),
-            ):
-                if pos in by_pos:
-                    by_pos[pos].attempt_log.append(AttemptRow(attempt, start, end, _unjson(error)))
-        return steps
-
-    def next_event(self, seq: int, type: str | None) -> EventRow | None:
-        if type is None:
-            row = self.conn.execute(
-                "SELECT seq, type, payload, created_at FROM events WHERE instance=? "
-                "AND consumed_by IS NULL ORDER BY seq LIMIT 1",
-                (seq,),
-            ).fetchone()
-        else:
-            row = self.conn.execute(
-                "SELECT seq, type, payload, created_at FROM events WHERE instance=? "
-                "AND consumed_by IS NULL AND type=? ORDER BY seq LIMIT 1",
-                (seq, type),
-            ).fetchone()
-        return EventRow(*row) if row else None
-
-    def events(self, seq: int) -> list[tuple[EventRow, int | None]]:
-        rows = self.conn.execute(
-            "SELECT seq, type, payload, created_at, consumed_by FROM events WHERE instance=? ORDER BY seq", (seq,)
-        ).fetchall()
-        return [(EventRow(*r[:4]), r[4]) for r in rows]
-
-    def next_wake(self, workflows: list[str], caps: dict[str, int] | None = None) -> float | None:
-        """The earliest wake time of an unclaimed instance; queued instances of capped workflows
-        wait for a slot, not a time, so they are left out."""
-        marks = ",".join("?" * len(workflows))
-        capped = list(caps or ())
-        skip = f"AND NOT (status='queued' AND workflow IN ({','.join('?' * len(capped))}))" if capped else ""
-        row = self.conn.execute(
-            f"SELECT min(wake_at) FROM instances WHERE owner IS NULL AND wake_at IS NOT NULL "
-            f"AND workflow IN ({marks}) {skip}",
-            (*workflows, *capped),
-        ).fetchone()
-        return row[0]
-
-    def with_pending_events(self, seqs: list[int]) -> list[int]:
-        marks = ",".join("?" * len(seqs))
-        return [
-            r[0]
-            for r in self.conn.execute(
-                f"SELECT DISTINCT instance FROM events WHERE consumed_by IS NULL AND instance IN ({marks})", seqs
-            )
-        ]
-
-    def load_run(self, seq: int) -> tuple[list[StepRow], int]:
-        """What a runner needs to resume an instance: its steps, and how often runners died on it."""
-        return self.steps(seq), self.losses_since_progress(seq)
-
-    def losses_since_progress(self, seq: int) -> int:
-        """How many runners died holding this instance since a step last moved forward."""
-        return self.conn.execute(
-            "SELECT count(*) FROM history WHERE instance=? AND type='runner_lost' AND seq > COALESCE("
-            "(SELECT max(seq) FROM history WHERE instance=? AND type IN ('step_completed', 'step_errored', "
-            "'attempt_errored', 'sleep_completed', 'wait_completed', 'wait_timed_out', 'workflow_restarted')), 0)",
-            (seq, seq),
-        ).fetchone()[0]
-
-    def owners(self) -> list[str]:
-        return [r[0] for r in self.conn.execute("SELECT DISTINCT owner FROM instances WHERE owner IS NOT NULL")]
-
-    def history(
-        self, after: int = 0, instance: int | None = None, workflow: str | None = None, limit: int = 1000
-    ) -> list[HistoryRow]:
-        """Event log entries after `after` (a history seq), oldest first."""
-        where, args = ["h.seq > ?"], [after]
-        if instance is not None:
-            where.append("h.instance = ?")
-            args.append(instance)
-        if workflow is not None:
-            where.append("i.workflow = ?")
-            args.append(workflow)
-        rows = self.conn.execute(
-            f"SELECT h.seq, h.instance, i.workflow, i.id, h.at, h.type, h.step, h.n, h.data FROM history h "
-            f"LEFT JOIN instances i ON i.seq = h.instance WHERE {' AND '.join(where)} ORDER BY h.seq LIMIT ?",
-            (*args, limit),
-        ).fetchall()
-        return [HistoryRow(*r[:8], _unjson(r[8])) for r in rows]
-
-    def last_history_seq(self) -> int:
-        return self.conn.execute("SELECT COALESCE(max(seq), 0) FROM history").fetchone()[0]
-
-    def append_history(self, seq: int, events: list) -> None:
-        """Append `(at, type, step, n, data)` entries to an instance's event log."""
-        if events:
-            self.conn.executemany(
-                "INSERT INTO history (instance, at, type, step, n, data) VALUES (?,?,?,?,?,?)",
-                [(seq, at, type, step, n, _json(data)) for at, type, step, n, data in events],
-            )
-
-    # -- client writes -------------------------------------------------------------------
-
-    def create_instances(self, items: list[dict], now: float, skip_existing: bool = False) -> list[InstanceRow]:
-        """Insert queued instances; ConflictError on an existing id unless `skip_existing`."""
-        created = []
-        with self.transaction():
-            for item in items:
-                try:
-                    cur = self.conn.execute(
-                        "INSERT INTO instances (workflow, id, params, status, created_at, updated_at, wake_at, "
-                        "trigger) VALUES (?, ?, ?, 'queued', ?, ?, ?, ?)",
-                        (item["workflow"], item["id"], item["params"], now, now, now, _json(item.get("trigger"))),
-                    )
-                except sqlite3.IntegrityError:
-                    if skip_existing:
-                        continue
-                    raise ConflictError(
-                        f"an instance with id {item['id']!r} already exists in workflow {item['workflow']!r}",
-                        "choose another id, or restart the existing instance",
-                    ) from None
-                self.append_history(cur.lastrowid, [(now, "workflow_queued", None, None, None)])
-                created.append(
-                    InstanceRow(
-                        cur.lastrowid,
-                        item["workflow"],
-                        item["id"],
-                        item["params"],
-                        "queued",
-                        created_at=now,
-                        wake_at=now,
-                        trigger=item.get("trigger"),
-                    )
-                )
-        return created
-
-    def add_event(self, seq: int, type: str, payload: str | None, now: float) -> int:
-        with self.transaction():
-            status = self._status(seq)
-            if status in ("complete", "errored", "terminated"):
-                raise ConflictError(
-                    f"the instance is {status}; it cannot receive events",
-                    "send events only to instances that are still running, waiting or paused",
-                )
-            cur = self.conn.execute(
-                "INSERT INTO events (instance, type, payload, created_at) VALUES (?, ?, ?, ?)",
-                (seq, type, payload, now),
-            )
-            # also when a runner holds it: if that runner is dead, release_owner keeps a waiting
-            # instance's wake_at, so the event must have moved it to now (a live owner rewrites it)
-            self.conn.execute("UPDATE instances SET wake_at=? WHERE seq=? AND status='waiting'", (now, seq))
-            self.append_history(seq, [(now, "event_received", None, None, {"eventType": type})])
-            return cur.lastrowid
-
-    def _status(self, seq: int) -> str:
-        row = self.conn.execute("SELECT status FROM instances WHERE seq=?", (seq,)).fetchone()
-        if row is None:
-            raise NotFoundError("the instance was deleted", "list instances with `wf instances list`")
-        return row[0]
-
-    def pause(self, seq: int, now: float) -> str:
-        with self.transaction():
-            status = self._status(seq)
-            if status == "running":
-                self.conn.execute("UPDATE instances SET status='waitingForPause', updated_at=? WHERE seq=?", (now, seq))
-                self.append_history(seq, [(now, "workflow_waiting_for_pause", None, None, None)])
-                return "waitingForPause"
-            if status in ("queued", "waiting"):
-                self.conn.execute(
-                    "UPDATE instances SET status='paused', paused_at=?, owner=NULL, lease_until=NULL, "
-                    "wake_at=NULL, gen=gen+1, updated_at=? WHERE seq=?",
-                    (now, now, seq),
-                )
-                self.append_history(seq, [(now, "workflow_paused", None, None, None)])
-                return "paused"
-            return status
-
-    def resume(self, seq: int, now: float) -> str:
-        with self.transaction():
-            status = self._status(seq)
-            if status == "waitingForPause":
-                self.conn.execute("UPDATE instances SET status='running', updated_at=? WHERE seq=?", (now, seq))
-                return "running"
-            if status != "paused":
-                return status
-            paused_at = self.conn.execute("SELECT paused_at FROM instances WHERE seq=?", (seq,)).fetchone()[0]
-            shift = max(0.0, now - (paused_at or now))
-            self.conn.execute(
-                "UPDATE steps SET wake_at=wake_at+? WHERE instance=? AND wake_at IS NOT NULL "
-                "AND status IN ('waiting', 'retrying')",
-                (shift, seq),
-            )
-            self.conn.execute(
-                "UPDATE instances SET status='queued', paused_at=NULL, wake_at=?, updated_at=? WHERE seq=?",
-                (now, now, seq),
-            )
-            self.append_history(seq, [(now, "workflow_resumed", None, None, None)])
-            return "queued"
-
-    def terminate(self, seq: int, now: float) -> None:
-        with self.transaction():
-            status = self._status(seq)
-            if status in ("complete", "errored", "terminated"):
-                raise ConflictError(
-                    f"cannot terminate the instance: it is already {status}",
-                    "only queued, running, waiting or paused instances can be terminated",
-                )
-            self.conn.execute(
-                "UPDATE instances SET status='terminated', ended_at=?, updated_at=?, owner=NULL, "
-                "lease_until=NULL, wake_at=NULL, paused_at=NULL, gen=gen+1 WHERE seq=?",
-                (now, now, seq),
-            )
-            self.append_history(seq, [(now, "workflow_terminated", None, None, None)])
-
-    def restart(self, seq: int, now: float, from_step: tuple[str, int, str] | None = None) -> None:
-        with self.transaction():
-            self._status(seq)
-            pos = 0
-            if from_step is not None:
-                name, count, kind = from_step
-                row = self.conn.execute(
-                    "SELECT pos FROM steps WHERE instance=? AND kind=? AND name=? AND n=?", (seq, kind, name, count)
-                ).fetchone()
-                if row is None:
-                    raise NotFoundError(
-                        f"step {name!r} ({kind} #{count}) is not in the instance's execution history",
-                        "see the steps with `wf instances describe ID`",
-                    )
-                pos = row[0]
-            self.conn.execute("DELETE FROM steps WHERE instance=? AND pos>=?", (seq, pos))
-            self.conn.execute("DELETE FROM attempts WHERE instance=? AND pos>=?", (seq, pos))
-            self.conn.execute("DELETE FROM events WHERE instance=? AND consumed_by>=?", (seq, pos))
-            self.conn.execute(
-                "UPDATE instances SET status='queued', output=NULL, error=NULL, ended_at=NULL, "
-                "started_at=NULL, paused_at=NULL, owner=NULL, lease_until=NULL, wake_at=?, "
-                "gen=gen+1, updated_at=? WHERE seq=?",
-                (now, now, seq),
-            )
-            self.append_history(
-                seq, [(now, "workflow_restarted", None, None, {"fromStep": from_step[0]} if from_step else None)]
-            )
-
-    def delete(self, seq: int) -> None:
-        with self.transaction():
-            for table, col in (
-                ("steps", "instance"),
-                ("attempts", "instance"),
-                ("events", "instance"),
-                ("history", "instance"),
-                ("instances", "seq"),
-            ):
-                self.conn.execute(f"DELETE FROM {table} WHERE {col}=?", (seq,))
-
-    # -- runner writes -------------------------------------------------------------------
-
-    def claim(
-        self,
-        owner: str,
-        now: float,
-        lease_until: float,
-        limit: int,
-        workflows: list[str],
-        caps: dict[str, int] | None = None,
-    ) -> list[InstanceRow]:
-        """Take up to `limit` due instances. A workflow in `caps` starts a queued instance only
-        while fewer than its cap are running (`concurrency.limit`); waking instances go first."""
-        if limit <= 0 or not workflows:
-            return []
-        caps = {w: c for w, c in (caps or {}).items() if w in workflows}
-        with self.transaction():
-            claimed = self._claim_where(owner, now, lease_until, limit, workflows, list(caps), None)
-            for workflow, cap in caps.items():
-                running = self.conn.execute(
-                    "SELECT count(*) FROM instances WHERE workflow=? AND status IN ('running', 'waitingForPause')",
-                    (workflow,),
-                ).fetchone()[0]
-                room = min(cap - running, limit - len(claimed))
-                if room > 0:
-                    claimed += self._claim_where(owner, now, lease_until, room, [workflow], [], "queued")
-            for row in claimed:
-                if row.started_at == now:
-                    self.append_history(row.seq, [(now, "workflow_started", None, None, None)])
-        return claimed
-
-    def _claim_where(self, owner, now, lease_until, limit, workflows, capped, only_status) -> list[InstanceRow]:
-        marks = ",".join("?" * len(workflows))
-        extra, args = "", []
-        if capped:
-            extra = f"AND NOT (status='queued' AND workflow IN ({','.join('?' * len(capped))})) "
-            args = capped
-        if only_status:
-            extra += "AND status=? "
-            args = [*args, only_status]
-        rows = self.conn.execute(
-            f"UPDATE instances SET owner=?, lease_until=?, "
-            f"status=CASE WHEN status='queued' THEN 'running' ELSE status END, "
-            f"started_at=COALESCE(started_at, ?), updated_at=? "
-            f"WHERE seq IN (SELECT seq FROM instances WHERE owner IS NULL AND wake_at IS NOT NULL "
-            f"AND wake_at<=? AND workflow IN ({marks}) {extra}ORDER BY wake_at LIMIT ?) "
-            f"RETURNING {_INSTANCE_COLS}",
-            (owner, lease_until, now, now, now, *workflows, *args, limit),
-        ).fetchall()
-        return sorted((_instance(r) for r in rows), key=lambda r: (r.wake_at or 0, r.seq))
-
-    def commit_step(self, owner: str, seq: int, gen: int, w: StepWrite, now: float) -> str | None:
-        """Record one step transition if `owner` still holds the instance at `gen`.
-
-        Returns the instance status after the write (`waitingForPause` tells the engine to
-        stop at this boundary), or None when the claim was lost (fenced out).
-        """
-        row = self.conn.execute(
-            "UPDATE instances SET status=CASE WHEN status='waitingForPause' THEN status ELSE ? END, "
-            "wake_at=?, updated_at=? WHERE seq=? AND owner=? AND gen=? RETURNING status",
-            (w.instance_status, w.instance_wake_at, now, seq, owner, gen),
-        ).fetchone()
-        if row is None:
-            return None
-        s = w.step
-        self.conn.execute(
-            f"INSERT OR REPLACE INTO steps (instance, {_STEP_COLS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-            (
-                seq,
-                s.pos,
-                s.kind,
-                s.name,
-                s.n,
-                s.status,
-                s.output,
-                _json(s.error),
-                s.attempts,
-                _json(s.config),
-                s.started_at,
-                s.ended_at,
-                s.wake_at,
-                s.event_type,
-            ),
-        )
-        if w.attempt is not None:
-            a = w.attempt
-            self.conn.execute(
-                "INSERT OR REPLACE INTO attempts VALUES (?,?,?,?,?,?)",
-                (seq, s.pos, a.attempt, a.started_at, a.ended_at, _json(a.error)),
-            )
-        self.append_history(seq, w.events)
-        if w.consume_event is not None:
-            cur = self.conn.execute(
-                "UPDATE events SET consumed_by=? WHERE seq=? AND consumed_by IS NULL", (s.pos, w.consume_event)
-            )
-            if cur.rowcount != 1:
-                raise ConflictError("the event was already taken by another wait", "retry the wait")
-        return row[0]
-
-    def mark_attempt_started(
-        self, owner: str, seq: int, gen: int, step: StepRow, attempt: int, now: float, events: list = ()
-    ) -> None:
-        """Make a long-running attempt visible (and counted) before it ends."""
-        fenced = self.conn.execute(
-            "SELECT 1 FROM instances WHERE seq=? AND owner=? AND gen=?", (seq, owner, gen)
-        ).fetchone()
-        if not fenced:
-            return
-        # This mark may reach the store after the attempt's own outcome (it is written in the
-        # background): it must never undo a later state, so it only moves a step forward.
-        cur = self.conn.execute(
-            f"INSERT INTO steps (instance, {_STEP_COLS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?) "
-            f"ON CONFLICT (instance, pos) DO UPDATE SET status='running', attempts=excluded.attempts, wake_at=NULL "
-            f"WHERE steps.status IN ('running', 'retrying') AND steps.attempts < excluded.attempts",
-            (
-                seq,
-                step.pos,
-                step.kind,
-                step.name,
-                step.n,
-                "running",
-                None,
-                _json(step.error),
-                attempt,
-                _json(step.config),
-                step.started_at,
-                None,
-                None,
-                None,
-            ),
-        )
-        if cur.rowcount != 1:
-            return
-        self.conn.execute(
-            "INSERT OR IGNORE INTO attempts VALUES (?,?,?,?,?,?)", (seq, step.pos, attempt, now, None, None)
-        )
-        self.append_history(seq, list(events))
-
-    def finish_instance(
-        self, owner: str, seq: int, gen: int, status: str, output: str | None, error: dict | None, now: float
-    ) -> bool:
-        cur = self.conn.execute(
-            "UPDATE instances SET status=?, output=?, error=?, ended_at=?, updated_at=?, owner=NULL, "
-            "lease_until=NULL, wake_at=NULL WHERE seq=? AND owner=? AND gen=?",
-            (status, output, _json(error), now, now, seq, owner, gen),
-        )
-        if cur.rowcount == 1:
-            data = {"output": _unjson(output)} if status == "complete" else {"error": error}
-            self.append_history(
-                seq, [(now, f"workflow_{'completed' if status == 'complete' else status}", None, None, data)]
-            )
-        return cur.rowcount == 1
-
-    def pause_at_boundary(self, owner: str, seq: int, gen: int, now: float) -> bool:
-        cur = self.conn.execute(
-            "UPDATE instances SET status='paused', paused_at=?, updated_at=?, owner=NULL, lease_until=NULL, "
-            "wake_at=NULL WHERE seq=? AND owner=? AND gen=? AND status='waitingForPause'",
-            (now, now, seq, owner, gen),
-        )
-        if cur.rowcount == 1:
-            self.append_history(seq, [(now, "workflow_paused", None, None, None)])
-        return cur.rowcount == 1
-
-    def release(self, owner: str, seq: int, gen: int, wake_at: float | None, now: float | None = None) -> bool:
-        """Give up the claim; the instance is claimable again at `wake_at`.
-
-        A pause asked for while the runner held it takes effect now: nothing is in flight.
-        """
-        now = wake_at if now is None else now
-        cur = self.conn.execute(
-            "UPDATE instances SET owner=NULL, lease_until=NULL, "
-            "wake_at=CASE WHEN status='waitingForPause' THEN NULL ELSE ? END, "
-            "paused_at=CASE WHEN status='waitingForPause' THEN ? ELSE paused_at END, "
-            "status=CASE WHEN status='waitingForPause' THEN 'paused' ELSE status END "
-            "WHERE seq=? AND owner=? AND gen=?",
-            (wake_at, now, seq, owner, gen),
-        )
-        return cur.rowcount == 1
-
-    def suspend(self, owner: str, seq: int, gen: int, wake_at: float, wait_types: list, now: float) -> bool:
-        """Release a waiting instance; wake it at once if an event it waits for is already stored."""
-        if wait_types:
-            if None in wait_types:
-                found = self.conn.execute(
-                    "SELECT 1 FROM events WHERE instance=? AND consumed_by IS NULL LIMIT 1", (seq,)
-                ).fetchone()
-            else:
-                marks = ",".join("?" * len(wait_types))
-                found = self.conn.execute(
-                    f"SELECT 1 FROM events WHERE instance=? AND consumed_by IS NULL AND type IN ({marks}) LIMIT 1",
-                    (seq, *wait_types),
-                ).fetchone()
-            if found:
-                wake_at = now
-        return self.release(owner, seq, gen, wake_at, now)
-
-    def heartbeat(self, owner: str, lease_until: float) -> None:
-        with self.transaction():
-            self.conn.execute("UPDATE instances SET lease_until=? WHERE owner=?", (lease_until, owner))
-
-    def release_owner(self, owner: str, now: float) -> int:
-        """Hand a dead runner's instances back: running ones at once, waiting ones at their timer.
-
-        Each instance that was mid-run gets a `runner_lost` entry in its log, so a step that
-        kills its process every time is noticed (see `losses_since_progress`).
-        """
-        with self.transaction():
-            lost = self.conn.execute(
-                "SELECT seq FROM instances WHERE owner=? AND status IN ('running', 'waitingForPause')", (owner,)
-            ).fetchall()
-            for (seq,) in lost:
-                self.append_history(seq, [(now, "runner_lost", None, None, {"owner": owner})])
-            cur = self.conn.execute(
-                "UPDATE instances SET owner=NULL, lease_until=NULL, "
-                "wake_at=CASE WHEN status='waiting' AND wake_at IS NOT NULL THEN wake_at ELSE ? END "
-                "WHERE owner=?",
-                (now, owner),
-            )
-            return cur.rowcount
-
-    def release_expired(self, now: float) -> int:
-        with self.transaction():
-            cur = self.conn.execute(
-                "UPDATE instances SET owner=NULL, lease_until=NULL, "
-                "wake_at=CASE WHEN status='waiting' AND wake_at IS NOT NULL THEN wake_at ELSE ? END "
-                "WHERE owner IS NOT NULL AND lease_until<?",
-                (now, now),
-            )
-            return cur.rowcount
-
-
-class _Failed:
-    """An op's exception, carried out of a group commit."""
-
-    __slots__ = ("exc",)
-
-    def __init__(self, exc: BaseException):
-        self.exc = exc
-
-
-class _Transaction:
-    def __init__(self, conn: sqlite3.Connection):
-        self.conn = conn
-        self.outer = False
-
-    def __enter__(self):
-        if self.conn.in_transaction:
-            return self
-        self.outer = True
-        for attempt in range(50):
-            try:
-                self.conn.execute("BEGIN IMMEDIATE")
-                return self
-            except sqlite3.OperationalError as exc:
-                if "locked" not in str(exc) and "busy" not in str(exc):
-                    raise
-                time.sleep(0.01 * (attempt + 1))
-        raise StoreError(
-            "the state database stayed locked by another process for too long", "check for a stuck wf process"
-        )
-
-    def __exit__(self, exc_type, exc, tb):
-        if not self.outer:
-            return False
-        if exc_type is None:
-            self.conn.execute("COMMIT")
-        else:
-            self.conn.execute("ROLLBACK")
-        return False
+    def _savepoint(self, statement: str) -> None:
+        try:
+            self.conn.execute(statement)
+        except sqlite3.Error as exc:
+            raise self.error(exc) from None

@@ -1,0 +1,77 @@
+"""The named queries of `queries.sql`, turned into each dialect's SQL text.
+
+A query is written once. What differs between SQLite and PostgreSQL in the text itself is
+small and spelled as tokens: parameters (`:name` becomes `?`-style named `:name` for sqlite3 and
+`%(name)s` for psycopg), list membership (`{in:name}`), and row locks (`{for_update}`,
+`{skip_locked}`), which SQLite does not need because its writers are serialized.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import cache
+from importlib import resources
+
+_BLOCK = re.compile(r"^-- name: (\w+)\s*$", re.M)
+_TOKEN = re.compile(r"\{(\w+)(?::(\w+))?\}")
+_PARAM = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
+
+
+@cache
+def _blocks() -> dict[str, str]:
+    text = (resources.files(__package__) / "queries.sql").read_text(encoding="utf-8")
+    parts = _BLOCK.split(text)
+    blocks = {}
+    for name, body in zip(parts[1::2], parts[2::2]):
+        lines = [line for line in body.splitlines() if not line.lstrip().startswith("--")]
+        blocks[name] = " ".join(" ".join(lines).split())
+    return blocks
+
+
+class Dialect:
+    """How one database spells the tokens of `queries.sql`."""
+
+    name = ""
+    for_update = ""
+    skip_locked = ""
+
+    def param(self, name: str) -> str:
+        raise NotImplementedError
+
+    def member(self, name: str, negate: bool) -> str:
+        raise NotImplementedError
+
+    def list_value(self, values: list) -> object:
+        """How a list parameter is passed to the driver."""
+        return list(values)
+
+    @cache  # noqa: B019 - one instance per dialect, kept for the life of the process
+    def query(self, name: str, **parts: str) -> tuple[str, frozenset[str]]:
+        """The SQL text of query `name`, with `parts` filling `{where}`-style holes, and the
+        names of its list parameters."""
+        lists: set[str] = set()
+        blocks = _blocks()
+        if name not in blocks:
+            raise KeyError(f"no query named {name!r} in queries.sql")
+
+        def token(match: re.Match) -> str:
+            word, arg = match.group(1), match.group(2)
+            if word in ("in", "not_in") and arg:
+                lists.add(arg)
+                return self.member(arg, negate=word == "not_in")
+            if word in ("for_update", "skip_locked"):
+                return getattr(self, word)
+            if word in parts:
+                return _TOKEN.sub(token, parts[word])
+            if word in blocks:
+                return blocks[word]
+            raise KeyError(f"query {name!r} has an unfilled {{{word}}}")
+
+        text = _TOKEN.sub(token, blocks[name])
+        return _PARAM.sub(lambda m: self.param(m.group(1)), text), frozenset(lists)
+
+    def prepare(self, name: str, params: dict, parts: dict[str, str]) -> tuple[str, dict]:
+        text, lists = self.query(name, **parts)
+        if lists:
+            params = {k: (self.list_value(v) if k in lists else v) for k, v in params.items()}
+        return text, params

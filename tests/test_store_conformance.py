@@ -7,6 +7,7 @@ on a scratch schema of the server named by WF_TEST_POSTGRES (see pgtest.py).
 from __future__ import annotations
 
 import threading
+import time
 
 import psycopg
 import pytest
@@ -56,7 +57,7 @@ def step(pos=0, name="a", status="complete", output='"ok"', **kw):
 
 
 def claim_one(store, owner="r1", now=T0 + 1, lease=30.0):
-    [row] = store.claim(owner, now, now + lease, 1, ["w"])
+    [row] = store.claim(owner, now, lease, 1, ["w"])
     return row
 
 
@@ -107,18 +108,18 @@ def test_trigger_round_trips_as_json(store):
 def test_claim_takes_due_instances_once(store):
     create(store, "a", "b", "c")
     store.create_instances([{"workflow": "other", "id": "z", "params": "{}"}], T0, False)
-    got = store.claim("r1", T0 + 1, T0 + 31, 2, ["w"])
+    got = store.claim("r1", T0 + 1, 30.0, 2, ["w"])
     assert len(got) == 2 and all(r.owner == "r1" and r.status == "running" and r.started_at == T0 + 1 for r in got)
-    rest = store.claim("r2", T0 + 1, T0 + 31, 10, ["w"])
+    rest = store.claim("r2", T0 + 1, 30.0, 10, ["w"])
     assert [r.id for r in rest] == sorted({"a", "b", "c"} - {r.id for r in got})
-    assert store.claim("r2", T0 + 1, T0 + 31, 10, ["w"]) == []
-    assert store.claim("r2", T0 + 1, T0 + 31, 0, ["w"]) == []
+    assert store.claim("r2", T0 + 1, 30.0, 10, ["w"]) == []
+    assert store.claim("r2", T0 + 1, 30.0, 0, ["w"]) == []
     assert store.next_wake(["w"]) is None and store.next_wake(["other"]) == T0
 
 
 def test_claim_ignores_instances_not_yet_due(store):
     create(store, "a", now=T0 + 100)
-    assert store.claim("r1", T0, T0 + 30, 10, ["w"]) == []
+    assert store.claim("r1", T0, 30.0, 10, ["w"]) == []
     assert store.next_wake(["w"]) == T0 + 100
 
 
@@ -131,7 +132,7 @@ def test_concurrent_claimers_never_share_an_instance(backend, tmp_path):
         s = open_store(tmp_path, backend)
         mine = []
         while True:
-            rows = s.claim(name, T0 + 1, T0 + 31, 7, ["w"])
+            rows = s.claim(name, T0 + 1, 30.0, 7, ["w"])
             if not rows:
                 break
             mine += [r.id for r in rows]
@@ -207,7 +208,7 @@ def test_writes_are_fenced_by_owner_and_generation(store):
 
 def test_run_batch_isolates_a_failing_op(store):
     create(store, "a", "b")
-    a, b = store.claim("r1", T0 + 1, T0 + 31, 2, ["w"])
+    a, b = store.claim("r1", T0 + 1, 30.0, 2, ["w"])
     results = store.run_batch(
         [
             lambda: store.commit_step("r1", a.seq, a.gen, StepWrite(step()), T0 + 2),
@@ -298,7 +299,7 @@ def test_event_wakes_a_waiting_instance_and_is_refused_when_finished(store):
 
 def test_suspend_wakes_at_once_when_an_awaited_event_is_stored(store):
     create(store, "a", "b")
-    a, b = store.claim("r1", T0 + 1, T0 + 31, 2, ["w"])
+    a, b = store.claim("r1", T0 + 1, 30.0, 2, ["w"])
     store.add_event(a.seq, "go", None, T0 + 2)
     assert batch(store, lambda: store.suspend("r1", a.seq, a.gen, T0 + 500, ["go"], T0 + 3))
     assert batch(store, lambda: store.suspend("r1", b.seq, b.gen, T0 + 500, ["go"], T0 + 3))
@@ -318,7 +319,7 @@ def test_pause_resume_shifts_pending_timers(store):
     assert batch(store, lambda: store.pause_at_boundary("r1", row.seq, row.gen, T0 + 10))
     got = store.get_by_seq(row.seq)
     assert (got.status, got.owner, got.wake_at, got.paused_at) == ("paused", None, None, T0 + 10)
-    assert store.claim("r1", T0 + 100, T0 + 130, 10, ["w"]) == []
+    assert store.claim("r1", T0 + 100, 30.0, 10, ["w"]) == []
     assert store.resume(row.seq, T0 + 110) == "queued"
     assert store.steps(row.seq)[0].wake_at == T0 + 150  # shifted by the 100 s paused
     assert store.get_by_seq(row.seq).wake_at == T0 + 110
@@ -360,7 +361,7 @@ def test_terminate_restart_and_delete(store):
 
 def test_release_owner_hands_back_running_now_and_waiting_at_their_timer(store):
     create(store, "a", "b")
-    a, b = store.claim("dead", T0 + 1, T0 + 31, 2, ["w"])
+    a, b = store.claim("dead", T0 + 1, 30.0, 2, ["w"])
     w = StepWrite(step(kind="sleep", status="waiting", output=None, wake_at=T0 + 900), None, "waiting", T0 + 900)
     batch(store, lambda: store.commit_step("dead", b.seq, b.gen, w, T0 + 2))
     assert store.owners() == ["dead"]
@@ -372,13 +373,19 @@ def test_release_owner_hands_back_running_now_and_waiting_at_their_timer(store):
 
 
 def test_release_expired_takes_over_only_lapsed_leases(store):
-    create(store, "a", "b")
-    store.claim("old", T0, T0 + 10, 1, ["w"])
-    store.claim("live", T0, T0 + 10, 1, ["w"])
-    store.heartbeat("live", T0 + 100)
-    assert store.release_expired(T0 + 50) == 1
-    assert store.owners() == ["live"]
-    assert [r.owner for r in store.claim("new", T0 + 51, T0 + 81, 10, ["w"])] == ["new"]
+    """Leases are compared on the database's clock (PostgreSQL: workers' clocks may differ); a
+    negative lease stands for one that ran out long ago."""
+    now = time.time()
+    create(store, "a", "b", "c")
+    store.claim("old", now, -60.0, 1, ["w"])
+    store.claim("live", now, -60.0, 1, ["w"])
+    store.claim("keeper", now, -60.0, 1, ["w"])
+    store.heartbeat("live", now, 30.0)  # renewed its instances
+    store.register_runner("keeper", now, 30.0)  # its own lease is live: a skipped renewal does not lose it
+    assert store.release_expired(now) == 1
+    assert sorted(store.owners()) == ["keeper", "live"]
+    assert [r.owner for r in store.claim("new", now, 30.0, 10, ["w"])] == ["new"]
+    assert store.live_runners(now) == ["keeper"]
 
 
 # -- the event log -----------------------------------------------------------------------

@@ -10,7 +10,7 @@ import time
 
 import typer
 
-from .core import app, client, load, out_json, read_json_arg, say
+from .core import app, client, load, log_to_stderr, out_json, read_json_arg, say
 
 TERMINAL = ("complete", "errored", "terminated")
 
@@ -44,15 +44,21 @@ async def _serve(runner, config) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    from ..client import Client
+    from ..errors import StoreError
+
+    log_to_stderr()
     await runner.start()
     names = ", ".join(w.name for w in config.workflows) or "(none)"
-
-    from ..client import Client
-
     say(f"wf worker {runner.owner} ready: workflows {names}; state in {Client(config).store_name}")
-    await stop.wait()
+    await asyncio.wait(
+        [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(runner.failed.wait())],
+        return_when=asyncio.FIRST_COMPLETED,
+    )
     say("stopping: letting in-flight steps finish...")
     await runner.stop()
+    if runner.failure:
+        raise StoreError(f"the worker stopped: {runner.failure}", "start it again; it opens the store afresh")
 
 
 @app.command()

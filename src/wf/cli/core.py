@@ -57,6 +57,21 @@ def client():
     return Client(load())
 
 
+def log_to_stderr() -> None:
+    """The runtime's own messages (a store that fails, a runner taking over instances) go to
+    stderr, whatever workflow code does with the root logger."""
+    import logging
+
+    logger = logging.getLogger("wf")
+    if not any(getattr(h, "wf_stderr", False) for h in logger.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.wf_stderr = True  # type: ignore[attr-defined]
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False  # workflow code's root handlers (and the capture of printed lines) stay out
+
+
 def out_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
 

@@ -7,7 +7,7 @@ import os
 
 import typer
 
-from .core import app, load, say
+from .core import app, load, log_to_stderr, say
 
 
 @app.command()
@@ -32,4 +32,5 @@ def dev(
 
     config = load()
     token = os.environ.get("WF_TOKEN") or None
+    log_to_stderr()
     asyncio.run(serve_dev(config, host=host, port=port, reload=reload, token=token, say=say, concurrency=concurrency))

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,9 @@ from .presence import Presence, live_runners, notify, owner_alive
 from .retry import Backoff
 
 log = logging.getLogger("wf.runner")
+# A worker trusts its claims until this share of a lease after its last confirmed renewal was
+# sent: the database cannot have handed them to another worker before the whole lease ran out.
+TRUST = 0.9
 _RECONNECT = Backoff(first=0.1, factor=2.0, most=5.0)
 
 
@@ -79,6 +83,12 @@ class LocalCoordination:
     async def reap(self, now: float) -> None:
         """Hand back the instances of runners whose lock is gone (they died)."""
         r = self.runner
+        replaced = self.presence.replaced() or await r.astore.call(r.store_ops.replaced)
+        if replaced:
+            return r.fail(
+                f"{replaced} was deleted or replaced while this runner used it: another runner could now "
+                f"run the same instances, so this one stops"
+            )
         for owner in await r.astore.call(r.store_ops.owners):
             if owner != r.owner and not owner_alive(self.state_dir, owner):
                 released = await r.astore.call(r.store_ops.release_owner, owner, now)
@@ -109,8 +119,9 @@ class PostgresCoordination:
 
     async def start(self, runner) -> None:
         self.runner = runner
-        now = runner.clock.now()
-        await runner.astore.call(self.store.register_runner, runner.owner, now, now + runner.lease)
+        sent = time.monotonic()
+        await runner.astore.call(self.store.register_runner, runner.owner, runner.clock.now(), runner.lease)
+        runner.trust_until(sent + runner.lease * TRUST)
         loop = asyncio.get_running_loop()
         listening = loop.create_future()
         self._tasks = [loop.create_task(self._listen(listening)), loop.create_task(self._heartbeat())]
@@ -172,16 +183,21 @@ class PostgresCoordination:
     def _renew_forever(self, loop: asyncio.AbstractEventLoop, stop: threading.Event) -> None:
         r = self.runner
         while not stop.wait(max(0.05, r.lease / 4)):
-            now = r.clock.now()
+            sent = time.monotonic()  # the lease runs from (at least) this instant, on the database's clock
             try:
-                held = set(self.store.runner_heartbeat(r.owner, now, now + r.lease))
+                held = set(self.store.runner_heartbeat(r.owner, r.clock.now(), r.lease))
             except Exception as exc:
                 log.warning("heartbeat failed (%s); retrying", exc)
                 continue
             try:
-                loop.call_soon_threadsafe(lambda held=held: r.background(self._drop_lost(held), "dropping lost claims"))
+                loop.call_soon_threadsafe(self._renewed, held, sent + r.lease * TRUST)
             except RuntimeError:  # the loop is closed: the runner is gone
                 return
+
+    def _renewed(self, held: set, trusted_until: float) -> None:
+        r = self.runner
+        r.trust_until(trusted_until)
+        r.background(self._drop_lost(held), "dropping lost claims")
 
     async def _drop_lost(self, held: set) -> None:
         r = self.runner
@@ -191,7 +207,7 @@ class PostgresCoordination:
                 # gone, restarted, or taken over after our lease ran out (a finished or
                 # released one has no owner: its execution is already on its way out)
                 if claimed is None or claimed.gen != x.gen or claimed.owner not in (None, r.owner):
-                    r._cancel(x, "lost")
+                    r.lose(x)
 
     async def reap(self, now: float) -> None:
         """Hand back the instances of every runner whose lease ran out."""

@@ -19,7 +19,9 @@ from collections.abc import Callable
 from typing import Any
 
 from ..errors import (
+    ConflictError,
     NonRetryableError,
+    StoreError,
     ValidationError,
     WorkflowFatalError,
     WorkflowTimeoutError,
@@ -44,9 +46,9 @@ MARK_STARTED_AFTER = 0.05  # an attempt running longer than this is recorded as 
 class Interrupt(BaseException):
     """Unwinds `run()` when the runner stops this execution (not an error of the workflow)."""
 
-    def __init__(self, reason: str):
+    def __init__(self, reason: str, cause: BaseException | None = None):
         super().__init__(reason)
-        self.reason = reason
+        self.reason, self.cause = reason, cause
 
 
 # -- validation --------------------------------------------------------------------------
@@ -319,10 +321,25 @@ class Execution:
         idle = self.active_attempts == 0 and waiting_at is not None
         return ("waiting" if idle else "running"), (min(deadlines) if deadlines else None)
 
+    async def store_call(self, fn: Callable, *args: Any) -> Any:
+        """A store read for this execution. The store failing is not the workflow's error: the
+        execution stops (Interrupt, which run() cannot catch) and the runner replays it later."""
+        try:
+            return await self.host.astore.call(fn, *args)
+        except StoreError as exc:
+            raise Interrupt("store", exc) from None
+
+    async def store_write(self, fn: Callable, *args: Any) -> Any:
+        """A write in the runner's next group commit; a store failure stops the execution as above."""
+        try:
+            return await self.host.astore.write(fn, *args)
+        except StoreError as exc:
+            raise Interrupt("store", exc) from None
+
     async def _commit(self, write: StepWrite) -> None:
         if self.log_buffer:  # printed lines go in with the step, in time order
             write.events, self.log_buffer = sorted(self.log_buffer + write.events, key=lambda e: e[0]), []
-        status = await self.host.astore.write(
+        status = await self.store_write(
             self.host.store_ops.commit_step, self.host.owner, self.seq, self.gen, write, self.clock.now()
         )
         if status is None:
@@ -547,6 +564,8 @@ class Execution:
 
     async def _one_attempt(self, rec: StepRow, fn: Callable, cfg: StepConfig, attempt: int) -> tuple[str, Any]:
         """("ok", json) | ("retry", exc) | ("final", exc)."""
+        if not self.host.trusted():  # the claim may be another runner's by now: run nothing
+            raise Interrupt("untrusted")
         ctx = StepContext(rec.name, rec.n, attempt, cfg.display)
         self.active_attempts += 1
         started = self.clock.now()
@@ -686,7 +705,7 @@ class Execution:
         while True:
             seen = self.poke_count
             event = await (
-                self.host.astore.call(store.next_event, self.seq, event_type)
+                self.store_call(store.next_event, self.seq, event_type)
                 if self.mods is None
                 else self.mods.next_event(self, rec.key, event_type)
             )
@@ -709,9 +728,7 @@ class Execution:
                             + [self._ev(rec, now, "wait_completed", {"eventType": event.type})],
                         )
                     )
-                except Interrupt:
-                    raise
-                except Exception:  # another wait took it first; look again
+                except ConflictError:  # another wait took it first; look again
                     rec.status = "waiting"
                     continue
                 self._after_step()

@@ -107,6 +107,16 @@ class Presence:
         self.sock.bind(address)
         self.sock.setblocking(False)
 
+    def replaced(self) -> str | None:
+        """The lock file, when it is no longer the file this runner locked (deleted or replaced):
+        another runner would then believe this one dead."""
+        try:
+            if self._lock_fd is not None and os.stat(self.lock_path).st_ino == os.fstat(self._lock_fd).st_ino:
+                return None
+        except OSError:
+            pass
+        return f"the runner's lock file {self.lock_path}"
+
     def release(self) -> None:
         if self.sock is not None:
             address = socket_address(self.state_dir, self.owner)

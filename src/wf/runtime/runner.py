@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import error_info
+from ..errors import StoreError, error_info
 from . import crash, logs
 from .clock import Clock, SystemClock
 from .coordination import coordination_for
@@ -89,6 +89,12 @@ class Runner:
         self._loop_task: asyncio.Task | None = None
         self._tasks: set[asyncio.Task] = set()  # one per claimed instance
         self._background: set[asyncio.Task] = set()  # marks, log flushes, control checks
+        self._unreleased: dict[int, tuple[int, float]] = {}  # seq -> (gen, wake_at): claims to hand back
+        # Until when (time.monotonic()) this runner may trust its claims: the coordination moves it
+        # forward with each confirmed lease renewal; no step attempt starts after it.
+        self.trusted_until = math.inf
+        self.failure: str | None = None  # why this runner stopped working for good (see fail())
+        self.failed = asyncio.Event()
         self._changed: asyncio.Event | None = None  # set on any activity while someone awaits quiescence
 
     @property
@@ -133,6 +139,29 @@ class Runner:
         if self.capture_output:
             logs.uninstall()
         await self.astore.close()
+
+    def trusted(self) -> bool:
+        """May this runner start work on its claims now? Not once its lease may have run out
+        unseen (the process was stopped, the database unreachable), nor after fail()."""
+        return self.failure is None and time.monotonic() < self.trusted_until
+
+    def trust_until(self, deadline: float) -> None:
+        was = self.trusted()
+        self.trusted_until = deadline
+        if not was and self.trusted():
+            self.wake()
+
+    def fail(self, reason: str) -> None:
+        """Stop for good: claim nothing more, start no step attempt; `failed` tells the command."""
+        if self.failure is None:
+            self.failure = reason
+            log.error("%s", reason)
+            self.failed.set()
+            self.wake()
+
+    def lose(self, x: Execution) -> None:
+        """The instance is no longer this runner's (taken over, restarted, deleted): stop it, write nothing."""
+        self._cancel(x, "lost")
 
     def wake(self) -> None:
         self._claiming = True
@@ -272,11 +301,9 @@ class Runner:
         reg = self.workflows[row.workflow]
         try:
             steps, losses = await self.astore.call(self.store_ops.load_run, row.seq, PROGRESS_EVENTS)
-        except Exception:
-            log.exception("could not load instance %s", row.id)
-            now = self.clock.now()
-            await self.astore.write(self.store_ops.release, self.owner, row.seq, row.gen, now + 1, now)
-            return
+        except Exception as exc:
+            log.error("could not load instance %s (%s); it will be run again", row.id, exc)
+            return await self._hand_back(row.seq, row.gen, self.clock.now() + 1)
         if losses >= self.max_losses:
             await self._give_up(row)
             return
@@ -317,9 +344,13 @@ class Runner:
             log.exception("instance %s raised %s", x.row.id, type(exc).__name__)
             status, value = "errored", error_info(exc)
         output, error = (value, None) if status == "complete" else (None, value)
-        done = await self.astore.write(
-            self.store_ops.finish_instance, self.owner, x.seq, x.gen, status, output, error, self.clock.now()
-        )
+        try:
+            done = await self.astore.write(
+                self.store_ops.finish_instance, self.owner, x.seq, x.gen, status, output, error, self.clock.now()
+            )
+        except StoreError as exc:  # its end is not stored: it runs again (by replay) when the store is back
+            log.error("could not record the end of instance %s (%s); it will be replayed", x.row.id, exc)
+            return await self._hand_back(x.seq, x.gen, self.clock.now())
         if done and self.finished is not None:
             self.finished.put_nowait((x.seq, status))
 
@@ -327,6 +358,11 @@ class Runner:
         store, now = self.store_ops, self.clock.now()
         if reason == "lost":
             return
+        if reason == "store":
+            log.error("the store failed while instance %s ran; it will be replayed when the store is back", x.row.id)
+            return await self._hand_back(x.seq, x.gen, now)
+        if reason == "untrusted":  # release it if it is still ours (fenced); it runs again, by replay
+            return await self._hand_back(x.seq, x.gen, now)
         if reason == "pause":
             if await self.astore.write(store.pause_at_boundary, self.owner, x.seq, x.gen, now):
                 return
@@ -335,7 +371,22 @@ class Runner:
             types = getattr(x, "suspend_types", [])
             await self.astore.write(store.suspend, self.owner, x.seq, x.gen, wake_at, types, now)
             return
-        await self.astore.write(store.release, self.owner, x.seq, x.gen, min(wake_at, now), now)
+        await self._hand_back(x.seq, x.gen, min(wake_at, now))
+
+    async def _hand_back(self, seq: int, gen: int, wake_at: float) -> None:
+        """Release a claim; when the store cannot be written, keep it to release later (the claim
+        loop retries until the store is back), so that no instance stays stranded."""
+        try:
+            await self.astore.write(self.store_ops.release, self.owner, seq, gen, wake_at, self.clock.now())
+            self._unreleased.pop(seq, None)
+        except StoreError:
+            self._unreleased[seq] = (gen, wake_at)
+
+    async def _release_stranded(self) -> None:
+        for seq, (gen, wake_at) in list(self._unreleased.items()):
+            if seq not in self.executions:
+                await self.astore.write(self.store_ops.release, self.owner, seq, gen, wake_at, self.clock.now())
+            self._unreleased.pop(seq, None)
 
     # -- the loop ------------------------------------------------------------------------
 
@@ -364,15 +415,15 @@ class Runner:
             self._wake.clear()
             self._claiming = True
             now = self.clock.now()
+            if self._unreleased:
+                await self._release_stranded()
             if now >= next_reap:
                 await self._reap(now)
                 next_reap = now + self.reap_interval
-            free = self.concurrency - len(self._tasks)  # claimed ones still loading count too
+            free = self.concurrency - len(self._tasks) if self.trusted() else 0  # loading ones count too
             rows = []
             if free > 0:
-                rows = await self.astore.call(
-                    self.store_ops.claim, self.owner, now, now + self.lease, free, names, caps
-                )
+                rows = await self.astore.call(self.store_ops.claim, self.owner, now, self.lease, free, names, caps)
                 for row in rows:
                     self._spawn(row)
             if rows and len(rows) == free:
@@ -381,7 +432,7 @@ class Runner:
             due = None
             if free > len(rows) or free <= 0:
                 due = await self.astore.call(self.store_ops.next_wake, names, caps)
-            if free <= 0 and due is not None and due <= now:
+            if free <= 0 and self.trusted() and due is not None and due <= now:
                 self._make_room()  # those suspended wake this loop as they finish
                 due = None
             await self._sleep_until(min(due if due is not None else math.inf, next_reap))

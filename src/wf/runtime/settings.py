@@ -5,7 +5,9 @@ Nothing below `wf.runtime` reads an environment variable: the command line, `wf.
 
 | variable | setting | default |
 |---|---|---|
-| WF_SQLITE_SYNC | SQLite `synchronous` mode: normal or full | normal |
+| WF_DURABILITY | power-loss: what wf acknowledges is on disk first (grouped syncs); process: faster, | power-loss |
+|               | survives a crash of wf but not of the machine | |
+| WF_SQLITE_SYNC | the older spelling: full means power-loss, normal means process | |
 | WF_PG_POOL | PostgreSQL connections per process | 4 |
 | WF_LEASE | seconds a PostgreSQL worker's claims outlive its last heartbeat | 30 |
 | WF_MAX_RECOVERY_ATTEMPTS | runner deaths in a row, with no step finishing, before an instance fails | 100 |
@@ -20,12 +22,13 @@ from dataclasses import dataclass
 
 from ..errors import ConfigError
 
-SQLITE_MODES = ("normal", "full")
+DURABILITY = ("power-loss", "process")
+_SQLITE_SYNC = {"full": "power-loss", "normal": "process", "extra": "power-loss"}
 
 
 @dataclass(frozen=True)
 class Settings:
-    sqlite_synchronous: str = "normal"
+    durability: str = "power-loss"
     pg_pool: int = 4
     lease: float = 30.0
     max_recovery_attempts: int = 100
@@ -33,19 +36,32 @@ class Settings:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
-        sync = environ.get("WF_SQLITE_SYNC", "normal").strip().lower() or "normal"
-        if sync not in SQLITE_MODES:
-            raise ConfigError(
-                f"WF_SQLITE_SYNC={sync!r} is not a SQLite synchronous mode",
-                "use normal (survives process crashes) or full (also survives power loss)",
-            )
         return cls(
-            sqlite_synchronous=sync,
+            durability=_durability(environ),
             pg_pool=_number(environ, "WF_PG_POOL", 4, int, 1, 1000),
             lease=_number(environ, "WF_LEASE", 30.0, float, 0.5, 86400.0),
             max_recovery_attempts=_number(environ, "WF_MAX_RECOVERY_ATTEMPTS", 100, int, 1, 1_000_000),
             crash_at=frozenset(p.strip() for p in environ.get("WF_CRASH_AT", "").split(",") if p.strip()),
         )
+
+
+def _durability(environ: Mapping[str, str]) -> str:
+    mode = environ.get("WF_DURABILITY", "").strip().lower()
+    if mode:
+        if mode not in DURABILITY:
+            raise ConfigError(
+                f"WF_DURABILITY={mode!r} is not a durability mode",
+                "use power-loss (the default: what wf acknowledges survives a power cut) or process "
+                "(faster: survives a crash of wf, not of the machine)",
+            )
+        return mode
+    sync = environ.get("WF_SQLITE_SYNC", "").strip().lower()
+    if sync and sync not in _SQLITE_SYNC:
+        raise ConfigError(
+            f"WF_SQLITE_SYNC={sync!r} is not a SQLite synchronous mode",
+            "set WF_DURABILITY=power-loss or WF_DURABILITY=process instead",
+        )
+    return _SQLITE_SYNC.get(sync, "power-loss")
 
 
 def _number(environ: Mapping[str, str], name: str, default, kind: type, low: float, high: float):

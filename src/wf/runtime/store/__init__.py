@@ -23,7 +23,7 @@ def open_store(state_dir: str | Path, url: str | None = None, settings: Settings
     if is_postgres(url):
         from .postgres import PostgresDB  # psycopg loads only for a PostgreSQL store
 
-        return SQLStore(PostgresDB(url, settings.pg_pool))  # type: ignore[arg-type]
+        return SQLStore(PostgresDB(url, settings.pg_pool, settings.durability))  # type: ignore[arg-type]
     from .sqlite import SQLiteDB
 
     if url:
@@ -34,5 +34,5 @@ def open_store(state_dir: str | Path, url: str | None = None, settings: Settings
                 "use postgresql://user@host/db, a sqlite:///path URL, or leave WF_STORE unset for .wf/state.db",
             )
         path = url[len("sqlite:///") - 1 :] if url.startswith("sqlite:////") else url[len("sqlite:///") :]
-        return SQLStore(SQLiteDB(path, settings.sqlite_synchronous))
-    return SQLStore(SQLiteDB(db_path(state_dir), settings.sqlite_synchronous))
+        return SQLStore(SQLiteDB(path, settings.durability))
+    return SQLStore(SQLiteDB(db_path(state_dir), settings.durability))

@@ -119,6 +119,7 @@ class Database(Protocol):
     def batch(self, ops: list[Callable[[], Any]]) -> list[Any]: ...  # group commit, a savepoint per op
     def notify(self, note: str) -> None: ...  # wake runners when this transaction commits
     def lock(self, key: str) -> None: ...  # an advisory lock until this transaction ends
+    def replaced(self) -> str | None: ...  # the database, if its file is no longer the one opened
     def close(self) -> None: ...
 
 

@@ -101,6 +101,10 @@ class SQLStore:
     def close(self) -> None:
         self.db.close()
 
+    def replaced(self) -> str | None:
+        """The database, when its file was deleted or replaced under this connection (SQLite)."""
+        return self.db.replaced()
+
     def transaction(self):
         return self.db.transaction()
 
@@ -375,7 +379,7 @@ class SQLStore:
         self,
         owner: str,
         now: float,
-        lease_until: float,
+        lease: float,
         limit: int,
         workflows: list[str],
         caps: dict[str, int] | None = None,
@@ -389,7 +393,7 @@ class SQLStore:
         claimed = self._claim_due(
             owner,
             now,
-            lease_until,
+            lease,
             limit,
             list(workflows),
             "AND NOT (status = 'queued' AND workflow {in:capped})",
@@ -399,7 +403,7 @@ class SQLStore:
             self.db.lock(f"wf-cap:{workflow}")
             room = min(cap - int(self._value("count_running", workflow=workflow)), limit - len(claimed))
             if room > 0:
-                claimed += self._claim_due(owner, now, lease_until, room, [workflow], "AND status = 'queued'")
+                claimed += self._claim_due(owner, now, lease, room, [workflow], "AND status = 'queued'")
         claimed.sort(key=lambda r: (r.wake_at or 0, r.seq))
         for row in claimed:
             if row.started_at == now:
@@ -407,14 +411,14 @@ class SQLStore:
         return claimed
 
     def _claim_due(
-        self, owner: str, now: float, lease_until: float, limit: int, workflows: list[str], extra: str, **params: Any
+        self, owner: str, now: float, lease: float, limit: int, workflows: list[str], extra: str, **params: Any
     ) -> list[InstanceRow]:
         rows = self._all(
             "claim_due",
             {"extra": extra},
             owner=owner,
             now=now,
-            lease_until=lease_until,
+            lease=lease,
             limit=limit,
             workflows=workflows,
             **params,
@@ -529,9 +533,9 @@ class SQLStore:
     # -- liveness ------------------------------------------------------------------------
 
     @_write
-    def heartbeat(self, owner: str, lease_until: float) -> list[int]:
+    def heartbeat(self, owner: str, now: float, lease: float) -> list[int]:
         """Extend `owner`'s lease on its instances; the seqs it still holds."""
-        return [r[0] for r in self._all("renew_leases", owner=owner, lease_until=lease_until)]
+        return [r[0] for r in self._all("renew_leases", owner=owner, now=now, lease=lease)]
 
     @_write
     def release_owner(self, owner: str, now: float) -> int:
@@ -554,21 +558,19 @@ class SQLStore:
         return len(rows)
 
     @_write
-    def register_runner(self, owner: str, now: float, lease_until: float) -> None:
-        self._run(
-            "register_runner", owner=owner, host=socket.gethostname(), pid=os.getpid(), now=now, lease_until=lease_until
-        )
+    def register_runner(self, owner: str, now: float, lease: float) -> None:
+        self._run("register_runner", owner=owner, host=socket.gethostname(), pid=os.getpid(), now=now, lease=lease)
 
     @_write
     def unregister_runner(self, owner: str) -> None:
         self._run("forget_runner", owner=owner)
 
     @_write
-    def runner_heartbeat(self, owner: str, now: float, lease_until: float) -> list[int]:
+    def runner_heartbeat(self, owner: str, now: float, lease: float) -> list[int]:
         """Renew a runner's lease (its own row and its instances'); forget runners long gone."""
-        self.register_runner(owner, now, lease_until)
-        self._run("forget_runners_before", before=now - 3600)
-        return self.heartbeat(owner, lease_until)
+        self.register_runner(owner, now, lease)
+        self._run("forget_runners_before", now=now)
+        return self.heartbeat(owner, now, lease)
 
     @_read
     def live_runners(self, now: float) -> list[str]:

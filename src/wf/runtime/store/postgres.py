@@ -38,6 +38,7 @@ class PostgresDialect(Dialect):
     name = "postgres"
     for_update = "FOR UPDATE"
     skip_locked = "FOR UPDATE SKIP LOCKED"
+    db_now = "extract(epoch from clock_timestamp())::double precision"  # leases: one clock for every worker
 
     def param(self, name: str) -> str:
         return f"%({name})s"
@@ -49,6 +50,12 @@ class PostgresDialect(Dialect):
 def migrations() -> list[str]:
     text = (resources.files(__package__) / "schema" / "postgres.sql").read_text(encoding="utf-8")
     return [part.split("\n", 1)[1].strip() for part in text.split("\n-- migration")[1:]]
+
+
+def _durability(mode: str) -> dict:
+    """PostgreSQL's default, synchronous_commit=on, waits for the WAL flush (power-loss); in
+    "process" mode a commit returns before it, as SQLite's synchronous=NORMAL does."""
+    return {} if mode == "power-loss" else {"options": "-c synchronous_commit=off"}
 
 
 def require_psycopg() -> None:
@@ -73,7 +80,7 @@ class PostgresDB:
 
     dialect = PostgresDialect()
 
-    def __init__(self, url: str, pool_size: int = 4):
+    def __init__(self, url: str, pool_size: int = 4, durability: str = "power-loss"):
         require_psycopg()
         self.url = url
         self.where = redact(url)
@@ -93,7 +100,7 @@ class PostgresDB:
             max_size=max(1, pool_size),
             open=False,
             name="wf",
-            kwargs={"autocommit": False, "connect_timeout": CONNECT_TIMEOUT},
+            kwargs={"autocommit": False, "connect_timeout": CONNECT_TIMEOUT, **_durability(durability)},
         )
         try:
             self.pool.open(wait=True, timeout=CONNECT_TIMEOUT)
@@ -158,6 +165,9 @@ class PostgresDB:
 
     def close(self) -> None:
         self.pool.close()
+
+    def replaced(self) -> str | None:
+        return None  # a server, not a file: nothing to replace under the connection
 
     # -- errors --------------------------------------------------------------------------
 

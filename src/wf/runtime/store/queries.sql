@@ -2,7 +2,8 @@
 --
 -- `:name` is a parameter; `{in:name}` / `{not_in:name}` test membership in a list parameter;
 -- `{for_update}` and `{skip_locked}` lock rows on PostgreSQL and are empty on SQLite, whose
--- writers are serialized by BEGIN IMMEDIATE. `{where}` and the like are filled by core.py from
+-- writers are serialized by BEGIN IMMEDIATE. `{db_now}` is the database's clock where workers on
+-- several machines compare leases (PostgreSQL), the caller's `:now` where they share one (SQLite). `{where}` and the like are filled by core.py from
 -- fixed fragments. sql.py turns a query into each dialect's text once.
 
 -- name: instance_columns
@@ -149,7 +150,7 @@ WITH due AS MATERIALIZED (
   SELECT seq FROM wf_instances
   WHERE owner IS NULL AND wake_at IS NOT NULL AND wake_at <= :now AND workflow {in:workflows} {extra}
   ORDER BY wake_at LIMIT :limit {skip_locked})
-UPDATE wf_instances SET owner = :owner, lease_until = :lease_until,
+UPDATE wf_instances SET owner = :owner, lease_until = {db_now} + :lease,
   status = CASE WHEN status = 'queued' THEN 'running' ELSE status END,
   started_at = COALESCE(started_at, :now), updated_at = :now
 WHERE owner IS NULL AND seq IN (SELECT seq FROM due)
@@ -228,7 +229,7 @@ SELECT 1 FROM wf_events WHERE instance = :seq AND consumed_by IS NULL AND type {
 -- waited for: renewals never wait or deadlock, and the next one renews them.
 -- name: renew_leases
 WITH mine AS MATERIALIZED (SELECT seq FROM wf_instances WHERE owner = :owner {skip_locked})
-UPDATE wf_instances SET lease_until = :lease_until WHERE seq IN (SELECT seq FROM mine)
+UPDATE wf_instances SET lease_until = {db_now} + :lease WHERE seq IN (SELECT seq FROM mine)
 RETURNING seq
 
 -- name: instances_of_owner
@@ -238,8 +239,8 @@ SELECT seq, owner, status FROM wf_instances WHERE owner = :owner ORDER BY seq {f
 -- lease (its wf_runners row) has not run out. Rows locked by a writer are skipped too.
 -- name: instances_with_expired_lease
 SELECT seq, owner, status FROM wf_instances i
-WHERE owner IS NOT NULL AND lease_until < :now AND (CAST(:keep AS TEXT) IS NULL OR owner <> :keep)
-  AND NOT EXISTS (SELECT 1 FROM wf_runners r WHERE r.owner = i.owner AND r.lease_until >= :now)
+WHERE owner IS NOT NULL AND lease_until < {db_now} AND (CAST(:keep AS TEXT) IS NULL OR owner <> :keep)
+  AND NOT EXISTS (SELECT 1 FROM wf_runners r WHERE r.owner = i.owner AND r.lease_until >= {db_now})
 ORDER BY seq {skip_locked}
 
 -- name: hand_back
@@ -248,14 +249,15 @@ UPDATE wf_instances SET owner = NULL, lease_until = NULL,
 WHERE seq {in:seqs}
 
 -- name: register_runner
-INSERT INTO wf_runners (owner, host, pid, started_at, lease_until) VALUES (:owner, :host, :pid, :now, :lease_until)
+INSERT INTO wf_runners (owner, host, pid, started_at, lease_until)
+VALUES (:owner, :host, :pid, :now, {db_now} + :lease)
 ON CONFLICT (owner) DO UPDATE SET lease_until = excluded.lease_until
 
 -- name: forget_runner
 DELETE FROM wf_runners WHERE owner = :owner
 
 -- name: forget_runners_before
-DELETE FROM wf_runners WHERE lease_until < :before
+DELETE FROM wf_runners WHERE lease_until < {db_now} - 3600
 
 -- name: live_runners
-SELECT owner FROM wf_runners WHERE lease_until >= :now ORDER BY owner
+SELECT owner FROM wf_runners WHERE lease_until >= {db_now} ORDER BY owner

@@ -34,6 +34,7 @@ class Dialect:
     name = ""
     for_update = ""
     skip_locked = ""
+    db_now = ":now"
 
     def param(self, name: str) -> str:
         raise NotImplementedError
@@ -59,7 +60,7 @@ class Dialect:
             if word in ("in", "not_in") and arg:
                 lists.add(arg)
                 return self.member(arg, negate=word == "not_in")
-            if word in ("for_update", "skip_locked"):
+            if word in ("for_update", "skip_locked", "db_now"):
                 return getattr(self, word)
             if word in parts:
                 return _TOKEN.sub(token, parts[word])

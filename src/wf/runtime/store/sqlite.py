@@ -9,6 +9,7 @@ operation is in core.py.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 from collections.abc import Callable
@@ -71,10 +72,12 @@ class SQLiteDB:
 
     dialect = SQLiteDialect()
 
-    def __init__(self, path: str | Path, synchronous: str = "normal"):
+    def __init__(self, path: str | Path, durability: str = "power-loss"):
         self.path = Path(path)
         self.where = str(self.path)
-        self.synchronous = synchronous.upper()
+        # WAL with synchronous=FULL syncs the log at every commit (and a group commit is one
+        # commit): what wf acknowledges survives a power cut. NORMAL syncs at checkpoints only.
+        self.synchronous = "FULL" if durability == "power-loss" else "NORMAL"
         self._local = threading.local()
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -82,6 +85,7 @@ class SQLiteDB:
             raise self.error(exc) from None
         self.conn = self._open()
         self._migrate()
+        self._inode = self._identity()
 
     # -- opening -------------------------------------------------------------------------
 
@@ -149,6 +153,18 @@ class SQLiteDB:
 
     def close(self) -> None:
         self.conn.close()
+
+    def _identity(self) -> tuple[int, int] | None:
+        try:
+            st = os.stat(self.path)
+        except OSError:
+            return None
+        return st.st_dev, st.st_ino
+
+    def replaced(self) -> str | None:
+        """The database file, when it is no longer the file this connection opened: writes would
+        go to a deleted file, and a new runner would start on an empty one."""
+        return None if self._identity() == self._inode else f"the state database {self.path}"
 
     # -- errors --------------------------------------------------------------------------
 

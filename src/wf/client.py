@@ -32,6 +32,7 @@ if TYPE_CHECKING:  # the async side (asyncio, threads) is imported only by those
     from .runtime.store.aio import AsyncStore
 
 BATCH_MAX = 100
+LIST_MAX = 1_000_000_000  # instances a list may ask for or skip (SQLite integers are 64-bit; keep far from it)
 _DISPLAY_STEP = {"do": "step", "sleep": "sleep", "waitForEvent": "waitForEvent"}
 
 
@@ -142,6 +143,11 @@ class Client:
             self.config.workflow(workflow)
         if status is not None and status not in STATUSES:
             raise ValidationError(f"status {status!r} is not an instance status", "use one of: " + ", ".join(STATUSES))
+        for name, value, low in (("limit", limit, 1), ("offset", offset, 0)):
+            if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= LIST_MAX:
+                raise ValidationError(
+                    f"{name} {value!r} is out of range", f"use a whole number from {low} to {LIST_MAX:,}"
+                )
         return self.store.list_instances(workflow, status, limit, offset)
 
     # -- act -----------------------------------------------------------------------------

@@ -25,7 +25,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-import json5
+import pyjson5
 
 from wf.errors import ConfigError, NotFoundError
 from wf.runtime.settings import Settings
@@ -123,6 +123,23 @@ def _config_in(folder: Path) -> Path | None:
     return None
 
 
+def read_config_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        line, col = _line_col(exc.object[: exc.start].decode("utf-8", "replace"), exc.start)
+        raise ConfigError(
+            f"The file is not UTF-8 text: byte {exc.object[exc.start]:#04x} cannot be read.",
+            hint="save it as UTF-8 (wrangler reads it so too)",
+            path=str(path),
+            line=line,
+        ) from None
+    except OSError as exc:
+        raise ConfigError(
+            f"The file cannot be read: {exc.strerror or exc}.", hint="check its permissions", path=str(path)
+        ) from None
+
+
 def parse_config_text(text: str, path: Path) -> dict:
     """Parse TOML (by suffix) or JSONC/JSON (comments and trailing commas allowed) into a dict."""
     data = _parse_toml(text, path) if Path(path).suffix == ".toml" else _parse_jsonc(text, path)
@@ -139,10 +156,14 @@ def _parse_jsonc(text: str, path: Path) -> Any:
     if not text.strip():
         raise ConfigError("The config file is empty.", hint="run `wf init` for a starting config", path=str(path))
     try:
-        return json5.loads(text)
-    except ValueError as exc:
-        match = re.match(r"<string>:(\d+) (.*) at column (\d+)", str(exc))
-        line, why, col = (int(match[1]), match[2], int(match[3])) if match else (None, str(exc), None)
+        return pyjson5.loads(text)
+    except pyjson5.Json5Exception as exc:
+        why, offset = _jsonc_reason(str(exc.args[0]) if exc.args else str(exc))
+        if offset is not None and isinstance(exc, pyjson5.Json5ExtraData):
+            offset += len(text[offset:]) - len(text[offset:].lstrip())  # at the extra data itself
+        elif offset:
+            offset -= 1  # pyjson5 counts past the character it read
+        line, col = _line_col(text, offset) if offset is not None else (None, None)
         raise ConfigError(
             f"Syntax error in the config: {why}.",
             path=str(path),
@@ -150,6 +171,26 @@ def _parse_jsonc(text: str, path: Path) -> Any:
             column=col,
             hint="look for a missing comma, quote or bracket just before this point",
         ) from None
+
+
+_TOKEN_NAMES = {
+    "colon": "':'",
+    "comma": "','",
+    "array": "array",
+    "object": "object",
+    "string": "string",
+    "NumericLiteral": "number",
+}
+
+
+def _jsonc_reason(message: str) -> tuple[str, int | None]:
+    """pyjson5's "Expected b'colon' near 15, found U+0032" as ("expected ':', found '2'", 15)."""
+    match = re.search(r" (?:starting )?near (\d+)", message)
+    offset = int(match[1]) if match else None
+    why = message.replace(match[0], "") if match else message
+    why = re.sub(r"b'(\w+)'", lambda m: _TOKEN_NAMES.get(m[1], m[1]), why)
+    why = re.sub(r"U\+([0-9a-fA-F]{4,6})", lambda m: repr(chr(int(m[1], 16))), why)
+    return why[:1].lower() + why[1:], offset
 
 
 def _parse_toml(text: str, path: Path) -> dict:
@@ -183,7 +224,7 @@ def load_config(
     cwd = Path(cwd or Path.cwd()).absolute()
     environ = os.environ if environ is None else environ
     file = find_config(path, cwd)
-    text = file.read_text(encoding="utf-8")
+    text = read_config_text(file)
     check = _Checker(file, text)
     data, at = _select_env(parse_config_text(text, file), env, check)
     return Config(
@@ -466,7 +507,7 @@ _ASSIGN = re.compile(r"^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_.\-]*)\s*=\s*(.*)$
 def parse_dotenv(path: Path) -> dict[str, str]:
     """KEY=VALUE lines; `export ` prefix, # comments, 'single' (literal) and "double" quotes
     (with \\n escapes, may span lines)."""
-    lines = path.read_text(encoding="utf-8").splitlines()
+    lines = read_config_text(path).splitlines()
     values: dict[str, str] = {}
     number = 0
     while number < len(lines):

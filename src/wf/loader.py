@@ -125,6 +125,12 @@ def _guarded(config: Config, purpose: str, home: Path, do_import) -> ModuleType:
             f"{where}: {type(exc).__name__}: {exc}{_origin(exc, home)}.",
             hint="the error happened while the module was being imported; fix the code that runs at import time",
         ) from exc
+    except (SystemExit, KeyboardInterrupt) as exc:  # main must not end the process that imports it
+        what = f"called sys.exit({exc.code!r})" if isinstance(exc, SystemExit) else "raised KeyboardInterrupt"
+        raise LoaderError(
+            f"{where}: it {what} while being imported{_origin(exc, home)}.",
+            hint='guard script code with `if __name__ == "__main__":`',
+        ) from None
 
 
 def _origin(exc: BaseException, home: Path) -> str:

@@ -90,13 +90,25 @@ def read_json_arg(text: str | None, file: str | None, what: str) -> Any:
         return read_data_file(file, what)
     if text is None or text == "":
         return None
+    shown = text if len(text) <= 60 else text[:57] + "..."
+    return parse_json(text, f"{what} {shown!r}", """quote it for the shell, e.g. '{"key": "value"}'""")
+
+
+def parse_json(text: str, what: str, hint: str) -> Any:
+    """JSON from the command line or a file; every way it can be bad is one sentence."""
+    from ..errors import ValidationError
+
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
         raise ValidationError(
-            f"{what} {text!r} is not valid JSON: {exc.msg} at column {exc.colno}",
-            """quote it for the shell, e.g. '{"key": "value"}'""",
+            f"{what} is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}", hint
         ) from None
+    except RecursionError:
+        raise ValidationError(f"{what} is JSON nested too deeply", "keep params under a few hundred levels") from None
+    except ValueError as exc:  # an integer of more digits than Python converts (int_max_str_digits)
+        reason = "it has an integer of more than 4,300 digits" if "digits" in str(exc) else str(exc)
+        raise ValidationError(f"{what} is not usable JSON: {reason}", "send large numbers as strings") from None
 
 
 def read_data_file(file: str, what: str) -> Any:
@@ -109,7 +121,7 @@ def read_data_file(file: str, what: str) -> Any:
         path = Path(file)
         if not path.is_file():
             raise ValidationError(f"{what} file {file!r} does not exist", "check the path")
-        text, name = path.read_text(encoding="utf-8"), file
+        text, name = read_text(path, f"{what} file"), file
     if name.endswith((".yaml", ".yml")) or (name == "stdin" and not text.lstrip().startswith(("{", "["))):
         import yaml
 
@@ -119,13 +131,21 @@ def read_data_file(file: str, what: str) -> Any:
             mark = getattr(exc, "problem_mark", None)
             where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
             raise ValidationError(f"{what} file {name} is not valid YAML{where}", "fix the syntax") from None
+    return parse_json(text, f"{what} file {name}", "fix the syntax, or use a .yaml file")
+
+
+def read_text(path: Path, what: str) -> str:
+    from ..errors import ValidationError
+
     try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
         raise ValidationError(
-            f"{what} file {name} is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}",
-            "fix the syntax, or use a .yaml file",
+            f"{what} {str(path)!r} is not UTF-8 text (byte {exc.object[exc.start]:#04x} at offset {exc.start})",
+            "save it as UTF-8 JSON or YAML",
         ) from None
+    except OSError as exc:
+        raise ValidationError(f"{what} {str(path)!r} cannot be read: {exc.strerror or exc}", "check the path") from None
 
 
 # the command modules register themselves on `app` (they import it from here)

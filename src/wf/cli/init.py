@@ -45,13 +45,13 @@ def render(files: dict[str, str], name: str, fmt: str) -> dict[str, str]:
 
 
 def _as_toml(jsonc: str) -> str:
-    import json5
+    import pyjson5
     import tomli_w
 
     return (
         "# wf project config: the same shape as Cloudflare's wrangler.toml.\n"
         "# main exports the workflow classes; each [[workflows]] entry declares one.\n\n"
-        + tomli_w.dumps(json5.loads(jsonc))
+        + tomli_w.dumps(pyjson5.loads(jsonc))
     )
 
 

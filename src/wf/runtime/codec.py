@@ -28,8 +28,14 @@ def encode(value: Any, what: str, limit: int = MAX_BYTES) -> str:
         raise ValidationError(
             f"{what} is not JSON-serializable: it refers to itself", "return a tree of dicts and lists without cycles"
         ) from None
-    if len(text) > limit // 4 and len(text.encode()) > limit:
+    try:
         size = len(text.encode())
+    except UnicodeEncodeError as exc:
+        raise ValidationError(
+            f"{what} is not valid Unicode text: it contains the lone surrogate {text[exc.start : exc.end]!r}",
+            "pass text as real characters, not halves of a UTF-16 pair",
+        ) from None
+    if size > limit:
         raise ValidationError(
             f"{what} is {size:,} bytes serialized, over the 1 MiB limit",
             "store large data elsewhere and pass a reference",

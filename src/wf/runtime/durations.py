@@ -31,7 +31,10 @@ def parse_duration(value: object, what: str = "duration") -> float:
     if isinstance(value, bool):
         raise ValidationError(f"{what} {value!r} is not a duration", _HINT)
     if isinstance(value, (int, float)):
-        seconds = float(value)
+        try:
+            seconds = float(value)
+        except OverflowError:
+            raise ValidationError(f"{what} of {len(str(value))} digits is too large", _HINT) from None
     elif isinstance(value, timedelta):
         seconds = value.total_seconds()
     elif isinstance(value, str):

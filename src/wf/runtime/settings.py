@@ -75,7 +75,7 @@ def _number(environ: Mapping[str, str], name: str, default, kind: type, low: flo
     if value is None or (isinstance(value, float) and not math.isfinite(value)) or not low <= value <= high:
         what = "a whole number" if kind is int else "a number"
         raise ConfigError(
-            f"{name}={text!r} is not {what} from {low:g} to {high:g}",
+            f"{name}={text!r} is not {what} from {low:,g} to {high:,g}",
             f"set {name} to {what} in that range, or unset it for the default ({default})",
         )
     return value

@@ -81,6 +81,11 @@ class SQLiteDB:
         self._local = threading.local()
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+        except FileExistsError:
+            raise StoreError(
+                f"the state folder {self.path.parent} cannot be created: a file of that name is in the way",
+                "point --persist-to at a folder (or remove the file)",
+            ) from None
         except OSError as exc:
             raise self.error(exc) from None
         self.conn = self._open()

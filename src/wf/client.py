@@ -22,8 +22,8 @@ from .config import Config, load_config
 from .errors import ConflictError, NotFoundError, ValidationError
 from .runtime import codec
 from .runtime.store import open_store
-from .runtime.store.base import STATUSES, InstanceRow
-from .runtime.validate import check_event_type, check_instance_id
+from .runtime.store.base import STATUSES, HistoryRow, InstanceRow
+from .runtime.validate import check_event_type, check_id_prefix, check_instance_id
 
 if TYPE_CHECKING:  # the async side (asyncio, threads) is imported only by those who use it
     from .runtime.clock import Clock
@@ -205,6 +205,79 @@ class Client:
         if self._store is not None:
             self._store.close()
             self._store = None
+
+    # == added for the web UI (issue 12) ===================================================
+    # history, last_history_seq, count_by_status and events have the signatures the store
+    # rewrite (issue 11) gives Client; page_instances is the UI's own. Keep one copy on merge.
+
+    def history(
+        self, after: int = 0, instance_id: str | None = None, workflow: str | None = None, limit: int = 1000
+    ) -> list[HistoryRow]:
+        """Event log entries after `after` (a log seq), oldest first, as Cloudflare's instance
+        events (a one-row `step_ok` comes out as its four events); of one instance, or workflow."""
+        from .runtime.history import expand
+
+        seq = self.get(instance_id, workflow).seq if instance_id is not None else None
+        if workflow is not None and instance_id is None:
+            self.config.workflow(workflow)
+        return expand(self.store.history(after=after, instance=seq, workflow=workflow, limit=limit))
+
+    def last_history_seq(self) -> int:
+        """The newest entry of the event log (0 when empty): what a follower polls."""
+        return self.store.last_history_seq()
+
+    def count_by_status(self, workflow: str) -> dict[str, int]:
+        self.config.workflow(workflow)
+        return self.store.count_by_status(workflow)
+
+    def events(self, id: str, workflow: str | None = None) -> list[dict]:
+        """Events sent to an instance, oldest first: taken by a wait (`taken_by` names its step) or pending."""
+        row = self.get(id, workflow)
+        steps = {s.pos: s for s in self.store.steps(row.seq)}
+        out = []
+        for event, pos in self.store.events(row.seq):
+            step = steps.get(pos) if pos is not None else None
+            out.append(
+                {
+                    "type": event.type,
+                    "payload": codec.decode(event.payload),
+                    "received": event.created_at,
+                    "taken_by": {"name": step.name, "count": step.n} if step else None,
+                }
+            )
+        return out
+
+    def page_instances(
+        self,
+        workflow: str | None = None,
+        status: str | None = None,
+        id_prefix: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        before: tuple[float, int] | None = None,
+        after: tuple[float, int] | None = None,
+        limit: int = 25,
+    ) -> list[InstanceRow]:
+        """A page of instances, newest first, by key: rows just older than `before` or just newer
+        than `after` (each a `(created_at, seq)` of a row already shown); stays fast however deep."""
+        if workflow is not None:
+            self.config.workflow(workflow)
+        if status is not None and status not in STATUSES:
+            raise ValidationError(f"status {status!r} is not an instance status", "use one of: " + ", ".join(STATUSES))
+        if id_prefix:
+            check_id_prefix(id_prefix)
+        if not 1 <= limit <= 1000:
+            raise ValidationError(f"a page of {limit} instances is not allowed", "ask for 1 to 1000 per page")
+        return self.store.page_instances(
+            workflow=workflow,
+            status=status,
+            id_prefix=id_prefix or None,
+            since=since,
+            until=until,
+            before=before,
+            after=after,
+            limit=limit,
+        )
 
 
 def _naming(exc, row: InstanceRow):

@@ -298,6 +298,49 @@ class PostgresStore:
         ).fetchall()
         return dict(rows)
 
+    # -- the web UI's instance list (issue 12); the shared SQL store takes this over ---------
+
+    @_atomic
+    def page_instances(
+        self,
+        *,
+        workflow: str | None = None,
+        status: str | None = None,
+        id_prefix: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        before: tuple[float, int] | None = None,
+        after: tuple[float, int] | None = None,
+        limit: int = 25,
+    ) -> list[InstanceRow]:
+        """One page of instances, newest first, by key (see SQLiteStore.page_instances)."""
+        where, args = [], []
+        for clause, value in (("workflow=%s", workflow), ("status=%s", status), ("created_at>=%s", since)):
+            if value is not None:
+                where.append(clause)
+                args.append(value)
+        if until is not None:
+            where.append("created_at<%s")
+            args.append(until)
+        if id_prefix:  # left(), not a range: a range is not exact under a linguistic collation
+            where.append("left(id, %s)=%s")
+            args += [len(id_prefix), id_prefix]
+        order = "DESC"
+        if before is not None:
+            where.append("(created_at, seq) < (%s, %s)")
+            args += list(before)
+        elif after is not None:
+            where.append("(created_at, seq) > (%s, %s)")
+            args += list(after)
+            order = "ASC"
+        clause = ("WHERE " + " AND ".join(where)) if where else ""
+        rows = self._c.execute(
+            f"SELECT {_INSTANCE_COLS} FROM wf_instances {clause} ORDER BY created_at {order}, seq {order} LIMIT %s",
+            (*args, limit),
+        ).fetchall()
+        found = [_instance(r) for r in rows]
+        return found[::-1] if order == "ASC" else found
+
     @_atomic
     def steps(self, seq: int, with_attempts: bool = False) -> list[StepRow]:
         rows = self._c.execute(f"SELECT {_STEP_COLS} FROM wf_steps WHERE instance=%s ORDER BY pos", (seq,)).fetchall()

@@ -200,6 +200,51 @@ class SQLiteStore:
         ).fetchall()
         return dict(rows)
 
+    # -- the web UI's instance list (issue 12); the shared SQL store takes this over ---------
+
+    def page_instances(
+        self,
+        *,
+        workflow: str | None = None,
+        status: str | None = None,
+        id_prefix: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        before: tuple[float, int] | None = None,
+        after: tuple[float, int] | None = None,
+        limit: int = 25,
+    ) -> list[InstanceRow]:
+        """One page of instances, newest first, found by key rather than by offset (so page 4,000
+        costs what page 1 does): `before`/`after` is a `(created_at, seq)` key and the page holds
+        the `limit` rows just older than `before`, or just newer than `after`. `id_prefix`
+        matches the start of the id; `since`/`until` bound `created_at` (`until` excluded)."""
+        where, args = [], []
+        for clause, value in (("workflow=?", workflow), ("status=?", status), ("created_at>=?", since)):
+            if value is not None:
+                where.append(clause)
+                args.append(value)
+        if until is not None:
+            where.append("created_at<?")
+            args.append(until)
+        if id_prefix:  # a range on the id index: exact under SQLite's binary collation
+            where.append("id>=? AND id<?")
+            args += [id_prefix, id_prefix + "\U0010ffff"]
+        order = "DESC"
+        if before is not None:
+            where.append("(created_at, seq) < (?, ?)")
+            args += list(before)
+        elif after is not None:
+            where.append("(created_at, seq) > (?, ?)")
+            args += list(after)
+            order = "ASC"
+        clause = ("WHERE " + " AND ".join(where)) if where else ""
+        rows = self.conn.execute(
+            f"SELECT {_INSTANCE_COLS} FROM instances {clause} ORDER BY created_at {order}, seq {order} LIMIT ?",
+            (*args, limit),
+        ).fetchall()
+        found = [_instance(r) for r in rows]
+        return found[::-1] if order == "ASC" else found
+
     def steps(self, seq: int, with_attempts: bool = False) -> list[StepRow]:
         rows = self.conn.execute(f"SELECT {_STEP_COLS} FROM steps WHERE instance=? ORDER BY pos", (seq,)).fetchall()
         steps = [_step(r) for r in rows]

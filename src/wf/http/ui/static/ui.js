@@ -122,16 +122,26 @@
     fresh.innerHTML = update.main;
     const active = document.activeElement;
     const focusKey = active && active.closest("[data-live]") ? focusKeyOf(active) : null;
+    const opened = [...document.querySelectorAll("[data-live] li.step details[open]")].map(detailsKey);
     for (const next of fresh.content.querySelectorAll("[data-live]")) {
       const current = document.querySelector(`[data-live="${CSS.escape(next.dataset.live)}"]`);
       if (current && current.innerHTML !== next.innerHTML) current.innerHTML = next.innerHTML;
     }
     restoreSteps();
+    for (const key of opened) {
+      const again = document.querySelector(key);
+      if (again) again.open = true;
+    }
     tick();
     if (focusKey) {
       const again = document.querySelector(focusKey);
       if (again) again.focus();
     }
+  }
+
+  function detailsKey(details) {
+    const step = details.closest("li.step");
+    return `li.step[data-step="${CSS.escape(step.dataset.step)}"] details.${CSS.escape(details.className)}`;
   }
 
   function focusKeyOf(el) {

@@ -403,3 +403,91 @@ def test_screenshots_of_the_instance_page_light_and_dark_for_the_readme(browser,
         shot = {"x": 0, "y": 0, "width": 1280, "height": 1040}  # the summary, the timeline, a step opened
         page.screenshot(path=str(docs / f"ui-instance-{scheme}.png"), full_page=True, clip=shot)
         context.close()
+
+
+# ---------------------------------------------------------------- Cloudflare's own Local Explorer UI
+
+
+@pytest.fixture(scope="module")
+def cloudflare_ui() -> Path:
+    """The Local Explorer UI that wrangler 4.86.0's miniflare ships (a built single-page app),
+    from the wrangler tests/install_wrangler.sh installs (it fails, never skips, without it)."""
+    import subprocess
+
+    done = subprocess.run(
+        ["bash", str(Path(__file__).parent / "install_wrangler.sh")], capture_output=True, text=True, timeout=600
+    )
+    if done.returncode != 0:
+        pytest.fail(f"cannot install wrangler (tests/install_wrangler.sh):\n{done.stderr[-3000:]}", pytrace=False)
+    binary = Path(done.stdout.strip().splitlines()[-1])
+    found = binary.parent.parent / "miniflare" / "dist" / "local-explorer-ui"
+    assert (found / "index.html").is_file(), f"no local-explorer-ui in {found.parent}"
+    return found
+
+
+class SameOrigin:
+    """Cloudflare's UI where it expects to be (/cdn-cgi/explorer/, its API beside it at .../api),
+    with the API calls handed to `wf dev`: the UI fetches from its own origin only."""
+
+    def __init__(self, ui_dir: Path, upstream: str):
+        import threading
+
+        import httpx
+        import uvicorn
+        from starlette.applications import Starlette
+        from starlette.responses import FileResponse, Response
+        from starlette.routing import Route
+
+        async def api(request):
+            async with httpx.AsyncClient(base_url=upstream) as http:
+                answer = await http.request(
+                    request.method,
+                    request.url.path + (f"?{request.url.query}" if request.url.query else ""),
+                    content=await request.body(),
+                    headers={k: v for k, v in request.headers.items() if k in ("content-type", "accept")},
+                )
+            return Response(answer.content, answer.status_code, media_type=answer.headers.get("content-type"))
+
+        async def app_file(request):
+            path = ui_dir / request.path_params["path"]
+            return FileResponse(path if path.is_file() and ui_dir in path.resolve().parents else ui_dir / "index.html")
+
+        methods = ["GET", "POST", "PATCH", "DELETE"]
+        app = Starlette(
+            routes=[
+                Route(UI + "/api/{path:path}", api, methods=methods),
+                Route(UI + "/{path:path}", app_file),
+            ]
+        )
+        from devserver import free_port
+
+        self.url = f"http://127.0.0.1:{free_port()}"
+        self.server = uvicorn.Server(uvicorn.Config(app, port=int(self.url.rsplit(":", 1)[1]), log_level="warning"))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread.start()
+        wait_for(lambda: self.server.started, 10, "the same-origin server")
+
+    def close(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(10)
+
+
+def test_cloudflares_local_explorer_ui_lists_and_shows_wf_instances(page, shop, cloudflare_ui):
+    from playwright.sync_api import expect
+
+    dev, client = shop
+    client.create("order-processing", quick_order("o-cf"), "order-cf")
+    client.send_event("order-cf", "approval", {"ok": True})
+    done(client, "order-cf")
+    front = SameOrigin(cloudflare_ui, dev.url)
+    try:
+        page.goto(front.url + UI + "/")
+        page.get_by_role("link", name="ORDERS").click()  # from GET .../api/local/workers
+        main = page.locator("main")
+        expect(main).to_contain_text("order-processing")
+        main.get_by_text("order-cf", exact=True).click()
+        for name in ("validate", "charge", "cool-off", "wait-for-approval", "ship"):
+            expect(main).to_contain_text(name)
+        expect(main).to_contain_text("TRK-o-cf")
+    finally:
+        front.close()

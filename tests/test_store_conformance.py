@@ -404,7 +404,11 @@ def test_history_follows_the_instance(store):
 # -- the web UI's instance pages (issue 12) ---------------------------------------------
 
 
-def test_page_instances_walks_by_key_both_ways_with_filters(store):
+@pytest.mark.parametrize("sort_max", [2000, 0], ids=["few-matches-sorted", "many-matches-walked"])
+def test_page_instances_walks_by_key_both_ways_with_filters(store, sort_max, monkeypatch):
+    from wf.runtime.store import sqlite
+
+    monkeypatch.setattr(sqlite, "PAGE_SORT_MAX", sort_max)  # SQLite picks its plan by the match count
     for i in range(7):  # two instances share each creation time: the key's seq breaks the tie
         create(store, f"ord-{i}", now=T0 + i // 2)
     create(store, "other-1", workflow="v", now=T0 + 10)

@@ -23,6 +23,7 @@ from .base import step_from_row as _step
 from .base import to_json as _json
 
 BUSY_TIMEOUT_MS = 30_000
+PAGE_SORT_MAX = 2000  # page_instances: up to this many matches, sorting them beats walking the time index
 _INSTANCE_COLS = (
     "seq, workflow, id, params, status, output, error, created_at, started_at, ended_at, "
     "wake_at, owner, gen, paused_at, trigger"
@@ -219,10 +220,19 @@ class SQLiteStore:
         the `limit` rows just older than `before`, or just newer than `after`. `id_prefix`
         matches the start of the id; `since`/`until` bound `created_at` (`until` excluded)."""
         where, args = [], []
-        for clause, value in (("workflow=?", workflow), ("status=?", status), ("created_at>=?", since)):
-            if value is not None:
-                where.append(clause)
+        # SQLite keeps no statistics: given workflow= or status=, it takes their index and sorts
+        # every match (100,000 of them: 200 ms). When there are many, walking the created_at
+        # index until the page is full is fast; a unary + keeps the planner off the other index.
+        equal = [(c, v) for c, v in (("workflow=?", workflow), ("status=?", status)) if v is not None]
+        if equal:
+            count_sql = "SELECT count(*) FROM instances WHERE " + " AND ".join(c for c, _ in equal)
+            many = self.conn.execute(count_sql, [v for _, v in equal]).fetchone()[0] > PAGE_SORT_MAX
+            for clause, value in equal:
+                where.append("+" + clause if many else clause)
                 args.append(value)
+        if since is not None:
+            where.append("created_at>=?")
+            args.append(since)
         if until is not None:
             where.append("created_at<?")
             args.append(until)

@@ -80,6 +80,13 @@ async def test_root_redirects_to_the_ui_when_the_project_has_no_app(ui):
     assert page.headers["x-frame-options"] == "DENY"
 
 
+async def test_the_ui_has_the_apis_guards_a_foreign_host_name_is_refused(config):
+    app = create_app(config, allowed_hosts=frozenset({"127.0.0.1", "localhost"}))
+    async with browser_like(app) as c:
+        assert (await c.get(UI + "/", headers={"host": "localhost:8787"})).status_code == 200
+        assert (await c.get(UI + "/", headers={"host": "rebound.example:8787"})).status_code == 403
+
+
 async def test_the_ui_fetches_nothing_from_elsewhere_and_ships_its_assets(ui):
     """Offline: every script, style and icon is the UI's own (no CDN, no font service)."""
     page = (await ui.get(UI + "/")).text
@@ -329,6 +336,8 @@ def events_of(lines):
 
 def test_an_open_instance_page_gets_each_change_from_the_log_and_the_server_still_stops_at_once(project, devs, client):
     dev = devs.start(project).wait_ready()
+    dev.wait_output("ready on")
+    assert f"UI:        {dev.url}/cdn-cgi/explorer/" in dev.output()  # the banner links it
     client.create("order-processing", {"orderId": "o-9", "retry_delay": 0.01, "sleep": 0.01}, "o-9")
     url = f"{dev.url}{UI}/workflows/order-processing/o-9"
     wait_for(lambda: client.status("o-9")["status"] == "waiting", 20, "the order to wait for approval")

@@ -119,6 +119,8 @@ def test_trigger_from_the_form_watch_steps_live_send_the_approval_and_see_it_com
     from playwright.sync_api import expect
 
     dev, client = shop
+    streams = []  # the page's requests for its live stream: one, held open, no polling
+    page.on("request", lambda r: streams.append(r.url) if r.headers.get("accept") == "text/event-stream" else None)
     page.goto(dev.url + "/")  # the project has no app: / opens the UI
     expect(page).to_have_url(dev.url + UI + "/")
     form = page.locator('form.trigger[data-workflow="order-processing"]')
@@ -155,6 +157,9 @@ def test_trigger_from_the_form_watch_steps_live_send_the_approval_and_see_it_com
     expect(page.locator('[data-live="events"]')).to_contain_text('"by": "ann"')
     expect(step(page, "charge").locator(".step-detail")).to_be_visible()  # open panels stay open
     assert page.evaluate("window.__sameDocument") is True, "the page reloaded"
+    assert [u for u in streams if "/workflows/order-processing/order-ui-1" in u] == [
+        f"{dev.url}{UI}/workflows/order-processing/order-ui-1?since={page.evaluate('document.body.dataset.seq')}"
+    ]
 
     # an event to a finished instance: refused in place, nothing stored
     page.get_by_role("button", name="Send event").click()
@@ -189,6 +194,7 @@ def test_restart_from_a_step_runs_it_again_and_its_running_time_ticks(page, shop
 
     wait = step(page, "wait-for-approval")
     wait.get_by_role("button").first.click()
+    page.get_by_label("Payload (JSON, optional)").fill('{"typed": "before the restart"}')
     wait.get_by_role("button", name="Restart from this step").click()
     expect(page.locator("#action-result")).to_have_text('Restarted from step "wait-for-approval".')
     # the wait runs again: the event it took went with it, so it waits anew, and its clock ticks
@@ -199,6 +205,7 @@ def test_restart_from_a_step_runs_it_again_and_its_running_time_ticks(page, shop
     first = ticking.inner_text()
     expect(ticking).not_to_have_text(first)
     expect(page.locator('[data-live="log"]')).to_contain_text("workflow_restarted")
+    expect(page.get_by_label("Payload (JSON, optional)")).to_have_value('{"typed": "before the restart"}')
 
     page.get_by_label("Type", exact=True).fill("approval")
     page.get_by_label("Payload (JSON, optional)").fill('{"second": true}')

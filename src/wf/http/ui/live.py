@@ -35,18 +35,23 @@ class LogWatch:
         self.task: asyncio.Task | None = None
         self.closed = False
 
-    def subscribe(self) -> asyncio.Queue:
+    def subscribe(self, since: int | None) -> tuple[asyncio.Queue, int | None]:
+        """A queue of new log rows for one page drawn at log seq `since`, and from where that page
+        must catch up by itself (None: the watch starts from `since`, and hands it everything)."""
         queue: asyncio.Queue = asyncio.Queue()
         self.queues.add(queue)
         if self.task is None or self.task.done():
+            self.seq = since
             self.task = asyncio.get_running_loop().create_task(self._follow())
-        return queue
+            return queue, None
+        return queue, since
 
     def unsubscribe(self, queue: asyncio.Queue) -> None:
         self.queues.discard(queue)
 
     async def _follow(self) -> None:
-        self.seq = await self.data.last_seq()
+        if self.seq is None:
+            self.seq = await self.data.last_seq()
         while self.queues and not self.closed:
             await asyncio.sleep(self.poll)
             try:
@@ -89,11 +94,11 @@ async def _stream(
     concerns: Callable[[list | None], bool],
     render: Callable[[], Awaitable[dict | None]],
 ) -> AsyncIterator[str]:
-    queue = watch.subscribe()
+    queue, behind = watch.subscribe(since)
     try:
         yield "retry: 1000\n\n"
-        if since is not None and since != await watch.data.last_seq():  # moved between page and stream
-            if concerns(await watch.data.changes(since, READ_AHEAD) if since >= 0 else EVERYTHING):
+        if behind is not None and watch.seq is not None and behind < watch.seq:  # moved since the page was drawn
+            if concerns(await watch.data.changes(behind, READ_AHEAD) if behind >= 0 else EVERYTHING):
                 yield await _update(watch, render)
         while True:
             try:

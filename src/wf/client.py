@@ -231,7 +231,7 @@ class Client:
         return self.store.count_by_status(workflow)
 
     def events(self, id: str, workflow: str | None = None) -> list[dict]:
-        """Events sent to an instance, oldest first: taken by a wait (`taken_by` names its step) or pending."""
+        """Events sent to an instance, oldest first: `consumed` by a wait (`taken_by` names its step) or pending."""
         row = self.get(id, workflow)
         steps = {s.pos: s for s in self.store.steps(row.seq)}
         out = []
@@ -241,7 +241,8 @@ class Client:
                 {
                     "type": event.type,
                     "payload": codec.decode(event.payload),
-                    "received": event.created_at,
+                    "created": event.created_at,
+                    "consumed": pos is not None,
                     "taken_by": {"name": step.name, "count": step.n} if step else None,
                 }
             )

@@ -276,7 +276,7 @@ def instance_page(data: dict, now: float) -> dict:
         "error": d.get("error") if d["status"] in ("errored", "terminated") else None,
         "timeline": timeline(d, log, now),
         "events": data["events"],
-        "pending_events": [e for e in data["events"] if e["taken_by"] is None],
+        "pending_events": [e for e in data["events"] if not e["consumed"]],
         "log": entries[-LOG_SHOWN:],
         "log_total": len(entries),
         "loose_lines": loose[-50:],

@@ -46,6 +46,9 @@ FULL = dict(
     scale_n=10000,
     list_n=100000,
     list_reps=5,
+    ui_n=100000,
+    ui_reps=20,
+    ui_idle_s=30.0,
     floor_n=5000,
     kill_instances=1000,
     kills=100,
@@ -70,6 +73,9 @@ QUICK = dict(
     scale_n=300,
     list_n=5000,
     list_reps=2,
+    ui_n=5000,
+    ui_reps=3,
+    ui_idle_s=3.0,
     floor_n=500,
     kill_instances=30,
     kills=6,
@@ -195,6 +201,8 @@ class Bench:
         self.wf("wf_dev_start", "dev_start", reps=s["dev_reps"], idle=s["dev_idle"])
         self.wf("wf_scale", "scale_waiting", n=s["scale_n"], concurrency=s["scale_n"] + 100)
         self.wf("wf_list", "list_many", n=s["list_n"], reps=s["list_reps"])
+        self.wf("wf_ui_pages", "ui_pages", n=s["ui_n"], reps=s["ui_reps"])
+        self.wf("wf_ui_idle", "ui_idle", seconds=s["ui_idle_s"])
         if self.peers:
             self.sub(
                 "wrangler",
@@ -486,6 +494,32 @@ def report(r: dict, m: dict, quick: bool, took: float, command: str) -> str:
         "≤ 300 ms",
         None if wli.get("list_median_ms") is None else wli["list_median_ms"] <= 300,
         "whole process, median; 99% complete, 1% errored",
+    )
+    # 10: the web UI (issue 12)
+    wu = r.get("wf_ui_pages", {})
+    row(
+        f"10a. web UI: instances page with {wu.get('n')} stored, server time",
+        f"{fmt(wu.get('instances_server_ms'), ' ms', 1)} (status filter {fmt(wu.get('instances_errored_server_ms'), ' ms', 1)}, "
+        f"one workflow 100/page {fmt(wu.get('instances_workflow_100_server_ms'), ' ms', 1)}, "
+        f"page {(wu.get('n') or 0) // 50:,} {fmt(wu.get('instances_deep_server_ms'), ' ms', 1)}, id prefix {fmt(wu.get('instances_id_prefix_server_ms'), ' ms', 1)}; "
+        f"workflows page {fmt(wu.get('workflows_server_ms'), ' ms', 1)}, an instance {fmt(wu.get('instance_server_ms'), ' ms', 1)})",
+        "—",
+        "—",
+        "median < 300 ms",
+        None if wu.get("instances_server_ms") is None else wu["instances_server_ms"] < 300,
+        f"`wf dev` subprocess; median of {wu.get('reps')} GETs of each page (after one warm-up) of the "
+        "`Server-Timing` it reports (store reads + template); 99% complete, 1% errored",
+    )
+    wi = r.get("wf_ui_idle", {})
+    row(
+        "10b. web UI: one instance page open, idle",
+        f"{fmt(wi.get('one_page_cpu_pct'), ' % of a core', 2)} ({fmt(wi.get('no_page_cpu_pct'), ' %', 2)} with no page open)",
+        "—",
+        "—",
+        "< 1 % of a core",
+        None if wi.get("one_page_cpu_pct") is None else wi["one_page_cpu_pct"] < 1,
+        f"`wf dev` subprocess CPU (utime+stime) over {wi.get('seconds')} s, one instance waiting for an event, its "
+        "page's live stream open (the log is looked at 4 times a second while a page is open)",
     )
 
     rel = []

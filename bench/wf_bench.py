@@ -333,8 +333,8 @@ def scale_waiting(work: Path, n: int = 10000, concurrency: int = 0) -> dict:
     }
 
 
-def list_many(work: Path, n: int = 100000, reps: int = 5) -> dict:
-    state = work / "state"
+def populate_finished(state: Path, n: int) -> float:
+    """`n` instances of `three`, ids i-0000000..., 99% complete and 1% errored, like a real history."""
     client = Client(config_for(state))
     t0 = time.perf_counter()
     now = time.time() - n * 0.001
@@ -342,13 +342,18 @@ def list_many(work: Path, n: int = 100000, reps: int = 5) -> dict:
     for i in range(0, n, 10000):
         items = [{"workflow": "three", "id": f"i-{j:07d}", "params": "{}"} for j in range(i, min(n, i + 10000))]
         store.create_instances(items, now + i * 0.001)
-    with store.transaction():  # mostly finished, a few errored, like a real history
+    with store.transaction():
         store.conn.execute(
             "UPDATE instances SET status='complete', wake_at=NULL, ended_at=created_at WHERE seq % 100 != 0"
         )
         store.conn.execute("UPDATE instances SET status='errored', wake_at=NULL WHERE seq % 100 = 0")
-    populate = time.perf_counter() - t0
     client.close()
+    return time.perf_counter() - t0
+
+
+def list_many(work: Path, n: int = 100000, reps: int = 5) -> dict:
+    state = work / "state"
+    populate = populate_finished(state, n)
     out = {"n": n, "populate_s": populate}
     for label, extra in (("list", []), ("list_json", ["--json"]), ("list_errored", ["--status", "errored"])):
         cmd = [
@@ -373,6 +378,140 @@ def list_many(work: Path, n: int = 100000, reps: int = 5) -> dict:
     return out
 
 
+# -- the web UI (issue 12) ---------------------------------------------------------------
+
+
+class Dev:
+    """`wf dev` on `state`, on a free port; `url` answers once it is up."""
+
+    def __init__(self, state: Path, log: Path):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        with open(log, "wb") as err:
+            self.proc = subprocess.Popen(
+                wf_cmd(state, "dev", "--port", str(self.port)),
+                env=env(),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=err,
+                start_new_session=True,
+            )
+        self.log = log
+        wait_for(self._answers, 60, "wf dev to answer", interval=0.02)
+
+    def _answers(self) -> bool:
+        import urllib.request
+
+        if self.proc.poll() is not None:
+            raise RuntimeError(f"wf dev exited:\n{self.log.read_text()}")
+        try:
+            with urllib.request.urlopen(self.url + "/cdn-cgi/local/explorer/api/workflows", timeout=2) as resp:
+                return resp.status == 200
+        except OSError:
+            return False
+
+    def cpu_s(self) -> float:
+        """User + system CPU seconds the server process has used so far."""
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def stop(self) -> None:
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(15)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+
+
+def _server_ms(url: str) -> tuple[float, float]:
+    """(the server's own time from its Server-Timing header, the whole request) in ms."""
+    import urllib.request
+
+    t0 = time.perf_counter()
+    with urllib.request.urlopen(url, timeout=30) as resp:
+        resp.read()
+        timing = resp.headers["server-timing"]
+    return float(timing.split("dur=")[1]), (time.perf_counter() - t0) * 1000
+
+
+def ui_pages(work: Path, n: int = 100000, reps: int = 20) -> dict:
+    """The web UI's pages with `n` instances stored: server time per page, median of `reps`."""
+    state = work / "state"
+    populate = populate_finished(state, n)
+    client = Client(config_for(state))
+    middle = client.get(f"i-{n // 2:07d}", "three")
+    client.close()
+    dev = Dev(state, work / "dev.log")
+    ui = dev.url + "/cdn-cgi/explorer"
+    prefix = f"i-{n // 2:07d}"[:7]  # matches n/100 ids
+    pages = {
+        "instances": "/instances",
+        "instances_errored": "/instances?status=errored",
+        "instances_workflow_100": "/instances?workflow=three&per_page=100",
+        "instances_deep": f"/instances?before={middle.created_at!r}_{middle.seq}",
+        "instances_id_prefix": f"/instances?q={prefix}",
+        "workflows": "/",
+        "instance": f"/workflows/three/i-{n // 2:07d}",
+    }
+    out: dict = {"n": n, "populate_s": populate, "reps": reps}
+    try:
+        for label, path in pages.items():
+            _server_ms(ui + path)  # warm: the first read of a cold page cache is not the steady state
+            server, whole = zip(*(_server_ms(ui + path) for _ in range(reps)))
+            out[f"{label}_server_ms"] = median(server)
+            out[f"{label}_request_ms"] = median(whole)
+    finally:
+        dev.stop()
+    return out
+
+
+def ui_idle(work: Path, seconds: float = 30.0) -> dict:
+    """CPU `wf dev` uses while idle: alone, then with one instance page open (its live stream)."""
+    import threading
+
+    import httpx
+
+    state = work / "state"
+    dev = Dev(state, work / "dev.log")
+    client = Client(config_for(state))
+    out: dict = {"seconds": seconds}
+    try:
+        client.create("waiter", {}, "idle-1")
+        wait_for(lambda: client.status("idle-1")["status"] == "waiting", 30, "the instance to wait", 0.05)
+        time.sleep(2)  # let start-up work settle
+
+        def cpu_pct() -> float:
+            c0, t0 = dev.cpu_s(), time.perf_counter()
+            time.sleep(seconds)
+            return (dev.cpu_s() - c0) / (time.perf_counter() - t0) * 100
+
+        out["no_page_cpu_pct"] = cpu_pct()
+        opened, lines = threading.Event(), []
+
+        def follow() -> None:
+            page = dev.url + "/cdn-cgi/explorer/workflows/waiter/idle-1"
+            try:
+                with httpx.stream("GET", page, headers={"Accept": "text/event-stream"}, timeout=None) as stream:
+                    for line in stream.iter_lines():
+                        lines.append(line)
+                        opened.set()
+            except httpx.HTTPError:  # the server stopping cuts the stream: the figure is taken by then
+                pass
+
+        threading.Thread(target=follow, daemon=True).start()
+        if not opened.wait(30):
+            raise RuntimeError("the instance page's live stream did not open")
+        time.sleep(1)
+        out["one_page_cpu_pct"] = cpu_pct()
+        out["page_cost_cpu_pct"] = out["one_page_cpu_pct"] - out["no_page_cpu_pct"]
+        out["stream_lines_while_idle"] = len(lines) - 1
+    finally:
+        client.close()
+        dev.stop()
+    return out
+
+
 FIGURES = {
     "per_step": per_step,
     "long_instance": long_instance,
@@ -384,6 +523,8 @@ FIGURES = {
     "dev_start": dev_start,
     "scale_waiting": scale_waiting,
     "list_many": list_many,
+    "ui_pages": ui_pages,
+    "ui_idle": ui_idle,
 }
 
 

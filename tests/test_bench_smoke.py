@@ -26,6 +26,8 @@ WF_FIGURES = {
     "wf_dev_start": "median_ms",
     "wf_scale": "rss_mb",
     "wf_list": "list_median_ms",
+    "wf_ui_pages": "instances_server_ms",
+    "wf_ui_idle": "one_page_cpu_pct",
 }
 
 
@@ -63,6 +65,7 @@ def test_every_wf_figure_is_measured(quick):
         "wf dev",
         "waiting on events",
         "wf instances list",
+        "web UI",
         "kill loop",
         "contention",
         "bad-input catalogue",

@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 import venv
+import zipfile
 from pathlib import Path
 
 import wf
@@ -36,6 +37,9 @@ def test_wheel_in_a_clean_venv_runs_init_and_a_workflow(tmp_path):
         timeout=300,
     )
     [wheel] = dist.glob("wf-*.whl")
+    shipped = set(zipfile.ZipFile(wheel).namelist())
+    for ui_file in ("static/ui.js", "static/ui.css", "templates/base.html", "templates/instance.html"):
+        assert f"wf/http/ui/{ui_file}" in shipped, f"the wheel lacks the web UI's {ui_file}"
     env_dir = tmp_path / "venv"
     venv.create(env_dir, with_pip=True)
     bin_dir = env_dir / "bin"

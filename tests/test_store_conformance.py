@@ -408,6 +408,41 @@ def test_history_follows_the_instance(store):
     assert store.history(after=last.seq) == []
 
 
+# -- the web UI's instance pages (issue 12) ---------------------------------------------
+
+
+@pytest.mark.parametrize("sort_max", [2000, 0], ids=["few-matches-sorted", "many-matches-walked"])
+def test_page_instances_walks_by_key_both_ways_with_filters(store, sort_max, monkeypatch):
+    from wf.runtime.store import core
+
+    monkeypatch.setattr(core, "PAGE_SORT_MAX", sort_max)  # SQLite picks its plan by the match count
+    for i in range(7):  # two instances share each creation time: the key's seq breaks the tie
+        create(store, f"ord-{i}", now=T0 + i // 2)
+    create(store, "other-1", workflow="v", now=T0 + 10)
+    ids = lambda rows: [r.id for r in rows]  # noqa: E731
+    first = store.page_instances(workflow="w", limit=3)
+    assert ids(first) == ["ord-6", "ord-5", "ord-4"]
+    key = lambda row: (row.created_at, row.seq)  # noqa: E731
+    second = store.page_instances(workflow="w", before=key(first[-1]), limit=3)
+    assert ids(second) == ["ord-3", "ord-2", "ord-1"]
+    last = store.page_instances(workflow="w", before=key(second[-1]), limit=3)
+    assert ids(last) == ["ord-0"]
+    assert ids(store.page_instances(workflow="w", after=key(last[0]), limit=3)) == ids(second)
+    assert ids(store.page_instances(limit=2)) == ["other-1", "ord-6"]
+    assert ids(store.page_instances(id_prefix="ord-", since=T0 + 1, until=T0 + 3)) == [
+        "ord-5",
+        "ord-4",
+        "ord-3",
+        "ord-2",
+    ]
+    assert ids(store.page_instances(id_prefix="oth")) == ["other-1"]
+    assert store.page_instances(id_prefix="ord_") == [] and store.page_instances(id_prefix="ORD") == []
+    done = claim_one(store)  # the oldest: ord-0
+    batch(store, lambda: store.finish_instance(done.owner, done.seq, done.gen, "complete", "1", None, T0 + 2))
+    assert ids(store.page_instances(status="complete")) == ["ord-0"]
+    assert store.page_instances(status="queued", id_prefix="ord-0") == []
+
+
 # -- opening -----------------------------------------------------------------------------
 
 
@@ -504,7 +539,7 @@ def test_every_named_query_compiles_for_both_dialects():
     from wf.runtime.store.sql import _blocks
     from wf.runtime.store.sqlite import SQLiteDialect
 
-    holes = {"where": "", "extra": "", "type_filter": ""}
+    holes = {"where": "", "extra": "", "type_filter": "", "order": "DESC"}
     for dialect in (SQLiteDialect(), PostgresDialect()):
         for name in _blocks():
             text, _ = dialect.query(name, **holes)

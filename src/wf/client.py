@@ -25,7 +25,7 @@ from .runtime.status import STATUSES
 from .runtime.store import db_path, open_store
 from .runtime.store.base import HistoryRow, InstanceRow
 from .runtime.store.urls import is_postgres, redact
-from .runtime.validate import check_event_type, check_instance_id
+from .runtime.validate import check_event_type, check_id_prefix, check_instance_id
 
 if TYPE_CHECKING:  # the async side (asyncio, threads) is imported only by those who use it
     from .runtime.clock import Clock
@@ -216,14 +216,6 @@ class Client:
             "steps": [_describe_step(s) for s in steps],
         }
 
-    def events(self, id: str, workflow: str | None = None) -> list[dict]:
-        """The events sent to an instance, oldest first, and whether a wait took each one."""
-        row = self.get(id, workflow)
-        return [
-            {"type": e.type, "payload": codec.decode(e.payload), "created": e.created_at, "consumed": taken is not None}
-            for e, taken in self.store.events(row.seq)
-        ]
-
     def count_by_status(self, workflow: str) -> dict[str, int]:
         """How many instances of `workflow` are in each status (statuses with none are left out)."""
         self.config.workflow(workflow)
@@ -265,6 +257,58 @@ class Client:
         if self._store is not None:
             self._store.close()
             self._store = None
+
+    # -- pages of instances and their events (the web UI) ----------------------------
+
+    def events(self, id: str, workflow: str | None = None) -> list[dict]:
+        """Events sent to an instance, oldest first: `consumed` by a wait (`taken_by` names its step) or pending."""
+        row = self.get(id, workflow)
+        steps = {s.pos: s for s in self.store.steps(row.seq)}
+        out = []
+        for event, pos in self.store.events(row.seq):
+            step = steps.get(pos) if pos is not None else None
+            out.append(
+                {
+                    "type": event.type,
+                    "payload": codec.decode(event.payload),
+                    "created": event.created_at,
+                    "consumed": pos is not None,
+                    "taken_by": {"name": step.name, "count": step.n} if step else None,
+                }
+            )
+        return out
+
+    def page_instances(
+        self,
+        workflow: str | None = None,
+        status: str | None = None,
+        id_prefix: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        before: tuple[float, int] | None = None,
+        after: tuple[float, int] | None = None,
+        limit: int = 25,
+    ) -> list[InstanceRow]:
+        """A page of instances, newest first, by key: rows just older than `before` or just newer
+        than `after` (each a `(created_at, seq)` of a row already shown); stays fast however deep."""
+        if workflow is not None:
+            self.config.workflow(workflow)
+        if status is not None and status not in STATUSES:
+            raise ValidationError(f"status {status!r} is not an instance status", "use one of: " + ", ".join(STATUSES))
+        if id_prefix:
+            check_id_prefix(id_prefix)
+        if not 1 <= limit <= 1000:
+            raise ValidationError(f"a page of {limit} instances is not allowed", "ask for 1 to 1000 per page")
+        return self.store.page_instances(
+            workflow=workflow,
+            status=status,
+            id_prefix=id_prefix or None,
+            since=since,
+            until=until,
+            before=before,
+            after=after,
+            limit=limit,
+        )
 
 
 def _naming(exc, row: InstanceRow):

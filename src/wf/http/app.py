@@ -1,12 +1,14 @@
-"""The ASGI app `wf dev` serves: the explorer API under both of wrangler's base paths, and the
-user's own ASGI `app` (exported from `main`) at `/`.
+"""The ASGI app `wf dev` serves: the explorer API under both of wrangler's base paths, the web UI
+at `/cdn-cgi/explorer` (http/ui/), and the user's own ASGI `app` (exported from `main`) at `/`
+(without one, `/` redirects to the UI).
 
 The user's app reaches the workflow bindings from each request:
 
     request.scope["wf.env"].ORDERS            # any ASGI framework
     request.state.env.ORDERS                  # Starlette / FastAPI (`request.state`)
 
-Guards, outermost first: a bearer token when one is set (401 without it), a Host check on
+Guards, outermost first: a bearer token when one is set (401 without it; the UI's pages and
+its own API calls may show the session cookie instead, see ui/session.py), a Host check on
 loopback (a DNS-rebinding page cannot drive the API), and a body size limit (413).
 """
 
@@ -23,6 +25,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Mount
 
 from .explorer import INVALID, NOT_FOUND, Explorer, error
+from .ui import UI_BASE, is_ui_path, login_redirect, session_ok
 
 BASE_PATHS = ("/cdn-cgi/explorer/api", "/cdn-cgi/local/explorer/api")
 MAX_BODY = 2 * 1024 * 1024  # instance params and event payloads are limited to 1 MiB serialized
@@ -51,6 +54,17 @@ async def _refuse(send, status: int, code: int, message: str, extra: list | None
     await send(body)
 
 
+async def _redirect(send, location: str) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 307,
+            "headers": [(b"location", location.encode()), (b"content-length", b"0")],
+        }
+    )
+    await send({"type": "http.response.body", "body": b""})
+
+
 def explorer_app(explorer: Explorer) -> Starlette:
     async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
         if exc.status_code == 404:
@@ -74,8 +88,10 @@ class WfApp:
         token: str | None = None,
         allowed_hosts: frozenset[str] | None = None,
         max_body: int = MAX_BODY,
+        ui: Any = None,
     ):
         self.api = explorer_app(explorer)
+        self.ui = ui
         self.env, self.user_app = env, user_app
         self.token = token.encode() if token else None
         self.allowed_hosts, self.max_body = allowed_hosts, max_body
@@ -90,16 +106,29 @@ class WfApp:
         if kind not in ("http", "websocket"):
             return
         headers = {k.lower(): v for k, v in scope.get("headers", [])}
+        path = scope.get("path", "")
         if self.token is not None and not self._authorized(headers.get(b"authorization", b"")):
-            if kind == "websocket":
+            if self.ui is not None and session_ok(path, headers, self.token, BASE_PATHS):
+                pass  # the UI's session cookie, on the UI or on the UI's own API calls
+            elif kind == "websocket":
                 return await send({"type": "websocket.close", "code": 1008})
-            return await _refuse(
-                send,
-                401,
-                10000,
-                "Unauthorized: send the token as 'Authorization: Bearer $WF_TOKEN'.",
-                [(b"www-authenticate", b"Bearer")],
-            )
+            elif self.ui is not None and (login := login_redirect(scope, self.token)) is not None:
+                for message in login:
+                    await send(message)
+                return
+            else:
+                hint = (
+                    f" In a browser, open {UI_BASE}/?token=<the token> once."
+                    if self.ui is not None and is_ui_path(path)
+                    else ""
+                )
+                return await _refuse(
+                    send,
+                    401,
+                    10000,
+                    "Unauthorized: send the token as 'Authorization: Bearer $WF_TOKEN'." + hint,
+                    [(b"www-authenticate", b"Bearer")],
+                )
         if self.allowed_hosts is not None and not self._host_ok(headers.get(b"host", b"")):
             if kind == "websocket":
                 return await send({"type": "websocket.close", "code": 1008})
@@ -123,19 +152,25 @@ class WfApp:
             receive = await self._buffered(receive)
             if receive is None:
                 return await _refuse(send, 413, INVALID, f"The request body is over the {self.max_body:,} byte limit.")
-        path = scope.get("path", "")
         for base in BASE_PATHS:
             if path == base or path.startswith(base + "/"):
                 sub = dict(scope, root_path=scope.get("root_path", "") + base, path=path[len(base) :] or "/")
                 return await self.api(sub, receive, send)
+        if self.ui is not None and is_ui_path(path):
+            if kind == "websocket":
+                return await send({"type": "websocket.close", "code": 1000})
+            return await self.ui(scope, receive, send)
         if self.user_app is None:
             if kind == "websocket":
                 return await send({"type": "websocket.close", "code": 1000})
+            if path == "/" and self.ui is not None:
+                return await _redirect(send, UI_BASE + "/")
             return await _refuse(
                 send,
                 404,
                 NOT_FOUND,
-                f"Nothing at {path}: main exports no ASGI `app`; the workflows API is at {BASE_PATHS[1]}.",
+                f"Nothing at {path}: main exports no ASGI `app`; the workflows API is at {BASE_PATHS[1]}"
+                + (f", the web UI at {UI_BASE}/." if self.ui is not None else "."),
             )
         scope = dict(scope)
         scope["wf.env"] = self.env
@@ -195,6 +230,8 @@ class WfApp:
             return
         await send({"type": "lifespan.startup.complete"})
         await receive()
+        if self.ui is not None:
+            await self.ui.close()
         if self._life is not None:
             await self._life.shutdown()
             self._life = None
@@ -267,10 +304,11 @@ def create_app(
     allowed_hosts: frozenset[str] | None = None,
     max_body: int = MAX_BODY,
     clock=None,
+    ui: bool = True,
 ) -> WfApp:
     """The app for `config`. Without `aclient`, it makes its own client (for tests and for serving
     without a runner); `env` defaults to async bindings on that client; `user_app` defaults to
-    `main`'s `app` if it exports one."""
+    `main`'s `app` if it exports one; `ui` serves the web UI at /cdn-cgi/explorer."""
     from ..client import AsyncClient
 
     if aclient is None:
@@ -279,7 +317,12 @@ def create_app(
         env = aclient.env()
     if user_app == "auto":
         user_app = find_user_app(config)
-    return WfApp(Explorer(aclient), env, user_app, token=token, allowed_hosts=allowed_hosts, max_body=max_body)
+    web = None
+    if ui:
+        from .ui import build_ui
+
+        web = build_ui(aclient.client, aclient.call, config.name or config.root.name)
+    return WfApp(Explorer(aclient), env, user_app, token=token, allowed_hosts=allowed_hosts, max_body=max_body, ui=web)
 
 
 def find_user_app(config) -> Any:

@@ -97,6 +97,7 @@ class Explorer:
         return [
             Route("/", self.openapi, methods=["GET"]),
             Route("/openapi.json", self.openapi, methods=["GET"]),
+            Route("/local/workers", h(self.local_workers), methods=["GET"]),
             Route("/workflows", h(self.list_workflows), methods=["GET"]),
             Route("/workflows/{name}", h(self.describe_workflow), methods=["GET"]),
             Route("/workflows/{name}", h(self.delete_workflow), methods=["DELETE"]),
@@ -205,6 +206,24 @@ class Explorer:
     async def _counts(self, name: str) -> dict:
         counts = await self.call(self.client.count_by_status, name)
         return {status: counts.get(status, 0) for status in COUNTED}
+
+    # -- Cloudflare's Local Explorer UI --------------------------------------------------
+
+    async def local_workers(self, request: Request) -> Response:
+        """What wrangler's Local Explorer UI asks first: the workers of the dev registry and their
+        bindings. Here, one worker (the project) whose bindings are its workflows; the UI then
+        drives them through the routes below."""
+        script = self.config.name or self.config.root.name
+        workflows = [
+            {"id": w.name, "bindingName": w.binding, "className": w.class_name, "scriptName": w.script_name or script}
+            for w in self.config.workflows
+        ]
+        worker = {
+            "isSelf": True,
+            "name": script,
+            "bindings": {"kv": [], "d1": [], "r2": [], "do": [], "workflows": workflows},
+        }
+        return envelope([worker])
 
     # -- workflows ----------------------------------------------------------------------
 

@@ -26,6 +26,39 @@ ERROR_OBJ = {
 }
 
 
+_BINDINGS = {"type": "array", "items": {"type": "object"}}
+LOCAL_WORKER = {
+    "type": "object",
+    "required": ["isSelf", "name", "bindings"],
+    "properties": {
+        "isSelf": {"type": "boolean"},
+        "name": {"type": "string"},
+        "bindings": {
+            "type": "object",
+            "properties": {
+                "kv": _BINDINGS,
+                "d1": _BINDINGS,
+                "r2": _BINDINGS,
+                "do": _BINDINGS,
+                "workflows": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "required": ["id", "bindingName", "className", "scriptName"],
+                        "properties": {
+                            "id": {"type": "string"},
+                            "bindingName": {"type": "string"},
+                            "className": {"type": "string"},
+                            "scriptName": {"type": "string"},
+                        },
+                    },
+                },
+            },
+        },
+    },
+}
+
+
 def _ok(result: dict, info: dict | None = None) -> dict:
     props = {
         "success": {"type": "boolean", "enum": [True]},
@@ -173,6 +206,17 @@ _DOC = {
         },
     },
     "paths": {
+        "/local/workers": {
+            "get": {
+                "operationId": "listLocalWorkers",
+                "summary": "The project as wrangler's Local Explorer UI sees it: one worker, its workflow bindings",
+                "responses": {
+                    "200": _resp("The workers", _ok({"type": "array", "items": LOCAL_WORKER})),
+                    "401": ERR,
+                    "413": ERR,
+                },
+            }
+        },
         "/workflows": {
             "get": {
                 "operationId": "listWorkflows",

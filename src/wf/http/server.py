@@ -206,7 +206,10 @@ class DevServer:
             f"wf dev: {self.config.name or self.config.root.name} ({self.config.path})",
             f"  workflows: {names}",
             f"  state:     {self.config.store_url or self.config.state_dir}",
-            "  app:       " + (f"main exports `app`, served at {url}/" if user_app else "none (main exports no `app`)"),
+            "  app:       "
+            + (f"main exports `app`, served at {url}/" if user_app else "none (main exports no `app`; / opens the UI)"),
+            f"  UI:        {url}/cdn-cgi/explorer/"
+            + ("?token=<WF_TOKEN> (once; then a session cookie)" if self.token else ""),
             f"  API:       {url}/cdn-cgi/local/explorer/api (wrangler workflows ... --local --port {port})",
             f"  ready on {url} in {took * 1000:.0f} ms"
             + ("; reloading on code changes" if self.reload else "")

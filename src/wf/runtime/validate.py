@@ -23,3 +23,16 @@ def check_event_type(value: object) -> str:
             f"event type {value!r} is invalid", "use 1-100 letters, digits, '_' or '-', not starting with '-'"
         )
     return value
+
+
+PREFIX_PATTERN = re.compile(r"^[a-zA-Z0-9\-_]*$")
+
+
+def check_id_prefix(value: object) -> str:
+    """The start of an instance id, as typed in a search box: the same characters as an id."""
+    if not isinstance(value, str) or len(value) > 100 or not PREFIX_PATTERN.match(value):
+        raise ValidationError(
+            f"{value!r} cannot start an instance id",
+            "ids use only letters, digits, '_' and '-': type the first characters of one",
+        )
+    return value

@@ -37,6 +37,8 @@ from .base import (
     to_json,
 )
 
+PAGE_SORT_MAX = 2000  # page_instances on SQLite: up to this many matches, sorting them beats walking by time
+
 
 def _write(method: Callable) -> Callable:
     """Run the method in this thread's transaction, or in a new write transaction."""
@@ -176,6 +178,54 @@ class SQLStore:
             "list_instances", {"where": clause}, workflow=workflow, status=status, limit=limit, offset=offset
         )
         return [instance_from_row(r) for r in rows]
+
+    @_read
+    def page_instances(
+        self,
+        *,
+        workflow: str | None = None,
+        status: str | None = None,
+        id_prefix: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        before: tuple[float, int] | None = None,
+        after: tuple[float, int] | None = None,
+        limit: int = 25,
+    ) -> list[InstanceRow]:
+        """One page of instances, newest first, by key: the `limit` rows just older than `before`
+        (or just newer than `after`), each a `(created_at, seq)`. `id_prefix` matches the start of
+        the id; `since`/`until` bound `created_at` (`until` excluded)."""
+        params: dict[str, Any] = {
+            "workflow": workflow,
+            "status": status,
+            "since": since,
+            "until": until,
+            "limit": limit,
+        }
+        equal = [c for c, v in (("workflow = :workflow", workflow), ("status = :status", status)) if v is not None]
+        if equal and self.db.dialect.plan_hints and self._many_match(equal, params):
+            equal = ["+" + c for c in equal]  # walk the created_at index instead of sorting every match
+        where = equal + [
+            c for c, v in (("created_at >= :since", since), ("created_at < :until", until)) if v is not None
+        ]
+        if id_prefix:
+            where.append("{id_prefix}")
+            params.update(prefix=id_prefix, prefix_end=id_prefix + "\U0010ffff", prefix_len=len(id_prefix))
+        order = "DESC"
+        if before is not None or after is not None:
+            where.append(
+                "(created_at, seq) < (:key_at, :key_seq)"
+                if before is not None
+                else "(created_at, seq) > (:key_at, :key_seq)"
+            )
+            params["key_at"], params["key_seq"] = before if before is not None else after  # type: ignore[misc]
+            order = "DESC" if before is not None else "ASC"
+        clause = ("WHERE " + " AND ".join(where)) if where else ""
+        rows = [instance_from_row(r) for r in self._all("page_instances", {"where": clause, "order": order}, **params)]
+        return rows[::-1] if order == "ASC" else rows
+
+    def _many_match(self, equal: list[str], params: dict) -> bool:
+        return int(self._value("count_matching", {"where": "WHERE " + " AND ".join(equal)}, **params)) > PAGE_SORT_MAX
 
     @_read
     def count_by_status(self, workflow: str) -> dict[str, int]:

@@ -38,6 +38,7 @@ class PostgresDialect(Dialect):
     name = "postgres"
     for_update = "FOR UPDATE"
     skip_locked = "FOR UPDATE SKIP LOCKED"
+    id_prefix = "left(id, :prefix_len) = :prefix"  # a range is not exact under a linguistic collation
     db_now = "extract(epoch from clock_timestamp())::double precision"  # leases: one clock for every worker
 
     def param(self, name: str) -> str:

@@ -27,6 +27,14 @@ SELECT {instance_columns} FROM wf_instances WHERE seq = :seq
 -- name: list_instances
 SELECT {instance_columns} FROM wf_instances {where} ORDER BY created_at DESC, seq DESC LIMIT :limit OFFSET :offset
 
+-- A page by key (created_at, seq), newest first (or oldest first after a key): page 4,000 costs
+-- what page 1 does.
+-- name: page_instances
+SELECT {instance_columns} FROM wf_instances {where} ORDER BY created_at {order}, seq {order} LIMIT :limit
+
+-- name: count_matching
+SELECT count(*) FROM wf_instances {where}
+
 -- name: count_by_status
 SELECT status, count(*) FROM wf_instances WHERE workflow = :workflow GROUP BY status
 

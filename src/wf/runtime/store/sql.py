@@ -35,6 +35,8 @@ class Dialect:
     for_update = ""
     skip_locked = ""
     db_now = ":now"
+    id_prefix = "id >= :prefix AND id < :prefix_end"  # a range on the id index: exact for binary text
+    plan_hints = False  # SQLite keeps no statistics: a unary + keeps its planner off an index
 
     def param(self, name: str) -> str:
         raise NotImplementedError
@@ -60,7 +62,7 @@ class Dialect:
             if word in ("in", "not_in") and arg:
                 lists.add(arg)
                 return self.member(arg, negate=word == "not_in")
-            if word in ("for_update", "skip_locked", "db_now"):
+            if word in ("for_update", "skip_locked", "db_now", "id_prefix"):
                 return getattr(self, word)
             if word in parts:
                 return _TOKEN.sub(token, parts[word])

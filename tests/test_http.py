@@ -533,3 +533,40 @@ def test_reload_swaps_code_without_losing_instances(project, devs, client):
     wait_for(lambda: client.get(quick, "quick").status == "complete", 10, "the quick instance")
     assert json.loads(client.get(quick, "quick").output) == {"value": 4, "version": "v2"}
     assert dev.stop() == 0
+
+
+def test_reload_follows_the_config_dev_vars_env_and_code(project, devs):
+    """Each kind of file `--reload` watches, edited under a running `wf dev`: the effect shows."""
+    dev = devs.start(project, ["--reload"]).wait_ready()
+    get = lambda path: httpx.get(dev.url + path, timeout=5).json()  # noqa: E731
+    assert get("/vars") == {}
+    config = project / "wrangler.jsonc"
+    original = config.read_text()
+    quick = '{"name": "quick", "binding": "QUICK", "class_name": "QuickWorkflow"},'
+    config.write_text(
+        original.replace('"workflows": [', '"vars": {"GREETING": "hi"},\n  "workflows": [').replace(
+            quick, quick + '\n    {"name": "quick-too", "binding": "QUICK_TOO", "class_name": "QuickWorkflow"},'
+        )
+    )
+    wait_for(lambda: get("/vars") == {"GREETING": "hi"}, 10, "the new vars of wrangler.jsonc")
+    names = [w["name"] for w in get(API + "/workflows")["result"]]
+    assert "quick-too" in names, names
+    made = httpx.post(dev.url + API + "/workflows/quick-too/instances", json={"params": {"n": 3}}).json()
+    iid = made["result"]["id"]
+    wait_for(lambda: get(f"{API}/workflows/quick-too/instances/{iid}")["result"]["status"] == "complete", 10, iid)
+
+    (project / ".dev.vars").write_text("SECRET=s1\n")
+    wait_for(lambda: get("/vars") == {"GREETING": "hi", "SECRET": "s1"}, 10, "the var from .dev.vars")
+    (project / ".dev.vars").unlink()  # .dev.vars, when there is one, hides .env
+    (project / ".env").write_text("FROM_ENV=e1\n")
+    wait_for(lambda: get("/vars") == {"GREETING": "hi", "FROM_ENV": "e1"}, 10, "the var from .env")
+
+    config.write_text(original.replace('"workflows": [', '"vars": {"GREETING": 1,'))  # broken: no reload
+    dev.wait_output("reload failed", 10)
+    assert get("/vars") == {"GREETING": "hi", "FROM_ENV": "e1"}  # the previous config still serves
+
+    index = project / "src" / "index.py"
+    index.write_text(index.read_text().replace('VERSION = "v1"', 'VERSION = "v3"'))
+    config.write_text(original)
+    wait_for(lambda: get("/version") == {"version": "v3"} and get("/vars") == {"FROM_ENV": "e1"}, 10, "code and config")
+    assert dev.stop() == 0

@@ -401,6 +401,67 @@ def test_history_follows_the_instance(store):
     assert store.history(after=last.seq) == []
 
 
+# -- cron schedules ------------------------------------------------------------------------
+
+
+def cron_item(tick: float, id: str | None = None) -> dict:
+    trigger = {"source": "cron", "schedule": {"cron": "* * * * *", "scheduledTime": int(tick * 1000)}}
+    return {"workflow": "w", "id": id or f"cron-{int(tick)}", "params": "{}", "trigger": trigger}
+
+
+def test_cron_marks_start_a_new_schedule_at_now_and_keep_a_known_one(store):
+    assert store.cron_marks([("w", "* * * * *"), ("w", "0 * * * *")], T0) == {
+        ("w", "* * * * *"): T0,
+        ("w", "0 * * * *"): T0,
+    }
+    assert store.cron_marks([("w", "* * * * *")], T0 + 500) == {("w", "* * * * *"): T0}  # not moved by a look
+    assert store.cron_marks([], T0) == {}
+
+
+def test_fire_cron_fires_a_tick_once_and_never_an_older_one(store):
+    store.cron_marks([("w", "* * * * *")], T0)
+    row = store.fire_cron("w", "* * * * *", T0 + 60, cron_item(T0 + 60), T0 + 61)
+    assert (row.id, row.status, row.created_at, row.trigger["source"]) == ("cron-1060", "queued", T0 + 61, "cron")
+    assert store.get_instance("w", "cron-1060").trigger == cron_item(T0 + 60)["trigger"]
+    store.delete(row.seq)  # even with its instance gone, the tick is not fired again: the mark says so
+    assert store.fire_cron("w", "* * * * *", T0 + 60, cron_item(T0 + 60, "again"), T0 + 62) is None
+    assert store.fire_cron("w", "* * * * *", T0 + 30, cron_item(T0 + 30), T0 + 62) is None  # older than the mark
+    assert store.list_instances("w", None, 10) == []
+    assert store.cron_marks([("w", "* * * * *")], T0 + 99) == {("w", "* * * * *"): T0 + 60}
+    assert store.fire_cron("w", "* * * * *", T0 + 120, cron_item(T0 + 120), T0 + 121).id == "cron-1120"
+    assert store.fire_cron("w2", "* * * * *", T0 + 120, {**cron_item(T0 + 120), "workflow": "w2"}, T0 + 121)
+
+
+def test_fire_cron_moves_the_mark_even_when_the_instance_exists(store):
+    create(store, "cron-1060")
+    assert store.fire_cron("w", "* * * * *", T0 + 60, cron_item(T0 + 60), T0 + 61) is None
+    assert store.cron_marks([("w", "* * * * *")], T0 + 99) == {("w", "* * * * *"): T0 + 60}
+
+
+def test_concurrent_firers_fire_a_tick_once(backend, tmp_path):
+    stores = [open_store(tmp_path, backend) for _ in range(4)]
+    stores[0].cron_marks([("w", "* * * * *")], T0)
+    fired, barrier = [], threading.Barrier(len(stores))
+
+    def fire(s, n):
+        barrier.wait()
+        for tick in range(1, 21):
+            if s.fire_cron("w", "* * * * *", T0 + tick, cron_item(T0 + tick, f"t{tick}"), T0 + tick):
+                fired.append((tick, n))
+
+    threads = [threading.Thread(target=fire, args=(s, n)) for n, s in enumerate(stores)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    try:
+        assert sorted(tick for tick, _ in fired) == list(range(1, 21))
+        assert len(stores[0].list_instances("w", None, 100)) == 20
+    finally:
+        for s in stores:
+            s.close()
+
+
 # -- opening -----------------------------------------------------------------------------
 
 

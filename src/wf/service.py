@@ -13,10 +13,16 @@ from .runtime.store import open_store
 from .runtime.store.aio import AsyncStore
 
 
-def build_runner(config: Config, classes: dict[str, type] | None = None, **options: Any) -> Runner:
-    """A runner for every workflow the config declares (classes imported from `main` unless given)."""
+def build_runner(
+    config: Config, classes: dict[str, type] | None = None, *, crons: bool = True, **options: Any
+) -> Runner:
+    """A runner for every workflow the config declares (classes imported from `main` unless given).
+    `crons=False`: it fires no schedules (a runner started only to finish one instance)."""
     classes = classes if classes is not None else load_workflow_classes(config)
-    registered = {w.name: Registered(classes[w.name], w.step_limit, w.concurrency_limit) for w in config.workflows}
+    registered = {
+        w.name: Registered(classes[w.name], w.step_limit, w.concurrency_limit, w.schedules if crons else ())
+        for w in config.workflows
+    }
     astore = AsyncStore(lambda: open_store(config.state_dir, config.store_url))
     runner = Runner(registered, config.state_dir, astore=astore, **options)
     runner.env = async_env(_LazyClient(config, astore, runner.clock), astore)

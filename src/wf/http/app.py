@@ -206,6 +206,17 @@ class WfApp:
             await life.startup()
             self._life = life
 
+    def swap_config(self, config) -> None:
+        """Serve `config` from now on (reload): the API and the bindings see its workflows and vars.
+        The store stays: a reload never moves the state."""
+        from ..client import _LazyClient, async_env
+
+        old = self.explorer
+        client = _LazyClient(config, old.astore, old.client.clock)
+        self.explorer = Explorer(client, old.astore)
+        self.api = explorer_app(self.explorer)
+        self.env = async_env(client, old.astore)
+
     async def swap_user_app(self, user_app) -> None:
         """Serve `user_app` from now on (reload), running its lifespan in place of the old one's."""
         if self._life is not None:

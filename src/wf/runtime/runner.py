@@ -22,6 +22,7 @@ from ..errors import error_info
 from . import logs
 from .clock import Clock, SystemClock
 from .coordination import coordination_for
+from .cron import CronScheduler
 from .engine import Execution, Interrupt
 from .store import open_store
 from .store.aio import AsyncStore
@@ -40,6 +41,7 @@ class Registered:
     cls: type
     step_limit: int = 10_000
     concurrency_limit: int | None = None  # most instances running at once (`concurrency.limit`)
+    schedules: tuple[str, ...] = ()  # cron expressions: each tick creates an instance (cron.py)
 
 
 class Runner:
@@ -75,6 +77,7 @@ class Runner:
         self.draining = False
         self._wake = asyncio.Event()
         self._loop_task: asyncio.Task | None = None
+        self.crons: CronScheduler | None = None
         self._tasks: set[asyncio.Task] = set()
         self.finished: asyncio.Queue | None = None  # (seq, status) as instances end here; for waiters
         self.modifiers = None  # wf.testing sets a lookup of per-instance mocks; the engine ignores None
@@ -91,6 +94,8 @@ class Runner:
             logs.install()
         self.coord = coordination_for(self.astore.store, self.state_dir)
         await self.coord.start(self)
+        schedules = [(name, cron) for name, reg in self.workflows.items() for cron in reg.schedules]
+        self.crons = CronScheduler(schedules, self.astore, self.clock)
         loop = asyncio.get_running_loop()
         self._loop_task = loop.create_task(self._main())
         return self
@@ -257,6 +262,7 @@ class Runner:
             if now >= next_reap:
                 await self._reap(now)
                 next_reap = now + self.reap_interval
+            next_tick = await self.crons.fire_due()  # before claiming: a fired instance starts at once
             free = self.concurrency - len(self._tasks)  # claimed ones still loading count too
             rows = []
             if free > 0:
@@ -274,7 +280,7 @@ class Runner:
             if free <= 0 and due is not None and due <= now:
                 self._make_room()  # those suspended wake this loop as they finish
                 due = None
-            await self._sleep_until(min(due if due is not None else math.inf, next_reap))
+            await self._sleep_until(min(due if due is not None else math.inf, next_reap, next_tick))
 
     def now_idle(self, x: Execution) -> None:
         """An instance in memory started to wait: if the runner is full, look again for due work."""

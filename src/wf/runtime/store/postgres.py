@@ -578,6 +578,35 @@ class PostgresStore:
             self._c.execute(f"DELETE FROM {table} WHERE {col}=%s", (seq,))
         self._notify(f"c:{seq}")
 
+    # -- cron schedules ------------------------------------------------------------------
+
+    @_atomic
+    def cron_marks(self, schedules: list[tuple[str, str]], now: float) -> dict[tuple[str, str], float]:
+        """The last tick fired of each (workflow, cron); one seen for the first time starts at `now`."""
+        for workflow, cron in schedules:
+            self._c.execute(
+                "INSERT INTO wf_crons (workflow, cron, last_tick, updated_at) VALUES (%s, %s, %s, %s) "
+                "ON CONFLICT (workflow, cron) DO NOTHING",
+                (workflow, cron, now, now),
+            )
+        rows = self._c.execute("SELECT workflow, cron, last_tick FROM wf_crons").fetchall()
+        wanted = set(schedules)
+        return {(w, c): t for w, c, t in rows if (w, c) in wanted}
+
+    @_atomic
+    def fire_cron(self, workflow: str, cron: str, tick: float, item: dict, now: float) -> InstanceRow | None:
+        """Fire tick `tick`: move the schedule's mark to it and create `item`, in one transaction,
+        only if the mark is older; None when another worker fired this tick (or a later one). Two
+        workers upserting one row queue on its lock, and the second sees the first's mark."""
+        moved = self._c.execute(
+            "INSERT INTO wf_crons (workflow, cron, last_tick, updated_at) VALUES (%s, %s, %s, %s) "
+            "ON CONFLICT (workflow, cron) DO UPDATE SET last_tick=EXCLUDED.last_tick, "
+            "updated_at=EXCLUDED.updated_at WHERE wf_crons.last_tick < EXCLUDED.last_tick RETURNING 1",
+            (workflow, cron, tick, now),
+        ).fetchone()
+        created = self.create_instances([item], now, skip_existing=True) if moved else []
+        return created[0] if created else None
+
     # -- runner writes -------------------------------------------------------------------
 
     @_atomic

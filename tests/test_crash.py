@@ -33,6 +33,8 @@ from pgtest import Schema, require_base_url
 from wf.client import Client
 from wf.config import load_config
 
+pytestmark = [pytest.mark.crash, pytest.mark.slow]
+
 TERMINAL = ("complete", "errored", "terminated")
 PG_LEASE = 1.0  # WF_LEASE of the PostgreSQL workers: a dead worker's claims outlive it by at most this
 

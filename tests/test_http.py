@@ -350,6 +350,7 @@ async def test_user_app_lifespan_runs_inside_ours(config):
 # ---------------------------------------------------------------- fuzz
 
 
+@pytest.mark.slow
 def test_fuzz_the_api_from_its_openapi_document_finds_no_5xx_and_no_schema_violation(config, client):
     """schemathesis generates valid and invalid requests for every operation in the served
     document; each answer must be no 5xx, a documented status, JSON that matches its schema,
@@ -429,6 +430,7 @@ def status_of(url: str, iid: str) -> dict:
     return r.json()
 
 
+@pytest.mark.slow
 def test_wf_dev_serves_the_init_template_routes_end_to_end(tmp_path, devs):
     made = wf_cli(tmp_path, "init", "shop")
     assert made.returncode == 0, made.stderr
@@ -458,6 +460,7 @@ def test_wf_dev_serves_the_init_template_routes_end_to_end(tmp_path, devs):
     assert port_free(dev.port), "the port is still taken after wf dev stopped"
 
 
+@pytest.mark.slow
 def test_sigterm_lets_the_in_flight_step_finish_then_it_completes_after_restart(project, devs, client):
     dev = devs.start(project).wait_ready()
     made = httpx.post(dev.url + API + "/workflows/slow/instances", json={"id": "s1", "params": {"seconds": 1.0}})
@@ -497,6 +500,7 @@ def test_non_loopback_host_without_a_token_refuses_to_start(project, devs):
     assert "Traceback" not in out
 
 
+@pytest.mark.slow
 def test_non_loopback_host_with_a_token_needs_it_on_every_request(project, devs):
     dev = devs.start(project, ["--host", "0.0.0.0"], env={"WF_TOKEN": "t0ken-for-test"})
     dev.wait_ready(headers={"authorization": "Bearer t0ken-for-test"})
@@ -508,6 +512,7 @@ def test_non_loopback_host_with_a_token_needs_it_on_every_request(project, devs)
     assert dev.stop() == 0
 
 
+@pytest.mark.slow
 def test_reload_swaps_code_without_losing_instances(project, devs, client):
     dev = devs.start(project, ["--reload"]).wait_ready()
     assert httpx.get(dev.url + "/version").json() == {"version": "v1"}
@@ -532,6 +537,7 @@ def test_reload_swaps_code_without_losing_instances(project, devs, client):
     assert dev.stop() == 0
 
 
+@pytest.mark.slow
 def test_reload_follows_the_config_dev_vars_env_and_code(project, devs):
     """Each kind of file `--reload` watches, edited under a running `wf dev`: the effect shows."""
     dev = devs.start(project, ["--reload"]).wait_ready()

@@ -21,6 +21,8 @@ from conftest import wait_until
 from wf.client import Client
 from wf.config import load_config
 
+pytestmark = [pytest.mark.slow]
+
 STEPS = ("reserve", "charge", "ship", "notify")
 
 WORKFLOW = """

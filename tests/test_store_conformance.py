@@ -19,7 +19,7 @@ from wf.runtime.store.sqlite import _Failed
 T0 = 1_000.0
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def backend(request, tmp_path):
     """(open a new connection to the store, its URL) for one empty store."""
     if request.param == "sqlite":
@@ -484,6 +484,7 @@ def pg_schema():
     schema.drop()
 
 
+@pytest.mark.postgres
 def test_postgres_workers_starting_at_once_migrate_once(pg_schema, tmp_path):
     from wf.runtime.store import pg_schema as schema_module
 
@@ -511,6 +512,7 @@ def test_postgres_workers_starting_at_once_migrate_once(pg_schema, tmp_path):
         s.close()
 
 
+@pytest.mark.postgres
 def test_postgres_store_from_a_newer_wf_is_refused(pg_schema, tmp_path):
     s = open_store(tmp_path, pg_schema.url)
     with s.transaction():
@@ -520,6 +522,7 @@ def test_postgres_store_from_a_newer_wf_is_refused(pg_schema, tmp_path):
         open_store(tmp_path, pg_schema.url)
 
 
+@pytest.mark.postgres
 def test_postgres_unreachable_server_is_a_clear_error(tmp_path):
     require_base_url()
     with pytest.raises(StoreError, match="cannot connect to the PostgreSQL store") as info:

@@ -417,6 +417,7 @@ def test_sync_with_the_factory(wf_test_factory):
 @pytest.mark.parametrize(
     "plugins", [["-o", "asyncio_mode=auto"], ["-p", "no:asyncio"]], ids=["pytest-asyncio", "without-pytest-asyncio"]
 )
+@pytest.mark.slow
 def test_the_pytest_plugin_in_a_user_project(tmp_path, plugins):
     root = tmp_path / "greet"
     write_project(root)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import ipaddress
+import math
 import re
 import signal
 import socket
@@ -28,9 +29,16 @@ import time
 from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING
 
 from ..errors import ValidationError, WfError
-from .app import LOOPBACK_HOSTS, create_app
+from .app import LOOPBACK_HOSTS, WfApp, create_app
+
+if TYPE_CHECKING:  # uvicorn and the runtime load when `wf dev` starts, not when this module is imported
+    import uvicorn
+
+    from ..runtime.runner import Runner
 
 GRACE = 5.0
 CONFIG_FILES = frozenset({"wrangler.jsonc", "wrangler.json", "wrangler.toml"})
@@ -75,18 +83,16 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-class _Server:
+def _server(config: uvicorn.Config) -> uvicorn.Server:
     """uvicorn's server without its own signal handling (wf dev owns the signals)."""
+    import uvicorn
 
-    def __new__(cls, config):
-        import uvicorn
+    class Server(uvicorn.Server):
+        @contextmanager
+        def capture_signals(self):
+            yield
 
-        class Server(uvicorn.Server):
-            @contextmanager
-            def capture_signals(self):
-                yield
-
-        return Server(config)
+    return Server(config)
 
 
 def is_config_file(path: str | Path, config) -> bool:
@@ -111,11 +117,11 @@ def watch_filter(config):
     return Project()
 
 
-def _project_modules(root: Path) -> dict[str, object]:
+def _project_modules(root: Path) -> dict[str, ModuleType]:
     from ..loader import PACKAGE_PREFIX
 
     root = root.resolve()
-    mine = {}
+    mine: dict[str, ModuleType] = {}
     for name, module in list(sys.modules.items()):
         if name.startswith(PACKAGE_PREFIX):
             mine[name] = module
@@ -146,12 +152,12 @@ class DevServer:
         self.token = token
         self.say = say or (lambda m: sys.stderr.write(m + "\n"))
         self.concurrency, self.grace = concurrency, grace
-        self.runner = None
-        self.app = None
+        self.runner: Runner  # both made by run(): importing the code can fail, and is reported there
+        self.app: WfApp
         self.stop_event: asyncio.Event | None = None
         self._watch_stop = asyncio.Event()
 
-    def _build_runner(self):
+    def _build_runner(self) -> Runner:
         from ..service import build_runner
 
         return build_runner(self.config, concurrency=self.concurrency)
@@ -182,9 +188,10 @@ class DevServer:
         await self.runner.start()
         watcher = await self._start_watching() if self.reload else None
         port = sock.getsockname()[1]
-        server = _Server(
+        grace = math.ceil(self.grace)  # uvicorn takes whole seconds
+        server = _server(
             uvicorn.Config(
-                self.app, log_level="warning", access_log=False, lifespan="on", timeout_graceful_shutdown=self.grace
+                self.app, log_level="warning", access_log=False, lifespan="on", timeout_graceful_shutdown=grace
             )
         )
         serving = loop.create_task(server.serve(sockets=[sock]))

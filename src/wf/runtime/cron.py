@@ -31,7 +31,7 @@ from cronsim import CronSim, CronSimError
 if TYPE_CHECKING:
     from .clock import Clock
     from .store.aio import AsyncStore
-    from .store.base import InstanceRow
+    from .store.base import InstanceRow, Store
 
 log = logging.getLogger("wf.cron")
 Schedule = tuple[str, str]  # (workflow, cron expression)
@@ -109,7 +109,7 @@ class CronScheduler:
             return math.inf
         now = self.clock.now()
         if self.marks is None:
-            self.marks = await self.astore.call(self.astore.store.cron_marks, self.schedules, now)
+            self.marks = await self.astore.call(self._store().cron_marks, self.schedules, now)
         elif now < self.next_due:
             return self.next_due
         for key in self.schedules:
@@ -121,10 +121,15 @@ class CronScheduler:
         self.next_due = min((t for t in upcoming if t is not None), default=math.inf)
         return self.next_due
 
+    def _store(self) -> Store:
+        if self.astore.store is None:
+            raise RuntimeError("the runner's store is not open: start the runner first")
+        return self.astore.store
+
     async def _fire(self, key: Schedule, tick: float, now: float) -> InstanceRow | None:
         workflow, cron = key
-        store = self.astore.store
-        row = await self.astore.call(store.fire_cron, workflow, cron, tick, new_instance(workflow, cron, tick), now)
+        item = new_instance(workflow, cron, tick)
+        row = await self.astore.call(self._store().fire_cron, workflow, cron, tick, item, now)
         if row is not None:  # None: another runner fired this tick first
             log.info("cron %r fired %s: instance %s", cron, workflow, row.id)
         return row

@@ -77,7 +77,8 @@ class Runner:
         self.draining = False
         self._wake = asyncio.Event()
         self._loop_task: asyncio.Task | None = None
-        self.crons: CronScheduler | None = None
+        schedules = [(name, cron) for name, reg in workflows.items() for cron in reg.schedules]
+        self.crons = CronScheduler(schedules, self.astore, self.clock)  # fired from the claim loop
         self._tasks: set[asyncio.Task] = set()
         self.finished: asyncio.Queue | None = None  # (seq, status) as instances end here; for waiters
         self.modifiers = None  # wf.testing sets a lookup of per-instance mocks; the engine ignores None
@@ -94,8 +95,6 @@ class Runner:
             logs.install()
         self.coord = coordination_for(self.astore.store, self.state_dir)
         await self.coord.start(self)
-        schedules = [(name, cron) for name, reg in self.workflows.items() for cron in reg.schedules]
-        self.crons = CronScheduler(schedules, self.astore, self.clock)
         loop = asyncio.get_running_loop()
         self._loop_task = loop.create_task(self._main())
         return self

@@ -4,6 +4,7 @@ and replay-always (evicted and replayed from the top after every step)."""
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
@@ -205,7 +206,7 @@ class Slow(WorkflowEntrypoint):
 
         def hang_sync():
             CALLS["sync"] += 1
-            time.sleep(0.2)
+            RELEASE.wait(30)  # hangs past its timeout whatever the machine's load; freed when the test ends
 
         out = {}
         for name, fn in (("async", hang_async), ("sync", hang_sync)):
@@ -216,10 +217,17 @@ class Slow(WorkflowEntrypoint):
         return out
 
 
+RELEASE = threading.Event()
+
+
 async def test_attempt_timeout_async_and_sync(tmp_path, replay):
+    RELEASE.clear()
     async with harness(tmp_path, replay, slow=Slow) as h:
-        status = await h.run("slow", id="t")
-        steps = h.describe("t")["steps"]
+        try:
+            status = await h.run("slow", id="t")
+            steps = h.describe("t")["steps"]
+        finally:
+            RELEASE.set()  # the sync attempts' threads, abandoned at their timeouts, may end now
     assert status["status"] == "complete"
     assert "timed out after 5 seconds" in status["output"]["async"]
     assert "timed out after 5 seconds" in status["output"]["sync"]

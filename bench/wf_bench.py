@@ -11,6 +11,7 @@ import asyncio
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -18,9 +19,11 @@ from pathlib import Path
 
 from common import BENCH, emit, free_port, median, p95, rss_mb, wait_for
 
+from wf import WorkflowEntrypoint, WorkflowTimeoutError
 from wf.client import Client
 from wf.config import load_config
 from wf.service import build_runner
+from wf.testing import WorkflowTest
 
 PROJECT = BENCH / "project"
 CONFIG = PROJECT / "wrangler.jsonc"
@@ -132,13 +135,13 @@ async def timer(work: Path, reps: int = 10, seconds: float = 0.5) -> dict:
 
 
 class Worker:
-    def __init__(self, state: Path, log: Path, *args: str):
+    def __init__(self, state: Path, log: Path, *args: str, crash_at: str | None = None):
         self.log = log
         self.spawned = time.time()
         with open(log, "wb") as err:
             self.proc = subprocess.Popen(
                 wf_cmd(state, "worker", *args),
-                env=env(),
+                env={**env(), **({"WF_CRASH_AT": crash_at} if crash_at else {})},
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
                 stderr=err,
@@ -342,12 +345,13 @@ def populate_finished(state: Path, n: int) -> float:
     for i in range(0, n, 10000):
         items = [{"workflow": "three", "id": f"i-{j:07d}", "params": "{}"} for j in range(i, min(n, i + 10000))]
         store.create_instances(items, now + i * 0.001)
-    with store.transaction():
-        store.conn.execute(
-            "UPDATE instances SET status='complete', wake_at=NULL, ended_at=created_at WHERE seq % 100 != 0"
-        )
-        store.conn.execute("UPDATE instances SET status='errored', wake_at=NULL WHERE seq % 100 = 0")
     client.close()
+    with sqlite3.connect(state / "state.db") as conn:  # finished in bulk: faster than running them
+        conn.execute(
+            "UPDATE wf_instances SET status='complete', wake_at=NULL, ended_at=created_at WHERE seq % 100 != 0"
+        )
+        conn.execute("UPDATE wf_instances SET status='errored', wake_at=NULL WHERE seq % 100 = 0")
+    conn.close()
     return time.perf_counter() - t0
 
 
@@ -512,6 +516,117 @@ def ui_idle(work: Path, seconds: float = 30.0) -> dict:
     return out
 
 
+def restart_overdue(work: Path, reps: int = 3) -> dict:
+    """A worker SIGKILLs itself at a sleep (or a wait for an event); the sleep falls due (or the
+    event is sent) while no worker is alive; a new worker starts. Time from its spawn, and from
+    its 'ready' line, to the instance's end (the goal tests/test_crash.py held: within 1.5 s)."""
+    out: dict = {"reps": reps}
+    for kind in ("sleep", "event"):
+        from_spawn, from_ready = [], []
+        for r in range(reps):
+            state = work / f"{kind}{r}"
+            client = Client(config_for(state))
+            try:
+                if kind == "sleep":
+                    row = client.create("sleeper", {"seconds": 0.3})
+                    crashed = Worker(state, work / f"{kind}{r}-a.log", crash_at="sleeping:nap")
+                else:
+                    row = client.create("waiter", {})
+                    crashed = Worker(state, work / f"{kind}{r}-a.log", crash_at="waiting:wait")
+                crashed.proc.wait(30)
+                if kind == "sleep":
+                    wake = next(s.wake_at for s in client.store.steps(row.seq) if s.name == "nap")
+                    wait_for(lambda w=wake: time.time() > w + 0.05, 10, "the sleep to fall due")
+                else:
+                    client.send_event(row.id, "go", None)
+                fresh = Worker(state, work / f"{kind}{r}-b.log")
+                ready = fresh.wait_ready()
+                done = wait_for(lambda: (x := client.get(row.id)).status == "complete" and x, 30, "the instance")
+                fresh.stop()
+            finally:
+                client.close()
+            from_spawn.append((done.ended_at - fresh.spawned) * 1000)
+            from_ready.append((done.ended_at - ready) * 1000)
+        out[f"{kind}_spawn_to_done_median_ms"] = median(from_spawn)
+        out[f"{kind}_spawn_to_done_max_ms"] = max(from_spawn)
+        out[f"{kind}_ready_to_done_median_ms"] = median(from_ready)
+    return out
+
+
+def survivor_takeover(work: Path, reps: int = 3) -> dict:
+    """Two workers; the one running an instance is SIGKILLed mid-step; time from the kill to the
+    survivor starting the instance's next step (the goal tests/test_multi_runner.py held: < 3 s)."""
+    delays = []
+    for r in range(reps):
+        state = work / f"state{r}"
+        client = Client(config_for(state))
+        workers = [Worker(state, work / f"w{r}-{i}.log") for i in range(2)]
+        try:
+            for w in workers:
+                w.wait_ready()
+            row = client.create("slow", {"n": 30, "delay": 0.05})
+            wait_for(lambda: sum(s.status == "complete" for s in client.store.steps(row.seq)) >= 3, 30, "3 steps")
+            owner = client.get(row.id).owner  # each worker's 'ready' line names its owner id
+            [victim] = [w for w in workers if f"wf worker {owner} ready" in w.log.read_text(errors="replace")]
+            victim.kill()
+            killed = time.time()
+            st = wait_for(lambda: (x := client.status(row.id))["status"] == "complete" and x, 60, "the instance")
+            delays.append((min(t for t in st["output"] if t > killed) - killed) * 1000)
+        finally:
+            for w in workers:
+                w.stop()
+            client.close()
+    return {"reps": reps, "ms": delays, "median_ms": median(delays), "max_ms": max(delays)}
+
+
+def template_tests(work: Path, reps: int = 1) -> dict:
+    """`wf init` then the project's own test suite (it sleeps and waits for a day, on a fake clock):
+    pytest's own figure and the whole process (the goal tests/test_init.py held: under 5 s)."""
+    import re
+
+    wf_bin = str(Path(PY).parent / "wf")
+    subprocess.run([wf_bin, "init", "proj"], cwd=work, env=env(), check=True, capture_output=True)
+    pytest_s, wall_s = [], []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        res = subprocess.run(
+            [PY, "-m", "pytest", "-q", "-p", "no:cacheprovider"],
+            cwd=work / "proj",
+            env=env(),
+            capture_output=True,
+            text=True,
+        )
+        wall_s.append(time.perf_counter() - t0)
+        found = re.search(r"(\d+) passed.* in ([\d.]+)s", res.stdout)
+        if res.returncode != 0 or not found:
+            raise RuntimeError(f"the template's tests failed:\n{res.stdout[-2000:]}{res.stderr[-2000:]}")
+        pytest_s.append(float(found.group(2)))
+    return {"reps": reps, "tests": int(found.group(1)), "pytest_s": median(pytest_s), "wall_s": median(wall_s)}
+
+
+async def fake_clock_day(work: Path, reps: int = 3) -> dict:
+    """wf.testing: an instance that sleeps a day, then waits 24 hours for an event that never comes,
+    run to its end on the fake clock (the goal tests/test_testing.py held: well under a second)."""
+    times = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        async with WorkflowTest({"day": DayLong}) as t:
+            inst = await t.create("day", {})
+            await inst.wait_for_status("complete")
+        times.append((time.perf_counter() - t0) * 1000)
+    return {"reps": reps, "ms": times, "median_ms": median(times), "max_ms": max(times)}
+
+
+class DayLong(WorkflowEntrypoint):
+    async def run(self, event, step):
+        await step.sleep("a day", "1 day")
+        try:
+            await step.wait_for_event("answer", "answer", timeout="24 hours")
+        except WorkflowTimeoutError:
+            return "expired"
+        return "answered"
+
+
 FIGURES = {
     "per_step": per_step,
     "long_instance": long_instance,
@@ -525,6 +640,10 @@ FIGURES = {
     "list_many": list_many,
     "ui_pages": ui_pages,
     "ui_idle": ui_idle,
+    "restart_overdue": restart_overdue,
+    "survivor_takeover": survivor_takeover,
+    "template_tests": template_tests,
+    "fake_clock_day": fake_clock_day,
 }
 
 

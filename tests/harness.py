@@ -18,7 +18,7 @@ TERMINAL = ("complete", "errored", "terminated")
 STORE_URL: str | None = None  # the store every Harness uses; None: .wf/state.db (SQLite)
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def harness_store(request):
     """Run a test once per store: SQLite, and PostgreSQL on a scratch schema (see pgtest.py)."""
     global STORE_URL

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = [pytest.mark.slow]
+
 ROOT = Path(__file__).resolve().parent.parent
 
 WF_FIGURES = {
@@ -28,6 +30,10 @@ WF_FIGURES = {
     "wf_list": "list_median_ms",
     "wf_ui_pages": "instances_server_ms",
     "wf_ui_idle": "one_page_cpu_pct",
+    "wf_restart_overdue": "sleep_spawn_to_done_median_ms",
+    "wf_takeover": "median_ms",
+    "wf_template_tests": "pytest_s",
+    "wf_fake_day": "median_ms",
 }
 
 
@@ -66,6 +72,10 @@ def test_every_wf_figure_is_measured(quick):
         "waiting on events",
         "wf instances list",
         "web UI",
+        "restart with a timer overdue",
+        "survivor takes over",
+        "template's own tests",
+        "a day's sleep then a 24-hour wait",
         "kill loop",
         "contention",
         "bad-input catalogue",

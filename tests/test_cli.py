@@ -560,6 +560,7 @@ def test_python_dash_m_wf_help():
         assert command in r.stdout
 
 
+@pytest.mark.slow
 def test_installed_script_trigger_wait(tmp_path):
     assert WF_SCRIPT.is_file(), f"{WF_SCRIPT} is not installed"
     root = make_project(tmp_path / "p")
@@ -580,6 +581,7 @@ def test_installed_script_trigger_wait(tmp_path):
     assert json.loads(r.stdout) == {"status": "complete", "output": {"echo": {"via": "script"}}, "error": None}
 
 
+@pytest.mark.slow
 def test_installed_script_error_has_no_traceback(tmp_path):
     root = make_project(tmp_path / "p")
     r = subprocess.run(
@@ -651,6 +653,7 @@ def _status_until(wf, instance_id: str, wanted: str) -> dict:
     raise AssertionError(f"{instance_id} stayed {status}")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_worker_runs_instances_and_stops_cleanly(project, wf, worker_factory, sig):
     queued_before = wf("trigger", "echo", '{"early": true}', "--id", "before").out.strip()
@@ -705,6 +708,7 @@ def test_trigger_wait_with_broken_code_creates_no_instance(project, wf):
     assert_clean_error(wf("status", "never"), "'never'", code=3)
 
 
+@pytest.mark.slow
 def test_event_sent_after_a_worker_is_killed_reaches_the_next_runner(project, wf, worker_factory):
     w = worker_factory(project)
     w.wait_for_output("ready")
@@ -714,12 +718,12 @@ def test_event_sent_after_a_worker_is_killed_reaches_the_next_runner(project, wf
     w.proc.wait(timeout=DEADLINE)
     # the dead worker still owns the instance in the store; the event must still wake it
     assert wf("send-event", "orphan", "--type", "approval", "--payload", '"late"').code == 0
-    started = time.monotonic()
     assert _run_to_end(project, "orphan") == "complete"
-    assert time.monotonic() - started < 10  # not at the wait's 1-minute timeout
+    # the event's payload, not the wait's 1-minute timeout, ended the wait
     assert json.loads(wf("status", "orphan").out)["output"] == {"approved": "late", "type": "approval"}
 
 
+@pytest.mark.slow
 def test_trigger_wait_finishes_the_instance_itself_when_the_worker_dies(project, wf, worker_factory):
     w = worker_factory(project)
     w.wait_for_output("ready")

@@ -139,10 +139,8 @@ def run_until(root: Path, id: str, predicate) -> None:
 def test_instances_list_table_newest_first_with_wrangler_labels(project, wf):
     create(project, "echo", "e1", {"n": 1})
     run_to_end(project, "e1")
-    time.sleep(0.01)
-    create(project, "boom", "b1")
+    create(project, "boom", "b1")  # newest first: by creation time, then by creation order
     run_to_end(project, "b1")
-    time.sleep(0.01)
     create(project, "approve", "a1")
     r = wf("instances", "list")
     assert r.code == 0, r
@@ -157,9 +155,7 @@ def test_instances_list_filters_and_json_shape(project, wf):
     create(project, "echo", "e0")
     run_to_end(project, "e0")  # a runner runs every queued instance: finish e0 before creating the rest
     for i in (1, 2):
-        time.sleep(0.01)
         create(project, "echo", f"e{i}")
-    time.sleep(0.01)
     create(project, "approve", "a1")
     r = wf("instances", "list", "--json")
     assert r.code == 0, r
@@ -226,7 +222,6 @@ def test_describe_json_is_the_client_describe(project, wf):
 
 def test_describe_latest_and_workflow_scope(project, wf):
     create(project, "echo", "old")
-    time.sleep(0.01)
     create(project, "approve", "new")
     assert json.loads(wf("instances", "describe", "latest", "--json").out)["id"] == "new"
     assert json.loads(wf("instances", "describe", "latest", "--workflow", "echo", "--json").out)["id"] == "old"

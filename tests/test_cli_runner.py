@@ -34,6 +34,7 @@ def project(tmp_path):
     return tmp_path / "p" / "wrangler.jsonc"
 
 
+@pytest.mark.slow
 def test_a_session_of_commands(project):
     c = ["-c", str(project)]
     made = invoke(

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import typer.main
 
 from wf.cli import app
@@ -51,6 +52,7 @@ def test_readme_starts_with_the_two_fresh_machine_commands():
     assert commands[1].strip() in ci, ".ci/run must run exactly the README's test command"
 
 
+@pytest.mark.slow
 def test_readme_quickstart_runs(tmp_path):
     """The first command, after its install part (this test already runs in an installed venv)."""
     block = README.split("```bash", 1)[1].split("```", 1)[0]

@@ -10,7 +10,6 @@ import json
 import socket
 import subprocess
 import sys
-import time
 import warnings
 from pathlib import Path
 
@@ -354,6 +353,7 @@ async def test_user_app_lifespan_runs_inside_ours(config):
 # ---------------------------------------------------------------- fuzz
 
 
+@pytest.mark.slow
 def test_fuzz_the_api_from_its_openapi_document_finds_no_5xx_and_no_schema_violation(config, client):
     """schemathesis generates valid and invalid requests for every operation in the served
     document; each answer must be no 5xx, a documented status, JSON that matches its schema,
@@ -381,7 +381,7 @@ def test_fuzz_the_api_from_its_openapi_document_finds_no_5xx_and_no_schema_viola
         negative_data_rejection,
     ]
     known = ["fz-0", "fz-1", "fz-2"]
-    calls, started = 0, time.monotonic()
+    calls = 0
     for result in schema.get_all_operations():
         operation = result.ok()
         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
@@ -404,7 +404,6 @@ def test_fuzz_the_api_from_its_openapi_document_finds_no_5xx_and_no_schema_viola
             except Unsatisfiable:  # no invalid input exists for an operation without parameters
                 assert mode == GenerationMode.NEGATIVE and operation.path in ("/workflows", "/local/workers")
     assert calls > 300, calls
-    assert time.monotonic() - started < 120
 
 
 # ---------------------------------------------------------------- wf dev as a subprocess
@@ -434,12 +433,12 @@ def status_of(url: str, iid: str) -> dict:
     return r.json()
 
 
+@pytest.mark.slow
 def test_wf_dev_serves_the_init_template_routes_end_to_end(tmp_path, devs):
     made = wf_cli(tmp_path, "init", "shop")
     assert made.returncode == 0, made.stderr
     project = tmp_path / "shop"
-    dev = devs.start(project).wait_ready()
-    assert dev.ready_after < 1.0, f"wf dev took {dev.ready_after:.2f}s to answer (want < 1 s)"
+    dev = devs.start(project).wait_ready()  # how fast it answers is bench/'s figure 8 (goal 1 s)
     dev.wait_output("ready on")
     banner = dev.output()
     for text in ("wf dev:", "order-processing", "approval", str(project / ".wf"), dev.url, "ready on"):
@@ -464,6 +463,7 @@ def test_wf_dev_serves_the_init_template_routes_end_to_end(tmp_path, devs):
     assert port_free(dev.port), "the port is still taken after wf dev stopped"
 
 
+@pytest.mark.slow
 def test_sigterm_lets_the_in_flight_step_finish_then_it_completes_after_restart(project, devs, client):
     dev = devs.start(project).wait_ready()
     made = httpx.post(dev.url + API + "/workflows/slow/instances", json={"id": "s1", "params": {"seconds": 1.0}})
@@ -503,6 +503,7 @@ def test_non_loopback_host_without_a_token_refuses_to_start(project, devs):
     assert "Traceback" not in out
 
 
+@pytest.mark.slow
 def test_non_loopback_host_with_a_token_needs_it_on_every_request(project, devs):
     dev = devs.start(project, ["--host", "0.0.0.0"], env={"WF_TOKEN": "t0ken-for-test"})
     dev.wait_ready(headers={"authorization": "Bearer t0ken-for-test"})
@@ -514,6 +515,7 @@ def test_non_loopback_host_with_a_token_needs_it_on_every_request(project, devs)
     assert dev.stop() == 0
 
 
+@pytest.mark.slow
 def test_reload_swaps_code_without_losing_instances(project, devs, client):
     dev = devs.start(project, ["--reload"]).wait_ready()
     assert httpx.get(dev.url + "/version").json() == {"version": "v1"}
@@ -535,4 +537,42 @@ def test_reload_swaps_code_without_losing_instances(project, devs, client):
     quick = httpx.post(dev.url + API + "/workflows/quick/instances", json={"params": {"n": 2}}).json()["result"]["id"]
     wait_for(lambda: client.get(quick, "quick").status == "complete", 10, "the quick instance")
     assert json.loads(client.get(quick, "quick").output) == {"value": 4, "version": "v2"}
+    assert dev.stop() == 0
+
+
+@pytest.mark.slow
+def test_reload_follows_the_config_dev_vars_env_and_code(project, devs):
+    """Each kind of file `--reload` watches, edited under a running `wf dev`: the effect shows."""
+    dev = devs.start(project, ["--reload"]).wait_ready()
+    get = lambda path: httpx.get(dev.url + path, timeout=5).json()  # noqa: E731
+    assert get("/vars") == {}
+    config = project / "wrangler.jsonc"
+    original = config.read_text()
+    quick = '{"name": "quick", "binding": "QUICK", "class_name": "QuickWorkflow"},'
+    config.write_text(
+        original.replace('"workflows": [', '"vars": {"GREETING": "hi"},\n  "workflows": [').replace(
+            quick, quick + '\n    {"name": "quick-too", "binding": "QUICK_TOO", "class_name": "QuickWorkflow"},'
+        )
+    )
+    wait_for(lambda: get("/vars") == {"GREETING": "hi"}, 10, "the new vars of wrangler.jsonc")
+    names = [w["name"] for w in get(API + "/workflows")["result"]]
+    assert "quick-too" in names, names
+    made = httpx.post(dev.url + API + "/workflows/quick-too/instances", json={"params": {"n": 3}}).json()
+    iid = made["result"]["id"]
+    wait_for(lambda: get(f"{API}/workflows/quick-too/instances/{iid}")["result"]["status"] == "complete", 10, iid)
+
+    (project / ".dev.vars").write_text("SECRET=s1\n")
+    wait_for(lambda: get("/vars") == {"GREETING": "hi", "SECRET": "s1"}, 10, "the var from .dev.vars")
+    (project / ".dev.vars").unlink()  # .dev.vars, when there is one, hides .env
+    (project / ".env").write_text("FROM_ENV=e1\n")
+    wait_for(lambda: get("/vars") == {"GREETING": "hi", "FROM_ENV": "e1"}, 10, "the var from .env")
+
+    config.write_text(original.replace('"workflows": [', '"vars": {"GREETING": 1,'))  # broken: no reload
+    dev.wait_output("reload failed", 10)
+    assert get("/vars") == {"GREETING": "hi", "FROM_ENV": "e1"}  # the previous config still serves
+
+    index = project / "src" / "index.py"
+    index.write_text(index.read_text().replace('VERSION = "v1"', 'VERSION = "v3"'))
+    config.write_text(original)
+    wait_for(lambda: get("/version") == {"version": "v3"} and get("/vars") == {"FROM_ENV": "e1"}, 10, "code and config")
     assert dev.stop() == 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import tomllib
@@ -85,6 +86,7 @@ def test_init_bad_options(tmp_path, capsys, args, needle):
     assert code != 0 and needle in err and "hint:" in err
 
 
+@pytest.mark.slow
 def test_scaffolded_order_workflow_completes_offline(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "WF_STORE"}
     subprocess.run([str(WF), "init", "demo"], cwd=tmp_path, check=True, capture_output=True, env=env)
@@ -111,9 +113,9 @@ def test_scaffolded_order_workflow_completes_offline(tmp_path):
     assert json.loads(approval.stdout)["output"] == {"status": "timed_out"}
 
 
-def test_scaffolded_project_tests_pass_fast(tmp_path):
-    import re
-
+@pytest.mark.slow
+def test_scaffolded_project_tests_pass(tmp_path):
+    """They sleep and wait for a day, on the fake clock; how fast is bench/'s figure 10c (goal 5 s)."""
     subprocess.run([str(WF), "init", "proj"], cwd=tmp_path, check=True, capture_output=True)
     result = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"],
@@ -123,5 +125,4 @@ def test_scaffolded_project_tests_pass_fast(tmp_path):
         timeout=120,
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    took = float(re.search(r"5 passed.* in ([\d.]+)s", result.stdout).group(1))
-    assert took < 5, f"the template's tests took {took:.1f}s"  # they sleep and wait for a day, virtually
+    assert re.search(r"^5 passed", result.stdout, re.M), result.stdout

@@ -22,6 +22,8 @@ from conftest import wait_until
 from wf.client import Client
 from wf.config import load_config
 
+pytestmark = [pytest.mark.slow]
+
 STEPS = ("reserve", "charge", "ship", "notify")
 
 WORKFLOW = """
@@ -201,15 +203,13 @@ def test_survivor_takes_over_a_killed_workers_instances(project, client, wf_proc
     for key, runs in by_step.items():
         assert len(runs) <= 2 and sum(1 for *_, p in runs if p == b.pid) <= 1, (key, runs)
 
-    # A's instances that were cut off: B picked each of them up soon after the kill
+    # A's instances that were cut off: B picked each of them up after the kill (how soon is
+    # bench/'s figure 10b, goal 3 s)
     orphans = {k[0] for k, runs in by_step.items() if k not in committed and any(p == a.pid for *_, p in runs)}
     assert orphans, "worker A had no instance in flight when it was killed"
-    takeover = max(
-        min(s for k, runs in by_step.items() if k[0] == i for s, _, p in runs if p == b.pid and s > killed_at)
-        - killed_at
-        for i in orphans
-    )
-    print(f"the survivor took over the dead worker's instances {takeover:.2f}s after the kill")  # timed in bench/
+    for i in orphans:
+        resumed = [s for k, runs in by_step.items() if k[0] == i for s, _, p in runs if p == b.pid and s > killed_at]
+        assert resumed, f"the survivor never resumed {i}, an instance the dead worker was running"
 
 
 def committed_steps(client) -> tuple[set, float]:

@@ -72,6 +72,7 @@ def client(config):
     c.close()
 
 
+@pytest.mark.slow
 def test_orders_complete_in_process_each_call_once(shop_project, stub_service, config, client):
     orders = [read_order(shop_project, orderId=f"ORD-{n}") for n in range(3)]
     rows = [client.create("order-processing", o) for o in orders]
@@ -83,6 +84,7 @@ def test_orders_complete_in_process_each_call_once(shop_project, stub_service, c
     assert {c["pid"] for c in stub_service.calls()} == {os.getpid()}
 
 
+@pytest.mark.slow
 def test_sleep_is_taken_and_steps_recorded_in_order(shop_project, config, client):
     row = client.create("order-processing", read_order(shop_project))
     assert run_in_process(config, row.seq) == "complete"
@@ -100,6 +102,7 @@ def test_sleep_is_taken_and_steps_recorded_in_order(shop_project, config, client
     assert steps[3]["start"] >= sleep["end"]
 
 
+@pytest.mark.slow
 def test_trigger_wait_subprocess(shop_project, stub_service, wf_procs):
     result = wf_procs.cli(shop_project, "trigger", "order-processing", "--params", "order.json", "--wait", "--json")
     data = json.loads(result.stdout)

@@ -9,6 +9,8 @@ import venv
 import zipfile
 from pathlib import Path
 
+import pytest
+
 import wf
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -28,6 +30,7 @@ def test_public_api_all_is_importable():
     } <= set(wf.__all__)
 
 
+@pytest.mark.slow
 def test_wheel_in_a_clean_venv_runs_init_and_a_workflow(tmp_path):
     dist = tmp_path / "dist"
     subprocess.run(

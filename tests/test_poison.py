@@ -6,10 +6,13 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from conftest import wait_until
 
 from wf.client import Client
 from wf.config import load_config
+
+pytestmark = [pytest.mark.crash, pytest.mark.slow]
 
 CODE = """
 import os, signal

@@ -31,6 +31,8 @@ from test_multi_runner import STEPS, WORKFLOW, assert_no_concurrent_runs, execut
 from wf.client import Client
 from wf.config import load_config
 
+pytestmark = [pytest.mark.postgres, pytest.mark.slow]
+
 N = 1000
 LEASE = 2.0
 REAP = 1.0  # the runner's reap interval: how often a worker looks for lapsed leases

@@ -4,6 +4,7 @@ and replay-always (evicted and replayed from the top after every step)."""
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
@@ -31,6 +32,14 @@ def replay(request):
 
 def harness(tmp_path, replay, **classes):
     return Harness(tmp_path, {k.replace("_", "-"): v for k, v in classes.items()}, replay_always=replay)
+
+
+async def wait_until(predicate, what: str, timeout: float = 20.0) -> None:
+    """Wait (on the event loop) until `predicate()` holds."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.005)
 
 
 def attempt_starts(h, id, step=0):
@@ -197,7 +206,7 @@ class Slow(WorkflowEntrypoint):
 
         def hang_sync():
             CALLS["sync"] += 1
-            time.sleep(0.2)
+            RELEASE.wait(30)  # hangs past its timeout whatever the machine's load; freed when the test ends
 
         out = {}
         for name, fn in (("async", hang_async), ("sync", hang_sync)):
@@ -208,10 +217,17 @@ class Slow(WorkflowEntrypoint):
         return out
 
 
+RELEASE = threading.Event()
+
+
 async def test_attempt_timeout_async_and_sync(tmp_path, replay):
+    RELEASE.clear()
     async with harness(tmp_path, replay, slow=Slow) as h:
-        status = await h.run("slow", id="t")
-        steps = h.describe("t")["steps"]
+        try:
+            status = await h.run("slow", id="t")
+            steps = h.describe("t")["steps"]
+        finally:
+            RELEASE.set()  # the sync attempts' threads, abandoned at their timeouts, may end now
     assert status["status"] == "complete"
     assert "timed out after 5 seconds" in status["output"]["async"]
     assert "timed out after 5 seconds" in status["output"]["sync"]
@@ -370,7 +386,8 @@ async def test_pause_and_resume_shift_the_timer(tmp_path, replay):
 class Busy(WorkflowEntrypoint):
     async def run(self, event, step):
         async def slow():
-            await asyncio.sleep(0.3)
+            BUSY["started"].set()
+            await BUSY["finish"].wait()  # the test pauses the instance while this step runs
             CALLS["slow"] += 1
             return "done"
 
@@ -379,14 +396,17 @@ class Busy(WorkflowEntrypoint):
         return [first, second]
 
 
+BUSY: dict = {}
+
+
 async def test_pause_during_a_step_finishes_it_then_pauses(tmp_path, replay):
+    BUSY.update(started=asyncio.Event(), finish=asyncio.Event())
     async with harness(tmp_path, replay, busy=Busy) as h:
         h.create("busy", id="b")
-        await asyncio.sleep(0.1)
+        await asyncio.wait_for(BUSY["started"].wait(), 20)
         assert h.client.pause("b") == "waitingForPause"
-        await asyncio.sleep(0.5)
-        await h.settle()
-        assert h.client.status("b")["status"] == "paused"
+        BUSY["finish"].set()
+        await h.run_until("b", ("paused",))
         assert CALLS == {"slow": 1}
         h.client.resume("b")
         status = await h.run_until("b")
@@ -492,13 +512,23 @@ class Gated(WorkflowEntrypoint):
         return await step.do("hold", hold)
 
 
+class Sentinel(WorkflowEntrypoint):
+    async def run(self, event, step):
+        return await step.do("one", lambda: 1)
+
+
 async def test_concurrency_limit_keeps_excess_instances_queued(tmp_path, replay):
     GATE["open"] = asyncio.Event()
-    h = Harness(tmp_path, {"gated": Gated}, replay_always=replay, extra={"gated": {"concurrency": {"limit": 2}}})
+    classes = {"gated": Gated, "sentinel": Sentinel}
+    h = Harness(tmp_path, classes, replay_always=replay, extra={"gated": {"concurrency": {"limit": 2}}})
     async with h:
         for i in range(5):
             h.create("gated", id=f"g{i}")
-        await asyncio.sleep(0.3)
+        # an uncapped instance created after them has run: the runner has claimed since all five
+        # were due, so any it was going to start beyond the limit would be running now
+        h.create("sentinel", id="s")
+        await wait_until(lambda: h.client.status("s")["status"] == "complete", "the sentinel to complete")
+        await wait_until(lambda: CALLS["started"] >= 2, "two instances to start")
         statuses = sorted(h.client.status(f"g{i}")["status"] for i in range(5))
         assert statuses == ["queued", "queued", "queued", "running", "running"]
         assert CALLS["started"] == 2

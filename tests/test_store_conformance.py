@@ -20,7 +20,7 @@ from wf.runtime.store.base import AttemptRow, Failed, StepRow, StepWrite
 T0 = 1_000.0
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def backend(request, tmp_path):
     """(open a new connection to the store, its URL) for one empty store."""
     if request.param == "sqlite":
@@ -443,6 +443,67 @@ def test_page_instances_walks_by_key_both_ways_with_filters(store, sort_max, mon
     assert store.page_instances(status="queued", id_prefix="ord-0") == []
 
 
+# -- cron schedules ------------------------------------------------------------------------
+
+
+def cron_item(tick: float, id: str | None = None) -> dict:
+    trigger = {"source": "cron", "schedule": {"cron": "* * * * *", "scheduledTime": int(tick * 1000)}}
+    return {"workflow": "w", "id": id or f"cron-{int(tick)}", "params": "{}", "trigger": trigger}
+
+
+def test_cron_marks_start_a_new_schedule_at_now_and_keep_a_known_one(store):
+    assert store.cron_marks([("w", "* * * * *"), ("w", "0 * * * *")], T0) == {
+        ("w", "* * * * *"): T0,
+        ("w", "0 * * * *"): T0,
+    }
+    assert store.cron_marks([("w", "* * * * *")], T0 + 500) == {("w", "* * * * *"): T0}  # not moved by a look
+    assert store.cron_marks([], T0) == {}
+
+
+def test_fire_cron_fires_a_tick_once_and_never_an_older_one(store):
+    store.cron_marks([("w", "* * * * *")], T0)
+    row = store.fire_cron("w", "* * * * *", T0 + 60, cron_item(T0 + 60), T0 + 61)
+    assert (row.id, row.status, row.created_at, row.trigger["source"]) == ("cron-1060", "queued", T0 + 61, "cron")
+    assert store.get_instance("w", "cron-1060").trigger == cron_item(T0 + 60)["trigger"]
+    store.delete(row.seq)  # even with its instance gone, the tick is not fired again: the mark says so
+    assert store.fire_cron("w", "* * * * *", T0 + 60, cron_item(T0 + 60, "again"), T0 + 62) is None
+    assert store.fire_cron("w", "* * * * *", T0 + 30, cron_item(T0 + 30), T0 + 62) is None  # older than the mark
+    assert store.list_instances("w", None, 10) == []
+    assert store.cron_marks([("w", "* * * * *")], T0 + 99) == {("w", "* * * * *"): T0 + 60}
+    assert store.fire_cron("w", "* * * * *", T0 + 120, cron_item(T0 + 120), T0 + 121).id == "cron-1120"
+    assert store.fire_cron("w2", "* * * * *", T0 + 120, {**cron_item(T0 + 120), "workflow": "w2"}, T0 + 121)
+
+
+def test_fire_cron_moves_the_mark_even_when_the_instance_exists(store):
+    create(store, "cron-1060")
+    assert store.fire_cron("w", "* * * * *", T0 + 60, cron_item(T0 + 60), T0 + 61) is None
+    assert store.cron_marks([("w", "* * * * *")], T0 + 99) == {("w", "* * * * *"): T0 + 60}
+
+
+def test_concurrent_firers_fire_a_tick_once(backend, tmp_path):
+    stores = [open_store(tmp_path, backend) for _ in range(4)]
+    stores[0].cron_marks([("w", "* * * * *")], T0)
+    fired, barrier = [], threading.Barrier(len(stores))
+
+    def fire(s, n):
+        barrier.wait()
+        for tick in range(1, 21):
+            if s.fire_cron("w", "* * * * *", T0 + tick, cron_item(T0 + tick, f"t{tick}"), T0 + tick):
+                fired.append((tick, n))
+
+    threads = [threading.Thread(target=fire, args=(s, n)) for n, s in enumerate(stores)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    try:
+        assert sorted(tick for tick, _ in fired) == list(range(1, 21))
+        assert len(stores[0].list_instances("w", None, 100)) == 20
+    finally:
+        for s in stores:
+            s.close()
+
+
 # -- opening -----------------------------------------------------------------------------
 
 
@@ -465,6 +526,7 @@ def pg_schema():
     schema.drop()
 
 
+@pytest.mark.postgres
 def test_postgres_workers_starting_at_once_migrate_once(pg_schema, tmp_path):
     from wf.runtime.store.postgres import migrations
 
@@ -487,6 +549,7 @@ def test_postgres_workers_starting_at_once_migrate_once(pg_schema, tmp_path):
         s.close()
 
 
+@pytest.mark.postgres
 def test_postgres_store_from_a_newer_wf_is_refused(pg_schema, tmp_path):
     open_store(tmp_path, pg_schema.url).close()
     with psycopg.connect(pg_schema.url) as conn:
@@ -495,6 +558,7 @@ def test_postgres_store_from_a_newer_wf_is_refused(pg_schema, tmp_path):
         open_store(tmp_path, pg_schema.url)
 
 
+@pytest.mark.postgres
 def test_postgres_unreachable_server_is_a_clear_error(tmp_path):
     require_base_url()
     with pytest.raises(StoreError, match="cannot connect to the PostgreSQL store") as info:

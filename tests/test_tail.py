@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from conftest import _wf_env, wait_until
 from rich.console import Console
 
@@ -49,6 +50,7 @@ def make_project(root: Path) -> Path:
     return root
 
 
+@pytest.mark.slow
 def test_tail_json_streams_a_real_instance_and_ends_with_it(tmp_path, wf_procs):
     project = make_project(tmp_path / "p")
     wf_procs.cli(project, "trigger", "approval", '{"order": "o-1"}', "--id", "t-1")

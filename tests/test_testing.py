@@ -8,7 +8,6 @@ import re
 import subprocess
 import sys
 import textwrap
-import time
 from collections import Counter
 from pathlib import Path
 
@@ -265,15 +264,14 @@ async def test_introspect_captures_only_instances_created_afterwards():
         t.introspect("loop").dispose()  # the first session is over
 
 
-async def test_a_day_of_sleep_and_a_day_of_waiting_take_well_under_a_second():
-    t0 = time.perf_counter()
+async def test_a_day_of_sleep_and_a_day_of_waiting_pass_on_the_fake_clock():
+    """Two days of workflow time; how little real time they take is bench/'s figure 10d (goal 1 s)."""
     async with order_test() as t:
         start = t.clock.now()
         inst = await t.create("order", {"amount": 9})
         await inst.wait_for_status("complete")
         assert await inst.get_output() == {"status": "expired", "receipt": "r-9"}
         assert t.clock.now() - start == 2 * 86400
-    assert time.perf_counter() - t0 < 1.0
 
 
 # -- harness vs a real runner ------------------------------------------------------------
@@ -419,6 +417,7 @@ def test_sync_with_the_factory(wf_test_factory):
 @pytest.mark.parametrize(
     "plugins", [["-o", "asyncio_mode=auto"], ["-p", "no:asyncio"]], ids=["pytest-asyncio", "without-pytest-asyncio"]
 )
+@pytest.mark.slow
 def test_the_pytest_plugin_in_a_user_project(tmp_path, plugins):
     root = tmp_path / "greet"
     write_project(root)
@@ -447,7 +446,5 @@ def test_the_readme_example_runs():
     exec(compile(readme_example(), "README.md#testing-your-workflows", "exec"), namespace)
     tests = [fn for name, fn in namespace.items() if name.startswith("test_")]
     assert len(tests) >= 2
-    t0 = time.perf_counter()
     for fn in tests:
         asyncio.run(fn())
-    assert time.perf_counter() - t0 < 2.0

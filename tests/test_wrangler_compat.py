@@ -22,6 +22,8 @@ from devserver import DevProcesses, copy_devapp, wait_for
 from wf.client import Client
 from wf.config import load_config
 
+pytestmark = [pytest.mark.slow]
+
 VERSION = "4.86.0"
 INSTALLER = Path(__file__).parent / "install_wrangler.sh"
 ANSI = re.compile(r"\x1b\[[0-9;]*m")

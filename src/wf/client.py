@@ -561,6 +561,10 @@ class AsyncClient:
         """Run `fn(*args)` (a method of `self.client`) on the store's thread."""
         return await self.astore.call(fn, *args)
 
+    def reconfigured(self, config: Config) -> AsyncClient:
+        """The same store (a reload never moves the state) under a new config."""
+        return AsyncClient(config, clock=self.client.clock, astore=self.astore)
+
     async def open(self) -> AsyncClient:
         await self.astore.open()
         return self

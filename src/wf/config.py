@@ -365,10 +365,14 @@ def _schedules(item: dict, where: str, check: _Checker) -> tuple[str, ...]:
     crons = [value] if isinstance(value, str) else value
     if not isinstance(crons, list) or not crons:
         check.fail(f"{where}.schedules", "a cron string or a non-empty list of them", value, key="schedules")
+    from .runtime.cron import check as cron_problem  # only projects with schedules load cronsim
+
     for i, cron in enumerate(crons):
-        if not isinstance(cron, str) or len(cron.split()) != 5:
+        problem = cron_problem(cron) if isinstance(cron, str) else "it is not a string"
+        if problem is not None:
             path = f"{where}.schedules" + (f"[{i}]" if isinstance(value, list) else "")
-            check.fail(path, 'a 5-field cron expression like "*/5 * * * *"', cron, key="schedules", value=cron)
+            hint = f"{problem}: minute hour day-of-month month day-of-week, in UTC (wf also takes seconds first)"
+            check.fail(path, 'a cron expression like "*/5 * * * *"', cron, key="schedules", value=cron, hint=hint)
     return tuple(crons)
 
 

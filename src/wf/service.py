@@ -11,10 +11,16 @@ from .loader import load_workflow_classes
 from .runtime.runner import Registered, Runner
 
 
-def build_runner(config: Config, classes: dict[str, type] | None = None, **options: Any) -> Runner:
-    """A runner for every workflow the config declares (classes imported from `main` unless given)."""
+def build_runner(
+    config: Config, classes: dict[str, type] | None = None, *, crons: bool = True, **options: Any
+) -> Runner:
+    """A runner for every workflow the config declares (classes imported from `main` unless given).
+    `crons=False`: it fires no schedules (a runner started only to finish one instance)."""
     classes = classes if classes is not None else load_workflow_classes(config)
-    registered = {w.name: Registered(classes[w.name], w.step_limit, w.concurrency_limit) for w in config.workflows}
+    registered = {
+        w.name: Registered(classes[w.name], w.step_limit, w.concurrency_limit, w.schedules if crons else ())
+        for w in config.workflows
+    }
     runner = Runner(registered, config.state_dir, settings=config.settings, store_url=config.store_url, **options)
     runner.env = AsyncClient(config, clock=runner.clock, astore=runner.astore).env()
     return runner

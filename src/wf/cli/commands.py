@@ -10,7 +10,7 @@ import time
 
 import typer
 
-from .core import app, client, load, log_to_stderr, out_json, read_json_arg, say
+from .core import announce_crons, app, client, load, log_to_stderr, out_json, read_json_arg, say
 
 TERMINAL = ("complete", "errored", "terminated")
 
@@ -28,7 +28,7 @@ def worker(
         help="Seconds a PostgreSQL worker's claims outlive its last heartbeat (default: $WF_LEASE or 30).",
     ),
 ):
-    """Run the runner: execute instances, fire timers. Stop with Ctrl-C.
+    """Run the runner: execute instances, fire timers and cron schedules. Stop with Ctrl-C.
 
     Example: wf worker --concurrency 200
     """
@@ -36,6 +36,7 @@ def worker(
 
     config = load()
     runner = build_runner(config, concurrency=concurrency, replay_always=replay_always, lease=lease)
+    announce_crons()
     asyncio.run(_serve(runner, config))
 
 
@@ -112,7 +113,7 @@ def _wait(c, row) -> str:
         from ..service import build_runner, run_until_done
 
         progress.note(f"no runner is active: running {row.id} here until it ends")
-        runner = build_runner(c.config)
+        runner = build_runner(c.config, crons=False)  # it stops when this instance ends: no schedules
         return asyncio.run(run_until_done(runner, row.seq, on_tick=progress.update))
 
 

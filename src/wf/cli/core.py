@@ -81,6 +81,20 @@ def say(message: str) -> None:
     sys.stderr.write(message + "\n")
 
 
+def announce_crons() -> None:
+    """Say on stderr each time a schedule fires (the runner logs it to `wf.cron`)."""
+    import logging
+
+    class Say(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            say(record.getMessage())
+
+    logger = logging.getLogger("wf.cron")
+    logger.setLevel(logging.INFO)
+    logger.addHandler(Say())
+    logger.propagate = False  # said once, here
+
+
 def read_json_arg(text: str | None, file: str | None, what: str) -> Any:
     from ..errors import ValidationError
 

@@ -7,7 +7,7 @@ import os
 
 import typer
 
-from .core import app, load, log_to_stderr, say
+from .core import announce_crons, app, load, log_to_stderr, say
 
 
 @app.command()
@@ -16,7 +16,9 @@ def dev(
     host: str = typer.Option(
         "127.0.0.1", "--host", help="Address to listen on; beyond loopback only with WF_TOKEN set."
     ),
-    reload: bool = typer.Option(False, "--reload", help="Reload the code when a .py file changes."),
+    reload: bool = typer.Option(
+        False, "--reload", help="Reload on a change to a .py file, the config, .dev.vars or .env."
+    ),
     concurrency: int = typer.Option(1000, "--concurrency", min=1, help="Most instances this runner executes at once."),
 ):
     """Run workflows and serve wrangler's local API and your app's routes. Stop with Ctrl-C.
@@ -33,4 +35,5 @@ def dev(
     config = load()
     token = os.environ.get("WF_TOKEN") or None
     log_to_stderr()
+    announce_crons()
     asyncio.run(serve_dev(config, host=host, port=port, reload=reload, token=token, say=say, concurrency=concurrency))

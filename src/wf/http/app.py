@@ -243,6 +243,14 @@ class WfApp:
             await life.startup()
             self._life = life
 
+    def swap_config(self, config) -> None:
+        """Serve `config` from now on (reload): the API and the bindings see its workflows and vars.
+        The store stays: a reload never moves the state."""
+        aclient = self.explorer.aclient.reconfigured(config)
+        self.explorer = Explorer(aclient)
+        self.api = explorer_app(self.explorer)
+        self.env = aclient.env()
+
     async def swap_user_app(self, user_app) -> None:
         """Serve `user_app` from now on (reload), running its lifespan in place of the old one's."""
         if self._life is not None:

@@ -6,16 +6,22 @@ Stop (SIGINT/SIGTERM): stop accepting, finish open requests, then stop the runne
 step attempts get a grace period; whatever does not finish is retried next time, since every
 claim is released to the store), close the socket.
 
-`--reload` polls the project's `.py` files; on a change it imports the new code first (a broken
-edit is reported and the old code keeps running), then swaps the runner: the old one stops as
-above and the new one picks every unfinished instance up again by replay.
+`--reload` watches the project with `watchfiles` (inotify and its kin, not polling): its `.py`
+files, and beside the config the config itself (`wrangler.jsonc`, `.json`, `.toml`) and
+`.dev.vars` / `.env`. On a change it imports the new code first, reading the config again when
+one of those changed (a broken edit is reported and the old code and config keep running), then
+swaps the runner: the old one stops as above and the new one picks every unfinished instance up
+again by replay. The state location (`--persist-to`, `--store`) is kept: changing it needs a
+restart.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import ipaddress
-import os
+import math
+import re
 import signal
 import socket
 import sys
@@ -23,13 +29,20 @@ import time
 from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING
 
 from ..errors import ValidationError, WfError
-from .app import LOOPBACK_HOSTS, create_app
+from .app import LOOPBACK_HOSTS, WfApp, create_app
+
+if TYPE_CHECKING:  # uvicorn and the runtime load when `wf dev` starts, not when this module is imported
+    import uvicorn
+
+    from ..runtime.runner import Runner
 
 GRACE = 5.0
-RELOAD_POLL = 0.3
-SKIP_DIRS = {".git", ".wf", ".venv", "venv", "node_modules", "__pycache__", ".wrangler", ".pytest_cache"}
+CONFIG_FILES = frozenset({"wrangler.jsonc", "wrangler.json", "wrangler.toml"})
+LOCAL_VARS = re.compile(r"\.(dev\.vars|env)(\.[^.]+)?")
 
 
 def is_loopback(host: str) -> bool:
@@ -70,39 +83,45 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-class _Server:
+def _server(config: uvicorn.Config) -> uvicorn.Server:
     """uvicorn's server without its own signal handling (wf dev owns the signals)."""
+    import uvicorn
 
-    def __new__(cls, config):
-        import uvicorn
+    class Server(uvicorn.Server):
+        @contextmanager
+        def capture_signals(self):
+            yield
 
-        class Server(uvicorn.Server):
-            @contextmanager
-            def capture_signals(self):
-                yield
-
-        return Server(config)
+    return Server(config)
 
 
-def project_files(root: Path) -> dict[str, float]:
-    found = {}
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = [d for d in dirnames if d not in SKIP_DIRS and not d.startswith(".")]
-        for name in filenames:
-            if name.endswith(".py"):
-                path = os.path.join(dirpath, name)
-                try:
-                    found[path] = os.stat(path).st_mtime_ns
-                except OSError:
-                    pass
-    return found
+def is_config_file(path: str | Path, config) -> bool:
+    """The config or the local vars beside it (`.dev.vars[.<env>]`, `.env[.<env>]`)."""
+    path = Path(path)
+    if path.parent != config.root:
+        return False
+    return path.name in CONFIG_FILES or path.name == config.path.name or bool(LOCAL_VARS.fullmatch(path.name))
 
 
-def _project_modules(root: Path) -> dict[str, object]:
+def watch_filter(config):
+    """What `--reload` reacts to: `.py` files outside tool and state folders, and the config files."""
+    from watchfiles import DefaultFilter
+
+    class Project(DefaultFilter):
+        ignore_dirs = (*DefaultFilter.ignore_dirs, ".wf", ".wrangler", "venv", ".ruff_cache")
+
+        def __call__(self, change, path: str) -> bool:
+            wanted = path.endswith(".py") or is_config_file(path, config)
+            return wanted and super().__call__(change, path)
+
+    return Project()
+
+
+def _project_modules(root: Path) -> dict[str, ModuleType]:
     from ..loader import PACKAGE_PREFIX
 
     root = root.resolve()
-    mine = {}
+    mine: dict[str, ModuleType] = {}
     for name, module in list(sys.modules.items()):
         if name.startswith(PACKAGE_PREFIX):
             mine[name] = module
@@ -133,11 +152,12 @@ class DevServer:
         self.token = token
         self.say = say or (lambda m: sys.stderr.write(m + "\n"))
         self.concurrency, self.grace = concurrency, grace
-        self.runner = None
-        self.app = None
+        self.runner: Runner  # both made by run(): importing the code can fail, and is reported there
+        self.app: WfApp
         self.stop_event: asyncio.Event | None = None
+        self._watch_stop = asyncio.Event()
 
-    def _build_runner(self):
+    def _build_runner(self) -> Runner:
         from ..service import build_runner
 
         return build_runner(self.config, concurrency=self.concurrency)
@@ -166,29 +186,27 @@ class DevServer:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, self.stop_event.set)
         await self.runner.start()
+        watcher = await self._start_watching() if self.reload else None
         port = sock.getsockname()[1]
-        server = _Server(
+        grace = math.ceil(self.grace)  # uvicorn takes whole seconds
+        server = _server(
             uvicorn.Config(
-                self.app, log_level="warning", access_log=False, lifespan="on", timeout_graceful_shutdown=self.grace
+                self.app, log_level="warning", access_log=False, lifespan="on", timeout_graceful_shutdown=grace
             )
         )
         serving = loop.create_task(server.serve(sockets=[sock]))
         while not server.started and not serving.done():  # noqa: ASYNC110 - uvicorn offers no started event
             await asyncio.sleep(0.005)
         if serving.done():  # start-up failed (the app's lifespan, say)
+            await self._stop_watching(watcher)
             await self.runner.stop(self.grace)
             await serving
             raise WfError("the HTTP server did not start", "see the message above")
         self._banner(port, user_app, time.monotonic() - started)
-        crons = loop.create_task(self._crons())
-        watcher = loop.create_task(self._watch()) if self.reload else None
         stop_wait = loop.create_task(self.stop_event.wait())
         await asyncio.wait({serving, stop_wait}, return_when=asyncio.FIRST_COMPLETED)
         self.say("stopping: finishing open requests and in-flight steps...")
-        for task in (watcher, crons):
-            if task is not None:
-                task.cancel()
-                await asyncio.gather(task, return_exceptions=True)
+        await self._stop_watching(watcher)
         server.should_exit = True
         await asyncio.gather(serving, return_exceptions=True)
         stop_wait.cancel()
@@ -212,47 +230,51 @@ class DevServer:
             + ("?token=<WF_TOKEN> (once; then a session cookie)" if self.token else ""),
             f"  API:       {url}/cdn-cgi/local/explorer/api (wrangler workflows ... --local --port {port})",
             f"  ready on {url} in {took * 1000:.0f} ms"
-            + ("; reloading on code changes" if self.reload else "")
+            + ("; reloading on code and config changes" if self.reload else "")
             + "; Ctrl-C stops",
         ]
         if self.token:
             lines.append("  every request must carry 'Authorization: Bearer $WF_TOKEN'")
         self.say("\n".join(lines))
 
-    async def _crons(self) -> None:
-        from .crons import CronScheduler
-
-        client = self.app.explorer.client
-        scheduler = CronScheduler(
-            self.config,
-            self.app.explorer.aclient.call,
-            lambda workflow, iid, trigger: client.create(workflow, None, iid, trigger),
-            say=self.say,
-        )
-        try:
-            await scheduler.run()
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # a broken schedule must not take the server down
-            self.say(f"crons stopped: {exc}")
-
     # -- reload ---------------------------------------------------------------------------
 
-    async def _watch(self) -> None:
-        root = self.config.root
-        seen = await asyncio.to_thread(project_files, root)
-        while True:
-            await asyncio.sleep(RELOAD_POLL)
-            now = await asyncio.to_thread(project_files, root)
-            if now != seen:
-                seen = now
-                await self.reload_code()
+    async def _start_watching(self) -> asyncio.Task:
+        """Watch the project; the watches are in place when this returns (a change made from then
+        on is seen), before the server answers its first request."""
+        task = asyncio.get_running_loop().create_task(self._watch(self._watch_stop))
+        await asyncio.sleep(0)  # the task runs up to its first wait: watchfiles has set its watches
+        return task
 
-    async def reload_code(self) -> bool:
-        """Import the changed code; if it imports, swap the runner and the app. True if swapped."""
+    async def _stop_watching(self, task: asyncio.Task | None) -> None:
+        if task is not None:
+            self._watch_stop.set()  # watchfiles' thread sees it within one step (50 ms)
+            await asyncio.gather(task, return_exceptions=True)
+
+    async def _watch(self, stop: asyncio.Event) -> None:
+        from watchfiles import awatch
+
+        async for changes in awatch(self.config.root, watch_filter=watch_filter(self.config), stop_event=stop):
+            await self.reload_code(any(is_config_file(path, self.config) for _, path in changes))
+
+    def _read_config(self):
+        """The config read again, at the same state location as the running one."""
+        from ..config import load_config
+
+        fresh = load_config(self.config.path, env=self.config.env_name)
+        return dataclasses.replace(fresh, state_dir=self.config.state_dir, store_url=self.config.store_url)
+
+    async def reload_code(self, config_changed: bool = False) -> bool:
+        """Import the changed code (and read the config again if it changed); if both load, swap
+        the runner and the app. True if swapped."""
         from ..loader import load_workflow_classes
         from .app import find_user_app
 
+        try:
+            config = self._read_config() if config_changed else self.config
+        except WfError as exc:
+            self._reload_failed(exc)
+            return False
         old = _project_modules(self.config.root)
         for name in old:
             sys.modules.pop(name, None)
@@ -260,25 +282,31 @@ class DevServer:
 
         importlib.invalidate_caches()
         try:
-            classes = load_workflow_classes(self.config)
-            user_app = find_user_app(self.config)
+            classes = load_workflow_classes(config)
+            user_app = find_user_app(config)
         except WfError as exc:
             for name in _project_modules(self.config.root):
                 sys.modules.pop(name, None)
             sys.modules.update(old)
-            self.say(
-                f"reload failed, still running the previous code: {exc}" + (f"\nhint: {exc.hint}" if exc.hint else "")
-            )
+            self._reload_failed(exc)
             return False
         from ..service import build_runner
 
-        new_runner = build_runner(self.config, classes, concurrency=self.concurrency)
+        new_runner = build_runner(config, classes, concurrency=self.concurrency)
         await self.runner.stop(self.grace)
         self.runner = new_runner
         await self.runner.start()
+        if config is not self.config:
+            self.config = config
+            self.app.swap_config(config)
         await self.app.swap_user_app(user_app)
-        self.say("reloaded: code changed; unfinished instances continue by replay")
+        what = "config and code" if config_changed else "code"
+        self.say(f"reloaded: {what} changed; unfinished instances continue by replay")
         return True
+
+    def _reload_failed(self, exc: WfError) -> None:
+        hint = f"\nhint: {exc.hint}" if exc.hint else ""
+        self.say(f"reload failed, still running the previous code and config: {exc}{hint}")
 
 
 async def serve_dev(config, **options) -> None:

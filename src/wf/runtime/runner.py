@@ -26,6 +26,7 @@ from ..errors import StoreError, error_info
 from . import crash, logs
 from .clock import Clock, SystemClock
 from .coordination import coordination_for
+from .cron import CronScheduler
 from .engine import Execution, Interrupt
 from .history import PROGRESS_EVENTS
 from .retry import Backoff
@@ -45,6 +46,7 @@ class Registered:
     cls: type
     step_limit: int = 10_000
     concurrency_limit: int | None = None  # most instances running at once (`concurrency.limit`)
+    schedules: tuple[str, ...] = ()  # cron expressions: each tick creates an instance (cron.py)
 
 
 class Runner:
@@ -82,6 +84,8 @@ class Runner:
         self.coord: Any = None  # liveness and wake-ups: chosen by the store's kind (coordination.py)
         self.executions: dict[int, Execution] = {}
         self.draining = False
+        schedules = [(name, cron) for name, reg in workflows.items() for cron in reg.schedules]
+        self.crons = CronScheduler(schedules, self.astore, self.clock)  # fired from the claim loop
         self.modifiers = None  # wf.testing sets a lookup of per-instance mocks; the engine ignores None
         self.finished: asyncio.Queue | None = None  # set one to get (seq, status) as instances end here
         self._wake = asyncio.Event()
@@ -420,6 +424,7 @@ class Runner:
             if now >= next_reap:
                 await self._reap(now)
                 next_reap = now + self.reap_interval
+            next_tick = await self.crons.fire_due() if self.trusted() else math.inf  # a fired one starts at once
             free = self.concurrency - len(self._tasks) if self.trusted() else 0  # loading ones count too
             rows = []
             if free > 0:
@@ -435,7 +440,7 @@ class Runner:
             if free <= 0 and self.trusted() and due is not None and due <= now:
                 self._make_room()  # those suspended wake this loop as they finish
                 due = None
-            await self._sleep_until(min(due if due is not None else math.inf, next_reap))
+            await self._sleep_until(min(due if due is not None else math.inf, next_reap, next_tick))
 
     def now_idle(self, x: Execution) -> None:
         """An instance in memory started to wait: if the runner is full, look again for due work."""

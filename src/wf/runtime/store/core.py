@@ -422,6 +422,25 @@ class SQLStore:
             self._run(query, seq=seq)
         self.db.notify(f"c:{seq}")
 
+    # -- cron schedules ------------------------------------------------------------------
+
+    @_write
+    def cron_marks(self, schedules: list[tuple[str, str]], now: float) -> dict[tuple[str, str], float]:
+        """The last tick fired of each (workflow, cron); one seen for the first time starts at `now`."""
+        if schedules:
+            self.db.executemany("add_cron_mark", [{"workflow": w, "cron": c, "now": now} for w, c in schedules])
+        wanted = set(schedules)
+        return {(w, c): t for w, c, t in self._all("cron_marks") if (w, c) in wanted}
+
+    @_write
+    def fire_cron(self, workflow: str, cron: str, tick: float, item: dict, now: float) -> InstanceRow | None:
+        """Fire tick `tick`: move the schedule's mark to it and create `item` in one transaction, only
+        if the mark is older; None when another runner fired this tick (or a later one)."""
+        if self._one("advance_cron", workflow=workflow, cron=cron, tick=tick, now=now) is None:
+            return None
+        created = self.create_instances([item], now, skip_existing=True)
+        return created[0] if created else None
+
     # -- runner writes -------------------------------------------------------------------
 
     @_write

@@ -149,6 +149,23 @@ DELETE FROM wf_history WHERE instance = :seq
 -- name: delete_instance
 DELETE FROM wf_instances WHERE seq = :seq
 
+-- cron schedules ------------------------------------------------------------------------------
+
+-- name: add_cron_mark
+INSERT INTO wf_crons (workflow, cron, last_tick, updated_at) VALUES (:workflow, :cron, :now, :now)
+ON CONFLICT (workflow, cron) DO NOTHING
+
+-- name: cron_marks
+SELECT workflow, cron, last_tick FROM wf_crons
+
+-- Moves the mark to `tick` only if it is older: of two runners firing one tick, the second
+-- finds the first's mark (it waited on the row's lock) and gets no row back.
+-- name: advance_cron
+INSERT INTO wf_crons (workflow, cron, last_tick, updated_at) VALUES (:workflow, :cron, :tick, :now)
+ON CONFLICT (workflow, cron) DO UPDATE SET last_tick = excluded.last_tick, updated_at = excluded.updated_at
+WHERE wf_crons.last_tick < excluded.last_tick
+RETURNING 1
+
 -- runner writes (fenced by owner and gen) ---------------------------------------------------
 
 -- The rows are chosen (and, on PostgreSQL, locked) once, in a materialized CTE: a LIMIT inside

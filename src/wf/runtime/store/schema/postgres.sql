@@ -85,3 +85,12 @@ CREATE INDEX wf_history_by_instance ON wf_history (instance, seq);
 
 -- migration 3: nothing new on PostgreSQL (SQLite's tables took these names)
 SELECT 1;
+
+-- migration 4: cron schedules: the last tick fired of each (workflow, cron), shared by every worker
+CREATE TABLE wf_crons (
+    workflow    TEXT NOT NULL,
+    cron        TEXT NOT NULL,
+    last_tick   DOUBLE PRECISION NOT NULL,   -- seconds since the epoch, only ever moving forward
+    updated_at  DOUBLE PRECISION NOT NULL,
+    PRIMARY KEY (workflow, cron)
+);

@@ -89,3 +89,12 @@ CREATE TABLE wf_runners (
     started_at  REAL NOT NULL,
     lease_until REAL NOT NULL
 );
+
+-- migration 4: cron schedules: the last tick fired of each (workflow, cron), shared by every runner
+CREATE TABLE wf_crons (
+    workflow    TEXT NOT NULL,
+    cron        TEXT NOT NULL,
+    last_tick   REAL NOT NULL,     -- seconds since the epoch, only ever moving forward
+    updated_at  REAL NOT NULL,
+    PRIMARY KEY (workflow, cron)
+) WITHOUT ROWID;

@@ -42,6 +42,7 @@ from .config import Config, WorkflowConfig, load_config
 from .errors import ValidationError, WorkflowTimeoutError, rebuild_error
 from .loader import load_workflow_classes
 from .runtime import codec
+from .runtime import steps as kinds
 from .runtime.clock import FakeClock
 from .runtime.store.base import STATUSES, TERMINAL, EventRow
 
@@ -217,7 +218,7 @@ class Modifier:
 
     def mock_event(self, type: str, payload: Any = None) -> Modifier:
         """An event already waiting for the first `wait_for_event` of its type."""
-        from .runtime.engine import check_event_type
+        from .runtime.validate import check_event_type
 
         text = None if payload is None else codec.encode(payload, f"payload of mocked event {type!r}")
         self._plan.events.append((check_event_type(type), text))
@@ -269,16 +270,7 @@ class _Registry:
 
 def timeline(steps: list[dict]) -> list[dict]:
     """The comparable essence of `describe()["steps"]`: type, name, count, status, attempts."""
-    return [
-        {
-            "type": s["type"],
-            "name": s["name"],
-            "count": s["count"],
-            "status": s["status"],
-            "attempts": [a["success"] for a in s.get("attempts", [])],
-        }
-        for s in steps
-    ]
+    return [kinds.by_type(s["type"]).timeline(s) for s in steps]
 
 
 class InstanceIntrospector:
@@ -347,7 +339,7 @@ class InstanceIntrospector:
 
         def done():
             for s in self._t.client.describe(self.id, self.workflow)["steps"]:
-                if s["type"] == "step" and s["name"] == name and s["count"] == index:
+                if kinds.by_type(s["type"]).step_result and s["name"] == name and s["count"] == index:
                     if s["status"] == "complete":
                         return (s["output"],)
                     if s["status"] == "errored":

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import error_info
-from . import logs
+from . import logs, steps
 from .clock import Clock, SystemClock
 from .coordination import coordination_for
 from .engine import Execution, Interrupt
@@ -164,7 +164,7 @@ class Runner:
     async def _drive(self, row) -> None:
         reg = self.workflows[row.workflow]
         try:
-            steps, losses = await self.astore.call(self.store_ops.load_run, row.seq)
+            rows, losses = await self.astore.call(self.store_ops.load_run, row.seq, steps.progress_events())
         except Exception:
             log.exception("could not load instance %s", row.id)
             await self.astore.write(
@@ -174,7 +174,7 @@ class Runner:
         if losses >= self.max_losses:
             await self._give_up(row)
             return
-        x = Execution(self, row, reg.cls, reg.step_limit, steps, self.env)
+        x = Execution(self, row, reg.cls, reg.step_limit, rows, self.env)
         x.task = asyncio.current_task()
         self.executions[row.seq] = x
         try:

@@ -8,7 +8,7 @@ so that a value is serialized once, where it is validated.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -46,11 +46,9 @@ class AttemptRow:
 
 @dataclass
 class StepRow:
-    """One step of one run: `do`, `sleep` or `waitForEvent`, identified by (kind, name, n).
-
-    status: do → running | retrying | complete | errored; sleep → waiting | complete;
-    waitForEvent → waiting | complete | errored.
-    """
+    """One step of one run, identified by (kind, name, n). `kind` is a registered step kind's
+    stored name (`do`, `sleep`, `waitForEvent`, ...); `status` is one of that kind's statuses,
+    declared with the kind (wf.runtime.steps)."""
 
     pos: int
     kind: str
@@ -89,7 +87,7 @@ class StepWrite:
     instance_status: str = "running"
     instance_wake_at: float | None = None
     consume_event: int | None = None  # event seq taken by a waitForEvent
-    events: list = field(default_factory=list)  # history: (at, type, step name, n, data), see HistoryRow
+    events: list = field(default_factory=list)  # the log entries to append: wf.runtime.events.LogEvent
 
 
 @dataclass
@@ -125,7 +123,7 @@ class Store(Protocol):
     ) -> list[InstanceRow]: ...
     def count_by_status(self, workflow: str) -> dict[str, int]: ...
     def steps(self, seq: int, with_attempts: bool = False) -> list[StepRow]: ...
-    def load_run(self, seq: int) -> tuple[list[StepRow], int]: ...
+    def load_run(self, seq: int, progress: Sequence[str]) -> tuple[list[StepRow], int]: ...
     def next_event(self, seq: int, type: str | None) -> EventRow | None: ...
     def events(self, seq: int) -> list[tuple[EventRow, int | None]]: ...
     def history(

@@ -25,7 +25,7 @@ import random
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from ...errors import ConflictError, NotFoundError, StoreError
@@ -357,18 +357,17 @@ class PostgresStore:
         ]
 
     @_atomic
-    def load_run(self, seq: int) -> tuple[list[StepRow], int]:
+    def load_run(self, seq: int, progress: Sequence[str]) -> tuple[list[StepRow], int]:
         """What a runner needs to resume an instance: its steps, and how often runners died on it."""
-        return self.steps(seq), self.losses_since_progress(seq)
+        return self.steps(seq), self.losses_since_progress(seq, progress)
 
     @_atomic
-    def losses_since_progress(self, seq: int) -> int:
-        """How many runners died holding this instance since a step last moved forward."""
+    def losses_since_progress(self, seq: int, progress: Sequence[str]) -> int:
+        """How many runners died holding this instance since the last of its `progress` events."""
         return self._c.execute(
             "SELECT count(*) FROM wf_history WHERE instance=%s AND type='runner_lost' AND seq > COALESCE("
-            "(SELECT max(seq) FROM wf_history WHERE instance=%s AND type IN ('step_completed', 'step_errored', "
-            "'attempt_errored', 'sleep_completed', 'wait_completed', 'wait_timed_out', 'workflow_restarted')), 0)",
-            (seq, seq),
+            "(SELECT max(seq) FROM wf_history WHERE instance=%s AND type = ANY(%s)), 0)",
+            (seq, seq, list(progress)),
         ).fetchone()[0]
 
     @_atomic

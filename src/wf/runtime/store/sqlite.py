@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -256,17 +256,17 @@ class SQLiteStore:
             )
         ]
 
-    def load_run(self, seq: int) -> tuple[list[StepRow], int]:
+    def load_run(self, seq: int, progress: Sequence[str]) -> tuple[list[StepRow], int]:
         """What a runner needs to resume an instance: its steps, and how often runners died on it."""
-        return self.steps(seq), self.losses_since_progress(seq)
+        return self.steps(seq), self.losses_since_progress(seq, progress)
 
-    def losses_since_progress(self, seq: int) -> int:
-        """How many runners died holding this instance since a step last moved forward."""
+    def losses_since_progress(self, seq: int, progress: Sequence[str]) -> int:
+        """How many runners died holding this instance since the last of its `progress` events."""
+        marks = ",".join("?" * len(progress))
         return self.conn.execute(
             "SELECT count(*) FROM history WHERE instance=? AND type='runner_lost' AND seq > COALESCE("
-            "(SELECT max(seq) FROM history WHERE instance=? AND type IN ('step_completed', 'step_errored', "
-            "'attempt_errored', 'sleep_completed', 'wait_completed', 'wait_timed_out', 'workflow_restarted')), 0)",
-            (seq, seq),
+            f"(SELECT max(seq) FROM history WHERE instance=? AND type IN ({marks})), 0)",
+            (seq, seq, *progress),
         ).fetchone()[0]
 
     def owners(self) -> list[str]:

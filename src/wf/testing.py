@@ -339,8 +339,9 @@ class InstanceIntrospector:
 
         def done():
             for s in self._t.client.describe(self.id, self.workflow)["steps"]:
-                if kinds.by_type(s["type"]).step_result and s["name"] == name and s["count"] == index:
-                    if s["status"] == "complete":
+                kind = kinds.by_type(s["type"])
+                if kind.step_result and s["name"] == name and s["count"] == index:
+                    if kind.succeeded(s["status"]):
                         return (s["output"],)
                     if s["status"] == "errored":
                         raise rebuild_error(s["error"])

@@ -34,13 +34,13 @@ _DECLARED = ("name", "display", "label", "methods", "Status", "final", "events")
 def register(cls: type[StepKind]) -> type[StepKind]:
     """Add a step kind (usable as a class decorator). Its names must not clash with another kind's."""
     global _progress
-    kind = _checked(cls)
-    _kinds[kind.name] = kind
-    _types[kind.display] = kind
-    for m in kind.methods:
-        _methods[m] = kind
-    for spec in kind.events:
-        _events[spec.name] = (kind, spec)
+    k = _checked(cls)
+    _kinds[k.name] = k
+    _types[k.display] = k
+    for m in k.methods:
+        _methods[m] = k
+    for spec in k.events:
+        _events[spec.name] = (k, spec)
     _progress = None
     return cls
 
@@ -58,28 +58,30 @@ def unregister(name: str) -> None:
 
 
 def _checked(cls: type[StepKind]) -> StepKind:
+    """An instance of `cls`, once its declarations are complete and clash with no registered kind."""
     where = getattr(cls, "__name__", repr(cls))
     if not (isinstance(cls, type) and issubclass(cls, StepKind)):
         raise ValidationError(f"step kind {where} is not a StepKind subclass", "subclass wf.runtime.steps.StepKind")
     missing = [a for a in _DECLARED if not hasattr(cls, a)]
     if missing:
         raise ValidationError(f"step kind {where} does not declare {', '.join(missing)}", "see wf.runtime.steps.kind")
-    kind = cls()
-    clashes = [f"method {m!r}" for m in kind.methods if m in _methods]
-    clashes += [f"event {s.name!r}" for s in kind.events if s.name in _events or instance_event(s.name)]
-    if kind.name in _kinds:
-        clashes.insert(0, f"name {kind.name!r}")
-    if kind.display in _types:
-        clashes.insert(0, f"type {kind.display!r}")
+    k = cls()
+    clashes = [f"name {k.name!r}"] if k.name in _kinds else []
+    clashes += [f"type {k.display!r}"] if k.display in _types else []
+    clashes += [f"method {m!r}" for m in k.methods if m in _methods]
+    clashes += [f"event {s.name!r}" for s in k.events if s.name in _events or instance_event(s.name)]
     if clashes:
         raise ValidationError(f"step kind {where} reuses {', '.join(clashes)}", "pick names no other kind uses")
-    bad = [m for m in kind.methods if m.startswith("_") or not callable(getattr(kind, m, None))]
+    bad = [m for m in k.methods if m.startswith("_") or not callable(getattr(k, m, None))]
     if bad:
         raise ValidationError(f"step kind {where} lists methods {bad} it does not define", "define each one")
-    stray = set(kind.final) - {s.value for s in kind.Status}
+    stray = set(k.final) - {s.value for s in k.Status}
     if stray:
-        raise ValidationError(f"step kind {where} has final statuses {sorted(stray)} not in its Status", "")
-    return kind
+        raise ValidationError(
+            f"step kind {where} has final statuses {sorted(stray)} that are not in its Status",
+            "final lists members of the kind's Status enum",
+        )
+    return k
 
 
 # -- lookups ---------------------------------------------------------------------------------

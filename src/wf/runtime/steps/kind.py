@@ -82,6 +82,10 @@ class StepKind:
     def finished(self, rec: StepRow | None) -> bool:
         return rec is not None and rec.status in self.final
 
+    def succeeded(self, status: str) -> bool:
+        """Ended without an error (every final status but `errored`): its output is shown."""
+        return status in self.final and status != "errored"
+
     def replay(self, rec: StepRow) -> Any:
         """What `run()` gets for a step that ended in an earlier run: its stored result, or its
         stored error raised again."""
@@ -123,7 +127,7 @@ class StepKind:
             "name": s.name,
             "count": s.n,
             "type": self.display,
-            "status": s.status,
+            "status": self.status(s.status).value,
             "start": s.started_at,
             "end": s.ended_at,
             **self.details(s),
@@ -145,14 +149,14 @@ class StepKind:
             "error": d.get("error") if d["status"] == "errored" else None,
         }
         if "output" in d:
-            out["output"] = d["output"] if d["status"] == "complete" else None
+            out["output"] = d["output"] if self.succeeded(d["status"]) else None
         return out
 
     def human(self, d: dict) -> list[tuple[str, str, Any]]:
         """`wf instances describe`'s fields after the common ones, as (label, how, value); how is
         "when" (a time, shown with how far away), "json", "error" or "text"."""
         fields = []
-        if d["status"] == "complete" and "output" in d:
+        if self.succeeded(d["status"]) and "output" in d:
             fields.append(("Output", "json", d["output"]))
         if d.get("error"):
             fields.append(("Error", "error", d["error"]))

@@ -120,7 +120,7 @@ class Execution:
         self.task: asyncio.Task | None = None
         self.log_buffer: list = []
         self._partial: dict = {}
-        self._log_flush = None
+        self._log_flush: asyncio.TimerHandle | None = None
         self.loop = asyncio.get_running_loop()
         mods = getattr(host, "modifiers", None)  # wf.testing's mocks; None (and no per-step cost) otherwise
         self.mods = mods.for_instance(row) if mods is not None else None

@@ -33,6 +33,10 @@ class InstanceEvent(StrEnum):
     status after it (None: unchanged), whether it counts as progress for the poison-step guard
     (a restart starts afresh), and whether the instance has ended."""
 
+    status: str | None
+    progress: bool
+    ends: bool
+
     def __new__(cls, value: str, status: str | None = None, progress: bool = False, ends: bool = False):
         member = str.__new__(cls, value)
         member._value_ = value

@@ -33,7 +33,10 @@ from .kind import EventSpec, StepKind, StepStatus, Wake, error_line
 if TYPE_CHECKING:
     from ..engine import Execution
 
-DEFAULT_CONFIG = {"retries": {"limit": 5, "delay": "10 seconds", "backoff": "exponential"}, "timeout": "10 minutes"}
+DEFAULT_CONFIG: dict[str, Any] = {
+    "retries": {"limit": 5, "delay": "10 seconds", "backoff": "exponential"},
+    "timeout": "10 minutes",
+}
 BACKOFFS = ("constant", "linear", "exponential")
 MARK_STARTED_AFTER = 0.05  # an attempt running longer than this is recorded as started
 PREVIEW_MAX = 2000  # an output longer than this (JSON characters) is logged as its size only
@@ -272,7 +275,8 @@ class Do(StepKind):
                 self.log(rec, now, "attempt_completed", {"attempt": attempt}),
                 self.log(rec, now, "step_completed", {"output": _preview(value)}),
             ]
-        await x.commit(StepWrite(rec, AttemptRow(attempt, started, now, None), *x.instance_state(), events=events))
+        status, wake = x.instance_state()
+        await x.commit(StepWrite(rec, AttemptRow(attempt, started, now, None), status, wake, events=events))
         crash_point("after-commit", rec.name)
         x.after_step()
 
@@ -283,7 +287,8 @@ class Do(StepKind):
             self.log(rec, now, "attempt_errored", {"attempt": attempt, "error": info}),
             self.log(rec, now, "step_errored", {"error": info}),
         ]
-        await x.commit(StepWrite(rec, AttemptRow(attempt, started, now, info), *x.instance_state(), events=events))
+        status, wake = x.instance_state()
+        await x.commit(StepWrite(rec, AttemptRow(attempt, started, now, info), status, wake, events=events))
         x.after_step()
 
     def _attempt_started(self, state: _RunState, rec: StepRow, attempt: int, started: float) -> list:

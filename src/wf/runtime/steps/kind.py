@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeGuard
 
 from ...errors import UnknownKindError, rebuild_error
 from .. import codec
@@ -36,6 +36,8 @@ class Wake(StrEnum):
 class StepStatus(StrEnum):
     """Base of a kind's statuses. Each member is `NAME = "stored value", "label"`: the value is what
     the store and `describe()` hold, the label what `wf instances describe` shows."""
+
+    label: str
 
     def __new__(cls, value: str, label: str):
         member = str.__new__(cls, value)
@@ -73,13 +75,14 @@ class StepKind:
 
     def __init__(self):
         self.specs = {spec.name: spec for spec in self.events}
+        self.statuses = {status.value: status for status in self.Status}
 
     def __repr__(self) -> str:
         return f"<step kind {self.name!r}>"
 
     # -- replay ----------------------------------------------------------------------------
 
-    def finished(self, rec: StepRow | None) -> bool:
+    def finished(self, rec: StepRow | None) -> TypeGuard[StepRow]:
         return rec is not None and rec.status in self.final
 
     def succeeded(self, status: str) -> bool:
@@ -112,14 +115,14 @@ class StepKind:
     # -- describe --------------------------------------------------------------------------
 
     def status(self, value: str) -> StepStatus:
-        try:
-            return self.Status(value)
-        except ValueError:
+        status = self.statuses.get(value)
+        if status is None:
             raise UnknownKindError(
                 f"step status {value!r} is not a status of step kind {self.name!r} "
                 f"(its statuses: {', '.join(self.Status)})",
                 "the instance was written by another version of wf or of this step kind",
-            ) from None
+            )
+        return status
 
     def describe(self, s: StepRow) -> dict:
         """The step as `Client.describe()` shows it."""

@@ -14,10 +14,13 @@ import pytest
 from pgtest import Schema, require_base_url
 
 from wf.errors import ConflictError, NotFoundError, StoreError
+from wf.runtime import steps
+from wf.runtime.events import LogEvent
 from wf.runtime.store import open_store
 from wf.runtime.store.base import AttemptRow, Failed, StepRow, StepWrite
 
 T0 = 1_000.0
+PROGRESS = steps.progress_events()  # what the runner passes: every kind's "a step moved forward" events
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -368,8 +371,20 @@ def test_release_owner_hands_back_running_now_and_waiting_at_their_timer(store):
     assert store.release_owner("dead", T0 + 5) == 2
     assert store.get_by_seq(a.seq).wake_at == T0 + 5 and store.get_by_seq(b.seq).wake_at == T0 + 900
     assert store.owners() == []
-    assert store.load_run(a.seq)[1] == 1  # the mid-run one was lost once
-    assert store.load_run(b.seq)[1] == 0
+    assert store.load_run(a.seq, PROGRESS)[1] == 1  # the mid-run one was lost once
+    assert store.load_run(b.seq, PROGRESS)[1] == 0
+
+
+def test_losses_are_counted_since_the_last_event_named_as_progress(store):
+    create(store, "a")
+    row = claim_one(store, owner="dead")
+    assert store.release_owner("dead", T0 + 2) == 1  # lost once, mid-run
+    row = claim_one(store, owner="r2", now=T0 + 3)
+    done = StepWrite(step(), events=[LogEvent(T0 + 4, "step_ok", "a", 1, {"startedAt": T0 + 3})])
+    batch(store, lambda: store.commit_step("r2", row.seq, row.gen, done, T0 + 4))
+    assert store.load_run(row.seq, PROGRESS)[1] == 0  # a step finished after the loss
+    assert store.load_run(row.seq, ("sleep_completed",))[1] == 1  # by these names, nothing moved
+    assert store.load_run(row.seq, ())[1] == 1
 
 
 def test_release_expired_takes_over_only_lapsed_leases(store):

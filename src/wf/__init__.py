@@ -28,7 +28,7 @@ _LAZY = {
     "connect": "client",
     "connect_sync": "client",
     "WorkflowStep": "runtime.engine",
-    "StepContext": "runtime.engine",
+    "StepContext": "runtime.steps.do",
 }
 
 

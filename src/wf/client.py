@@ -33,7 +33,6 @@ if TYPE_CHECKING:  # the async side (asyncio, threads) is imported only by those
 
 BATCH_MAX = 100
 LIST_MAX = 1_000_000_000  # instances a list may ask for or skip (SQLite integers are 64-bit; keep far from it)
-_DISPLAY_STEP = {"do": "step", "sleep": "sleep", "waitForEvent": "waitForEvent"}
 
 
 def status_shape(row: InstanceRow) -> dict:
@@ -177,10 +176,11 @@ class Client:
         row = self.get(id, workflow)
         target = None
         if from_step is not None:
-            if type not in _DISPLAY_STEP:
-                raise ValidationError(
-                    f"step type {type!r} is not one of do, sleep, waitForEvent", "pass --type do, sleep or waitForEvent"
-                )
+            from .runtime import steps
+
+            if type not in steps.names():
+                kinds = ", ".join(steps.names())
+                raise ValidationError(f"step type {type!r} is not one of {kinds}", f"pass --type as one of {kinds}")
             if isinstance(count, bool) or not isinstance(count, int) or count < 1:
                 raise ValidationError(f"step count {count!r} must be a positive integer", "counts start at 1")
             target = (from_step, count, type)
@@ -323,41 +323,10 @@ def _naming(exc, row: InstanceRow):
 
 
 def _describe_step(s) -> dict:
-    out = {
-        "name": s.name,
-        "count": s.n,
-        "type": _DISPLAY_STEP.get(s.kind, s.kind),
-        "status": s.status,
-        "start": s.started_at,
-        "end": s.ended_at,
-    }
-    if s.kind == "do":
-        out.update(
-            output=codec.decode(s.output),
-            error=s.error,
-            config=s.config,
-            next_retry=s.wake_at if s.status == "retrying" else None,
-            attempts=[
-                {
-                    "attempt": a.attempt,
-                    "start": a.started_at,
-                    "end": a.ended_at,
-                    "success": a.error is None and a.ended_at is not None,
-                    "error": a.error,
-                }
-                for a in s.attempt_log
-            ],
-        )
-    elif s.kind == "sleep":
-        out.update(wake_at=s.wake_at if s.status == "waiting" else None)
-    else:
-        out.update(
-            event_type=s.event_type,
-            output=codec.decode(s.output),
-            error=s.error,
-            timeout_at=s.wake_at if s.status == "waiting" else None,
-        )
-    return out
+    """A step as its kind describes it (imported here: `wf status` never needs the step kinds)."""
+    from .runtime import steps
+
+    return steps.kind(s.kind).describe(s)
 
 
 # -- bindings: the Cloudflare-shaped face ------------------------------------------------

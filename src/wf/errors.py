@@ -10,6 +10,7 @@ The tree::
     │   ├── NotFoundError            no such workflow or instance
     │   ├── ConflictError            the instance exists already, or is in a state that forbids the action
     │   ├── StoreError               the state store cannot be opened (corrupt, newer schema, locked)
+    │   │   └── UnknownKindError     the store holds a step kind or log event no registered kind declares
     │   └── NoRunnerError            work was queued but no runner is alive to run it
     │
     ├── NonRetryableError            raised by workflow code: stop retrying this step now
@@ -88,6 +89,11 @@ class StoreError(WfError):
     def __init__(self, message: str, hint: str | None = None, *, transient: bool = False):
         super().__init__(message, hint)
         self.transient = transient
+
+
+class UnknownKindError(StoreError, LookupError):
+    """A stored step kind, step type or log event that no registered step kind declares (written by a
+    newer wf, or by a kind this process did not register): readers stop here instead of guessing."""
 
 
 class NoRunnerError(WfError):

@@ -44,15 +44,6 @@ STATUS_STYLE = {
     "running": "blue",
     "waiting": "magenta",
 }
-STEP_TYPE_LABEL = {"step": "🎯 Step", "sleep": "💤 Sleeping", "waitForEvent": "👀 Waiting for event"}
-STEP_STATUS_LABEL = {
-    "complete": "✅ Success",
-    "errored": "❌ Error",
-    "running": "▶ Running",
-    "retrying": "🔄 Retrying",
-    "waiting": "⏰ Waiting",
-}
-STEP_TYPES = ("do", "sleep", "waitForEvent")
 COUNTED_STATUSES = ("complete", "errored", "paused", "queued", "running", "terminated", "waiting", "waitingForPause")
 TRUNCATE_AT = 500
 
@@ -252,40 +243,26 @@ def _step_renderables(s: dict, full: bool) -> list:
     from rich.table import Table
     from rich.text import Text
 
+    from ..runtime import steps as kinds
+
+    kind = kinds.by_type(s["type"])
     name = s["name"] + (f" (#{s['count']})" if s["count"] > 1 else "")
     status = s["status"]
     rows: list[tuple[str, Any]] = [
         ("Name", name),
-        ("Type", STEP_TYPE_LABEL.get(s["type"], s["type"])),
+        ("Type", kind.label),
         ("Start", _when(s["start"])),
         ("End", _when(s["end"])),
         ("Duration", _duration(s["start"], s["end"])),
         (
             "Status",
             Text(
-                STEP_STATUS_LABEL.get(status, status),
+                kind.status(status).label,
                 style=STATUS_STYLE.get(status, "") if status != "retrying" else "yellow",
             ),
         ),
     ]
-    if s["type"] == "step":
-        if s.get("next_retry"):
-            rows.append(("Retries At", f"{_when(s['next_retry'])} ({_relative(s['next_retry'])})"))
-        if status == "complete":
-            rows.append(("Output", Text(_shown(s.get("output"), full))))
-        if s.get("error"):
-            rows.append(("Error", _error_text(s["error"])))
-    elif s["type"] == "sleep":
-        if s.get("wake_at"):
-            rows.append(("Wakes At", f"{_when(s['wake_at'])} ({_relative(s['wake_at'])})"))
-    else:
-        rows.append(("Event Type", s.get("event_type") or "-"))
-        if s.get("timeout_at"):
-            rows.append(("Times Out At", f"{_when(s['timeout_at'])} ({_relative(s['timeout_at'])})"))
-        if status == "complete":
-            rows.append(("Event", Text(_shown(s.get("output"), full))))
-        if s.get("error"):
-            rows.append(("Error", _error_text(s["error"])))
+    rows += [(label, _field(how, value, full)) for label, how, value in kind.human(s)]
     out: list = [_fields(rows)]
     attempts = s.get("attempts") or []
     if attempts:
@@ -309,6 +286,21 @@ def _step_renderables(s: dict, full: bool) -> list:
             )
         out.append(table)
     return out
+
+
+def _field(how: str, value: Any, full: bool):
+    """One of a step kind's own fields (`StepKind.human`), rendered as its kind asks."""
+    from rich.text import Text
+
+    if how == "when":
+        return f"{_when(value)} ({_relative(value)})"
+    if how == "json":
+        return Text(_shown(value, full))
+    if how == "error":
+        return _error_text(value)
+    if how == "text":
+        return str(value)
+    raise ValueError(f"a step field shown as {how!r}: expected when, json, error or text")
 
 
 # ---------------------------------------------------------------- lifecycle
@@ -408,11 +400,11 @@ def restart(
     Example: wf restart latest --from-step charge-card
     """
     from ..errors import ValidationError
+    from ..runtime import steps as kinds
 
-    if type is not None and type not in STEP_TYPES:
-        raise ValidationError(
-            f"step type {type!r} is not one of do, sleep, waitForEvent", "pass --type do, sleep or waitForEvent"
-        )
+    if type is not None and type not in kinds.names():
+        known = ", ".join(kinds.names())
+        raise ValidationError(f"step type {type!r} is not one of {known}", f"pass --type as one of {known}")
     if from_step is None and (count is not None or type is not None):
         raise ValidationError("--count and --type need --from-step NAME", "e.g. --from-step charge-card --count 2")
     c = client()

@@ -17,10 +17,12 @@ from datetime import UTC, datetime
 
 import typer
 
+from ..runtime import steps as kinds
+from ..runtime.events import InstanceEvent, instance_event
 from .core import app, client
 
 POLL = 0.1
-ENDS = ("workflow_completed", "workflow_errored", "workflow_terminated")
+ENDS = tuple(e.value for e in InstanceEvent if e.ends)
 
 
 def event_json(h) -> dict:
@@ -102,25 +104,15 @@ def _follow_view(c, cursor, instance, workflow, limit) -> None:
 
 
 class StepView:
-    __slots__ = (
-        "kind",
-        "name",
-        "n",
-        "state",
-        "attempt",
-        "start",
-        "end",
-        "next_retry",
-        "wake_at",
-        "event_type",
-        "error",
-        "logs",
-    )
+    """One step as the live view shows it; `facts` holds what its kind shows besides (a retry's
+    time, a wake time, an awaited event type)."""
 
-    def __init__(self, kind: str, name: str, n: int, start: float):
+    __slots__ = ("kind", "name", "n", "state", "start", "end", "error", "facts", "logs")
+
+    def __init__(self, kind: kinds.StepKind, name: str, n: int, start: float):
         self.kind, self.name, self.n, self.start = kind, name, n, start
-        self.state, self.attempt, self.end = "running", 0, None
-        self.next_retry = self.wake_at = self.event_type = self.error = None
+        self.state, self.end, self.error = "running", None, None
+        self.facts: dict = {}
         self.logs: deque = deque(maxlen=3)
 
 
@@ -130,20 +122,6 @@ class InstanceView:
         self.steps: OrderedDict = OrderedDict()
         self.logs: deque = deque(maxlen=3)
         self.error = None
-
-
-_STEP_KIND = {"step": "do", "attempt": "do", "sleep": "sleep", "wait": "wait"}
-_STATUS_OF = {
-    "workflow_queued": "queued",
-    "workflow_started": "running",
-    "workflow_completed": "complete",
-    "workflow_errored": "errored",
-    "workflow_terminated": "terminated",
-    "workflow_paused": "paused",
-    "workflow_resumed": "queued",
-    "workflow_restarted": "queued",
-    "workflow_waiting_for_pause": "waitingForPause",
-}
 
 
 class TailModel:
@@ -159,49 +137,30 @@ class TailModel:
         self.instances.move_to_end(h.instance)
         inst.updated = h.at
         data = h.data or {}
-        if h.type in _STATUS_OF:
-            inst.status = _STATUS_OF[h.type]
-            if h.type == "workflow_errored":
+        event = instance_event(h.type)
+        if event is not None and event.status is not None:
+            inst.status = event.status
+            if event is InstanceEvent.ERRORED:
                 inst.error = data.get("error")
-            if h.type == "workflow_restarted":
+            if event is InstanceEvent.RESTARTED:
                 inst.steps.clear()
             return
-        if h.type == "log":
+        if event is InstanceEvent.LOG:
             target = inst.steps.get((h.step, h.n)) if h.step else None
             (target.logs if target else inst.logs).append(data.get("line", ""))
             return
-        if h.step is None:
+        if event is not None or h.step is None:
             return
         self._apply_step(inst, h, data)
 
     def _apply_step(self, inst: InstanceView, h, data: dict) -> None:
-        kind = _STEP_KIND.get(h.type.split("_")[0])
-        if kind is None:
-            return
+        kind, spec = kinds.event(h.type)  # an event no kind declares stops the view, naming it
         step = inst.steps.get((h.step, h.n))
         if step is None:
             step = inst.steps[(h.step, h.n)] = StepView(kind, h.step, h.n, h.at)
         if inst.status not in ("paused", "waitingForPause"):
             inst.status = "running"
-        kind_event = h.type
-        if kind_event == "attempt_started":
-            step.state, step.attempt, step.next_retry = "running", data.get("attempt", step.attempt + 1), None
-        elif kind_event == "attempt_errored" and "nextRetryAt" in data:
-            step.state, step.next_retry, step.error = "retrying", data["nextRetryAt"], data.get("error")
-            inst.status = "waiting"
-        elif kind_event in ("step_completed", "sleep_completed", "wait_completed"):
-            step.state, step.end = "complete", h.at
-        elif kind_event in ("step_errored", "wait_timed_out"):
-            step.state, step.end, step.error = (
-                ("errored" if kind_event == "step_errored" else "timed out"),
-                h.at,
-                data.get("error"),
-            )
-        elif kind_event == "sleep_started":
-            step.state, step.wake_at = "sleeping", data.get("wakeAt")
-            inst.status = "waiting"
-        elif kind_event == "wait_started":
-            step.state, step.event_type, step.wake_at = "waiting", data.get("eventType"), data.get("timeoutAt")
+        if kind.follow(step, spec, h.at, data):
             inst.status = "waiting"
 
     def render(self, now: float, limit: int = 8):
@@ -227,9 +186,9 @@ class TailModel:
                 table.add_row(
                     _step_label(step),
                     Text(step.state, style=_STYLE.get(step.state, "")),
-                    str(step.attempt) if step.kind == "do" and step.attempt else "",
+                    step.kind.attempt(step),
                     _fmt_duration((step.end or now) - step.start),
-                    _detail(step, now),
+                    step.kind.detail(step, now),
                 )
                 for line in step.logs:
                     table.add_row("", "", "", "", Text(f"│ {line}", style="dim"))
@@ -266,27 +225,7 @@ def _title(inst: InstanceView) -> str:
 
 
 def _step_label(step: StepView) -> str:
-    icon = {"do": "▸", "sleep": "z", "wait": "?"}[step.kind]
-    return f"{icon} {step.name}" + (f" #{step.n}" if step.n > 1 else "")
-
-
-def _detail(step: StepView, now: float) -> str:
-    if step.state == "retrying" and step.next_retry:
-        return f"retry in {_fmt_duration(max(0.0, step.next_retry - now))}" + _err(step)
-    if step.state == "sleeping" and step.wake_at:
-        return f"wakes in {_fmt_duration(max(0.0, step.wake_at - now))}"
-    if step.state == "waiting":
-        kind = f"event {step.event_type!r}" if step.event_type else "any event"
-        return f"waiting for {kind}, times out in {_fmt_duration(max(0.0, (step.wake_at or now) - now))}"
-    if step.state in ("errored", "timed out"):
-        return _err(step).strip()
-    return ""
-
-
-def _err(step: StepView) -> str:
-    if not step.error:
-        return ""
-    return f"  {step.error.get('name')}: {step.error.get('message')}"[:120]
+    return f"{step.kind.icon} {step.name}" + (f" #{step.n}" if step.n > 1 else "")
 
 
 def _fmt_duration(seconds: float) -> str:

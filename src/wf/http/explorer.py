@@ -23,8 +23,9 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from ..client import AsyncClient, Client, check_instance_id
-from ..errors import ConflictError, NotFoundError, ValidationError, WfError
+from ..errors import ConflictError, NotFoundError, UnknownKindError, ValidationError, WfError
 from ..runtime import codec
+from ..runtime import steps as kinds
 from ..runtime.status import STATUSES
 
 NOT_FOUND = 10501  # miniflare's WORKFLOW_ERROR_NOT_FOUND
@@ -34,7 +35,6 @@ PER_PAGE_DEFAULT, PER_PAGE_MAX = 25, 100
 BATCH_DELETE_MAX = 100
 COUNTED = ("complete", "errored", "paused", "queued", "running", "terminated", "waiting", "waitingForPause")
 ACTIONS = ("pause", "resume", "restart", "terminate")
-STEP_TYPES = ("do", "sleep", "waitForEvent")
 LIST_STATUSES = tuple(s for s in STATUSES if s != "unknown")
 
 
@@ -125,6 +125,8 @@ class Explorer:
                 return error(404, NOT_FOUND, _sentence(exc))
             except ConflictError as exc:
                 return error(409, CONFLICT, _sentence(exc))
+            except UnknownKindError as exc:  # a stored step this server cannot show: not the request's fault
+                return error(500, INVALID, _sentence(exc))  # 10001 is also Cloudflare's internal_server code
             except WfError as exc:  # ValidationError and the like: the request asked for something invalid
                 return error(400, INVALID, _sentence(exc))
             except ClientDisconnect:  # the client left mid-body: nobody to answer, nothing to log
@@ -355,8 +357,8 @@ class Explorer:
             if isinstance(count, bool) or not isinstance(count, int) or count < 1:
                 raise _invalid("from.count: Expected a positive integer.")
             kind = start.get("type", "do")
-            if kind not in STEP_TYPES:
-                raise _invalid("from.type: Expected one of do, sleep, waitForEvent.")
+            if kind not in kinds.names():
+                raise _invalid(f"from.type: Expected one of {', '.join(kinds.names())}.")
             target = (start["name"], count, kind)
         row = await self._instance(request, w.name)
         c = self.client
@@ -368,7 +370,7 @@ class Explorer:
 
     async def send_event(self, request: Request) -> Response:
         w = self._workflow(request)
-        from ..runtime.engine import check_event_type
+        from ..runtime.validate import check_event_type
 
         event_type = check_event_type(request.path_params["type"])
         payload = await self._json(request, required=False)
@@ -378,63 +380,8 @@ class Explorer:
 
 
 def _step(s: dict) -> dict:
-    name = f"{s['name']}-{s['count']}"
-    start, end = iso(s["start"]), iso(s["end"])
-    done = s["status"] in ("complete", "errored")
-    if s["type"] == "sleep":
-        return {
-            "name": name,
-            "start": start,
-            "end": end if done else None,
-            "finished": done,
-            "type": "sleep",
-            "error": None,
-        }
-    if s["type"] == "waitForEvent":
-        output = s.get("output")
-        if isinstance(output, dict) and isinstance(output.get("timestamp"), (int, float)):
-            output = {**output, "timestamp": iso(output["timestamp"])}
-        return {
-            "name": name,
-            "start": start,
-            "end": end if done else None,
-            "finished": done,
-            "type": "waitForEvent",
-            "error": s.get("error") if s["status"] == "errored" else None,
-            "output": output if s["status"] == "complete" else None,
-        }
-    success = True if s["status"] == "complete" else False if s["status"] == "errored" else None
-    out = {
-        "name": name,
-        "start": start,
-        "end": end if done else None,
-        "success": success,
-        "type": "step",
-        "config": _config(s.get("config")),
-        "attempts": [
-            {
-                "start": iso(a["start"]),
-                "end": iso(a["end"]),
-                "success": None if a["end"] is None else a["error"] is None,
-                "error": a["error"],
-            }
-            for a in s.get("attempts", [])
-        ],
-    }
-    if success and s.get("output") is not None:
-        out["output"] = s["output"]
-    return out
-
-
-def _config(config: Any) -> dict:
-    """The step's config as Cloudflare shows it: numbers are milliseconds there, seconds in wf."""
-    from ..runtime.engine import DEFAULT_CONFIG
-
-    config = config if isinstance(config, dict) else DEFAULT_CONFIG
-    retries = {**DEFAULT_CONFIG["retries"], **(config.get("retries") or {})}
-    timeout = config.get("timeout", DEFAULT_CONFIG["timeout"])
-    ms = lambda v: v * 1000 if isinstance(v, (int, float)) and not isinstance(v, bool) else v  # noqa: E731
-    return {"retries": {**retries, "delay": ms(retries["delay"])}, "timeout": ms(timeout)}
+    """A step in Cloudflare's shape, as its kind draws it."""
+    return kinds.by_type(s["type"]).cloudflare(s, iso)
 
 
 __all__ = ["Explorer", "envelope", "error", "iso", "codec"]

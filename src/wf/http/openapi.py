@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from copy import deepcopy
 
-from .explorer import ACTIONS, BATCH_DELETE_MAX, COUNTED, LIST_STATUSES, PER_PAGE_MAX, STEP_TYPES
+from ..runtime import steps as kinds
+from .explorer import ACTIONS, BATCH_DELETE_MAX, COUNTED, LIST_STATUSES, PER_PAGE_MAX
 
 ID = {"type": "string", "minLength": 1, "maxLength": 100, "pattern": "^[a-zA-Z0-9_][a-zA-Z0-9\\-_]*$"}
 TS = {"type": "string", "nullable": True, "description": "ISO 8601 time, UTC"}
@@ -422,7 +423,7 @@ _DOC = {
                                         "properties": {
                                             "name": {"type": "string", "minLength": 1},
                                             "count": {"type": "integer", "minimum": 1},
-                                            "type": {"type": "string", "enum": list(STEP_TYPES)},
+                                            "type": {"type": "string", "enum": list(kinds.names())},
                                         },
                                     },
                                     "rollback": {

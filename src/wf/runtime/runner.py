@@ -23,12 +23,11 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import StoreError, error_info
-from . import crash, logs
+from . import crash, logs, steps
 from .clock import Clock, SystemClock
 from .coordination import coordination_for
 from .cron import CronScheduler
 from .engine import Execution, Interrupt
-from .history import PROGRESS_EVENTS
 from .retry import Backoff
 from .settings import Settings
 from .status import Status
@@ -304,14 +303,14 @@ class Runner:
     async def _drive(self, row) -> None:
         reg = self.workflows[row.workflow]
         try:
-            steps, losses = await self.astore.call(self.store_ops.load_run, row.seq, PROGRESS_EVENTS)
+            rows, losses = await self.astore.call(self.store_ops.load_run, row.seq, steps.progress_events())
         except Exception as exc:
             log.error("could not load instance %s (%s); it will be run again", row.id, exc)
             return await self._hand_back(row.seq, row.gen, self.clock.now() + 1)
         if losses >= self.max_losses:
             await self._give_up(row)
             return
-        x = Execution(self, row, reg.cls, reg.step_limit, steps, self.env)
+        x = Execution(self, row, reg.cls, reg.step_limit, rows, self.env)
         x.task = asyncio.current_task()
         self.executions[row.seq] = x
         try:

@@ -15,130 +15,31 @@ locks and notification. Rules live here:
 
 from __future__ import annotations
 
-import os
-import socket
-from collections.abc import Callable, Iterable
-from functools import wraps
+from collections.abc import Iterable
 from typing import Any
 
 from ...errors import ConflictError, NotFoundError
 from ..status import TERMINAL, Status
 from .base import (
     AttemptRow,
-    Database,
     EventRow,
     HistoryRow,
     InstanceRow,
     StepRow,
-    StepWrite,
     from_json,
     instance_from_row,
     step_from_row,
     to_json,
 )
+from .ops import Ops, _read, _write
+from .runs import RunnerOps
 
 PAGE_SORT_MAX = 2000  # page_instances on SQLite: up to this many matches, sorting them beats walking by time
 
 
-def _write(method: Callable) -> Callable:
-    """Run the method in this thread's transaction, or in a new write transaction."""
-
-    @wraps(method)
-    def wrapper(self: SQLStore, *args: Any, **kwargs: Any) -> Any:
-        return self.db.writing(lambda: method(self, *args, **kwargs))
-
-    return wrapper
-
-
-def _read(method: Callable) -> Callable:
-    @wraps(method)
-    def wrapper(self: SQLStore, *args: Any, **kwargs: Any) -> Any:
-        return self.db.reading(lambda: method(self, *args, **kwargs))
-
-    return wrapper
-
-
-def _step_params(seq: int, s: StepRow) -> dict:
-    return {
-        "seq": seq,
-        "pos": s.pos,
-        "kind": s.kind,
-        "name": s.name,
-        "n": s.n,
-        "status": s.status,
-        "output": s.output,
-        "error": to_json(s.error),
-        "attempts": s.attempts,
-        "config": to_json(s.config),
-        "started_at": s.started_at,
-        "ended_at": s.ended_at,
-        "wake_at": s.wake_at,
-        "event_type": s.event_type,
-    }
-
-
-def _history_rows(seq: int, events: Iterable) -> list[dict]:
-    return [
-        {"seq": seq, "at": at, "type": str(type_), "step": step, "n": n, "data": to_json(data)}
-        for at, type_, step, n, data in events
-    ]
-
-
-class SQLStore:
+class SQLStore(RunnerOps, Ops):
     """The `wf` store over one database. Methods are synchronous and each is one transaction
     (or joins the caller's: `run_batch` nests a runner's writes under savepoints of one)."""
-
-    def __init__(self, db: Database):
-        self.db = db
-
-    @property
-    def kind(self) -> str:
-        """ "sqlite" or "postgres": what the runner's coordination is chosen by."""
-        return self.db.dialect.name
-
-    @property
-    def where(self) -> str:
-        return self.db.where
-
-    def close(self) -> None:
-        self.db.close()
-
-    def replaced(self) -> str | None:
-        """The database, when its file was deleted or replaced under this connection (SQLite)."""
-        return self.db.replaced()
-
-    def transaction(self):
-        return self.db.transaction()
-
-    def run_batch(self, ops: list[Callable[[], Any]]) -> list[Any]:
-        """Several writers' operations in one transaction (group commit); a failing op's error is
-        its result (a `Failed`) and does not undo the others."""
-        return self.db.batch(ops)
-
-    # -- plumbing ------------------------------------------------------------------------
-
-    def _run(self, query: str, parts: dict[str, str] | None = None, /, **params: Any):
-        return self.db.execute(query, params, parts or {})
-
-    def _one(self, query: str, parts: dict[str, str] | None = None, /, **params: Any) -> tuple | None:
-        return self._run(query, parts, **params).fetchone()
-
-    def _all(self, query: str, parts: dict[str, str] | None = None, /, **params: Any) -> list[tuple]:
-        return self._run(query, parts, **params).fetchall()
-
-    def _value(self, query: str, parts: dict[str, str] | None = None, /, **params: Any) -> Any:
-        row = self._one(query, parts, **params)
-        return None if row is None else row[0]
-
-    def _log(self, seq: int, at: float, type_: str, data: dict | None = None) -> None:
-        self.append_history(seq, [(at, type_, None, None, data)])
-
-    def _locked_status(self, seq: int) -> tuple[str, float | None]:
-        """The instance's status and paused time, its row locked until the transaction ends."""
-        row = self._one("lock_instance", seq=seq)
-        if row is None:
-            raise NotFoundError("the instance was deleted", "list instances with `wf instances list`")
-        return row[0], row[1]
 
     # -- reads ---------------------------------------------------------------------------
 
@@ -293,12 +194,6 @@ class SQLStore:
     def last_history_seq(self) -> int:
         return int(self._value("last_history_seq"))
 
-    @_write
-    def append_history(self, seq: int, events: list) -> None:
-        """Append `(at, type, step, n, data)` entries (LogEvent records) to an instance's event log."""
-        if events:
-            self.db.executemany("append_history", _history_rows(seq, events))
-
     # -- client writes -------------------------------------------------------------------
 
     @_write
@@ -421,226 +316,3 @@ class SQLStore:
         for query in ("delete_steps", "delete_attempts", "delete_events", "delete_history", "delete_instance"):
             self._run(query, seq=seq)
         self.db.notify(f"c:{seq}")
-
-    # -- cron schedules ------------------------------------------------------------------
-
-    @_write
-    def cron_marks(self, schedules: list[tuple[str, str]], now: float) -> dict[tuple[str, str], float]:
-        """The last tick fired of each (workflow, cron); one seen for the first time starts at `now`."""
-        if schedules:
-            self.db.executemany("add_cron_mark", [{"workflow": w, "cron": c, "now": now} for w, c in schedules])
-        wanted = set(schedules)
-        return {(w, c): t for w, c, t in self._all("cron_marks") if (w, c) in wanted}
-
-    @_write
-    def fire_cron(self, workflow: str, cron: str, tick: float, item: dict, now: float) -> InstanceRow | None:
-        """Fire tick `tick`: move the schedule's mark to it and create `item` in one transaction, only
-        if the mark is older; None when another runner fired this tick (or a later one)."""
-        if self._one("advance_cron", workflow=workflow, cron=cron, tick=tick, now=now) is None:
-            return None
-        created = self.create_instances([item], now, skip_existing=True)
-        return created[0] if created else None
-
-    # -- runner writes -------------------------------------------------------------------
-
-    @_write
-    def claim(
-        self,
-        owner: str,
-        now: float,
-        lease: float,
-        limit: int,
-        workflows: list[str],
-        caps: dict[str, int] | None = None,
-    ) -> list[InstanceRow]:
-        """Take up to `limit` due instances. A workflow in `caps` starts a queued instance only while
-        fewer than its cap are running (`concurrency.limit`); waking instances go first. A lock per
-        capped workflow makes its count and its claim one decision across runners."""
-        if limit <= 0 or not workflows:
-            return []
-        caps = {w: c for w, c in (caps or {}).items() if w in workflows}
-        claimed = self._claim_due(
-            owner,
-            now,
-            lease,
-            limit,
-            list(workflows),
-            "AND NOT (status = 'queued' AND workflow {in:capped})",
-            capped=list(caps),
-        )
-        for workflow, cap in caps.items():
-            self.db.lock(f"wf-cap:{workflow}")
-            room = min(cap - int(self._value("count_running", workflow=workflow)), limit - len(claimed))
-            if room > 0:
-                claimed += self._claim_due(owner, now, lease, room, [workflow], "AND status = 'queued'")
-        claimed.sort(key=lambda r: (r.wake_at or 0, r.seq))
-        for row in claimed:
-            if row.started_at == now:
-                self._log(row.seq, now, "workflow_started")
-        return claimed
-
-    def _claim_due(
-        self, owner: str, now: float, lease: float, limit: int, workflows: list[str], extra: str, **params: Any
-    ) -> list[InstanceRow]:
-        rows = self._all(
-            "claim_due",
-            {"extra": extra},
-            owner=owner,
-            now=now,
-            lease=lease,
-            limit=limit,
-            workflows=workflows,
-            **params,
-        )
-        return [instance_from_row(r) for r in rows]
-
-    @_write
-    def commit_step(self, owner: str, seq: int, gen: int, w: StepWrite, now: float) -> str | None:
-        """Record one step transition if `owner` still holds the instance at `gen`. The instance
-        status after it (`waitingForPause` tells the engine to stop at this boundary), or None when
-        the claim was lost (fenced out)."""
-        status = self._value(
-            "commit_instance",
-            seq=seq,
-            owner=owner,
-            gen=gen,
-            status=w.instance_status,
-            wake_at=w.instance_wake_at,
-            now=now,
-        )
-        if status is None:
-            return None
-        s = w.step
-        self._run("upsert_step", **_step_params(seq, s))
-        if w.attempt is not None:
-            a = w.attempt
-            self._run(
-                "upsert_attempt",
-                seq=seq,
-                pos=s.pos,
-                attempt=a.attempt,
-                started_at=a.started_at,
-                ended_at=a.ended_at,
-                error=to_json(a.error),
-            )
-        self.append_history(seq, w.events)
-        if w.consume_event is not None and self._run("consume_event", pos=s.pos, event=w.consume_event).rowcount != 1:
-            raise ConflictError("the event was already taken by another wait", "retry the wait")
-        return status
-
-    def _fenced(self, owner: str, seq: int, gen: int) -> bool:
-        return self._one("fenced", seq=seq, owner=owner, gen=gen) is not None
-
-    @_write
-    def mark_attempt_started(
-        self, owner: str, seq: int, gen: int, step: StepRow, attempt: int, now: float, events: Iterable = ()
-    ) -> None:
-        """Make a long-running attempt visible (and counted) before it ends."""
-        if not self._fenced(owner, seq, gen):
-            return
-        marked = self._run("mark_step_running", **{**_step_params(seq, step), "attempts": attempt})
-        if marked.rowcount != 1:
-            return
-        self._run("insert_attempt_started", seq=seq, pos=step.pos, attempt=attempt, now=now)
-        self.append_history(seq, list(events))
-
-    @_write
-    def finish_instance(
-        self, owner: str, seq: int, gen: int, status: str, output: str | None, error: dict | None, now: float
-    ) -> bool:
-        done = (
-            self._run(
-                "finish_instance",
-                seq=seq,
-                owner=owner,
-                gen=gen,
-                status=status,
-                output=output,
-                error=to_json(error),
-                now=now,
-            ).rowcount
-            == 1
-        )
-        if done:
-            data = {"output": from_json(output)} if status == Status.COMPLETE else {"error": error}
-            self._log(seq, now, f"workflow_{'completed' if status == Status.COMPLETE else status}", data)
-        return done
-
-    @_write
-    def pause_at_boundary(self, owner: str, seq: int, gen: int, now: float) -> bool:
-        done = self._run("pause_at_boundary", seq=seq, owner=owner, gen=gen, now=now).rowcount == 1
-        if done:
-            self._log(seq, now, "workflow_paused")
-        return done
-
-    @_write
-    def release(self, owner: str, seq: int, gen: int, wake_at: float | None, now: float | None = None) -> bool:
-        """Give up the claim; the instance is claimable again at `wake_at` (a pause asked for
-        meanwhile takes effect now: nothing is in flight)."""
-        now = wake_at if now is None else now
-        done = self._run("release", seq=seq, owner=owner, gen=gen, wake_at=wake_at, now=now).rowcount == 1
-        if done and wake_at is not None and now is not None and wake_at <= now:
-            self.db.notify("w")  # due now: whichever runner is free should take it
-        return done
-
-    @_write
-    def suspend(self, owner: str, seq: int, gen: int, wake_at: float, wait_types: list, now: float) -> bool:
-        """Release a waiting instance; wake it at once if an event it waits for is already stored."""
-        # the row is locked first: an add_event racing with this either sees it released or is seen here
-        if not self._fenced(owner, seq, gen):
-            return False
-        if wait_types:
-            found = (
-                self._one("pending_event_any", seq=seq)
-                if None in wait_types
-                else self._one("pending_event_of_types", seq=seq, types=list(wait_types))
-            )
-            if found:
-                wake_at = now
-        return self.release(owner, seq, gen, wake_at, now)
-
-    # -- liveness ------------------------------------------------------------------------
-
-    @_write
-    def heartbeat(self, owner: str, now: float, lease: float) -> list[int]:
-        """Extend `owner`'s lease on its instances; the seqs it still holds."""
-        return [r[0] for r in self._all("renew_leases", owner=owner, now=now, lease=lease)]
-
-    @_write
-    def release_owner(self, owner: str, now: float) -> int:
-        """Hand a dead runner's instances back: running ones at once, waiting ones at their timer.
-        Each one that was mid-run gets a `runner_lost` entry in its log (see losses_since_progress)."""
-        return self._hand_back(self._all("instances_of_owner", owner=owner), now)
-
-    @_write
-    def release_expired(self, now: float, keep: str | None = None) -> int:
-        """Hand back every instance whose lease ran out and whose runner's own lease ran out too."""
-        return self._hand_back(self._all("instances_with_expired_lease", now=now, keep=keep), now)
-
-    def _hand_back(self, rows: list[tuple], now: float) -> int:
-        for seq, owner, status in rows:
-            if status in (Status.RUNNING, Status.WAITING_FOR_PAUSE):
-                self._log(seq, now, "runner_lost", {"owner": owner})
-        if rows:
-            self._run("hand_back", seqs=[r[0] for r in rows], now=now)
-            self.db.notify("w")
-        return len(rows)
-
-    @_write
-    def register_runner(self, owner: str, now: float, lease: float) -> None:
-        self._run("register_runner", owner=owner, host=socket.gethostname(), pid=os.getpid(), now=now, lease=lease)
-
-    @_write
-    def unregister_runner(self, owner: str) -> None:
-        self._run("forget_runner", owner=owner)
-
-    @_write
-    def runner_heartbeat(self, owner: str, now: float, lease: float) -> list[int]:
-        """Renew a runner's lease (its own row and its instances'); forget runners long gone."""
-        self.register_runner(owner, now, lease)
-        self._run("forget_runners_before", now=now)
-        return self.heartbeat(owner, now, lease)
-
-    @_read
-    def live_runners(self, now: float) -> list[str]:
-        return [r[0] for r in self._all("live_runners", now=now)]

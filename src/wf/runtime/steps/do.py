@@ -1,0 +1,518 @@
+"""`step.do`: run a function durably, with retries, backoff and a timeout per attempt.
+
+A step that succeeds at its first attempt is logged as one `step_ok` row (the hot path pays
+for one row, not four); readers see it expanded into the four events Cloudflare reports. A
+failed attempt with retries left is recorded with its retry time (`retrying`) and waited on
+durably; the final outcome, value or error, is committed before `run()` goes on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from collections.abc import Callable
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+from ...errors import (
+    NonRetryableError,
+    ValidationError,
+    WorkflowFatalError,
+    WorkflowTimeoutError,
+    error_info,
+    rebuild_error,
+)
+from .. import codec
+from ..crash import crash_point
+from ..durations import format_duration, parse_duration
+from ..logs import current as current_step
+from ..store.base import AttemptRow, HistoryRow, StepRow, StepWrite
+from . import register
+from .kind import EventSpec, StepKind, StepStatus, Wake, error_line
+
+if TYPE_CHECKING:
+    from ..engine import Execution
+
+DEFAULT_CONFIG: dict[str, Any] = {
+    "retries": {"limit": 5, "delay": "10 seconds", "backoff": "exponential"},
+    "timeout": "10 minutes",
+}
+BACKOFFS = ("constant", "linear", "exponential")
+MARK_STARTED_AFTER = 0.05  # an attempt running longer than this is recorded as started
+PREVIEW_MAX = 2000  # an output longer than this (JSON characters) is logged as its size only
+
+
+class StepConfig:
+    """A step's retry and timeout policy, merged over the defaults and checked."""
+
+    __slots__ = ("limit", "delay", "backoff", "timeout", "display")
+
+    def __init__(self, name: str, config: dict | None):
+        if config is not None and not isinstance(config, dict):
+            raise ValidationError(
+                f"config of step {name!r} must be a dict, got {config!r}",
+                'e.g. {"retries": {"limit": 3, "delay": "5 seconds"}, "timeout": "1 minute"}',
+            )
+        config = config or {}
+        unknown = set(config) - {"retries", "timeout"}
+        if unknown:
+            raise ValidationError(
+                f"config of step {name!r} has unknown key {sorted(unknown)[0]!r}",
+                "allowed keys are 'retries' and 'timeout'",
+            )
+        retries = config.get("retries", {})
+        if not isinstance(retries, dict) or set(retries) - {"limit", "delay", "backoff"}:
+            raise ValidationError(
+                f"retries of step {name!r} must be a dict of limit, delay and backoff, got {retries!r}",
+                'e.g. {"limit": 3, "delay": "5 seconds", "backoff": "linear"}',
+            )
+        merged = {**DEFAULT_CONFIG["retries"], **retries}
+        self.limit = merged["limit"]
+        if isinstance(self.limit, bool) or not isinstance(self.limit, int) or not 0 <= self.limit <= 10_000:
+            raise ValidationError(
+                f"retries.limit of step {name!r} must be an integer from 0 to 10000, got {self.limit!r}",
+                "limit counts retries: 0 means one attempt",
+            )
+        self.delay = parse_duration(merged["delay"], f"retries.delay of step {name!r}")
+        self.backoff = merged["backoff"]
+        if self.backoff not in BACKOFFS:
+            raise ValidationError(
+                f"retries.backoff of step {name!r} is {self.backoff!r}", "use 'constant', 'linear' or 'exponential'"
+            )
+        timeout = config.get("timeout", DEFAULT_CONFIG["timeout"])
+        self.timeout = parse_duration(timeout, f"timeout of step {name!r}")
+        if self.timeout <= 0:
+            raise ValidationError(
+                f"timeout of step {name!r} must be more than zero, got {timeout!r}", "e.g. '30 seconds'"
+            )
+        self.display = {"retries": merged, "timeout": timeout}
+
+    def delay_after(self, attempt: int) -> float:
+        """Seconds to wait after failed attempt number `attempt` (1-based)."""
+        if self.backoff == "constant":
+            return self.delay
+        if self.backoff == "linear":
+            return self.delay * attempt
+        return self.delay * 2 ** (attempt - 1)
+
+
+_DEFAULT_STEP_CONFIG = StepConfig("default", None)
+
+
+class StepContext:
+    """Passed to a step function that takes one argument: `.step.name`, `.step.count`, `.attempt`, `.config`."""
+
+    __slots__ = ("step", "attempt", "config")
+
+    class _Step:
+        __slots__ = ("name", "count")
+
+        def __init__(self, name, count):
+            self.name, self.count = name, count
+
+        def __getitem__(self, key):
+            return getattr(self, key)
+
+        def __repr__(self):
+            return f"{{'name': {self.name!r}, 'count': {self.count}}}"
+
+    def __init__(self, name: str, count: int, attempt: int, config: dict):
+        self.step = self._Step(name, count)
+        self.attempt = attempt
+        self.config = config
+
+    def __getitem__(self, key):
+        return getattr(self, key)
+
+
+class _RunState:
+    """What the do kind keeps per execution: steps counted against the limit, attempts already
+    in the log, and the functions decorated with `@step.do` (by function name, for injection)."""
+
+    __slots__ = ("calls", "announced", "decorated")
+
+    def __init__(self):
+        self.calls = 0
+        self.announced: set[tuple[int, int]] = set()  # (pos, attempt)
+        self.decorated: dict[str, StepCallable] = {}
+
+
+def _state(x: Execution) -> _RunState:
+    state = x.scratch.get("do")
+    if state is None:
+        state = x.scratch["do"] = _RunState()
+    return state
+
+
+def expand_ok(row: HistoryRow) -> list[HistoryRow]:
+    """A `step_ok` row as the four events Cloudflare reports for a step that succeeded at once."""
+    data = row.data or {}
+    started = data.get("startedAt", row.at)
+    return [
+        replace(row, at=started, type="step_started", data=None),
+        replace(row, at=started, type="attempt_started", data={"attempt": 1}),
+        replace(row, type="attempt_completed", data={"attempt": 1}),
+        replace(row, type="step_completed", data={"output": data.get("output")}),
+    ]
+
+
+class DoStatus(StepStatus):
+    RUNNING = "running", "▶ Running"
+    RETRYING = "retrying", "🔄 Retrying"
+    COMPLETE = "complete", "✅ Success"
+    ERRORED = "errored", "❌ Error"
+
+
+@register
+class Do(StepKind):
+    name = "do"
+    display = "step"
+    label = "🎯 Step"
+    icon = "▸"
+    methods = ("do",)
+    Status = DoStatus
+    final = frozenset({DoStatus.COMPLETE, DoStatus.ERRORED})
+    wakes = frozenset({Wake.TIMER})  # the delay before a retry
+    step_result = True
+    events = (
+        EventSpec("step_started"),
+        EventSpec("attempt_started", state="running", shows={"attempt": "attempt"}),
+        EventSpec("attempt_completed"),
+        EventSpec("attempt_errored", progress=True),  # a retry's wait: see follow()
+        EventSpec("step_completed", state="complete", progress=True, ends=True),
+        EventSpec("step_errored", state="errored", progress=True, ends=True),
+        EventSpec("step_ok", state="complete", progress=True, ends=True, expand=expand_ok),
+    )
+
+    # -- the WorkflowStep method -------------------------------------------------------------
+
+    def do(
+        self,
+        x: Execution,
+        name: Any = None,
+        fn: Callable | None = None,
+        *,
+        config: dict | None = None,
+        concurrent: bool = False,
+        depends: list | None = None,
+    ):
+        """`await step.do(name, fn, config=...)`, or `@step.do(name)` over a function (then call it)."""
+        if callable(name) and fn is None:  # @step.do without parentheses
+            return self._decorate(x, name.__name__, name, config, concurrent)
+        if fn is None:
+            return lambda f: self._decorate(x, name if name is not None else f.__name__, f, config, concurrent)
+        if isinstance(fn, dict) and config is None:
+            raise ValidationError(
+                f"step {name!r}: pass the config as config=..., after the function",
+                "write step.do(name, fn, config={...})",
+            )
+        return self.run(x, name, fn, config)
+
+    def _decorate(self, x: Execution, name, fn, config, concurrent) -> StepCallable:
+        wrapped = StepCallable(self, x, name, fn, config, concurrent)
+        _state(x).decorated[fn.__name__] = wrapped
+        return wrapped
+
+    # -- running -----------------------------------------------------------------------------
+
+    async def run(self, x: Execution, name: str, fn: Callable, config: dict | None) -> Any:
+        key, rec = x.lookup(self, name)
+        state = _state(x)
+        state.calls += 1
+        if state.calls > x.step_limit:
+            raise WorkflowFatalError(
+                f"The limit of {x.step_limit} steps has been reached. This limit can be "
+                f"changed in your worker configuration (limits.steps)."
+            )
+        if not callable(fn):
+            raise ValidationError(f"step {name!r} needs a function, got {fn!r}", "write step.do(name, fn)")
+        if self.finished(rec):
+            return self.replay(rec)
+        cfg = _DEFAULT_STEP_CONFIG if config is None else StepConfig(name, config)
+        if x.mods is not None:
+            fn, cfg = x.mods.step(key, fn, cfg, call_step)
+        if rec is None:
+            rec = x.new_step(key, status=DoStatus.RUNNING.value, config=cfg.display, started_at=x.clock.now())
+        elif rec.status == DoStatus.RETRYING and rec.wake_at is not None and rec.wake_at > x.clock.now():
+            await x.hold_waiting(rec)
+            await x.wait(self, rec.wake_at)
+        return await self._attempts(x, state, rec, fn, cfg)
+
+    async def _attempts(self, x: Execution, state: _RunState, rec: StepRow, fn: Callable, cfg: StepConfig) -> Any:
+        while True:
+            attempt = rec.attempts + 1
+            started = x.clock.now()
+            outcome, value = await self._one_attempt(x, state, rec, fn, cfg, attempt)
+            now = x.clock.now()
+            rec.attempts = attempt
+            crash_point("before-commit", rec.name)
+            if outcome == "ok":
+                await self._succeeded(x, state, rec, attempt, started, now, value)
+                return codec.decode(value)
+            info = error_info(value)
+            if outcome == "final" or attempt > cfg.limit:
+                await self._failed(x, state, rec, attempt, started, now, info)
+                raise rebuild_error(info)
+            rec.status, rec.error, rec.wake_at = DoStatus.RETRYING.value, info, now + cfg.delay_after(attempt)
+            status, wake = x.instance_state(rec.wake_at)
+            delay_ms = round((rec.wake_at - now) * 1000)
+            retry = {"attempt": attempt, "error": info, "retryDelayMs": delay_ms, "nextRetryAt": rec.wake_at}
+            events = self._attempt_started(state, rec, attempt, started) + [
+                self.log(rec, now, "attempt_errored", retry)
+            ]
+            await x.commit(StepWrite(rec, AttemptRow(attempt, started, now, info), status, wake, events=events))
+            crash_point("retry-delay", rec.name)
+            x.check_pause()
+            await x.wait(self, rec.wake_at)
+            rec.status = DoStatus.RUNNING.value
+
+    async def _succeeded(self, x, state, rec: StepRow, attempt: int, started: float, now: float, value: str) -> None:
+        rec.status, rec.output, rec.ended_at, rec.wake_at, rec.error = DoStatus.COMPLETE.value, value, now, None, None
+        if attempt == 1 and (rec.pos, 1) not in state.announced:  # the common case, one log row
+            events = [self.log(rec, now, "step_ok", {"startedAt": started, "output": _preview(value)})]
+        else:
+            events = self._attempt_started(state, rec, attempt, started) + [
+                self.log(rec, now, "attempt_completed", {"attempt": attempt}),
+                self.log(rec, now, "step_completed", {"output": _preview(value)}),
+            ]
+        status, wake = x.instance_state()
+        await x.commit(StepWrite(rec, AttemptRow(attempt, started, now, None), status, wake, events=events))
+        crash_point("after-commit", rec.name)
+        x.after_step()
+
+    async def _failed(self, x, state, rec: StepRow, attempt: int, started: float, now: float, info: dict) -> None:
+        """The last attempt failed: the step ends errored (the caller raises its error in `run()`)."""
+        rec.status, rec.error, rec.ended_at, rec.wake_at = DoStatus.ERRORED.value, info, now, None
+        events = self._attempt_started(state, rec, attempt, started) + [
+            self.log(rec, now, "attempt_errored", {"attempt": attempt, "error": info}),
+            self.log(rec, now, "step_errored", {"error": info}),
+        ]
+        status, wake = x.instance_state()
+        await x.commit(StepWrite(rec, AttemptRow(attempt, started, now, info), status, wake, events=events))
+        x.after_step()
+
+    def _attempt_started(self, state: _RunState, rec: StepRow, attempt: int, started: float) -> list:
+        if (rec.pos, attempt) in state.announced:
+            return []
+        state.announced.add((rec.pos, attempt))
+        events = [self.log(rec, started, "step_started")] if attempt == 1 else []
+        return events + [self.log(rec, started, "attempt_started", {"attempt": attempt})]
+
+    async def _one_attempt(
+        self, x: Execution, state: _RunState, rec: StepRow, fn: Callable, cfg: StepConfig, attempt: int
+    ) -> tuple[str, Any]:
+        """("ok", json) | ("retry", exc) | ("final", exc)."""
+        x.check_trusted()
+        ctx = StepContext(rec.name, rec.n, attempt, cfg.display)
+        x.active_attempts += 1
+        started = x.clock.now()
+        marker = x.clock.call_at(
+            started + MARK_STARTED_AFTER, lambda: self._mark_started(x, state, rec, attempt, started)
+        )
+        token = current_step.set((x, rec.name, rec.n))
+        deadline = x.clock.now() + cfg.timeout
+        try:
+            timeout = x.clock.timeout_at(deadline)
+            async with timeout:
+                result = await call_step(fn, ctx)
+            return "ok", codec.encode(result, f"the result of step {rec.name!r}")
+        except ValidationError as exc:
+            return "final", WorkflowFatalError(str(exc))
+        except TimeoutError as exc:
+            if _expired(timeout):
+                return "retry", WorkflowTimeoutError(
+                    f"step {rec.name!r} attempt {attempt} timed out after {cfg.display['timeout']}"
+                )
+            return "retry", exc
+        except Exception as exc:
+            return ("final" if _is_nonretryable(exc) else "retry"), exc
+        finally:
+            current_step.reset(token)
+            marker.cancel()
+            x.active_attempts -= 1
+
+    def _mark_started(self, x: Execution, state: _RunState, rec: StepRow, attempt: int, started: float) -> None:
+        """A long attempt shows in the log and in describe() before it ends."""
+        events = self._attempt_started(state, rec, attempt, started)
+
+        async def mark():
+            if rec.status != DoStatus.RUNNING or rec.attempts >= attempt:  # it ended while this was scheduled
+                return
+            host = x.host
+            try:
+                await host.astore.write(
+                    host.store_ops.mark_attempt_started, host.owner, x.seq, x.gen, rec, attempt, started, events
+                )
+            except Exception:  # visibility only; the outcome commit is what counts
+                pass
+
+        x.host.background(mark(), f"marking step {rec.name!r} of instance {x.row.id} as started")
+
+    # -- describe ----------------------------------------------------------------------------
+
+    def details(self, s: StepRow) -> dict:
+        return {
+            "output": codec.decode(s.output),
+            "error": s.error,
+            "config": s.config,
+            "next_retry": s.wake_at if s.status == DoStatus.RETRYING else None,
+            "attempts": [
+                {
+                    "attempt": a.attempt,
+                    "start": a.started_at,
+                    "end": a.ended_at,
+                    "success": a.error is None and a.ended_at is not None,
+                    "error": a.error,
+                }
+                for a in s.attempt_log
+            ],
+        }
+
+    def cloudflare(self, d: dict, iso: Callable) -> dict:
+        status = d["status"]
+        success = True if status == DoStatus.COMPLETE else False if status == DoStatus.ERRORED else None
+        out = {
+            "name": f"{d['name']}-{d['count']}",
+            "start": iso(d["start"]),
+            "end": iso(d["end"]) if status in self.final else None,
+            "success": success,
+            "type": self.display,
+            "config": _cloudflare_config(d.get("config")),
+            "attempts": [
+                {
+                    "start": iso(a["start"]),
+                    "end": iso(a["end"]),
+                    "success": None if a["end"] is None else a["error"] is None,
+                    "error": a["error"],
+                }
+                for a in d.get("attempts", [])
+            ],
+        }
+        if success and d.get("output") is not None:
+            out["output"] = d["output"]
+        return out
+
+    def human(self, d: dict) -> list[tuple[str, str, Any]]:
+        fields = [("Retries At", "when", d["next_retry"])] if d.get("next_retry") else []
+        return fields + super().human(d)
+
+    # -- wf tail -----------------------------------------------------------------------------
+
+    def follow(self, view: Any, spec: EventSpec, at: float, data: dict) -> bool:
+        if spec.name == "attempt_errored" and "nextRetryAt" in data:  # failed, with a retry to come
+            view.state, view.facts["next_retry"], view.error = "retrying", data["nextRetryAt"], data.get("error")
+            return True
+        return super().follow(view, spec, at, data)
+
+    def detail(self, view: Any, now: float) -> str:
+        retry_at = view.facts.get("next_retry")
+        if view.state == "retrying" and retry_at:
+            return f"retry in {format_duration(max(0.0, retry_at - now))}" + error_line(view.error)
+        return super().detail(view, now)
+
+    def attempt(self, view: Any) -> str:
+        return str(view.facts["attempt"]) if view.facts.get("attempt") else ""
+
+
+class StepCallable:
+    """A function decorated with `@step.do(...)`: call it to run the step (once per run)."""
+
+    def __init__(self, kind: Do, x: Execution, name: str, fn: Callable, config: dict | None, concurrent: bool):
+        self._kind, self._x = kind, x
+        self.name, self.fn, self.config, self.concurrent = name, fn, config, concurrent
+        self._result: asyncio.Future | None = None
+        self.__name__ = getattr(fn, "__name__", name)
+
+    def __call__(self):
+        return self._run()
+
+    async def _run(self):
+        if self._result is None:
+            self._result = asyncio.ensure_future(self._execute())
+        return await asyncio.shield(self._result)
+
+    async def _execute(self):
+        decorated = _state(self._x).decorated
+        params = _param_names(self.fn)
+        deps = [p for p in params if p in decorated and p != "ctx"]
+        if self.concurrent:
+            values = await asyncio.gather(*(decorated[d]() for d in deps))
+        else:
+            values = [await decorated[d]() for d in deps]
+        injected = dict(zip(deps, values))
+        rest = [p for p in params if p not in injected]
+        fn = self.fn
+
+        def call(ctx):
+            kwargs = dict(injected)
+            for p in rest:
+                kwargs[p] = ctx
+            return fn(**kwargs)
+
+        call.__wf_params__ = ("ctx",)  # the engine passes ctx; `call` spreads it
+        if inspect.iscoroutinefunction(fn):
+
+            async def acall(ctx):
+                return await call(ctx)
+
+            acall.__wf_params__ = ("ctx",)
+            return await self._kind.run(self._x, self.name, acall, self.config)
+        return await self._kind.run(self._x, self.name, call, self.config)
+
+
+def _param_names(fn: Callable) -> tuple[str, ...]:
+    """Names of the parameters `fn` needs (those without defaults): () or ("ctx",) or DI names."""
+    marked = getattr(fn, "__wf_params__", None)
+    if marked is not None:
+        return marked
+    code = getattr(fn, "__code__", None)
+    if code is not None and not inspect.ismethod(fn):
+        required = code.co_argcount - len(getattr(fn, "__defaults__", None) or ())
+        return code.co_varnames[:required]
+    try:
+        return tuple(
+            name
+            for name, p in inspect.signature(fn).parameters.items()
+            if p.default is p.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+        )
+    except (TypeError, ValueError):
+        return ()
+
+
+async def call_step(fn: Callable, ctx: StepContext) -> Any:
+    """One attempt of a step function: async on the loop, sync on a worker thread."""
+    args = (ctx,) if _param_names(fn) else ()
+    if inspect.iscoroutinefunction(fn):
+        return await fn(*args)
+    result = await asyncio.to_thread(fn, *args)
+    if inspect.isawaitable(result):
+        result = await result
+    return result
+
+
+def _is_nonretryable(exc: BaseException) -> bool:
+    return isinstance(exc, (NonRetryableError, WorkflowFatalError)) and getattr(exc, "name", "") in (
+        "NonRetryableError",
+        "WorkflowFatalError",
+    )
+
+
+def _preview(output_json: str) -> Any:
+    """A step's output for the event log: itself when small, else its size."""
+    if len(output_json) <= PREVIEW_MAX:
+        return codec.decode(output_json)
+    return {"truncated": True, "bytes": len(output_json.encode())}
+
+
+def _expired(timeout) -> bool:
+    expired = getattr(timeout, "expired", None)
+    return expired() if callable(expired) else bool(expired)
+
+
+def _cloudflare_config(config: Any) -> dict:
+    """The step's config as Cloudflare shows it: numbers are milliseconds there, seconds in wf."""
+    config = config if isinstance(config, dict) else DEFAULT_CONFIG
+    retries = {**DEFAULT_CONFIG["retries"], **(config.get("retries") or {})}
+    timeout = config.get("timeout", DEFAULT_CONFIG["timeout"])
+    ms = lambda v: v * 1000 if isinstance(v, (int, float)) and not isinstance(v, bool) else v  # noqa: E731
+    return {"retries": {**retries, "delay": ms(retries["delay"])}, "timeout": ms(timeout)}

@@ -334,6 +334,7 @@ def events_of(lines):
             kind = None
 
 
+@pytest.mark.slow
 def test_an_open_instance_page_gets_each_change_from_the_log_and_the_server_still_stops_at_once(project, devs, client):
     dev = devs.start(project).wait_ready()
     dev.wait_output("ready on")

@@ -21,7 +21,7 @@ from devserver import DevProcesses, wait_for
 from wf.client import Client
 from wf.config import load_config
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parent.parent
 UIAPP = Path(__file__).parent / "fixtures" / "uiapp"

@@ -32,6 +32,7 @@ if TYPE_CHECKING:  # the async side (asyncio, threads) is imported only by those
     from .runtime.store.aio import AsyncStore
 
 BATCH_MAX = 100
+_List = list  # `list` inside Client names its method
 LIST_MAX = 1_000_000_000  # instances a list may ask for or skip (SQLite integers are 64-bit; keep far from it)
 
 
@@ -137,7 +138,7 @@ class Client:
 
     def list(
         self, workflow: str | None = None, status: str | None = None, limit: int = 25, offset: int = 0
-    ) -> list[InstanceRow]:
+    ) -> _List[InstanceRow]:
         if workflow is not None:
             self.config.workflow(workflow)
         if status is not None and status not in STATUSES:
@@ -225,7 +226,7 @@ class Client:
 
     def history(
         self, after: int = 0, *, instance: InstanceRow | None = None, workflow: str | None = None, limit: int = 1000
-    ) -> list[HistoryRow]:
+    ) -> _List[HistoryRow]:
         """Event log entries after the entry numbered `after`, oldest first: of one instance (a row
         from `get`), of one workflow, or of all. Each row keeps its entry's number (`seq`), so the
         last row's `seq` is where to read on from."""
@@ -260,7 +261,7 @@ class Client:
 
     # -- pages of instances and their events (the web UI) ----------------------------
 
-    def events(self, id: str, workflow: str | None = None) -> list[dict]:
+    def events(self, id: str, workflow: str | None = None) -> _List[dict]:
         """Events sent to an instance, oldest first: `consumed` by a wait (`taken_by` names its step) or pending."""
         row = self.get(id, workflow)
         steps = {s.pos: s for s in self.store.steps(row.seq)}
@@ -288,7 +289,7 @@ class Client:
         before: tuple[float, int] | None = None,
         after: tuple[float, int] | None = None,
         limit: int = 25,
-    ) -> list[InstanceRow]:
+    ) -> _List[InstanceRow]:
         """A page of instances, newest first, by key: rows just older than `before` or just newer
         than `after` (each a `(created_at, seq)` of a row already shown); stays fast however deep."""
         if workflow is not None:

@@ -21,6 +21,7 @@ import re
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -272,7 +273,7 @@ def _main(data: dict, field: str, check: _Checker) -> str:
 
 def _compat_date(data: dict, field: str, check: _Checker) -> str | None:
     value = data.get("compatibility_date")
-    if hasattr(value, "isoformat"):  # an unquoted TOML date
+    if isinstance(value, date):  # an unquoted TOML date
         return value.isoformat()
     return _opt_str(data, "compatibility_date", field, check)
 
@@ -548,7 +549,7 @@ def _dotenv_value(raw: str, path: Path, line: int) -> str:
             )
         if raw[0] == "'":
             return raw[1 : raw.index("'", 1)]
-        body = re.match(r'"((?:\\.|[^"\\])*)"', raw, re.S)[1]
+        body = re.match(r'"((?:\\.|[^"\\])*)"', raw, re.S)[1]  # type: ignore[index]  # closed: checked above
         escapes = {"n": "\n", "t": "\t", "r": "\r", '"': '"', "\\": "\\"}
         return re.sub(r"\\(.)", lambda m: escapes.get(m[1], "\\" + m[1]), body)
     return re.split(r"\s+#", raw, maxsplit=1)[0].strip()

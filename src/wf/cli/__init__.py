@@ -89,7 +89,7 @@ def _fast_status(args: list[str]) -> bool:
     return True
 
 
-def guarded(command, verbose: bool = False) -> None:
+def guarded(command, verbose: object = False) -> None:
     """The command line's one error boundary: a `WfError` (the user can act on it) becomes one
     sentence and a hint on stderr and its exit code; anything else is a bug, said plainly. A
     traceback only with --verbose (or WF_VERBOSE=1)."""
@@ -107,7 +107,7 @@ def guarded(command, verbose: bool = False) -> None:
         )
 
 
-def fail(exc: BaseException, message: str, hint: str | None, code: int, verbose: bool = False) -> None:
+def fail(exc: BaseException, message: str, hint: str | None, code: int, verbose: object = False) -> None:
     """The end of every failed command: one sentence and a hint on stderr, an exit code."""
     if verbose or os.environ.get("WF_VERBOSE"):
         import traceback

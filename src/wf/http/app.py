@@ -73,7 +73,8 @@ def explorer_app(explorer: Explorer) -> Starlette:
             return error(405, INVALID, f"Method {request.method} is not allowed on {request.url.path}.")
         return error(exc.status_code, INVALID, str(exc.detail))
 
-    return Starlette(routes=explorer.routes(), exception_handlers={HTTPException: http_error})
+    handlers: dict[Any, Any] = {HTTPException: http_error}
+    return Starlette(routes=explorer.routes(), exception_handlers=handlers)
 
 
 class WfApp:
@@ -181,7 +182,7 @@ class WfApp:
 
     def _authorized(self, header: bytes) -> bool:
         scheme, _, value = header.partition(b" ")
-        return scheme.lower() == b"bearer" and hmac.compare_digest(value.strip(), self.token)
+        return self.token is not None and scheme.lower() == b"bearer" and hmac.compare_digest(value.strip(), self.token)
 
     def _host_ok(self, header: bytes) -> bool:
         host = header.decode("latin-1").strip().lower()
@@ -189,7 +190,7 @@ class WfApp:
             name = host[: host.find("]") + 1]
         else:
             name = host.rsplit(":", 1)[0] if host.count(":") == 1 else host
-        return name in self.allowed_hosts
+        return self.allowed_hosts is None or name in self.allowed_hosts
 
     async def _buffered(self, receive):
         """Read the whole body (at most `max_body` bytes) and replay it; None when it is too big."""

@@ -7,6 +7,7 @@ server against it (tests/test_http.py runs schemathesis over it).
 from __future__ import annotations
 
 from copy import deepcopy
+from typing import Any
 
 from ..runtime import steps as kinds
 from .explorer import ACTIONS, BATCH_DELETE_MAX, COUNTED, LIST_STATUSES, PER_PAGE_MAX
@@ -94,12 +95,12 @@ INSTANCE = {
 }
 SUCCESS = _ok({"type": "object", "required": ["success"], "properties": {"success": {"type": "boolean"}}})
 
-WORKFLOW = {
+WORKFLOW: dict[str, Any] = {
     "type": "object",
     "required": ["name", "class_name", "script_name"],
     "properties": {"name": {"type": "string"}, "class_name": {"type": "string"}, "script_name": {"type": "string"}},
 }
-COUNTS = {
+COUNTS: dict[str, Any] = {
     "type": "object",
     "required": list(COUNTED),
     "properties": {s: {"type": "integer", "minimum": 0} for s in COUNTED},
@@ -169,7 +170,7 @@ DETAILS = {
     },
 }
 
-_DOC = {
+_DOC: dict[str, Any] = {
     "openapi": "3.0.3",
     "info": {
         "title": "wf local explorer API (workflows)",

@@ -29,7 +29,7 @@ class Clock:
 
     async def sleep_until(self, when: float) -> None:
         fut = asyncio.get_running_loop().create_future()
-        handle = self.call_at(when, lambda: fut.done() or fut.set_result(None))
+        handle = self.call_at(when, lambda: None if fut.done() else fut.set_result(None))
         try:
             await fut
         finally:

@@ -46,8 +46,8 @@ class LocalCoordination:
 
     def __init__(self, state_dir: str | Path):
         self.state_dir = Path(state_dir)
-        self.runner = None
-        self.presence: Presence | None = None
+        self.runner: Any = None  # the Runner, once started
+        self.presence: Any = None  # this runner's Presence, once started
 
     # -- client side ---------------------------------------------------------------------
 
@@ -101,7 +101,7 @@ class PostgresCoordination:
 
     def __init__(self, store):
         self.store = store
-        self.runner = None
+        self.runner: Any = None  # the Runner, once started
         self._tasks: list[asyncio.Task] = []
         self._listen_conn = None
 

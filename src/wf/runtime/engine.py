@@ -114,6 +114,8 @@ class Execution:
         self.active_attempts = 0
         self.deadlines: list[float] = []
         self.waits: list[asyncio.Future] = []  # one per pending _wait_until
+        self.suspend_wake: float | None = None  # set by the runner when it stops this execution
+        self.suspend_types: list = []
         self.wait_types: list[str | None] = []
         self.pokers: list[asyncio.Future] = []
         self.poke_count = 0
@@ -252,7 +254,7 @@ class Execution:
         """Wait for `deadline` (or a poke when `wait_type` is not False) while held in memory."""
         loop = asyncio.get_running_loop()
         fut = loop.create_future()
-        handle = self.clock.call_at(deadline, lambda: fut.done() or fut.set_result("time"))
+        handle = self.clock.call_at(deadline, lambda: None if fut.done() else fut.set_result("time"))
         fut.add_done_callback(lambda _: self.host.activity())
         self.deadlines.append(deadline)
         self.waits.append(fut)

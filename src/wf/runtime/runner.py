@@ -85,7 +85,7 @@ class Runner:
         self.draining = False
         schedules = [(name, cron) for name, reg in workflows.items() for cron in reg.schedules]
         self.crons = CronScheduler(schedules, self.astore, self.clock)  # fired from the claim loop
-        self.modifiers = None  # wf.testing sets a lookup of per-instance mocks; the engine ignores None
+        self.modifiers: Any = None  # wf.testing sets a lookup of per-instance mocks; the engine ignores None
         self.finished: asyncio.Queue | None = None  # set one to get (seq, status) as instances end here
         self._wake = asyncio.Event()
         self._claiming = True  # the claim loop is running, or has been woken to run
@@ -342,7 +342,9 @@ class Runner:
         except asyncio.CancelledError:
             if x.stop_reason is None:
                 raise
-            return await self._settle(x, x.stop_reason, x.suspend_wake)
+            return await self._settle(
+                x, x.stop_reason, x.suspend_wake if x.suspend_wake is not None else self.clock.now()
+            )
         except BaseException as exc:  # SystemExit or the like from workflow code: the instance fails
             log.exception("instance %s raised %s", x.row.id, type(exc).__name__)
             status, value = "errored", error_info(exc)

@@ -41,6 +41,7 @@ from ..errors import ValidationError, rebuild_error
 from ..loader import load_workflow_classes
 from ..runtime import steps as kinds
 from ..runtime.clock import FakeClock
+from ..runtime.runner import Runner
 from ..runtime.status import STATUSES, TERMINAL
 from .mocks import Modifier, WorkflowTestError, _apply, _Plan, _Registry, _selector
 
@@ -278,8 +279,8 @@ class WorkflowTest:
         start_time: float = 1_800_000_000.0,
         concurrency: int = 1000,
     ):
-        self._tmp = None if state_dir is not None else Path(tempfile.mkdtemp(prefix="wf-test-"))
-        where = Path(state_dir) if state_dir is not None else self._tmp
+        where = Path(state_dir) if state_dir is not None else Path(tempfile.mkdtemp(prefix="wf-test-"))
+        self._tmp = None if state_dir is not None else where
         if config is None:
             if not workflows:
                 raise ValidationError(
@@ -297,7 +298,7 @@ class WorkflowTest:
         self.client = Client(self.config, clock=self.clock, coordination=_InProcess(self))
         self.replay_always, self.keep_warm, self.timeout, self.patience = replay_always, keep_warm, timeout, patience
         self.concurrency = concurrency
-        self.runner = None
+        self.runner: Runner | None = None
         self._registry = _Registry()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._lock: asyncio.Lock | None = None
@@ -424,6 +425,7 @@ class WorkflowTest:
         hanging step can reach its timeout on the fake clock."""
         await self._ensure_started()
         runner, limit = self.runner, timeout or self.timeout
+        assert runner is not None
         deadline = time.monotonic() + limit
         while True:
             try:
@@ -445,6 +447,7 @@ class WorkflowTest:
         await self._ensure_started()
         limit = timeout or self.timeout
         deadline = time.monotonic() + limit
+        assert self._lock is not None
         async with self._lock:
             while True:
                 await self.settle(max(0.001, deadline - time.monotonic()))

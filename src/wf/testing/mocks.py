@@ -78,7 +78,7 @@ class _Plan:
 
     def step(self, key: tuple, fn: Callable, cfg, call: Callable):
         sel = key[1:]
-        if self.retry_delays is True or sel in self.retry_delays:
+        if self.retry_delays is True or (self.retry_delays and sel in self.retry_delays):
             cfg = _no_retry_delay(cfg)
         failures, mocked = self.failures.get(sel), sel in self.results
         if not failures and not mocked:
@@ -96,11 +96,11 @@ class _Plan:
                 return codec.decode(plan.results[sel])
             return await call(fn, ctx)
 
-        attempt.__wf_params__ = ("ctx",)
+        attempt.__wf_params__ = ("ctx",)  # type: ignore[attr-defined]
         return attempt, cfg
 
     def sleep_wake(self, key: tuple, now: float, wake: float) -> float:
-        return now if self.sleeps is True or key[1:] in self.sleeps else wake
+        return now if self.sleeps is True or (self.sleeps and key[1:] in self.sleeps) else wake
 
     def event_timeout(self, key: tuple) -> bool:
         return key[1:] in self.event_timeouts
@@ -113,7 +113,7 @@ class _Plan:
         for i, (type_, payload) in enumerate(self.events):
             if event_type is None or type_ == event_type:
                 del self.events[i]
-                self.taken[key] = EventRow(None, type_, payload, x.clock.now())
+                self.taken[key] = EventRow(0, type_, payload, x.clock.now())  # not stored: no seq
                 return self.taken[key]
         return await x.host.astore.call(x.host.store_ops.next_event, x.seq, event_type)
 

@@ -96,7 +96,8 @@ class UiData:
         per status of the workflow filtered on (or of all workflows)."""
 
         def load() -> dict:
-            since = self.now() - WITHIN[q.within] if WITHIN.get(q.within) else None
+            window = WITHIN.get(q.within)
+            since = self.now() - window if window else None
             rows = self.client.page_instances(
                 q.workflow, q.status, q.id_prefix, since, None, q.before, q.after, q.per_page + 1
             )

@@ -17,6 +17,7 @@ import hashlib
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlencode
 
 import jinja2
@@ -108,7 +109,7 @@ class UI:
                 Route(UI_BASE + "/workflows/{name}/{id}", self._page(self.instance, "instance")),
                 Mount(UI_BASE + "/static", StaticFiles(directory=HERE / "static"), name="static"),
             ],
-            exception_handlers={HTTPException: self._http_error},
+            exception_handlers=dict[Any, Any]({HTTPException: self._http_error}),
         )
 
     async def __call__(self, scope, receive, send) -> None:

@@ -141,7 +141,8 @@ def _attempt(a: dict, axis: Axis) -> tuple[dict, dict]:
 
 
 def _do(step: dict, axis: Axis) -> dict:
-    attempts, segments = [], []
+    attempts: list[dict] = []
+    segments: list[dict] = []
     for a in step.get("attempts") or []:
         view, seg = _attempt(a, axis)
         if attempts and attempts[-1]["kind"] == "failed" and attempts[-1]["end"] is not None:

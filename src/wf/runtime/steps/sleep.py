@@ -81,8 +81,9 @@ class Sleep(StepKind):
         elif rec.wake_at > now:
             await x.hold_waiting(rec)
         crash_point("sleeping", rec.name)
-        if rec.wake_at > x.clock.now():
-            await x.wait(self, rec.wake_at)
+        due = rec.wake_at if rec.wake_at is not None else x.clock.now()  # a sleep always has one
+        if due > x.clock.now():
+            await x.wait(self, due)
         rec.status, rec.ended_at = SleepStatus.COMPLETE.value, x.clock.now()
         events = [self.log(rec, rec.ended_at, "sleep_completed")]
         await x.commit(StepWrite(rec, None, *x.instance_state(), events=events))

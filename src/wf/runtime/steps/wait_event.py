@@ -108,7 +108,7 @@ class WaitForEvent(StepKind):
                     continue
             elif x.active_attempts == 0 and not x.deadlines:
                 await x.hold_waiting(rec)
-            await x.wait(self, rec.wake_at, event_type)
+            await x.wait(self, rec.wake_at or now, event_type)
 
     def _next_event(self, x: Execution, rec: StepRow, event_type: str | None):
         if x.mods is not None:

@@ -65,11 +65,13 @@ class AsyncStore:
 
     async def _flush(self) -> None:
         loop = asyncio.get_running_loop()
+        store = self.store
+        assert store is not None, "open the AsyncStore before writing"
         try:
             while self._pending:
                 batch, self._pending = self._pending, []
                 try:
-                    results = await loop.run_in_executor(self._executor, self.store.run_batch, [op for op, _ in batch])
+                    results = await loop.run_in_executor(self._executor, store.run_batch, [op for op, _ in batch])
                 except BaseException as exc:  # the whole transaction failed
                     for _, fut in batch:
                         if not fut.done():

@@ -188,7 +188,7 @@ class SQLStore(RunnerOps, Ops):
             if value is not None
         )
         rows = self._all("history", {"where": where}, after=after, instance=instance, workflow=workflow, limit=limit)
-        return [HistoryRow(*r[:8], from_json(r[8])) for r in rows]
+        return [HistoryRow(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], from_json(r[8])) for r in rows]
 
     @_read
     def last_history_seq(self) -> int:

@@ -113,7 +113,7 @@ class _Plan:
         for i, (type_, payload) in enumerate(self.events):
             if event_type is None or type_ == event_type:
                 del self.events[i]
-                self.taken[key] = EventRow(0, type_, payload, x.clock.now())  # not stored: no seq
+                self.taken[key] = EventRow(None, type_, payload, x.clock.now())  # not stored: no seq
                 return self.taken[key]
         return await x.host.astore.call(x.host.store_ops.next_event, x.seq, event_type)
 

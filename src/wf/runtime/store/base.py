@@ -71,7 +71,7 @@ class StepRow:
 
 @dataclass
 class EventRow:
-    seq: int
+    seq: int | None  # None: an event wf.testing mocks, never stored
     type: str
     payload: str | None  # JSON text
     created_at: float

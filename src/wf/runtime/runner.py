@@ -237,7 +237,8 @@ class Runner:
         names = list(self.workflows)
         caps = {n: r.concurrency_limit for n, r in self.workflows.items() if r.concurrency_limit}
         due = await self.astore.call(self.store_ops.next_wake, names, caps)
-        if due is not None and due <= self.clock.now() and len(self._tasks) < self.concurrency:
+        room = len(self._tasks) < self.concurrency or any(x.is_idle() for x in self.executions.values())
+        if due is not None and due <= self.clock.now() and room:
             self.wake()
             return True
         return await self._poke_waiters() > 0

@@ -54,6 +54,9 @@ async def api(config):
         yield c
 
 
+JSON = {"content-type": "application/json"}
+
+
 def ok(response: httpx.Response):
     assert response.status_code == 200, response.text
     body = response.json()
@@ -210,7 +213,7 @@ async def test_events_are_stored_and_bad_ones_refused(api, client):
     events = [e for e, _ in client.store.events(client.get("e1", "order-processing").seq)]
     assert [(e.type, e.payload) for e in events] == [("approval", '{"ok":1}'), ("ping", None)]
     refused(await api.post(base + "bad%20type", json={}), 400, 10001, "Event type 'bad type' is invalid")
-    refused(await api.post(base + "approval", content=b"{nope"), 400, 10001, "not valid JSON")
+    refused(await api.post(base + "approval", content=b"{nope", headers=JSON), 400, 10001, "not valid JSON")
 
 
 async def test_describe_instance_and_delete_one_many_and_all(api, client):

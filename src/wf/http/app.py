@@ -25,6 +25,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Mount
 
 from .explorer import INVALID, NOT_FOUND, Explorer, error
+from .guards import cross_site_refusal
 from .ui import UI_BASE, is_ui_path, login_redirect, session_ok
 
 BASE_PATHS = ("/cdn-cgi/explorer/api", "/cdn-cgi/local/explorer/api")
@@ -150,9 +151,12 @@ class WfApp:
                     return await _refuse(
                         send, 413, INVALID, f"The request body is over the {self.max_body:,} byte limit."
                     )
-            receive = await self._buffered(receive)
-            if receive is None:
+            buffered = await self._buffered(receive)
+            if buffered is None:
                 return await _refuse(send, 413, INVALID, f"The request body is over the {self.max_body:,} byte limit.")
+            receive, size = buffered
+            if self._ours(path) and (refusal := cross_site_refusal(scope["method"], headers, size > 0)):
+                return await _refuse(send, refusal[0], INVALID, refusal[1])
         for base in BASE_PATHS:
             if path == base or path.startswith(base + "/"):
                 sub = dict(scope, root_path=scope.get("root_path", "") + base, path=path[len(base) :] or "/")
@@ -180,6 +184,12 @@ class WfApp:
         scope["state"] = state
         await self.user_app(scope, receive, send)
 
+    def _ours(self, path: str) -> bool:
+        """wf dev's own routes (the user's app guards itself as it sees fit)."""
+        return any(path == base or path.startswith(base + "/") for base in BASE_PATHS) or (
+            self.ui is not None and is_ui_path(path)
+        )
+
     def _authorized(self, header: bytes) -> bool:
         scheme, _, value = header.partition(b" ")
         return self.token is not None and scheme.lower() == b"bearer" and hmac.compare_digest(value.strip(), self.token)
@@ -193,7 +203,8 @@ class WfApp:
         return self.allowed_hosts is None or name in self.allowed_hosts
 
     async def _buffered(self, receive):
-        """Read the whole body (at most `max_body` bytes) and replay it; None when it is too big."""
+        """Read the whole body (at most `max_body` bytes) and replay it: (replay, body size), or
+        None when it is too big."""
         chunks, seen = [], 0
         while True:
             message = await receive()
@@ -217,7 +228,7 @@ class WfApp:
                 return first
             return await receive()
 
-        return replay
+        return replay, seen
 
     async def _run_lifespan(self, scope, receive, send) -> None:
         """Our own start-up and shut-down, and the user app's lifespan (if it has one) inside them."""

@@ -196,6 +196,8 @@ class PostgresCoordination:
 
     def _renewed(self, held: set, trusted_until: float) -> None:
         r = self.runner
+        for seq, x in r.executions.items():  # not held: lost, or locked by our own commit (checked next)
+            x.suspect = seq not in held
         r.trust_until(trusted_until)
         r.background(self._drop_lost(held), "dropping lost claims")
 
@@ -208,6 +210,8 @@ class PostgresCoordination:
                 # released one has no owner: its execution is already on its way out)
                 if claimed is None or claimed.gen != x.gen or claimed.owner not in (None, r.owner):
                     r.lose(x)
+                else:
+                    x.suspect = False
 
     async def reap(self, now: float) -> None:
         """Hand back the instances of every runner whose lease ran out."""

@@ -121,6 +121,8 @@ class Execution:
         self.poke_count = 0
         self.pause_pending = False
         self.stop_reason: str | None = None
+        self.interrupted: Interrupt | None = None  # why run() must stop, once it has been told
+        self.suspect = False  # the last lease renewal did not list this instance as held
         self.task: asyncio.Task | None = None
         self.log_buffer: list = []
         self._partial: dict = {}
@@ -138,6 +140,7 @@ class Execution:
     def lookup(self, kind: StepKind, name: str) -> tuple[tuple[str, str, int], StepRow | None]:
         """The key of the next step of `kind` called `name` in this run, and its row from an
         earlier run (None when it is new)."""
+        self.check_stopped()
         check_step_name(name)
         counter = (kind.name, name)
         self.counters[counter] += 1
@@ -162,14 +165,14 @@ class Execution:
         try:
             return await self.host.astore.call(fn, *args)
         except StoreError as exc:
-            raise Interrupt("store", exc) from None
+            raise self.interrupt("store", exc) from None
 
     async def store_write(self, fn: Callable, *args: Any) -> Any:
         """A write in the runner's next group commit; a store failure stops the execution as above."""
         try:
             return await self.host.astore.write(fn, *args)
         except StoreError as exc:
-            raise Interrupt("store", exc) from None
+            raise self.interrupt("store", exc) from None
 
     async def commit(self, write: StepWrite) -> None:
         if self.log_buffer:  # printed lines go in with the step, in time order
@@ -178,7 +181,7 @@ class Execution:
             self.host.store_ops.commit_step, self.host.owner, self.seq, self.gen, write, self.clock.now()
         )
         if status is None:
-            raise Interrupt("lost")
+            raise self.interrupt("lost")
         if status == "waitingForPause":
             self.pause_pending = True
 
@@ -187,23 +190,36 @@ class Execution:
         status, wake = self.instance_state(rec.wake_at)
         await self.commit(StepWrite(rec, instance_status=status, instance_wake_at=wake))
 
+    def interrupt(self, reason: str, cause: BaseException | None = None) -> Interrupt:
+        """The Interrupt that stops this execution, remembered: run() code that catches it (an
+        `except BaseException`) gets it again at its next step, before anything runs."""
+        self.interrupted = Interrupt(reason, cause)
+        return self.interrupted
+
+    def check_stopped(self) -> None:
+        """Before a step begins: nothing more runs once the execution was told to stop."""
+        if self.interrupted is not None:
+            raise self.interrupted
+        if self.stop_reason is not None:  # the runner cancelled the task, and run() swallowed it
+            raise self.interrupt(self.stop_reason)
+
     def check_trusted(self) -> None:
         """Before an attempt starts: a runner that cannot trust its claim (its lease may have run
         out unseen) runs nothing; the instance is handed back and replayed."""
-        if not self.host.trusted():
-            raise Interrupt("untrusted")
+        if self.suspect or not self.host.trusted():
+            raise self.interrupt("untrusted")
 
     def check_pause(self) -> None:
         """A pause asked for while a step ran takes effect once no attempt is running."""
         if self.pause_pending and self.active_attempts == 0:
-            raise Interrupt("pause")
+            raise self.interrupt("pause")
 
     def after_step(self) -> None:
         self.check_pause()
         if self.host.draining:
-            raise Interrupt("shutdown")
+            raise self.interrupt("shutdown")
         if self.host.replay_always:
-            raise Interrupt("replay")
+            raise self.interrupt("replay")
 
     # -- printed lines ---------------------------------------------------------------------
 

@@ -27,6 +27,7 @@ from ..crash import crash_point
 from ..durations import format_duration, parse_duration
 from ..logs import current as current_step
 from ..store.base import AttemptRow, HistoryRow, StepRow, StepWrite
+from ..threads import STEP_THREADS
 from . import register
 from .kind import EventSpec, StepKind, StepStatus, Wake, error_line
 
@@ -326,6 +327,11 @@ class Do(StepKind):
             return "retry", exc
         except Exception as exc:
             return ("final" if _is_nonretryable(exc) else "retry"), exc
+        except asyncio.CancelledError as exc:
+            task = asyncio.current_task()
+            if x.stop_reason is not None or (task is not None and task.cancelling()):
+                raise  # the runner stops this execution (pause, shutdown, lost): not the attempt's doing
+            return "retry", exc  # raised by the step function itself: a failed attempt like any other
         finally:
             current_step.reset(token)
             marker.cancel()
@@ -480,11 +486,11 @@ def _param_names(fn: Callable) -> tuple[str, ...]:
 
 
 async def call_step(fn: Callable, ctx: StepContext) -> Any:
-    """One attempt of a step function: async on the loop, sync on a worker thread."""
+    """One attempt of a step function: async on the loop, sync on a thread of its own (threads.py)."""
     args = (ctx,) if _param_names(fn) else ()
     if inspect.iscoroutinefunction(fn):
         return await fn(*args)
-    result = await asyncio.to_thread(fn, *args)
+    result = await STEP_THREADS.run(fn, *args)
     if inspect.isawaitable(result):
         result = await result
     return result

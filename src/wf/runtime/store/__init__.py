@@ -33,6 +33,6 @@ def open_store(state_dir: str | Path, url: str | None = None, settings: Settings
                 f"store URL {url!r} uses {scheme!r}, which this wf does not support",
                 "use postgresql://user@host/db, a sqlite:///path URL, or leave WF_STORE unset for .wf/state.db",
             )
-        path = url[len("sqlite:///") - 1 :] if url.startswith("sqlite:////") else url[len("sqlite:///") :]
+        path = url[len("sqlite:///") :]  # sqlite:///rel/state.db, sqlite:////abs/state.db
         return SQLStore(SQLiteDB(path, settings.durability))
     return SQLStore(SQLiteDB(db_path(state_dir), settings.durability))

@@ -10,6 +10,7 @@ operation is in core.py.
 from __future__ import annotations
 
 import os
+import shutil
 import sqlite3
 import threading
 from collections.abc import Callable
@@ -175,16 +176,19 @@ class SQLiteDB:
     # -- errors --------------------------------------------------------------------------
 
     def error(self, exc: BaseException, opening: bool = False) -> StoreError:
-        """A driver error as a StoreError that says what happened and what to do."""
+        """A driver error as a StoreError that says what happened and what to do. Only a file
+        SQLite itself calls malformed (or not a database) is called damaged: a full or read-only
+        disk is no reason to throw state away."""
         text = str(exc)
         lowered = text.lower()
-        if "disk is full" in lowered or getattr(exc, "errno", None) == 28:
+        errno = getattr(exc, "errno", None)
+        if "disk is full" in lowered or errno == 28 or ("i/o error" in lowered and self._disk_full()):
             return StoreError(
                 f"the disk holding the state database {self.path} is full",
                 "free some space; wf retries the work when it can write again",
                 transient=True,
             )
-        if "readonly" in lowered or "read-only" in lowered or getattr(exc, "errno", None) in (13, 30):
+        if "readonly" in lowered or "read-only" in lowered or errno in (13, 30) or self._read_only():
             return StoreError(
                 f"the state database {self.path} cannot be written: {text}",
                 "make the file and its folder writable (or point --persist-to elsewhere)",
@@ -196,14 +200,32 @@ class SQLiteDB:
                 "check for a stuck wf process",
                 transient=True,
             )
-        if isinstance(exc, sqlite3.DatabaseError) and not isinstance(exc, sqlite3.OperationalError) or opening:
+        if "malformed" in lowered or "not a database" in lowered:
             return StoreError(
                 f"the state database {self.path} is damaged or not a wf database: {text}",
                 "move it aside (keep it if its state matters) and run again; wf starts a fresh one",
             )
+        if opening:
+            return StoreError(
+                f"the state database {self.path} cannot be opened: {text}",
+                "check that its folder exists and is writable, and that the disk is healthy",
+                transient=True,
+            )
         return StoreError(
             f"the state database {self.path} failed: {text}", "run again; wf retries where it can", transient=True
         )
+
+    def _disk_full(self) -> bool:
+        try:
+            return shutil.disk_usage(self.path.parent).free < 64 * 1024
+        except OSError:
+            return False
+
+    def _read_only(self) -> bool:
+        try:
+            return bool(os.statvfs(self.path.parent).f_flag & os.ST_RDONLY)
+        except OSError:
+            return False
 
     # -- statements and transactions -----------------------------------------------------
 

@@ -1,0 +1,85 @@
+"""Threads for synchronous step attempts.
+
+asyncio's default executor has a fixed number of threads: steps that hang past their timeout
+keep theirs (a thread cannot be killed), and once every thread is taken by a hung attempt the
+next attempts wait in its queue until they time out without ever having run. Here an attempt
+never waits for a thread: an idle one is reused, else a new one is started. Threads are daemons,
+so a hung attempt never keeps the process alive after the runner has stopped; an idle thread
+retires after `idle_for` seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future
+from typing import Any
+
+IDLE_FOR = 30.0
+
+
+class _Worker:
+    def __init__(self, pool: StepThreads, job: tuple):
+        self.pool = pool
+        self.job: tuple | None = job
+        self.handed = threading.Event()
+
+    def loop(self) -> None:
+        while True:
+            assert self.job is not None
+            fn, args, future = self.job
+            if future.set_running_or_notify_cancel():
+                try:
+                    future.set_result(fn(*args))
+                except BaseException as exc:  # the attempt's outcome, whatever it is, goes to its awaiter
+                    future.set_exception(exc)
+            self.job = None
+            if not self.pool.rest(self):
+                return
+
+
+class StepThreads:
+    """A pool that grows as needed and never queues an attempt behind another."""
+
+    def __init__(self, idle_for: float = IDLE_FOR):
+        self.idle_for = idle_for
+        self._idle: list[_Worker] = []
+        self._lock = threading.Lock()
+        self.started = 0  # threads started so far (for tests and benchmarks)
+
+    def submit(self, fn: Callable, *args: Any) -> Future:
+        future: Future = Future()
+        job = (fn, args, future)
+        with self._lock:
+            worker = self._idle.pop() if self._idle else None
+        if worker is not None:
+            worker.job = job
+            worker.handed.set()
+        else:
+            self.started += 1
+            threading.Thread(target=_Worker(self, job).loop, name="wf-step", daemon=True).start()
+        return future
+
+    def rest(self, worker: _Worker) -> bool:
+        """Park `worker` until it is handed a job (True) or has been idle too long (False)."""
+        worker.handed.clear()
+        with self._lock:
+            self._idle.append(worker)
+        if worker.handed.wait(self.idle_for):
+            return True
+        with self._lock:
+            if worker in self._idle:
+                self._idle.remove(worker)
+                return False
+        worker.handed.wait()  # handed a job just as it was about to retire
+        return True
+
+    async def run(self, fn: Callable, *args: Any) -> Any:
+        """`fn(*args)` on a thread of this pool, with the caller's context variables."""
+        context = contextvars.copy_context()
+        return await asyncio.wrap_future(self.submit(context.run, fn, *args))
+
+
+STEP_THREADS = StepThreads()

@@ -1,0 +1,345 @@
+"""Faults real users meet (issue 13), each reproduced as it was found, on both stores where it applies.
+
+A store outage (connections cut, a disk full for a moment) is never a workflow error and strands
+nothing; a worker stopped past its lease starts no step it lost; hung synchronous steps cannot
+starve others nor keep a process from stopping; a step raising CancelledError is a failed attempt;
+runner errors reach stderr; a full or read-only disk is called so; a replaced lock file or
+database stops the runner; a run() that swallows the runner's stop runs no further step.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+import psycopg
+import pytest
+from conftest import wait_until
+from pgtest import Schema, require_base_url
+
+from wf.client import Client
+from wf.config import load_config
+
+FIXTURE = Path(__file__).parent / "fixtures" / "faults"
+TERMINAL = ("complete", "errored", "terminated")
+
+
+@pytest.fixture
+def project(tmp_path) -> Path:
+    dest = tmp_path / "faults"
+    shutil.copytree(FIXTURE, dest, ignore=shutil.ignore_patterns("__pycache__", ".wf"))
+    return dest
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store(request, wf_procs):
+    """None for the project's SQLite file, else a scratch PostgreSQL schema's URL (WF_STORE)."""
+    if request.param == "sqlite":
+        yield None
+        return
+    schema = Schema(require_base_url())
+    wf_procs.store = schema.url
+    try:
+        yield schema.url
+    finally:
+        schema.drop()
+
+
+def client_of(project: Path, store: str | None = None) -> Client:
+    return Client(load_config(project / "wrangler.jsonc", store=store))
+
+
+def ended(client: Client, ids: list[str], workflow: str) -> dict | None:
+    statuses = {i: client.status(i, workflow)["status"] for i in ids}
+    return statuses if all(s in TERMINAL for s in statuses.values()) else None
+
+
+# -- hung synchronous steps ------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_hung_sync_steps_cannot_starve_the_steps_of_other_instances(project, wf_procs, tmp_path):
+    """8 instances whose sync step hangs (1 s timeout) once filled asyncio's default pool: 3 innocent
+    instances then timed out without their step function ever running."""
+    worker = wf_procs.worker(project).wait_ready()
+    client = client_of(project)
+    for i in range(8):
+        client.create("hang", {"marker": str(tmp_path / f"m{i}")}, f"hang-{i}")
+    wait_until(lambda: all((tmp_path / f"m{i}").exists() for i in range(8)), 60, "every hung step to start")
+    for i in range(3):
+        client.create("quick", {"n": i}, f"quick-{i}")
+    quick = [f"quick-{i}" for i in range(3)]
+    wait_until(lambda: ended(client, quick, "quick"), 60, "the innocent instances to end")
+    for i in range(3):
+        assert client.status(f"quick-{i}", "quick") == {
+            "status": "complete",
+            "output": {"ran": True, "n": i},
+            "error": None,
+        }, worker.output()
+    hung = [f"hang-{i}" for i in range(8)]
+    wait_until(lambda: ended(client, hung, "hang"), 60, "the hung instances to time out")
+    assert {client.status(i, "hang")["error"]["name"] for i in hung} == {"WorkflowTimeoutError"}
+
+
+@pytest.mark.slow
+def test_sigterm_stops_a_worker_whose_sync_step_hangs_and_the_attempt_is_retried_later(project, wf_procs, tmp_path):
+    marker = tmp_path / "marker"
+    worker = wf_procs.worker(project).wait_ready()
+    client = client_of(project)
+    client.create("hang", {"marker": str(marker), "timeout": "10 minutes"}, "h")
+    wait_until(marker.exists, 30, "the step to start and hang")
+    worker.proc.send_signal(signal.SIGTERM)
+    code = worker.wait_exit(60)  # a 600 s sleep in a step thread must not hold the process
+    assert code == 0, worker.output()
+    assert client.status("h", "hang")["status"] in ("running", "queued")
+    wf_procs.worker(project).wait_ready()  # the cut-off attempt runs again, and this time returns
+    wait_until(lambda: ended(client, ["h"], "hang"), 60, "the retried attempt to finish")
+    assert client.status("h", "hang") == {"status": "complete", "output": "second attempt", "error": None}
+
+
+# -- CancelledError raised by a step ---------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_a_step_raising_cancelled_error_is_a_failed_attempt_not_a_stuck_instance(project, wf_procs):
+    wf_procs.worker(project).wait_ready()
+    client = client_of(project)
+    client.create("cancels", {}, "c")
+    wait_until(lambda: ended(client, ["c"], "cancels"), 60, "the instance to end")
+    status = client.status("c", "cancels")
+    assert status["status"] == "errored" and status["error"]["name"] == "CancelledError", status
+    [step] = client.describe("c", "cancels")["steps"]
+    assert [a["success"] for a in step["attempts"]] == [False, False]  # retried once, like any failure
+
+
+# -- a run() that swallows the runner's stop ---------------------------------------------------
+
+
+@pytest.mark.slow
+def test_terminate_stops_a_run_that_catches_base_exception_before_its_next_step(project, wf_procs, tmp_path):
+    ledger = tmp_path / "ledger.jsonl"
+    wf_procs.worker(project).wait_ready()
+    client = client_of(project)
+    client.create("stubborn", {"ledger": str(ledger), "steps": 60, "pause": 0.05}, "s")
+    wait_until(lambda: ledger.exists() and len(ledger.read_text().splitlines()) >= 3, 30, "three steps to run")
+    client.terminate("s", "stubborn")
+    done_at_terminate = len(ledger.read_text().splitlines())
+    wait_until(lambda: client.list("stubborn", limit=5)[0].owner is None, 30, "the worker to let go")
+    ran = len(ledger.read_text().splitlines())
+    assert ran <= done_at_terminate + 1, f"{ran - done_at_terminate} steps ran after terminate"  # one in flight
+    assert client.status("s", "stubborn")["status"] == "terminated"
+
+
+# -- runner errors reach stderr ----------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_a_worker_on_a_damaged_database_says_so_on_stderr(project, wf_procs):
+    client = client_of(project)
+    for i in range(300):
+        client.create("quick", {"n": "x" * 200}, f"q{i}")
+    client.close()
+    db = project / ".wf" / "state.db"
+    data = bytearray(db.read_bytes())
+    for at in range(8192, len(data) - 4096, 4096):  # scribble over every page but the first two
+        data[at + 100 : at + 400] = os.urandom(300)
+    db.write_bytes(bytes(data))
+    for suffix in ("-wal", "-shm"):
+        (project / ".wf" / f"state.db{suffix}").unlink(missing_ok=True)
+    worker = wf_procs.worker(project)
+    wait_until(lambda: "damaged" in worker.output() or worker.proc.poll() is not None, 60, "the worker to complain")
+    assert str(db) in worker.output() and "ERROR" in worker.output(), (worker.proc.poll(), worker.output())
+
+
+# -- a replaced lock file or database ----------------------------------------------------------
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("replace", ["lock file", "database"])
+def test_a_runner_whose_lock_or_database_was_replaced_stops(project, wf_procs, replace):
+    worker = wf_procs.worker(project).wait_ready()
+    state = project / ".wf"
+    if replace == "lock file":
+        [lock] = (state / "runners").glob("*.lock")
+        lock.unlink()
+        named = str(lock)
+    else:
+        db = state / "state.db"
+        shutil.copy(db, state / "copy.db")
+        os.replace(state / "copy.db", db)  # same content, another file
+        named = str(db)
+    code = worker.wait_exit(60)
+    assert code == 5, worker.output()
+    assert named in worker.output() and "replaced" in worker.output()
+
+
+# -- a store outage ------------------------------------------------------------------------
+
+
+def _outage_instances(client: Client, ledger: Path, n: int) -> list[str]:
+    ids = [f"o{i:03d}" for i in range(n)]
+    for at in range(0, n, 50):
+        client.create_batch(
+            "ledger",
+            [{"id": i, "params": {"ledger": str(ledger), "steps": 8, "work": 0.05}} for i in ids[at : at + 50]],
+        )
+    return ids
+
+
+def _no_workflow_failed(client: Client, ids: list[str]) -> None:
+    wait_until(lambda: ended(client, ids, "ledger"), 120, f"all {len(ids)} instances to end")
+    bad = {i: client.status(i, "ledger") for i in ids if client.status(i, "ledger")["status"] != "complete"}
+    assert bad == {}
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+def test_postgres_connections_cut_five_times_fail_and_strand_nothing(project, wf_procs, tmp_path):
+    schema = Schema(require_base_url())
+    try:
+        name = f"wf-fault-{uuid.uuid4().hex[:8]}"  # libpq's application_name: only these get cut
+        wf_procs.store = schema.url
+        wf_procs.env = {"PGAPPNAME": name, "WF_LEASE": "3"}
+        for _ in range(2):
+            wf_procs.worker(project).wait_ready()
+        client = client_of(project, schema.url)
+        ledger = tmp_path / "ledger.jsonl"
+        ids = _outage_instances(client, ledger, 60)
+        wait_until(lambda: ledger.exists() and len(ledger.read_text().splitlines()) > 40, 60, "work to be in flight")
+        with psycopg.connect(schema.url, autocommit=True) as admin:
+            for _ in range(5):
+                cut = admin.execute(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = %s", (name,)
+                ).fetchone()[0]
+                assert cut > 0
+                time.sleep(1.0)  # the outage's rhythm, as reported: not a wait for a result
+        _no_workflow_failed(client, ids)
+    finally:
+        schema.drop()
+
+
+@pytest.fixture
+def tiny_disk(tmp_path):
+    """A 4 MiB tmpfs for the project's state (mounting needs root, as CI has)."""
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount)], capture_output=True)
+    if done.returncode != 0:
+        if os.environ.get("CI"):
+            pytest.fail(f"cannot mount a tmpfs for the disk-full tests: {done.stderr.decode()}")
+        pytest.skip(f"mounting a tmpfs needs root: {done.stderr.decode().strip()}")
+    yield mount
+    subprocess.run(["umount", "-l", str(mount)], capture_output=True)
+
+
+def _fill(disk: Path) -> Path:
+    """Take every free byte of `disk`; the returned file gives them back when deleted."""
+    filler = disk / "filler"
+    with open(filler, "wb") as f:
+        try:
+            while True:
+                f.write(b"\0" * 65536)
+                f.flush()
+        except OSError:
+            pass
+    return filler
+
+
+@pytest.mark.slow
+def test_a_moment_of_full_disk_on_sqlite_fails_and_strands_nothing(project, wf_procs, tiny_disk, tmp_path):
+    url = f"sqlite:///{tiny_disk / 'state.db'}"
+    client = client_of(project, url)
+    ledger = tmp_path / "ledger.jsonl"
+    ids = _outage_instances(client, ledger, 30)
+    worker = wf_procs.worker(project, store=url).wait_ready()
+    wait_until(lambda: ledger.exists() and len(ledger.read_text().splitlines()) > 20, 60, "work to be in flight")
+    filler = _fill(tiny_disk)
+    time.sleep(0.3)  # the outage's length, as reported: not a wait for a result
+    filler.unlink()
+    _no_workflow_failed(client, ids)
+    assert worker.proc.poll() is None, worker.output()
+    assert "is full" in worker.output(), worker.output()  # the fault did happen, and was said
+
+
+# -- a worker stopped past its lease ---------------------------------------------------------
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+def test_a_stopped_postgres_worker_starts_no_step_another_worker_took_over(project, wf_procs, tmp_path):
+    """SIGSTOP one of two workers past its lease, then SIGCONT: it used to start steps of instances the
+    other worker had taken over and committed (a retry timer fires and the next attempt starts with
+    no store write in between). It must start none."""
+    schema = Schema(require_base_url())
+    try:
+        wf_procs.store = schema.url
+        wf_procs.env = {"WF_LEASE": "2"}
+        stopped = wf_procs.worker(project).wait_ready()
+        client = client_of(project, schema.url)
+        ledger = tmp_path / "ledger.jsonl"
+        ids = [f"f{i:02d}" for i in range(40)]
+        params = {"ledger": str(ledger), "steps": 3, "work": 0.01, "flaky": True, "retry": "2 seconds"}
+        client.create_batch("ledger", [{"id": i, "params": params} for i in ids])
+        wait_until(
+            lambda: {e["id"] for e in _entries(ledger) if e["pid"] == stopped.pid} >= set(ids),
+            60,
+            "the first worker to hold every instance",
+        )
+        stopped.proc.send_signal(signal.SIGSTOP)  # every instance waits for a retry, in its memory
+        survivor = wf_procs.worker(project).wait_ready()
+        wait_until(lambda: ended(client, ids, "ledger"), 120, "the survivor to finish every instance")
+        assert {client.status(i, "ledger")["status"] for i in ids} == {"complete"}
+        resumed_at = time.time()
+        stopped.proc.send_signal(signal.SIGCONT)  # its retry timers are all overdue now
+        with psycopg.connect(schema.url, autocommit=True) as conn:  # it renews (and learns what it lost)
+
+            def renewed() -> bool:
+                sql = "SELECT max(lease_until) FROM wf_runners WHERE pid = %s"
+                return (conn.execute(sql, (stopped.pid,)).fetchone()[0] or 0) > resumed_at
+
+            wait_until(renewed, 30, "the resumed worker to renew its lease")
+        assert stopped.stop(30) == 0, stopped.output()  # a graceful stop: whatever it started, it finishes
+        entries = _entries(ledger)
+        done = {(e["id"], e["step"]) for e in entries if e["pid"] == survivor.pid and e["ev"] == "end"}
+        stale = [
+            e
+            for e in entries
+            if e["pid"] == stopped.pid and e["ev"] == "start" and e["t"] >= resumed_at and (e["id"], e["step"]) in done
+        ]
+        assert stale == [], f"the resumed worker started {len(stale)} steps the other had committed: {stale[:3]}"
+    finally:
+        schema.drop()
+
+
+def _entries(ledger: Path) -> list[dict]:
+    return [json.loads(line) for line in ledger.read_text().splitlines()] if ledger.exists() else []
+
+
+# -- a full or read-only disk is not damage ----------------------------------------------------
+
+
+@pytest.mark.slow
+def test_a_full_disk_and_a_read_only_disk_are_called_so_and_lose_nothing(project, wf_procs, tiny_disk):
+    state = tiny_disk
+    url = f"sqlite:///{state / 'state.db'}"
+    client = client_of(project, url)
+    client.create("quick", {"n": 1}, "kept")
+    client.close()
+    filler = _fill(tiny_disk)
+    full = wf_procs.cli(project, "--store", url, "trigger", "quick", '{"n": "x"}', check=False)
+    assert full.returncode == 5 and "is full" in full.stderr and "damaged" not in full.stderr, full.stderr
+    filler.unlink()
+    subprocess.run(["mount", "-o", "remount,ro", str(tiny_disk)], check=True)
+    try:
+        ro = wf_procs.cli(project, "--store", url, "trigger", "quick", '{"n": "y"}', check=False)
+        assert ro.returncode == 5 and "damaged" not in ro.stderr, ro.stderr
+        assert "cannot be written" in ro.stderr or "read-only" in ro.stderr, ro.stderr
+    finally:
+        subprocess.run(["mount", "-o", "remount,rw", str(tiny_disk)], check=True)
+    assert json.loads(wf_procs.cli(project, "--store", url, "status", "kept").stdout)["status"] == "queued"

@@ -70,13 +70,15 @@ class Scratch:
 
 
 class Worker:
-    def __init__(self, url: str, log: Path, *args: str):
+    def __init__(self, url: str, log: Path, *args: str, prefix: list[str] | None = None):
+        """`prefix`: how to start it elsewhere (bench/lan.py: `ip netns exec NS`, which execs, so
+        the pid is still the worker's)."""
         env = {k: v for k, v in os.environ.items() if k not in ("WF_CRASH_AT", "WF_TOKEN")}
         env.update(WF_STORE=url, PYTHONUNBUFFERED="1")
         self.log = log
         with open(log, "wb") as err:
             self.proc = subprocess.Popen(
-                [PY, "-m", "wf", "--config", str(CONFIG), "worker", *args],
+                [*(prefix or []), PY, "-m", "wf", "--config", str(CONFIG), "worker", *args],
                 env=env,
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
@@ -129,13 +131,17 @@ def _client(url: str):
 # -- figures ------------------------------------------------------------------------------
 
 
-def throughput(url: str, workers: int, n: int, logs: Path) -> dict:
-    pool = [Worker(url, logs / f"tp{workers}-{i}.log") for i in range(workers)]
+def throughput(url: str, workers: int, n: int, logs: Path, prefixes=None, server_pid: int | None = None) -> dict:
+    """`prefixes[i]`: where worker i runs (bench/lan.py); `server_pid`: the postmaster, when it is
+    this machine's, to count the server's CPU seconds and transactions too."""
+    prefixes = prefixes or [None] * workers
+    pool = [Worker(url, logs / f"tp{workers}-{i}.log", prefix=prefixes[i]) for i in range(workers)]
     client = _client(url)
     try:
         for w in pool:
             w.wait_ready()
         cpu0 = [w.cpu_s() for w in pool]
+        server0 = _server_counters(url, server_pid)
         busy0, total0 = _machine_cpu()
         t0 = time.perf_counter()
         for at in range(0, n, 100):
@@ -152,11 +158,12 @@ def throughput(url: str, workers: int, n: int, logs: Path) -> dict:
         took = time.perf_counter() - t0
         cpu = sum(w.cpu_s() - c for w, c in zip(pool, cpu0))
         busy1, total1 = _machine_cpu()
+        server1 = _server_counters(url, server_pid)
     finally:
         for w in pool:
             w.stop()
         client.close()
-    return {
+    out = {
         "workers": workers,
         "n": n,
         "total_s": took,
@@ -164,10 +171,34 @@ def throughput(url: str, workers: int, n: int, logs: Path) -> dict:
         "worker_cpu_s": cpu,
         "machine_busy": (busy1 - busy0) / max(1e-9, total1 - total0),
     }
+    if server_pid:
+        out["server_cpu_s"] = server1["cpu_s"] - server0["cpu_s"]
+        out["server_cpu_ms_per_instance"] = out["server_cpu_s"] / n * 1000
+        out["server_xacts_per_instance"] = (server1["xacts"] - server0["xacts"]) / n
+        if server0["statements"] is not None:
+            out["server_statements_per_instance"] = (server1["statements"] - server0["statements"]) / n
+    return out
 
 
-def event_round_trip(url: str, reps: int, logs: Path) -> dict:
-    worker = Worker(url, logs / "event.log")
+def _server_counters(url: str, server_pid: int | None) -> dict:
+    """The server's CPU seconds (its whole process tree, /proc) and committed transactions so far."""
+    if not server_pid:
+        return {}
+    import psycopg
+    from common import tree_cpu_s
+
+    with psycopg.connect(url, autocommit=True, connect_timeout=5) as conn:
+        conn.execute("SELECT pg_stat_force_next_flush()")
+        xacts = conn.execute("SELECT sum(xact_commit) FROM pg_stat_database").fetchone()[0]
+        try:
+            statements = conn.execute("SELECT sum(calls) FROM pg_stat_statements").fetchone()[0]
+        except psycopg.Error:  # the extension is not there (a server this benchmark did not start)
+            statements = None
+    return {"cpu_s": tree_cpu_s(server_pid), "xacts": int(xacts), "statements": statements}
+
+
+def event_round_trip(url: str, reps: int, logs: Path, prefix: list[str] | None = None) -> dict:
+    worker = Worker(url, logs / "event.log", prefix=prefix)
     client = _client(url)
     lat = []
     try:

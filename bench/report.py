@@ -1,0 +1,663 @@
+"""bench/RESULTS.md from bench/run.py's results: the goals of issue 16 with their ratios, the
+performance table (wf beside DBOS, Restate, wrangler, Temporal), Restate figure by figure,
+PostgreSQL across namespaces, the cost curves with their plots, the command line's start-up,
+and the reliability runs. Every number comes from `results`; nothing is typed in by hand except
+the notes below NOTES_MARK, which run.py keeps from one run to the next."""
+
+from __future__ import annotations
+
+import datetime
+import os
+import platform
+import sqlite3
+import subprocess
+from pathlib import Path
+
+from common import ROOT
+
+NOTES_MARK = "<!-- notes: analysis written by hand after the run, kept across runs -->"
+
+
+def machine(peer_versions: dict) -> dict:
+    cpu = next(
+        (
+            l.split(":", 1)[1].strip()
+            for l in Path("/proc/cpuinfo").read_text().splitlines()
+            if l.startswith("model name")
+        ),
+        platform.processor(),
+    )
+    mem = next(int(l.split()[1]) for l in Path("/proc/meminfo").read_text().splitlines() if l.startswith("MemTotal"))
+    try:
+        git = ["git", "-C", str(ROOT)]
+        sha = subprocess.run([*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+        dirty = subprocess.run([*git, "status", "--porcelain", "src"], capture_output=True, text=True).stdout.strip()
+    except OSError:
+        sha, dirty = "unknown", ""
+    versions = {
+        "python": platform.python_version(),
+        "sqlite": sqlite3.sqlite_version,
+        "wf": sha + (" (+ uncommitted changes in src/)" if dirty else ""),
+        **peer_versions,
+    }
+    node = (
+        subprocess.run(["node", "--version"], capture_output=True, text=True).stdout.strip() if _which("node") else ""
+    )
+    versions["node"] = node or "not installed"
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "memory_gib": round(mem / 1024 / 1024, 1),
+        "os": f"{platform.system()} {platform.release()}",
+        "versions": versions,
+    }
+
+
+def _which(cmd: str) -> bool:
+    from shutil import which
+
+    return which(cmd) is not None
+
+
+# -- small helpers ----------------------------------------------------------------------------
+
+
+def g(r: dict, key: str, field: str):
+    v = r.get(key, {})
+    return v.get(field) if isinstance(v, dict) else None
+
+
+def fmt(v, unit: str = "", nd: int = 2) -> str:
+    if v is None:
+        return "n/a"
+    if isinstance(v, float):
+        v = f"{v:.{nd}f}" if abs(v) < 100 else f"{v:.0f}"
+    return f"{v}{unit}"
+
+
+def ratio(a, b):
+    return a / b if a is not None and b not in (None, 0) else None
+
+
+def verdict(ok) -> str:
+    return "n/a" if ok is None else ("**met**" if ok else "**missed**")
+
+
+def why_missing(r: dict, key: str) -> str:
+    v = r.get(key)
+    if not isinstance(v, dict):
+        return "not run"
+    why = v.get("error") or v.get("skipped") or ""
+    return why.splitlines()[0][:200] if why else ""
+
+
+def err_note(d: dict) -> str:
+    return f"; ERROR: {d['error'][:200]}" if isinstance(d, dict) and d.get("error") else ""
+
+
+def table(header: list[str], rows: list[list]) -> list[str]:
+    out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return out + ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+
+
+def wf_at(r: dict, base: str, mode: str) -> dict:
+    """wf's figure `base` at SQLite synchronous `mode` (run.py measures the default and the other mode)."""
+    for key in (base, base + "_alt"):
+        if g(r, key, "synchronous") == mode:
+            return r[key]
+    return {}
+
+
+def default_mode(r: dict) -> str | None:
+    return g(r, "wf_per_step", "synchronous")
+
+
+def ahead(wf_value, peer_value, higher_is_better: bool) -> tuple[str, bool | None]:
+    """'ahead (×N)' or 'behind by ×N', and whether wf is ahead."""
+    if wf_value is None or peer_value is None:
+        return "n/a", None
+    better = wf_value > peer_value if higher_is_better else wf_value < peer_value
+    factor = (wf_value / peer_value) if higher_is_better else (peer_value / wf_value)
+    return (f"ahead, {factor:.2f}× better" if better else f"behind by {1 / factor:.2f}×"), better
+
+
+# -- sections ----------------------------------------------------------------------------------
+
+
+def header(r: dict, m: dict, quick: bool, took: float, command: str) -> list[str]:
+    ver = m["versions"]
+    return [
+        "# wf benchmarks and reliability run" + (" (QUICK sizes: not the published figures)" if quick else ""),
+        "",
+        f"Date: {datetime.datetime.now().astimezone().strftime('%Y-%m-%d %H:%M %Z')}. Took {took / 60:.1f} min. "
+        f"Command: `{command}` (from the repository root).",
+        "",
+        f"Machine: {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB RAM, {m['os']}. "
+        "A shared VM: figures are medians and peers ran in the same run, minutes apart; read ratios, not absolutes.",
+        "",
+        "Versions: " + ", ".join(f"{k} {v}" for k, v in ver.items()) + ".",
+        "",
+        f"wf's SQLite runs in WAL; its default synchronous mode here is **{default_mode(r) or 'n/a'}** and the "
+        "per-step and throughput figures are also taken at the other mode (FULL survives power loss: one fsync per "
+        "commit; NORMAL survives a process crash). DBOS's SQLite system database as DBOS makes it (rollback journal, "
+        "synchronous FULL) and, as 'WAL', the same file switched to WAL before DBOS opens it (DBOS keeps synchronous "
+        "FULL). Restate: restate-server from npm (its RocksDB WAL fsynced, its default), the Python SDK on hypercorn, "
+        "registered over HTTP/2. Peers run in bench/.venv-peers and bench/.cache.",
+        "",
+    ]
+
+
+def goals(r: dict) -> list[str]:
+    """Issue 16's goals, each with its ratio; wf at FULL (the power-loss durable mode)."""
+    step, seq, conc = (wf_at(r, k, "FULL") for k in ("wf_per_step", "wf_thr_sequential", "wf_thr_concurrent"))
+    dw_step = g(r, "dbos_wal_per_step", "per_step_ms")
+    floor_full, pages = g(r, "floor_step", "full_commit_ms"), g(r, "floor_step", "pages")
+    rows = []
+
+    def goal(what, measured, rat, ok):
+        rows.append([what, measured, rat, verdict(ok)])
+
+    rs = ratio(seq.get("per_s"), g(r, "dbos_wal_thr_sequential", "per_s"))
+    goal(
+        "sequential throughput ≥ 5× DBOS (WAL)",
+        f"{fmt(seq.get('per_s'), ' /s', 0)} vs {fmt(g(r, 'dbos_wal_thr_sequential', 'per_s'), ' /s', 0)}",
+        fmt(rs, "×"),
+        None if rs is None else rs >= 5,
+    )
+    rf = ratio(step.get("per_step_ms"), floor_full)
+    goal(
+        f"per step ≤ 2× one WAL+FULL commit of a step's size ({fmt(pages)} pages)",
+        f"{fmt(step.get('per_step_ms'), ' ms', 3)} vs {fmt(floor_full, ' ms', 3)}",
+        fmt(rf, "×"),
+        None if rf is None else rf <= 2,
+    )
+    rd = ratio(step.get("per_step_ms"), dw_step)
+    goal(
+        "per step ≤ 0.15× DBOS (WAL)",
+        f"{fmt(step.get('per_step_ms'), ' ms', 3)} vs {fmt(dw_step, ' ms', 3)}",
+        fmt(rd, "×", 3),
+        None if rd is None else rd <= 0.15,
+    )
+    rc = ratio(conc.get("per_s"), g(r, "dbos_wal_thr_concurrent", "per_s"))
+    goal(
+        f"concurrent throughput ({conc.get('n')} at once) ≥ 20× DBOS (WAL)",
+        f"{fmt(conc.get('per_s'), ' /s', 0)} vs {fmt(g(r, 'dbos_wal_thr_concurrent', 'per_s'), ' /s', 0)}",
+        fmt(rc, "×"),
+        None if rc is None else rc >= 20,
+    )
+    for label, (wv, pv, hib) in restate_pairs(r).items():
+        text, better = ahead(wv, pv, hib)
+        goal(f"ahead of Restate: {label}", text, fmt(ratio(wv, pv), "×", 3), better)
+    lan = r.get("pg_lan") or {}
+    s4 = lan.get("speedup_4")
+    goal(
+        "PostgreSQL across namespaces: 4 workers ≥ 3.5× 1 worker",
+        fmt(s4, "×"),
+        fmt(s4, "×"),
+        None if s4 is None else s4 >= 3.5,
+    )
+    ev = lan.get("event_median_ms")
+    goal(
+        "PostgreSQL across namespaces: event round trip median < 5 ms",
+        fmt(ev, " ms"),
+        "—",
+        None if ev is None else ev < 5,
+    )
+    cli = r.get("wf_cli") or {}
+    st = cli.get("status_ratio")
+    goal(
+        "`wf status ID --json` ≤ 4× a bare `python -c pass`",
+        f"{fmt(cli.get('status_median_ms'), ' ms', 0)} vs {fmt(cli.get('bare_python_median_ms'), ' ms', 0)}",
+        fmt(st, "×"),
+        None if st is None else st <= 4,
+    )
+    others = [cli.get(f"{c}_ratio") for c in ("instances_list", "describe", "workflows_list")]
+    worst = max((x for x in others if x is not None), default=None)
+    goal(
+        "other read commands (instances list, describe, workflows list) ≤ 6×",
+        f"worst {fmt(worst, '×')}",
+        fmt(worst, "×"),
+        None if worst is None else worst <= 6,
+    )
+    return [
+        "## Goals of issue 16",
+        "",
+        "wf at synchronous=FULL (power-loss durable) where the mode matters.",
+        "",
+        *table(["goal", "measured", "ratio", ""], rows),
+        "",
+    ]
+
+
+def restate_pairs(r: dict) -> dict:
+    """figure -> (wf value, Restate value, higher is better)."""
+    step, seq, conc = (wf_at(r, k, "FULL") for k in ("wf_per_step", "wf_thr_sequential", "wf_thr_concurrent"))
+    return {
+        "per step": (step.get("per_step_ms"), g(r, "restate_per_step", "per_step_ms"), False),
+        "sequential throughput": (seq.get("per_s"), g(r, "restate_thr_sequential", "per_s"), True),
+        "concurrent throughput": (conc.get("per_s"), g(r, "restate_thr_concurrent", "per_s"), True),
+        "event round trip (median)": (g(r, "wf_event", "median_ms"), g(r, "restate_event", "median_ms"), False),
+        "recovery after SIGKILL (ready → resumed)": (
+            g(r, "wf_recovery", "median_ms"),
+            g(r, "restate_recovery", "median_ms"),
+            False,
+        ),
+    }
+
+
+RESTATE_WHY = {
+    "per step": "Restate: each `ctx.run` result goes to the server over the open HTTP/2 stream and is acknowledged "
+    "after the server appended it to its log (RocksDB, fsynced); wf: one SQLite commit per step in the same process",
+    "sequential throughput": "one 3-step invocation at a time through the ingress (HTTP/1.1 keep-alive); wf: "
+    "Client.create then wait for the in-process runner",
+    "concurrent throughput": "all invocations in flight at once on one HTTP/2 connection to the ingress, hypercorn "
+    "with one worker process per core (the SDK's example runs several); wf: create_batch of 100 then wait, one runner",
+    "event round trip (median)": "Restate: the Waiter workflow's durable promise resolved through its shared handler "
+    "(an ingress call from this process); wf: Client.send_event to a `wf worker` process",
+    "recovery after SIGKILL (ready → resumed)": "Restate retries the invocation on its default policy (first retry "
+    "500 ms after the failure, then doubling), so the service being ready is not what resumes it; wf: a new worker "
+    "takes the dead one's instances as soon as it starts (flock released by the kernel)",
+}
+
+
+def restate(r: dict) -> list[str]:
+    rows = []
+    for label, (wv, pv, hib) in restate_pairs(r).items():
+        text, _ = ahead(wv, pv, hib)
+        unit = " /s" if hib else " ms"
+        rows.append([label, fmt(wv, unit, 3), fmt(pv, unit, 3), fmt(ratio(wv, pv), "×", 3), text, RESTATE_WHY[label]])
+    info = next(
+        (
+            r[k]
+            for k in ("restate_per_step", "restate_thr_sequential")
+            if isinstance(r.get(k), dict) and "http_version" in r[k]
+        ),
+        {},
+    )
+    note = (
+        f"Deployment registered over {info.get('http_version', 'n/a')} ({info.get('protocol_type', 'n/a')} protocol), "
+        f"restate-server {info.get('restate_server', 'n/a')}, restate-sdk {info.get('restate_sdk', 'n/a')}, "
+        f"hypercorn {info.get('hypercorn', 'n/a')}. Recovery: kill → resumed "
+        f"{fmt(g(r, 'restate_recovery', 'kill_to_resumed_median_ms'), ' ms', 0)}, spawn → resumed "
+        f"{fmt(g(r, 'restate_recovery', 'spawn_to_resumed_median_ms'), ' ms', 0)} (wf: spawn → resumed "
+        f"{fmt(g(r, 'wf_recovery', 'spawn_to_resumed_median_ms'), ' ms', 0)})."
+    )
+    if why_missing(r, "restate_per_step"):
+        note = f"Restate not measured: {why_missing(r, 'restate_per_step')}"
+    return [
+        "## Restate, figure by figure (issue 16, deliverable 2)",
+        "",
+        "wf at synchronous=FULL for the first three.",
+        "",
+        *table(["figure", "wf", "Restate", "wf/Restate", "wf is", "what differs"], rows),
+        "",
+        note,
+        "",
+    ]
+
+
+def performance(r: dict) -> list[str]:
+    rows = []
+
+    def row(fig, wfv, peers_, rat, goal, ok, how):
+        rows.append([fig, wfv, peers_, rat, goal, verdict(ok), how])
+
+    dflt = default_mode(r)
+    other = "NORMAL" if dflt == "FULL" else "FULL"
+    d_step, dw_step = g(r, "dbos_per_step", "per_step_ms"), g(r, "dbos_wal_per_step", "per_step_ms")
+    w_d, w_o = g(r, "wf_per_step", "per_step_ms"), g(r, "wf_per_step_alt", "per_step_ms")
+    f1, fs = r.get("floor_1") or {}, r.get("floor_step") or {}
+    row(
+        f"1. per durable step (1 instance × {g(r, 'wf_per_step', 'n')} trivial steps)",
+        f"{fmt(w_d, ' ms', 3)} ({dflt}); {fmt(w_o, ' ms', 3)} ({other})",
+        f"DBOS {fmt(d_step, ' ms', 3)} (WAL {fmt(dw_step, ' ms', 3)}); Restate {fmt(g(r, 'restate_per_step', 'per_step_ms'), ' ms', 3)}; "
+        f"wrangler dev {fmt(g(r, 'wrangler', 'per_step_ms'), ' ms')}; Temporal {fmt(g(r, 'temporal', 'per_step_ms'), ' ms', 1)} per activity, "
+        f"{fmt(g(r, 'temporal', 'local_per_step_ms'), ' ms')} per local activity. SQLite floor, 1 page: {fmt(f1.get('normal_commit_ms'), ' ms', 3)} NORMAL, "
+        f"{fmt(f1.get('full_commit_ms'), ' ms', 3)} FULL; a step's size ({fmt(fs.get('pages'))} pages): {fmt(fs.get('normal_commit_ms'), ' ms', 3)} NORMAL, "
+        f"{fmt(fs.get('full_commit_ms'), ' ms', 3)} FULL",
+        f"{fmt(ratio(w_d, dw_step), '×', 3)} DBOS (WAL); {fmt(ratio(w_d, fs.get((dflt or 'full').lower() + '_commit_ms')), '×')} floor at {dflt}",
+        "see the goals above",
+        None,
+        "median of reps of one instance, create → complete, in-process runner ÷ steps; DBOS: direct workflow call; Restate: "
+        "ingress call; wrangler: in-worker create → unsafeWaitForStatus, (n=100 − n=10) ÷ 90; Temporal: worker in-process; "
+        "floor: one row updated in each of k tables per transaction, k = WAL pages a wf step writes (measured)",
+    )
+    for mode in ("sequential", "concurrent"):
+        w, wo = g(r, f"wf_thr_{mode}", "per_s"), g(r, f"wf_thr_{mode}_alt", "per_s")
+        dw = g(r, f"dbos_wal_thr_{mode}", "per_s")
+        row(
+            f"2. throughput, {g(r, f'wf_thr_{mode}', 'n')} instances × 3 steps, {mode}",
+            f"{fmt(w, ' /s', 0)} ({dflt}); {fmt(wo, ' /s', 0)} ({other})",
+            f"DBOS {fmt(g(r, f'dbos_thr_{mode}', 'per_s'), ' /s', 0)} (WAL {fmt(dw, ' /s', 0)}); Restate {fmt(g(r, f'restate_thr_{mode}', 'per_s'), ' /s', 0)}",
+            f"{fmt(ratio(w, dw), '×')} DBOS (WAL)",
+            "see the goals above",
+            None,
+            "sequential: create, wait, next; concurrent: all created (batches of 100) then all awaited; DBOS: start_workflow × n",
+        )
+    we = r.get("wf_event", {})
+    row(
+        f"3. event round trip, median / p95 of {we.get('reps')}",
+        f"{fmt(we.get('median_ms'), ' ms')} / {fmt(we.get('p95_ms'), ' ms')}",
+        f"DBOS default (1 s poll) {fmt(g(r, 'dbos_event', 'median_ms'), ' ms', 0)}; DBOS polling 10 ms {fmt(g(r, 'dbos_event_poll10ms', 'median_ms'), ' ms')} "
+        f"(WAL {fmt(g(r, 'dbos_wal_event_poll10ms', 'median_ms'), ' ms')}); Restate {fmt(g(r, 'restate_event', 'median_ms'), ' ms')} / {fmt(g(r, 'restate_event', 'p95_ms'), ' ms')}",
+        f"{fmt(ratio(we.get('median_ms'), g(r, 'dbos_event_poll10ms', 'median_ms')), '×')} DBOS@10 ms",
+        "median < 10 ms",
+        None if we.get("median_ms") is None else we["median_ms"] < 10,
+        "`wf worker` subprocess; this process sends the event at t0; the step after wait_for_event returns time.time()",
+    )
+    wt = r.get("wf_timer", {})
+    row(
+        f"4. timer accuracy, 0.5 s sleep ({wt.get('reps')} sleeps)",
+        f"late by {fmt(wt.get('late_median_ms'), ' ms')} median, {fmt(wt.get('late_p95_ms'), ' ms')} p95; step→step overhead {fmt(wt.get('end_to_end_extra_median_ms'), ' ms')}",
+        f"DBOS step→step overhead {fmt(g(r, 'dbos_timer', 'end_to_end_extra_median_ms'), ' ms')}",
+        f"{fmt(ratio(wt.get('end_to_end_extra_median_ms'), g(r, 'dbos_timer', 'end_to_end_extra_median_ms')), '×')} DBOS (overhead)",
+        "wakes within 5 ms",
+        None if wt.get("late_p95_ms") is None else wt["late_p95_ms"] <= 5,
+        "lateness = the sleep's completion − its recorded wake time (event log)",
+    )
+    wr = r.get("wf_recovery", {})
+    row(
+        f"5. recovery after SIGKILL ({wr.get('reps')} kills)",
+        f"{fmt(wr.get('median_ms'), ' ms')} (spawn → resumed {fmt(wr.get('spawn_to_resumed_median_ms'), ' ms', 0)})",
+        f"DBOS {fmt(g(r, 'dbos_recovery', 'median_ms'), ' ms', 0)}; Restate {fmt(g(r, 'restate_recovery', 'median_ms'), ' ms', 0)} "
+        f"(kill → resumed {fmt(g(r, 'restate_recovery', 'kill_to_resumed_median_ms'), ' ms', 0)}); wrangler dev: does not resume",
+        f"{fmt(ratio(wr.get('median_ms'), g(r, 'dbos_recovery', 'median_ms')), '×', 3)} DBOS",
+        "≤ 300 ms after ready",
+        None if wr.get("median_ms") is None else wr["median_ms"] <= 300,
+        "30 steps of 50 ms, SIGKILL after 5; time from the new process being ready to the next step starting",
+    )
+    pts = {p["n"]: p for p in (r.get("wf_curve_steps") or {}).get("points", [])}
+    small, big = pts.get(1000) or pts.get(100), pts.get(10000) or pts.get(1000)
+    lr = ratio(big and big["total_s"], small and small["total_s"])
+    row(
+        f"6. long instance, {big and big['n']} vs {small and small['n']} steps",
+        f"ratio {fmt(lr)}",
+        "—",
+        "—",
+        "≤ 11",
+        None if lr is None else lr <= 11,
+        "from the per-step curve below",
+    )
+    wd = r.get("wf_dev_start", {})
+    wdev = g(r, "wrangler", "dev_start_median_ms")
+    row(
+        f"8. `wf dev` start → first answered request ({wd.get('reps')} starts); idle RSS",
+        f"{fmt(wd.get('median_ms'), ' ms', 0)}; {fmt(wd.get('idle_rss_mb'), ' MB', 0)}",
+        f"wrangler dev {fmt(wdev, ' ms', 0)}; idle RSS {fmt(g(r, 'wrangler', 'idle_rss_mb'), ' MB', 0)}; Temporal dev server {fmt(g(r, 'temporal', 'dev_start_ms'), ' ms', 0)}",
+        f"{fmt(ratio(wd.get('median_ms'), wdev), '×', 3)} wrangler",
+        "≤ 1 s",
+        None if wd.get("median_ms") is None else wd["median_ms"] <= 1000,
+        "spawn → first HTTP 200 (polled every 5 ms); RSS of the process tree after the idle period",
+    )
+    return [
+        "## Performance",
+        "",
+        *table(["figure", "wf", "peers (same run)", "ratio", "goal", "", "how measured"], rows),
+        "",
+    ]
+
+
+def plot(r: dict, name: str, alt: str) -> list[str]:
+    path = ((r.get("plots") or {}).get("files") or {}).get(name)
+    return [f"![{alt}]({path})", ""] if path else [f"(plot not drawn: {why_missing(r, 'plots') or 'no points'})", ""]
+
+
+def pg_lan(r: dict) -> list[str]:
+    lan = r.get("pg_lan") or {}
+    title = ["## PostgreSQL as if on several machines (issue 16, deliverable 3)", ""]
+    if not lan.get("runs"):
+        return [*title, f"- not measured: {why_missing(r, 'pg_lan') or 'not run'}", ""]
+    rows = [
+        [
+            x["workers"],
+            fmt(x["per_s"], " /s", 1),
+            fmt(x["speedup"], "×"),
+            fmt(x["total_s"], " s"),
+            fmt(x["worker_cpu_s"], " s", 1),
+            fmt(x.get("server_cpu_ms_per_instance"), " ms"),
+            fmt(x.get("server_statements_per_instance"), "", 1),
+            fmt(x.get("server_xacts_per_instance"), "", 1),
+            f"{x['machine_busy']:.0%}",
+        ]
+        for x in lan["runs"]
+    ]
+    wire = lan.get("wire") or {}
+    cpu_ms = lan.get("server_cpu_ms_per_instance")
+    proj = lan.get("projected_per_s_96_vcpu")
+    return [
+        *title,
+        f"PostgreSQL (a cluster of its own), the client and each `wf worker` in their own network namespace, joined "
+        f"through a router namespace that delays every packet {fmt(lan.get('delay_ms_each_way'))} ms each way (bench/lan.py; "
+        f"this kernel has no `netem`, so bench/netdelay.py holds each packet in an NFQUEUE). Measured round trip client → "
+        f"PostgreSQL (`SELECT 1`): {fmt(lan.get('wire_rtt_ms'), ' ms')}. {lan['runs'][0]['n']} instances of 3 trivial steps per run.",
+        "",
+        *table(
+            [
+                "workers",
+                "throughput",
+                "× 1 worker",
+                "took",
+                "workers' CPU",
+                "PostgreSQL CPU / instance",
+                "statements / instance",
+                "transactions / instance",
+                "machine busy",
+            ],
+            rows,
+        ),
+        "",
+        f"Event round trip across the namespaces (client → PostgreSQL → worker): median {fmt(lan.get('event_median_ms'), ' ms')}, "
+        f"p95 {fmt(lan.get('event_p95_ms'), ' ms')} ({lan.get('event_reps')} events; goal median < 5 ms).",
+        "",
+        f"**One server's ceiling, by DBOS's arithmetic.** DBOS reports {lan.get('dbos_per_s_96_vcpu', 43000):,} workflows/s "
+        f"on one 96-vCPU PostgreSQL. Here PostgreSQL spends {fmt(cpu_ms, ' ms')} of CPU per 3-step instance (median over "
+        f"the runs; its whole process tree, /proc), so 96 vCPUs would carry about **{fmt(proj, ' instances/s', 0)}** "
+        f"({fmt(ratio(proj, lan.get('dbos_per_s_96_vcpu')), '×')} DBOS's figure), if the server scaled to all its CPUs as DBOS's did.",
+        "",
+        f"The wire: {wire.get('packets', 'n/a')} packets delayed, "
+        f"{fmt(lan.get('wire_cpu_us_per_packet'), ' µs', 0)} of CPU each (the delay process: its own "
+        f"work and the kernel's re-injection of each packet), latest release {fmt(wire.get('late_ms_max'), ' ms')} after due.",
+        "",
+        *plot(r, "pg_lan_scaling", "throughput against workers, PostgreSQL across namespaces"),
+    ]
+
+
+def postgres_local(r: dict) -> list[str]:
+    lines = ["## PostgreSQL on this machine (issue 8)", ""]
+    pg = r.get("postgres", {})
+    if pg.get("rows"):
+        lines += table(
+            ["figure", "value", "how measured"],
+            [[x["figure"], f"{x['value']} {x.get('unit', '')}", x.get("how", "")] for x in pg["rows"]],
+        )
+    else:
+        lines.append(f"- not measured: {pg.get('skipped') or pg.get('error') or 'not run'}")
+    return [*lines, ""]
+
+
+def _by_size(r: dict, prefix: str) -> list[dict]:
+    keys = [k for k in r if k.startswith(prefix) and k[len(prefix) :].isdigit()]
+    return [
+        r[k] | {"n": int(k[len(prefix) :])}
+        for k in sorted(keys, key=lambda k: int(k[len(prefix) :]))
+        if isinstance(r[k], dict)
+    ]
+
+
+def curves(r: dict) -> list[str]:
+    steps = (r.get("wf_curve_steps") or {}).get("points", [])
+    wait = _by_size(r, "wf_curve_waiting_")
+    lists = _by_size(r, "wf_curve_list_")
+    err = [why_missing(r, k) for k in r if k.startswith("wf_curve_") and why_missing(r, k)]
+    ev = next((w for w in wait if w.get("events_to_all_complete_s") is not None), {})
+    return [
+        "## Cost curves (issue 16, deliverable 5)",
+        "",
+        *([f"Errors: {'; '.join(err)}", ""] if err else []),
+        f"Per-step cost against the instance's length (one instance per run, in-process runner, a fresh store each; "
+        f"the whole figure took {fmt(g(r, 'wf_curve_steps', 'wall_s'), ' s', 0)}).",
+        "",
+        *table(
+            ["steps", "ms per step", "instance took", "runs (median)"],
+            [[p["n"], fmt(p["per_step_ms"], "", 3), fmt(p["total_s"], " s", 3), p["reps"]] for p in steps],
+        ),
+        "",
+        *plot(r, "curve_per_step", "per-step cost against instance length"),
+        "Memory of one `wf worker` holding instances that wait for an event (`--concurrency` above their number, so "
+        "every one stays in memory; the worst case: with the default 1,000 the runner suspends the rest to the store).",
+        "",
+        *table(
+            ["waiting", "RSS", "RSS idle", "per instance", "all waiting after", "figure took"],
+            [
+                [
+                    w["n"],
+                    fmt(w.get("rss_mb"), " MB", 0),
+                    fmt(w.get("idle_rss_mb"), " MB", 0),
+                    fmt(w.get("rss_per_instance_kb"), " KB", 1),
+                    fmt(w.get("all_waiting_s"), " s"),
+                    fmt(w.get("wall_s"), " s", 0),
+                ]
+                for w in wait
+            ],
+        ),
+        "",
+        f"At {ev.get('n', 'n/a')} waiting, an event sent to each: all complete {fmt(ev.get('events_to_all_complete_s'), ' s')} later "
+        f"(RSS then {fmt(ev.get('rss_after_events_mb'), ' MB', 0)}).",
+        "",
+        *plot(r, "curve_rss_waiting", "RSS against waiting instances"),
+        "`wf instances list` (whole process, median) against the instances stored (99% complete, 1% errored).",
+        "",
+        *table(
+            ["stored", "list", "--json", "--status errored", "populating took", "figure took"],
+            [
+                [
+                    x["n"],
+                    fmt(x.get("list_median_ms"), " ms", 0),
+                    fmt(x.get("list_json_median_ms"), " ms", 0),
+                    fmt(x.get("list_errored_median_ms"), " ms", 0),
+                    fmt(x.get("populate_s"), " s", 1),
+                    fmt(x.get("wall_s"), " s", 0),
+                ]
+                for x in lists
+            ],
+        ),
+        "",
+        *plot(r, "curve_list", "wf instances list against instances stored"),
+    ]
+
+
+def cli(r: dict) -> list[str]:
+    c = r.get("wf_cli") or {}
+    if not c or "error" in c:
+        return [
+            "## Command-line start-up (issue 16, deliverable 4)",
+            "",
+            f"- not measured: {why_missing(r, 'wf_cli')}",
+            "",
+        ]
+    names = {
+        "status": "`wf status ID --json`",
+        "instances_list": "`wf instances list`",
+        "describe": "`wf instances describe ID`",
+        "workflows_list": "`wf workflows list`",
+        "bare_python": "`python -c pass`",
+    }
+    rows = []
+    for key, label in names.items():
+        rat, goal = c.get(f"{key}_ratio"), (4 if key == "status" else None if key == "bare_python" else 6)
+        rows.append(
+            [
+                label,
+                fmt(c.get(f"{key}_median_ms"), " ms", 0),
+                fmt(rat, "×"),
+                f"≤ {goal}×" if goal else "—",
+                verdict(None if goal is None or rat is None else rat <= goal),
+            ]
+        )
+    top = ", ".join(f"{n} {ms:.0f} ms" for n, ms in c.get("importtime_top", [])[:6])
+    return [
+        "## Command-line start-up (issue 16, deliverable 4)",
+        "",
+        f"Whole process, the installed `wf` console script against a bare `python -c pass` of the same interpreter, "
+        f"interleaved, median of {c.get('reps')} each; one stored instance.",
+        "",
+        *table(["command", "median", "× bare python", "goal", ""], rows),
+        "",
+        f"`python -X importtime` of `wf status ID --json`: {c.get('importtime_modules')} modules, "
+        f"{fmt(c.get('importtime_total_ms'), ' ms', 0)} of imports; the largest top-level ones: {top}. The full summary "
+        f"(top 30 by cumulative time, top 20 by own time) is in [{c.get('importtime_file')}]({c.get('importtime_file')}) "
+        "for before/after comparisons.",
+        "",
+    ]
+
+
+def reliability(r: dict) -> list[str]:
+    rel = []
+    k = r.get("kill_loop", {})
+    rel.append(
+        [
+            f"kill loop: {k.get('instances')} orders, {k.get('kills')} SIGKILLs every 0.2–2 s ({k.get('killed_during_startup')} during start-up)",
+            f"lost **{k.get('lost')}** (goal 0); complete **{k.get('complete')}/{k.get('instances')}**; committed steps run again "
+            f"**{k.get('committed_steps_run_again')}** (goal 0); wrong outputs {k.get('wrong_output')}; uncommitted attempts re-run "
+            f"(allowed) {k.get('uncommitted_attempts_rerun')}",
+            verdict(
+                None
+                if "lost" not in k
+                else (k["lost"] == 0 and k["complete"] == k["instances"] and k["committed_steps_run_again"] == 0)
+            ),
+            f"kill phase {fmt(k.get('kill_phase_s'), ' s', 0)}, finish {fmt(k.get('finish_phase_s'), ' s', 0)}{err_note(k)}",
+        ]
+    )
+    c = r.get("contention", {})
+    rel.append(
+        [
+            f"contention: {c.get('runners')} runners, one SQLite file, {c.get('instances')} instances + 4 writer threads + a reader + a CLI loop",
+            f"run by two at once **{c.get('instances_run_by_two_at_once')}**; steps run twice {c.get('steps_run_twice')}; "
+            f'"database is locked" **{c.get("database_locked_errors")}**; client errors {c.get("client_errors")}; complete {c.get("complete")}',
+            verdict(
+                None
+                if "complete" not in c
+                else (
+                    c["instances_run_by_two_at_once"] == 0
+                    and c["database_locked_errors"] == 0
+                    and c["complete"] == c["instances"]
+                )
+            ),
+            f"{fmt(c.get('seconds'), ' s')}{err_note(c)}",
+        ]
+    )
+    b = r.get("bad_input", {})
+    rel.append(
+        [
+            "bad-input catalogue",
+            f"**{b.get('handled_cleanly')} of {b.get('classes')}** classes handled with a clean error and no damage ({b.get('skipped')} skipped); by group: {b.get('by_group')}",
+            verdict(None if "classes" not in b else not b["not_handled"]),
+            err_note(b),
+        ]
+    )
+    lines = ["## Reliability", "", *table(["run", "result", "goal", "notes"], rel), ""]
+    for case in b.get("not_handled") or []:
+        lines.append(f"- not handled: {case['group']}: {case['case']}: {'; '.join(case.get('problems', []))[:400]}")
+    return lines
+
+
+def missing(r: dict) -> list[str]:
+    out = [f"- {k}: {why_missing(r, k)}" for k in r if isinstance(r[k], dict) and why_missing(r, k)]
+    return ["## Figures that could not be taken", "", *(out or ["- none: every figure and peer ran."]), ""]
+
+
+def report(r: dict, m: dict, quick: bool, took: float, command: str) -> str:
+    parts = [
+        header(r, m, quick, took, command),
+        goals(r),
+        performance(r),
+        restate(r),
+        pg_lan(r),
+        curves(r),
+        cli(r),
+        postgres_local(r),
+        reliability(r),
+        missing(r),
+        ["## Notes", "", NOTES_MARK, ""],
+    ]
+    return "\n".join(line for part in parts for line in part)

@@ -264,7 +264,9 @@ class ScratchPostgres:
             )
         )
         self.pid = int((self.data / "postmaster.pid").read_text().split()[0])
-        _sh(*self._as_postgres(pg_bin("psql"), "-h", str(self.data), "-qc", "CREATE EXTENSION pg_stat_statements"))
+        # the benchmark's client connects as "driver", so that what the workers (role postgres) run can be told apart
+        sql = "CREATE EXTENSION pg_stat_statements; CREATE ROLE driver SUPERUSER LOGIN"
+        _sh(*self._as_postgres(pg_bin("psql"), "-h", str(self.data), "-qc", sql))
         return f"postgresql://postgres@{address}:5432/postgres"
 
     def stop(self) -> None:

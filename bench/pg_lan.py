@@ -12,7 +12,10 @@ Figures, with bench/postgres.py's functions (a fresh schema each):
   process tree, from /proc) and committed transactions (pg_stat_database) per instance;
 * event round trip across the namespaces: the client sends an event (Client.send_event) to an
   instance waiting in w1's worker; from just before the send to the step after wait_for_event;
-* the wire itself: a TCP round trip client -> db measured on it, and the delay process's CPU.
+* the wire itself: a TCP round trip client -> db measured on it, and the delay process's CPU;
+* the statements the workers send per instance and per event (pg_stat_statements; the client
+  connects as another role, so its own statements and polls are not counted): about one round
+  trip each, the figure that explains the others once the database is a network hop away.
 The driver runs as `python bench/pg_lan.py drive ...` inside the client node.
 """
 
@@ -86,7 +89,8 @@ def summarize(runs: list[dict], ev: dict, rtt: dict, wire: dict, delay_ms: float
         "event_reps": ev.get("reps"),
         "server_cpu_ms_per_instance": cpu_ms,
         "server_xacts_per_instance": median([r["server_xacts_per_instance"] for r in runs]),
-        "server_statements_per_instance": median([r.get("server_statements_per_instance") or 0 for r in runs]),
+        "worker_statements_per_instance": median([r.get("worker_statements_per_instance") or 0 for r in runs]),
+        "worker_statements_per_event": ev.get("worker_statements_per_event"),
         "wire": wire,
     }
     four = next((r for r in runs if r["workers"] == 4), None)
@@ -110,10 +114,12 @@ def drive(what: str, work: Path, kw: dict) -> dict:
     try:
         if what == "rtt":
             return _rtt(kw["url"])
+        url = scratch.new()
+        client_url = url.replace("postgresql://postgres@", "postgresql://driver@", 1)
         if what == "throughput":
-            return pg.throughput(scratch.new(), kw["k"], kw["n"], work, kw["prefixes"], kw["pid"])
+            return pg.throughput(url, kw["k"], kw["n"], work, kw["prefixes"], kw["pid"], client_url)
         if what == "event":
-            return pg.event_round_trip(scratch.new(), kw["reps"], work, kw["prefix"])
+            return pg.event_round_trip(url, kw["reps"], work, kw["prefix"], client_url)
         raise ValueError(f"unknown driver figure {what!r}")
     finally:
         scratch.drop_all()

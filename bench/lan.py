@@ -203,7 +203,7 @@ class Lan:
         for node in [*self.nodes, "router"]:
             _sh("ip", "netns", "del", self.ns(node), check=False)
         (Path(tempfile.gettempdir()) / f"{self.tag}.owner").unlink(missing_ok=True)
-        self.tag = None
+        self.last_tag, self.tag = self.tag, None
         if getattr(self, "_previous_handler", None) is not None:
             signal.signal(signal.SIGTERM, self._previous_handler)
 

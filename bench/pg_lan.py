@@ -58,7 +58,7 @@ def measure(work: Path, workers=(1, 2, 4, 8), n: int = 500, reps: int = 100, del
             ev = _drive(lan, work, "event", url=url, reps=reps, prefix=lan.prefix("w1"))
         finally:
             pg.stop()
-    return summarize(runs, ev, rtt, lan.delay_stats, delay_ms)
+    return {**summarize(runs, ev, rtt, lan.delay_stats, delay_ms), "namespaces": f"{lan.last_tag}-*"}
 
 
 def _drive(lan, work: Path, what: str, **kw) -> dict:

@@ -3,7 +3,7 @@ bench/RESULTS.md (plus bench/results.json, the cost-curve plots in bench/plots/ 
 `-X importtime` summary in bench/importtime-status.txt).
 
     .venv/bin/python bench/run.py                 # the full run (about 20 min on 2 cores)
-    .venv/bin/python bench/run.py --quick         # small sizes, every figure and check (CI smoke)
+    .venv/bin/python bench/run.py --quick         # small sizes, every figure and check (CI smoke, ~1 min)
     .venv/bin/python bench/run.py --peers restate # only some peers (dbos, temporal, wrangler, restate)
 
 Peers run in their own environments so that wf's venv stays clean (bench/peers.py installs them
@@ -22,6 +22,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import traceback
 from pathlib import Path
@@ -69,15 +70,15 @@ QUICK = dict(
     event_reps=10,
     timer_reps=3,
     recovery_reps=1,
-    cli_reps=3,
+    cli_reps=2,
     dev_reps=1,
     dev_idle=1.0,
     floor_n=300,
-    curve_steps=[10, 100, 1000],
+    curve_steps=[10, 100],
     curve_waiting=[100, 300],
     events_at=300,
-    curve_list=[1000, 5000],
-    list_reps=2,
+    curve_list=[500, 2000],
+    list_reps=1,
     kill_instances=30,
     kills=6,
     cont_instances=200,
@@ -87,8 +88,8 @@ QUICK = dict(
     wrangler_cli_reps=1,
     temporal_steps=20,
     lan_workers=[1, 2],
-    lan_n=40,
-    lan_event_reps=5,
+    lan_n=30,
+    lan_event_reps=3,
 )
 
 
@@ -157,19 +158,38 @@ class Bench:
 
     # -- the run ------------------------------------------------------------------------
 
-    def run(self) -> dict:
-        self.durability()
-        self.per_step_and_throughput()
-        self.latency()
-        self.cli_and_dev()
-        self.curves()
-        self.other_peers()
-        self.postgres()
+    def run(self, alongside: bool = False) -> dict:
+        """Every figure; with `alongside` (--quick) the PostgreSQL figures and the reliability runs go on
+        in threads beside the others: quick timings are no figures, and the invariants must hold under load too."""
+        lanes = [
+            [
+                self.durability,
+                self.per_step_and_throughput,
+                self.latency,
+                self.cli_and_dev,
+                self.curves,
+                self.other_peers,
+            ],
+            [self.postgres],
+            [self.reliability],
+        ]
+        if alongside:
+            threads = [threading.Thread(target=lambda lane=lane: [step() for step in lane]) for lane in lanes]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+        else:
+            for lane in lanes:
+                for step in lane:
+                    step()
+        self.plots()
+        return self.r
+
+    def reliability(self) -> None:
         self.torture("kill_loop", "kill_loop", instances=self.s["kill_instances"], kills=self.s["kills"])
         self.torture("contention", "contention", instances=self.s["cont_instances"])
         self.torture("bad_input", "bad_input")
-        self.plots()
-        return self.r
 
     def durability(self) -> None:
         """The disk's floor for commits of one page and of a step's size, at both SQLite modes."""
@@ -331,7 +351,7 @@ def main() -> None:
     t0 = time.time()
     bench = Bench(QUICK if args.quick else FULL, work, peer_set, sys.stderr)
     try:
-        results = bench.run()
+        results = bench.run(alongside=args.quick)
     except Exception:
         traceback.print_exc()
         results = bench.r

@@ -332,9 +332,9 @@ def cli_startup(work: Path, reps: int = 20) -> dict:
 
 
 def importtime(cmd: list[str], summary: Path) -> dict:
-    """`python -X importtime` of a command (third run, warm cache): a summary of the modules that cost
+    """`python -X importtime` of a command (second run, warm cache): a summary of the modules that cost
     the most, written to `summary` (so that before/after an import change can be compared)."""
-    for _ in range(3):
+    for _ in range(2):  # the first run warms the page cache and the bytecode files
         res = subprocess.run([PY, "-X", "importtime", *cmd], env=env(), capture_output=True, text=True)
     rows = []
     for line in res.stderr.splitlines():

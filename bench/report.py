@@ -458,7 +458,9 @@ def pg_lan(r: dict) -> list[str]:
         "",
         f"The wire: {wire.get('packets', 'n/a')} packets delayed, "
         f"{fmt(lan.get('wire_cpu_us_per_packet'), ' µs', 0)} of CPU each (the delay process: its own "
-        f"work and the kernel's re-injection of each packet), latest release {fmt(wire.get('late_ms_max'), ' ms')} after due.",
+        f"work and the kernel's re-injection of each packet; scheduled {wire.get('scheduler', 'n/a')}); "
+        f"{wire.get('late_over_100us', 'n/a')} packets released more than 0.1 ms after due, the latest "
+        f"{fmt(wire.get('late_ms_max'), ' ms')} (a busy machine delays the kernel's packet processing too).",
         "",
         *plot(r, "pg_lan_scaling", "throughput against workers, PostgreSQL across namespaces"),
     ]

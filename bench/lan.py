@@ -28,6 +28,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 from common import wait_for
@@ -59,8 +60,9 @@ def _namespaces() -> list[str]:
 
 
 def cleanup_stale() -> list[str]:
-    """Remove namespaces of earlier runs whose owning process is gone (their links go with them)."""
-    removed = []
+    """Remove namespaces of earlier runs whose owning process is gone (their links go with them), and
+    scratch PostgreSQL folders whose server is gone."""
+    removed = _stale_pgdata()
     for ns in _namespaces():
         if not ns.startswith(PREFIX) or not ns.endswith("-router"):
             continue
@@ -72,6 +74,20 @@ def cleanup_stale() -> list[str]:
                 _kill_inside(other)
                 _sh("ip", "netns", "del", other, check=False)
                 removed.append(other)
+    return removed
+
+
+def _stale_pgdata() -> list[str]:
+    removed = []
+    for folder in Path(tempfile.gettempdir()).glob("wf-bench-pgdata-*"):
+        try:
+            pid = int((folder / "data" / "postmaster.pid").read_text().split()[0])
+            alive = Path(f"/proc/{pid}").exists()
+        except (OSError, ValueError, IndexError):
+            alive = time.time() - folder.stat().st_mtime < 600  # maybe a run that is only starting
+        if not alive:
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(str(folder))
     return removed
 
 

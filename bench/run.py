@@ -29,13 +29,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import peers  # noqa: E402
-from common import BENCH, ROOT, parse_result  # noqa: E402
+from common import BENCH, ROOT, median, parse_result  # noqa: E402
 from report import NOTES_MARK, machine, report  # noqa: E402
 
 PY = sys.executable
 ALL_PEERS = ("dbos", "temporal", "wrangler", "restate")
 
 FULL = dict(
+    rounds=2,
     per_step_n=1000,
     per_step_reps=3,
     thr_n=500,
@@ -64,6 +65,7 @@ FULL = dict(
     lan_event_reps=100,
 )
 QUICK = dict(
+    rounds=1,
     per_step_n=200,
     per_step_reps=2,
     thr_n=50,
@@ -199,27 +201,42 @@ class Bench:
             self.wf("floor_step", "floor", n=self.s["floor_n"], pages=max(1, round(pages)))
 
     def per_step_and_throughput(self) -> None:
+        """The head-to-head figures, in `rounds` rounds (A B A B: every system once per round); each
+        figure is then the median of its rounds, the rounds kept beside it."""
+        for i in range(self.s["rounds"]):
+            self.head_to_head(f"@{i + 1}" if i else "")
+        for i in range(1, self.s["rounds"]):
+            for key in [k for k in self.r if k.endswith(f"@{i + 1}")]:
+                self.merge(key.rsplit("@", 1)[0], self.r.pop(key))
+
+    def head_to_head(self, tag: str) -> None:
         s = self.s
         # wf at its default durability, then at the other mode (`_alt`), beside DBOS and Restate
         env_default = {"WF_SQLITE_SYNC": None}
-        first = self.wf("wf_per_step", "per_step", env=env_default, n=s["per_step_n"], reps=s["per_step_reps"])
+        first = self.wf("wf_per_step" + tag, "per_step", env=env_default, n=s["per_step_n"], reps=s["per_step_reps"])
         alt = {"WF_SQLITE_SYNC": "normal" if first.get("synchronous") == "FULL" else "full"}
-        self.wf("wf_per_step_alt", "per_step", env=alt, n=s["per_step_n"], reps=s["per_step_reps"])
-        for variant in ("default", "wal"):
-            key = "dbos_per_step" if variant == "default" else "dbos_wal_per_step"
-            self.peer(key, "dbos", "dbos_bench.py", "per_step", variant, n=s["per_step_n"], reps=s["per_step_reps"])
+        self.wf("wf_per_step_alt" + tag, "per_step", env=alt, n=s["per_step_n"], reps=s["per_step_reps"])
+        for variant, key in (("default", "dbos_per_step"), ("wal", "dbos_wal_per_step")):
+            self.peer(
+                key + tag, "dbos", "dbos_bench.py", "per_step", variant, n=s["per_step_n"], reps=s["per_step_reps"]
+            )
         self.peer(
-            "restate_per_step", "restate", "restate_bench.py", "per_step", n=s["per_step_n"], reps=s["per_step_reps"]
+            "restate_per_step" + tag,
+            "restate",
+            "restate_bench.py",
+            "per_step",
+            n=s["per_step_n"],
+            reps=s["per_step_reps"],
         )
         for mode in ("sequential", "concurrent"):
-            self.wf(f"wf_thr_{mode}", "throughput", env=env_default, n=s["thr_n"], mode=mode)
-            self.wf(f"wf_thr_{mode}_alt", "throughput", env=alt, n=s["thr_n"], mode=mode)
-            self.peer(f"dbos_thr_{mode}", "dbos", "dbos_bench.py", "throughput", "default", n=s["thr_n"], mode=mode)
-            self.peer(f"dbos_wal_thr_{mode}", "dbos", "dbos_bench.py", "throughput", "wal", n=s["thr_n"], mode=mode)
+            self.wf(f"wf_thr_{mode}{tag}", "throughput", env=env_default, n=s["thr_n"], mode=mode)
+            self.wf(f"wf_thr_{mode}_alt{tag}", "throughput", env=alt, n=s["thr_n"], mode=mode)
+            for variant, key in (("default", f"dbos_thr_{mode}"), ("wal", f"dbos_wal_thr_{mode}")):
+                self.peer(key + tag, "dbos", "dbos_bench.py", "throughput", variant, n=s["thr_n"], mode=mode)
             # Restate's SDK example config runs several hypercorn workers: one per core for the concurrent load
             workers = os.cpu_count() if mode == "concurrent" else 1
             self.peer(
-                f"restate_thr_{mode}",
+                f"restate_thr_{mode}{tag}",
                 "restate",
                 "restate_bench.py",
                 "throughput",
@@ -227,6 +244,16 @@ class Bench:
                 mode=mode,
                 workers=workers,
             )
+
+    def merge(self, key: str, later: dict) -> None:
+        """Fold a later round's figure into results[key]: its number becomes the median of the rounds."""
+        first = self.r.get(key, {})
+        field = next((f for f in ("per_step_ms", "per_s") if f in first and f in later), None)
+        if field is None:  # a round failed or was skipped: keep what there is, say so
+            first.setdefault("failed_rounds", []).append(later.get("error") or later.get("skipped"))
+            return
+        first.setdefault("rounds", [first[field]]).append(later[field])
+        first[field] = median(first["rounds"])
 
     def latency(self) -> None:
         s = self.s

@@ -62,19 +62,30 @@ def _namespaces() -> list[str]:
 def cleanup_stale() -> list[str]:
     """Remove namespaces of earlier runs whose owning process is gone (their links go with them), and
     scratch PostgreSQL folders whose server is gone."""
-    removed = _stale_pgdata()
+    removed = []
     for ns in _namespaces():
         if not ns.startswith(PREFIX) or not ns.endswith("-router"):
             continue
         owner = _owner(ns.split("-")[0])
-        if owner is not None and Path(f"/proc/{owner}").exists():
+        if owner is not None and _alive(owner):
             continue
+        if owner is None and time.time() - (NETNS_DIR / ns).stat().st_mtime < 60:
+            continue  # another run that has only just claimed this slot
         for other in _namespaces():
             if other.split("-")[0] == ns.split("-")[0]:
                 _kill_inside(other)
                 _sh("ip", "netns", "del", other, check=False)
                 removed.append(other)
-    return removed
+        (Path(tempfile.gettempdir()) / f"{ns.split('-')[0]}.owner").unlink(missing_ok=True)
+    return removed + _stale_pgdata()
+
+
+def _alive(pid: int) -> bool:
+    """A process that runs (a zombie left unreaped by a killed parent does not)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
 
 
 def _stale_pgdata() -> list[str]:
@@ -82,7 +93,7 @@ def _stale_pgdata() -> list[str]:
     for folder in Path(tempfile.gettempdir()).glob("wf-bench-pgdata-*"):
         try:
             pid = int((folder / "data" / "postmaster.pid").read_text().split()[0])
-            alive = Path(f"/proc/{pid}").exists()
+            alive = _alive(pid)
         except (OSError, ValueError, IndexError):
             alive = time.time() - folder.stat().st_mtime < 600  # maybe a run that is only starting
         if not alive:

@@ -1,6 +1,7 @@
-"""Run every benchmark and reliability figure, wf and its peers in the same run, and write
-bench/RESULTS.md (plus bench/results.json, the cost-curve plots in bench/plots/ and the
-`-X importtime` summary in bench/importtime-status.txt).
+"""Every benchmark and reliability figure, wf beside its peers in one run, into bench/RESULTS.md.
+
+Also written: bench/results.json, the cost-curve plots in bench/plots/ and the `-X importtime`
+summary in bench/importtime-status.txt.
 
     .venv/bin/python bench/run.py                 # the full run (about 20 min on 2 cores)
     .venv/bin/python bench/run.py --quick         # small sizes, every figure and check (CI smoke, ~1 min)

@@ -213,8 +213,12 @@ def worker_statements(url: str) -> int | None:
     return int(row[0])
 
 
-def event_round_trip(url: str, reps: int, logs: Path, prefix: list[str] | None = None, client_url=None) -> dict:
-    """With `client_url` (the client as another role), also the statements the worker ran per event."""
+def event_round_trip(
+    url: str, reps: int, logs: Path, prefix: list[str] | None = None, client_url=None, poll: float = 0.002
+) -> dict:
+    """With `client_url` (the client as another role), also the statements the worker ran per event.
+    `poll`: how often this process asks the store (the figure comes from the instance's own output,
+    so polling less only takes load off the server and the wire)."""
     worker = Worker(url, logs / "event.log", prefix=prefix)
     client = _client(client_url or url)
     lat, statements = [], []
@@ -222,12 +226,12 @@ def event_round_trip(url: str, reps: int, logs: Path, prefix: list[str] | None =
         worker.wait_ready()
         for i in range(reps + 3):  # the first few warm up the worker's connections and imports
             row = client.create("waiter", {})
-            wait_for(lambda: _waiting(client, row.id), 30, "the instance to wait for its event", 0.002)
+            wait_for(lambda: _waiting(client, row.id), 30, "the instance to wait for its event", poll)
             time.sleep(0.02)
             before = worker_statements(client_url) if client_url else None
             t0 = time.time()
             client.send_event(row.id, "go", {"i": i})
-            st = wait_for(lambda: (s := client.status(row.id))["status"] == "complete" and s, 30, "complete", 0.002)
+            st = wait_for(lambda: (s := client.status(row.id))["status"] == "complete" and s, 30, "complete", poll)
             if i >= 3:
                 lat.append((st["output"] - t0) * 1000)
                 if before is not None:

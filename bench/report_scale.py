@@ -198,6 +198,7 @@ def cli(r: dict) -> list[str]:
         f"`python -X importtime` of `wf status ID --json`: {c.get('importtime_modules')} modules, "
         f"{fmt(c.get('importtime_total_ms'), ' ms', 0)} of imports; the largest top-level ones: {top}. The full summary "
         f"(top 30 by cumulative time, top 20 by own time) is in [{c.get('importtime_file')}]({c.get('importtime_file')}) "
-        "for before/after comparisons.",
+        f"for before/after comparisons; `wf instances list` imports {fmt(c.get('importtime_list_total_ms'), ' ms', 0)} "
+        f"([{c.get('importtime_list_file')}]({c.get('importtime_list_file')})).",
         "",
     ]

@@ -1,7 +1,7 @@
 """Every benchmark and reliability figure, wf beside its peers in one run, into bench/RESULTS.md.
 
 Also written: bench/results.json, the cost-curve plots in bench/plots/ and the `-X importtime`
-summary in bench/importtime-status.txt.
+summaries in bench/importtime-status.txt and bench/importtime-instances-list.txt.
 
     .venv/bin/python bench/run.py                 # the full run (about 20 min on 2 cores)
     .venv/bin/python bench/run.py --quick         # small sizes, every figure and check (CI smoke, ~1 min)
@@ -409,11 +409,13 @@ def publish(results: dict, where: Path) -> None:
             if Path(path).parent != where / "plots":
                 shutil.copy(path, where / "plots" / Path(path).name)
             files[name] = f"plots/{Path(path).name}"
-    summary = (results.get("wf_cli") or {}).get("importtime_file")
-    if summary and Path(summary).exists():
-        if Path(summary).parent != where:
-            shutil.copy(summary, where / "importtime-status.txt")
-        results["wf_cli"]["importtime_file"] = "importtime-status.txt"
+    cli = results.get("wf_cli") or {}
+    for field in ("importtime_file", "importtime_list_file"):
+        summary = cli.get(field)
+        if summary and Path(summary).exists():
+            if Path(summary).parent != where:
+                shutil.copy(summary, where / Path(summary).name)
+            cli[field] = Path(summary).name
 
 
 if __name__ == "__main__":

@@ -130,6 +130,7 @@ def test_cli_startup_of_every_read_command_and_its_import_profile(quick):
         assert c[f"{name}_median_ms"] > 0, c
     summary = (work / c["importtime_file"]).read_text()
     assert "Top 30 by cumulative time" in summary and "wf.cli" in summary
+    assert "Top 30 by cumulative time" in (work / c["importtime_list_file"]).read_text()
 
 
 @pytest.mark.skipif(not CAN_BUILD_LAN, reason="network namespaces need root and iproute2")

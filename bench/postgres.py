@@ -180,6 +180,8 @@ def throughput(
         out["server_cpu_s"] = server1["cpu_s"] - server0["cpu_s"]
         out["server_cpu_ms_per_instance"] = out["server_cpu_s"] / n * 1000
         out["server_xacts_per_instance"] = (server1["xacts"] - server0["xacts"]) / n
+        out["server_wal_kb_per_instance"] = (server1["wal_bytes"] - server0["wal_bytes"]) / n / 1024
+        out["server_wal_syncs_per_instance"] = (server1["wal_syncs"] - server0["wal_syncs"]) / n
         if server0["statements"] is not None and client_url:
             out["worker_statements_per_instance"] = (server1["statements"] - server0["statements"]) / n
     return out
@@ -195,7 +197,14 @@ def _server_counters(url: str, server_pid: int | None) -> dict:
     with psycopg.connect(url, autocommit=True, connect_timeout=5) as conn:
         conn.execute("SELECT pg_stat_force_next_flush()")
         xacts = conn.execute("SELECT sum(xact_commit) FROM pg_stat_database").fetchone()[0]
-    return {"cpu_s": tree_cpu_s(server_pid), "xacts": int(xacts), "statements": worker_statements(url)}
+        wal_bytes, wal_syncs = conn.execute("SELECT wal_bytes, wal_sync FROM pg_stat_wal").fetchone()
+    return {
+        "cpu_s": tree_cpu_s(server_pid),
+        "xacts": int(xacts),
+        "wal_bytes": int(wal_bytes),
+        "wal_syncs": int(wal_syncs),
+        "statements": worker_statements(url),
+    }
 
 
 def worker_statements(url: str) -> int | None:

@@ -26,6 +26,7 @@ def pg_lan(r: dict) -> list[str]:
             fmt(x.get("server_cpu_ms_per_instance"), " ms"),
             fmt(x.get("worker_statements_per_instance"), "", 1),
             fmt(x.get("server_xacts_per_instance"), "", 1),
+            f"{fmt(x.get('server_wal_syncs_per_instance'), '', 1)} / {fmt(x.get('server_wal_kb_per_instance'), ' KB', 1)}",
             f"{x['machine_busy']:.0%}",
         ]
         for x in lan["runs"]
@@ -50,6 +51,7 @@ def pg_lan(r: dict) -> list[str]:
                 "PostgreSQL CPU / instance",
                 "workers' statements / instance",
                 "transactions / instance",
+                "WAL syncs / WAL written, per instance",
                 "machine busy",
             ],
             rows,

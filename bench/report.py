@@ -156,8 +156,9 @@ RESTATE_WHY = {
     "after the server appended it to its log (RocksDB, fsynced); wf: one SQLite commit per step in the same process",
     "sequential throughput": "one 3-step invocation at a time through the ingress (HTTP/1.1 keep-alive); wf: "
     "Client.create then wait for the in-process runner",
-    "concurrent throughput": "all invocations in flight at once on one HTTP/2 connection to the ingress, hypercorn "
-    "with one worker process per core (the SDK's example runs several); wf: create_batch of 100 then wait, one runner",
+    "concurrent throughput": "all invocations in flight at once on one HTTP/2 connection to the ingress; hypercorn "
+    "in its own process and with one worker process per core (the SDK's example runs several), the better kept; "
+    "wf: create_batch of 100 then wait, one runner",
     "event round trip (median)": "Restate: the Waiter workflow's durable promise resolved through its shared handler "
     "(an ingress call from this process); wf: Client.send_event to a `wf worker` process",
     "recovery after SIGKILL (restart → resumed)": "the killed process is restarted at once; from its spawn to the next "

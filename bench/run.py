@@ -3,7 +3,7 @@
 Also written: bench/results.json, the cost-curve plots in bench/plots/ and the `-X importtime`
 summaries in bench/importtime-status.txt and bench/importtime-instances-list.txt.
 
-    .venv/bin/python bench/run.py                 # the full run (about 20 min on 2 cores)
+    .venv/bin/python bench/run.py                 # the full run (about 12 min on 2 cores)
     .venv/bin/python bench/run.py --quick         # small sizes, every figure and check (CI smoke, ~1 min)
     .venv/bin/python bench/run.py --peers restate # only some peers (dbos, temporal, wrangler, restate)
 

@@ -89,3 +89,16 @@ def wait_for(predicate, timeout: float, what: str, interval: float = 0.005):
         if time.monotonic() > deadline:
             raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
         time.sleep(interval)
+
+
+def tree_cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process tree so far: each live process with the children it has
+    reaped (cutime, cstime: a backend that exited mid-measurement still counts)."""
+    total = 0
+    for p in tree(pid):
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += sum(int(f) for f in fields[11:15])
+    return total / os.sysconf("SC_CLK_TCK")

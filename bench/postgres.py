@@ -70,13 +70,15 @@ class Scratch:
 
 
 class Worker:
-    def __init__(self, url: str, log: Path, *args: str):
+    def __init__(self, url: str, log: Path, *args: str, prefix: list[str] | None = None):
+        """`prefix`: how to start it elsewhere (bench/lan.py: `ip netns exec NS`, which execs, so
+        the pid is still the worker's)."""
         env = {k: v for k, v in os.environ.items() if k not in ("WF_CRASH_AT", "WF_TOKEN")}
         env.update(WF_STORE=url, PYTHONUNBUFFERED="1")
         self.log = log
         with open(log, "wb") as err:
             self.proc = subprocess.Popen(
-                [PY, "-m", "wf", "--config", str(CONFIG), "worker", *args],
+                [*(prefix or []), PY, "-m", "wf", "--config", str(CONFIG), "worker", *args],
                 env=env,
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
@@ -129,13 +131,20 @@ def _client(url: str):
 # -- figures ------------------------------------------------------------------------------
 
 
-def throughput(url: str, workers: int, n: int, logs: Path) -> dict:
-    pool = [Worker(url, logs / f"tp{workers}-{i}.log") for i in range(workers)]
-    client = _client(url)
+def throughput(
+    url: str, workers: int, n: int, logs: Path, prefixes=None, server_pid: int | None = None, client_url=None
+) -> dict:
+    """`prefixes[i]`: where worker i runs (bench/lan.py); `server_pid`: the postmaster, when it is
+    this machine's, to count the server's CPU seconds, transactions and (with `client_url`, the
+    client connecting as another role) the statements the workers sent."""
+    prefixes = prefixes or [None] * workers
+    pool = [Worker(url, logs / f"tp{workers}-{i}.log", prefix=prefixes[i]) for i in range(workers)]
+    client = _client(client_url or url)
     try:
         for w in pool:
             w.wait_ready()
         cpu0 = [w.cpu_s() for w in pool]
+        server0 = _server_counters(client_url or url, server_pid)
         busy0, total0 = _machine_cpu()
         t0 = time.perf_counter()
         for at in range(0, n, 100):
@@ -150,41 +159,99 @@ def throughput(url: str, workers: int, n: int, logs: Path) -> dict:
 
         wait_for(done, 600, f"{n} instances to complete", interval=0.02)
         took = time.perf_counter() - t0
-        cpu = sum(w.cpu_s() - c for w, c in zip(pool, cpu0))
+        cpu_each = [round(w.cpu_s() - c, 2) for w, c in zip(pool, cpu0)]  # how evenly the work was shared
+        cpu = sum(cpu_each)
         busy1, total1 = _machine_cpu()
+        server1 = _server_counters(client_url or url, server_pid)
     finally:
         for w in pool:
             w.stop()
         client.close()
-    return {
+    out = {
         "workers": workers,
         "n": n,
         "total_s": took,
         "per_s": n / took,
         "worker_cpu_s": cpu,
+        "worker_cpu_s_each": cpu_each,
         "machine_busy": (busy1 - busy0) / max(1e-9, total1 - total0),
+    }
+    if server_pid:
+        out["server_cpu_s"] = server1["cpu_s"] - server0["cpu_s"]
+        out["server_cpu_ms_per_instance"] = out["server_cpu_s"] / n * 1000
+        out["server_xacts_per_instance"] = (server1["xacts"] - server0["xacts"]) / n
+        out["server_wal_kb_per_instance"] = (server1["wal_bytes"] - server0["wal_bytes"]) / n / 1024
+        out["server_wal_syncs_per_instance"] = (server1["wal_syncs"] - server0["wal_syncs"]) / n
+        if server0["statements"] is not None and client_url:
+            out["worker_statements_per_instance"] = (server1["statements"] - server0["statements"]) / n
+    return out
+
+
+def _server_counters(url: str, server_pid: int | None) -> dict:
+    """The server's CPU seconds (its whole process tree, /proc) and committed transactions so far."""
+    if not server_pid:
+        return {}
+    import psycopg
+    from common import tree_cpu_s
+
+    with psycopg.connect(url, autocommit=True, connect_timeout=5) as conn:
+        conn.execute("SELECT pg_stat_force_next_flush()")
+        xacts = conn.execute("SELECT sum(xact_commit) FROM pg_stat_database").fetchone()[0]
+        wal_bytes, wal_syncs = conn.execute("SELECT wal_bytes, wal_sync FROM pg_stat_wal").fetchone()
+    return {
+        "cpu_s": tree_cpu_s(server_pid),
+        "xacts": int(xacts),
+        "wal_bytes": int(wal_bytes),
+        "wal_syncs": int(wal_syncs),
+        "statements": worker_statements(url),
     }
 
 
-def event_round_trip(url: str, reps: int, logs: Path) -> dict:
-    worker = Worker(url, logs / "event.log")
-    client = _client(url)
-    lat = []
+def worker_statements(url: str) -> int | None:
+    """Statements run so far by the role `postgres` (the workers' role, where the client connects as
+    another one: bench/lan.py), from pg_stat_statements; None where the extension is not there."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True, connect_timeout=5) as conn:
+        try:
+            row = conn.execute(
+                "SELECT coalesce(sum(calls), 0) FROM public.pg_stat_statements WHERE userid = 'postgres'::regrole"
+            ).fetchone()
+        except psycopg.Error:
+            return None
+    return int(row[0])
+
+
+def event_round_trip(
+    url: str, reps: int, logs: Path, prefix: list[str] | None = None, client_url=None, poll: float = 0.002
+) -> dict:
+    """With `client_url` (the client as another role), also the statements the worker ran per event.
+    `poll`: how often this process asks the store (the figure comes from the instance's own output,
+    so polling less only takes load off the server and the wire)."""
+    worker = Worker(url, logs / "event.log", prefix=prefix)
+    client = _client(client_url or url)
+    lat, statements = [], []
     try:
         worker.wait_ready()
         for i in range(reps + 3):  # the first few warm up the worker's connections and imports
             row = client.create("waiter", {})
-            wait_for(lambda: _waiting(client, row.id), 30, "the instance to wait for its event", 0.002)
+            wait_for(lambda: _waiting(client, row.id), 30, "the instance to wait for its event", poll)
             time.sleep(0.02)
+            before = worker_statements(client_url) if client_url else None
             t0 = time.time()
             client.send_event(row.id, "go", {"i": i})
-            st = wait_for(lambda: (s := client.status(row.id))["status"] == "complete" and s, 30, "complete", 0.002)
+            st = wait_for(lambda: (s := client.status(row.id))["status"] == "complete" and s, 30, "complete", poll)
             if i >= 3:
                 lat.append((st["output"] - t0) * 1000)
+                if before is not None:
+                    statements.append(worker_statements(client_url) - before)
     finally:
         worker.stop()
         client.close()
-    return {"reps": reps, "ms": lat, "median_ms": median(lat), "p95_ms": p95(lat)}
+    out = {"reps": reps, "ms": lat, "median_ms": median(lat), "p95_ms": p95(lat)}
+    if statements:
+        out["worker_statements_per_event"] = median(statements)
+    return out
 
 
 def _waiting(client, instance_id: str) -> bool:

@@ -547,7 +547,17 @@ HTTP_CASES = {
         ),
         {400, 413, 422},
     ),
-    "bad event type": (_req("POST", API + "/workflows/three/instances/x/events/bad%20type!", b"{}"), {400, 404}),
+    "bad event type": (
+        _req(
+            "POST", API + "/workflows/three/instances/x/events/bad%20type!", b"{}", {"Content-Type": "application/json"}
+        ),
+        {400, 404},
+    ),
+    "a body that is not JSON": (_req("POST", API + "/workflows/three/instances", b"id=x"), {415}),
+    "a cross-site create": (
+        _req("POST", API + "/workflows/three/instances", b"", {"Origin": "http://evil.example"}),
+        {403},
+    ),
     "bad pagination": (_req("GET", API + "/workflows/three/instances?per_page=-1&page=abc"), {400, 422}),
 }
 

@@ -7,6 +7,7 @@ The tree::
     │   ├── ConfigError              the wrangler config: file, line:column, field, expected, found
     │   ├── LoaderError              importing `main` or finding `class_name` failed
     │   ├── ValidationError          a bad value: id, name, duration, step config, payload size, JSON
+    │   │   └── UsageError           a command line that does not parse (unknown option, missing argument)
     │   ├── NotFoundError            no such workflow or instance
     │   ├── ConflictError            the instance exists already, or is in a state that forbids the action
     │   ├── StoreError               the state store cannot be opened (corrupt, newer schema, locked)
@@ -70,6 +71,10 @@ class LoaderError(WfError):
 
 class ValidationError(WfError, ValueError):
     exit_code = 2
+
+
+class UsageError(ValidationError):
+    """The command line itself is wrong: an unknown option, a missing argument (exit code 2, as click's)."""
 
 
 class NotFoundError(WfError, LookupError):

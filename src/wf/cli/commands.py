@@ -65,7 +65,7 @@ async def _serve(runner, config) -> None:
 @app.command()
 def trigger(
     workflow: str = typer.Argument(..., help="Name of the workflow."),
-    params_json: str | None = typer.Argument(None, metavar="[PARAMS_JSON]", help="Params as a JSON string."),
+    params_json: str | None = typer.Argument(None, metavar="PARAMS_JSON", help="Params as a JSON string."),
     params: str | None = typer.Option(None, "--params", "-p", help="Params file: .json, .yaml/.yml, or - for stdin."),
     id: str | None = typer.Option(None, "--id", help="Instance id (default: a random UUID)."),
     wait: bool = typer.Option(False, "--wait", help="Block until the instance ends; exit 1 if it errored."),

@@ -57,7 +57,7 @@ def _as_toml(jsonc: str) -> str:
 
 @app.command()
 def init(
-    directory: str = typer.Argument(".", metavar="[DIR]", help="Where to create the project (default: here)."),
+    directory: str = typer.Argument(".", metavar="DIR", help="Where to create the project (default: here)."),
     template: str = typer.Option("default", "--template", help="Project template."),
     fmt: str = typer.Option("jsonc", "--format", help="Config format: jsonc or toml."),
     name: str | None = typer.Option(None, "--name", help="Project name (default: the folder's name)."),

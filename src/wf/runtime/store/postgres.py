@@ -63,7 +63,7 @@ def require_psycopg() -> None:
     if psycopg is None:
         raise StoreError(
             "WF_STORE names a PostgreSQL database, but psycopg (the PostgreSQL driver) is not installed",
-            "install the extra: pip install 'wf[postgres]'",
+            "install wf's postgres extra (pip install -e '.[postgres]' in wf's folder), or psycopg[binary] and psycopg-pool",
         )
 
 
@@ -160,7 +160,7 @@ class PostgresDB:
             raise StoreError(
                 f"the PostgreSQL store {self.where} has schema version {version}, newer than "
                 f"this wf understands ({known})",
-                "upgrade wf (pip install -U wf)",
+                "upgrade wf (the wf-workflows package) to the version that wrote it",
             )
         return version
 

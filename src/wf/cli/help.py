@@ -17,6 +17,8 @@ try:  # typer 0.2x carries its own copy of click; older ones use click itself
 except ImportError:  # pragma: no cover - depends on the typer installed
     from click import exceptions as click_errors  # type: ignore[no-redef,unused-ignore]
 
+__all__ = ["TidyGroup", "click_errors", "tidy"]
+
 # what a value option takes, by parameter name; others show their own name in capitals
 METAVARS = {
     "config": "PATH",

@@ -174,6 +174,7 @@ class Do(StepKind):
     final = frozenset({DoStatus.COMPLETE, DoStatus.ERRORED})
     wakes = frozenset({Wake.TIMER})  # the delay before a retry
     step_result = True
+    times = ("start", "end", "next_retry")
     events = (
         EventSpec("step_started"),
         EventSpec("attempt_started", state="running", shows={"attempt": "attempt"}),
@@ -390,6 +391,11 @@ class Do(StepKind):
         }
         if success and d.get("output") is not None:
             out["output"] = d["output"]
+        return out
+
+    def with_times(self, d: dict, iso: Callable) -> dict:
+        out = super().with_times(d, iso)
+        out["attempts"] = [{**a, "start": iso(a["start"]), "end": iso(a["end"])} for a in d.get("attempts", [])]
         return out
 
     def human(self, d: dict) -> list[tuple[str, str, Any]]:

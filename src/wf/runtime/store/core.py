@@ -67,17 +67,21 @@ class SQLStore(RunnerOps, Ops):
 
     @_read
     def list_instances(
-        self, workflow: str | None, status: str | None, limit: int, offset: int = 0
+        self,
+        workflow: str | None,
+        status: str | None,
+        limit: int,
+        offset: int = 0,
+        *,
+        since: float | None = None,
+        until: float | None = None,
     ) -> list[InstanceRow]:
-        where = [
-            cond
-            for cond, value in (("workflow = :workflow", workflow), ("status = :status", status))
-            if value is not None
-        ]
+        """Newest first; `since`/`until` bound `created_at` (`until` excluded)."""
+        params = {"workflow": workflow, "status": status, "since": since, "until": until}
+        conditions = ("workflow = :workflow", "status = :status", "created_at >= :since", "created_at < :until")
+        where = [cond for cond, value in zip(conditions, params.values()) if value is not None]
         clause = ("WHERE " + " AND ".join(where)) if where else ""
-        rows = self._all(
-            "list_instances", {"where": clause}, workflow=workflow, status=status, limit=limit, offset=offset
-        )
+        rows = self._all("list_instances", {"where": clause}, limit=limit, offset=offset, **params)
         return [instance_from_row(r) for r in rows]
 
     @_read

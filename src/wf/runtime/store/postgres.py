@@ -63,7 +63,8 @@ def require_psycopg() -> None:
     if psycopg is None:
         raise StoreError(
             "WF_STORE names a PostgreSQL database, but psycopg (the PostgreSQL driver) is not installed",
-            "install wf's postgres extra (pip install -e '.[postgres]' in wf's folder), or psycopg[binary] and psycopg-pool",
+            "install wf's postgres extra (pip install -e '.[postgres]' in wf's folder), "
+            "or psycopg[binary] and psycopg-pool",
         )
 
 

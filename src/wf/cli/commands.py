@@ -77,7 +77,7 @@ def trigger(
     """
     c = client()
     payload = read_json_arg(params_json, params, "params")
-    if wait and not c.runner_alive():  # import the code first: broken code must not leave a queued orphan
+    if not c.runner_alive():  # import the code first: broken code must not leave a queued orphan
         from ..loader import load_workflow_classes
 
         load_workflow_classes(c.config)
@@ -113,7 +113,8 @@ def _wait(c, row) -> str:
         from ..service import build_runner, run_until_done
 
         progress.note(f"no runner is active: running {row.id} here until it ends")
-        runner = build_runner(c.config, crons=False)  # it stops when this instance ends: no schedules
+        # this instance alone: no schedules, no other queued instance (a worker runs those)
+        runner = build_runner(c.config, crons=False, only=[row.seq])
         return asyncio.run(run_until_done(runner, row.seq, on_tick=progress.update))
 
 
@@ -185,7 +186,9 @@ def status(
 @app.command("send-event")
 def send_event(
     id: str = typer.Argument(..., help="Instance id, or 'latest'."),
-    type: str | None = typer.Option(None, "--type", "-t", help="Event type (default: 'event')."),
+    type: str | None = typer.Option(
+        None, "--type", "-t", help="Event type (needed unless the instance waits for exactly one type)."
+    ),
     payload: str | None = typer.Option(None, "--payload", help="Payload as a JSON string."),
     payload_file: str | None = typer.Option(None, "--payload-file", help="Payload file (JSON/YAML, - for stdin)."),
     workflow: str | None = typer.Option(None, "--workflow", "-w", help="Workflow, when ids clash."),
@@ -193,13 +196,34 @@ def send_event(
 ):
     """Deliver an event to an instance (kept until a wait_for_event takes it).
 
+    --type is required, as wrangler's; without it, an instance waiting for exactly one event
+    type gets that type (and the command says so).
+
     Example: wf send-event latest --type approval --payload '{"approved": true}'
     """
     c = client()
     data = read_json_arg(payload, payload_file, "payload")
     row = c.get(id, workflow)
+    if type is None:
+        type = _awaited_type(c, row)
     c.send_event(row.id, type, data, row.workflow)
     if as_json:
-        out_json({"id": row.id, "type": type or "event", "sent": True})
+        out_json({"id": row.id, "type": type, "sent": True})
     else:
-        say(f"sent event {type or 'event'!r} to {row.id}")
+        say(f"sent event {type!r} to {row.id}")
+
+
+def _awaited_type(c, row) -> str:
+    """The event type the instance waits for, when it waits for exactly one; else a usage error."""
+    from ..errors import UsageError
+
+    steps = c.describe(row.id, row.workflow)["steps"]  # a step that waits on events describes its event_type
+    types = sorted({s["event_type"] or "(any type)" for s in steps if "event_type" in s and s["status"] == "waiting"})
+    if len(types) == 1 and types[0] != "(any type)":
+        say(f"note: no --type given; instance {row.id} waits for {types[0]!r}, so the event is of that type")
+        return types[0]
+    waiting = f"it waits for {', '.join(types)}" if types else "it is not waiting for an event now"
+    raise UsageError(
+        f"send-event needs --type: {waiting}",
+        f"e.g. wf send-event {row.id} --type {types[0] if types and types[0] != '(any type)' else 'approval'}",
+    )

@@ -66,6 +66,7 @@ class Runner:
         env: Any = None,
         astore: AsyncStore | None = None,
         capture_output: bool = True,
+        only: list[int] | None = None,
     ):
         self.workflows = workflows
         self.state_dir = Path(state_dir)
@@ -77,6 +78,7 @@ class Runner:
         self.reap_interval = reap_interval
         self.env = env
         self.capture_output = capture_output
+        self.only = list(only) if only else None  # run these instances (seqs) and no other (`trigger --wait`)
         self.max_losses = self.settings.max_recovery_attempts
         self.astore = astore or AsyncStore(lambda: open_store(self.state_dir, store_url, self.settings))
         self.astore.on_settled = self.activity
@@ -236,7 +238,7 @@ class Runner:
     async def _work_due(self) -> bool:
         names = list(self.workflows)
         caps = {n: r.concurrency_limit for n, r in self.workflows.items() if r.concurrency_limit}
-        due = await self.astore.call(self.store_ops.next_wake, names, caps)
+        due = await self.astore.call(self.store_ops.next_wake, names, caps, self.only)
         room = len(self._tasks) < self.concurrency or any(x.is_idle() for x in self.executions.values())
         if due is not None and due <= self.clock.now() and room:
             self.wake()
@@ -430,7 +432,9 @@ class Runner:
             free = self.concurrency - len(self._tasks) if self.trusted() else 0  # loading ones count too
             rows = []
             if free > 0:
-                rows = await self.astore.call(self.store_ops.claim, self.owner, now, self.lease, free, names, caps)
+                rows = await self.astore.call(
+                    self.store_ops.claim, self.owner, now, self.lease, free, names, caps, self.only
+                )
                 for row in rows:
                     self._spawn(row)
             if rows and len(rows) == free:
@@ -438,7 +442,7 @@ class Runner:
                 continue
             due = None
             if free > len(rows) or free <= 0:
-                due = await self.astore.call(self.store_ops.next_wake, names, caps)
+                due = await self.astore.call(self.store_ops.next_wake, names, caps, self.only)
             if free <= 0 and self.trusted() and due is not None and due <= now:
                 self._make_room()  # those suspended wake this loop as they finish
                 due = None

@@ -168,10 +168,13 @@ class SQLStore(RunnerOps, Ops):
         return [(EventRow(*r[:4]), r[4]) for r in self._all("events_of", seq=seq)]
 
     @_read
-    def next_wake(self, workflows: list[str], caps: dict[str, int] | None = None) -> float | None:
+    def next_wake(
+        self, workflows: list[str], caps: dict[str, int] | None = None, only: list[int] | None = None
+    ) -> float | None:
         """The earliest wake time of an unclaimed instance; queued instances of capped workflows
         wait for a slot, not a time, so they are left out."""
-        return self._value("next_wake", workflows=list(workflows), capped=list(caps or ()))
+        parts = {"extra": "AND seq {in:only}" if only else ""}  # `only`: a runner for those instances alone
+        return self._value("next_wake", parts, workflows=list(workflows), capped=list(caps or ()), only=only or [])
 
     @_read
     def with_pending_events(self, seqs: list[int]) -> list[int]:

@@ -54,7 +54,7 @@ SELECT seq, type, payload, created_at, consumed_by FROM wf_events WHERE instance
 -- name: next_wake
 SELECT min(wake_at) FROM wf_instances
 WHERE owner IS NULL AND wake_at IS NOT NULL AND workflow {in:workflows}
-  AND NOT (status = 'queued' AND workflow {in:capped})
+  AND NOT (status = 'queued' AND workflow {in:capped}) {extra}
 
 -- name: with_pending_events
 SELECT DISTINCT instance FROM wf_events WHERE consumed_by IS NULL AND instance {in:seqs}

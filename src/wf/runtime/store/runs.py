@@ -46,27 +46,33 @@ class RunnerOps(Ops):
         limit: int,
         workflows: list[str],
         caps: dict[str, int] | None = None,
+        only: list[int] | None = None,
     ) -> list[InstanceRow]:
-        """Take up to `limit` due instances. A workflow in `caps` starts a queued instance only while
-        fewer than its cap are running (`concurrency.limit`); waking instances go first. A lock per
-        capped workflow makes its count and its claim one decision across runners."""
+        """Take up to `limit` due instances (of the seqs in `only`, when given). A workflow in `caps`
+        starts a queued instance only while fewer than its cap are running (`concurrency.limit`);
+        waking instances go first. A lock per capped workflow makes its count and its claim one
+        decision across runners."""
         if limit <= 0 or not workflows:
             return []
         caps = {w: c for w, c in (caps or {}).items() if w in workflows}
+        mine = " AND seq {in:only}" if only else ""
         claimed = self._claim_due(
             owner,
             now,
             lease,
             limit,
             list(workflows),
-            "AND NOT (status = 'queued' AND workflow {in:capped})",
+            "AND NOT (status = 'queued' AND workflow {in:capped})" + mine,
             capped=list(caps),
+            only=only or [],
         )
         for workflow, cap in caps.items():
             self.db.lock(f"wf-cap:{workflow}")
             room = min(cap - int(self._value("count_running", workflow=workflow)), limit - len(claimed))
             if room > 0:
-                claimed += self._claim_due(owner, now, lease, room, [workflow], "AND status = 'queued'")
+                claimed += self._claim_due(
+                    owner, now, lease, room, [workflow], "AND status = 'queued'" + mine, only=only or []
+                )
         claimed.sort(key=lambda r: (r.wake_at or 0, r.seq))
         for row in claimed:
             if row.started_at == now:

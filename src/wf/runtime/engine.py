@@ -31,6 +31,7 @@ from .logs import current as current_step
 from .steps.do import StepCallable, StepContext
 from .steps.kind import StepKind, Wake
 from .store.base import StepRow, StepWrite
+from .tracebacks import format_traceback
 
 __all__ = ["Execution", "Interrupt", "StepCallable", "StepContext", "WorkflowStep", "check_step_name"]
 
@@ -122,6 +123,7 @@ class Execution:
         self.pause_pending = False
         self.stop_reason: str | None = None
         self.task: asyncio.Task | None = None
+        self.traceback: str | None = None  # of the error that ended run(), if one did
         self.log_buffer: list = []
         self._partial: dict = {}
         self._log_flush: asyncio.TimerHandle | None = None
@@ -309,4 +311,5 @@ class Execution:
         except Interrupt:
             raise
         except Exception as exc:
+            self.traceback = format_traceback(exc)  # for the event log (the runner's log, `wf tail`)
             return "errored", error_info(exc)

@@ -353,9 +353,8 @@ class Runner:
             status, value = "errored", error_info(exc)
         output, error = (value, None) if status == "complete" else (None, value)
         try:
-            done = await self.astore.write(
-                self.store_ops.finish_instance, self.owner, x.seq, x.gen, status, output, error, self.clock.now()
-            )
+            end = (status, output, error, self.clock.now(), x.traceback)
+            done = await self.astore.write(self.store_ops.finish_instance, self.owner, x.seq, x.gen, *end)
         except StoreError as exc:  # its end is not stored: it runs again (by replay) when the store is back
             log.error("could not record the end of instance %s (%s); it will be replayed", x.row.id, exc)
             return await self._hand_back(x.seq, x.gen, self.clock.now())

@@ -141,9 +141,9 @@ class SQLStore(RunnerOps, Ops):
         steps = [step_from_row(r) for r in self._all("steps_of", seq=seq)]
         if with_attempts and steps:
             by_pos = {s.pos: s for s in steps}
-            for pos, attempt, start, end, error in self._all("attempts_of", seq=seq):
+            for pos, attempt, start, end, error, traceback in self._all("attempts_of", seq=seq):
                 if pos in by_pos:
-                    by_pos[pos].attempt_log.append(AttemptRow(attempt, start, end, from_json(error)))
+                    by_pos[pos].attempt_log.append(AttemptRow(attempt, start, end, from_json(error), traceback))
         return steps
 
     @_read

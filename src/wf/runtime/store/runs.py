@@ -122,6 +122,7 @@ class RunnerOps(Ops):
                 started_at=a.started_at,
                 ended_at=a.ended_at,
                 error=to_json(a.error),
+                traceback=a.traceback,
             )
         self.append_history(seq, w.events)
         if w.consume_event is not None and self._run("consume_event", pos=s.pos, event=w.consume_event).rowcount != 1:
@@ -146,8 +147,18 @@ class RunnerOps(Ops):
 
     @_write
     def finish_instance(
-        self, owner: str, seq: int, gen: int, status: str, output: str | None, error: dict | None, now: float
+        self,
+        owner: str,
+        seq: int,
+        gen: int,
+        status: str,
+        output: str | None,
+        error: dict | None,
+        now: float,
+        traceback: str | None = None,
     ) -> bool:
+        """End the instance if `owner` still holds it; `traceback` (of the error that ended `run()`)
+        goes to the event log only: the instance's error is Cloudflare's {name, message}."""
         done = (
             self._run(
                 "finish_instance",
@@ -163,6 +174,8 @@ class RunnerOps(Ops):
         )
         if done:
             data = {"output": from_json(output)} if status == Status.COMPLETE else {"error": error}
+            if traceback and status != Status.COMPLETE:
+                data["traceback"] = traceback
             self._log(seq, now, f"workflow_{'completed' if status == Status.COMPLETE else status}", data)
         return done
 

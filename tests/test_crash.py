@@ -25,7 +25,7 @@ import signal
 import time
 from dataclasses import dataclass, field
 
-import json5
+import pyjson5
 import pytest
 from conftest import wait_until
 from pgtest import Schema, require_base_url
@@ -105,7 +105,7 @@ def project(shop_project):
     with open(shop_project / "src" / "index.py", "a") as index:
         index.write("from .workflows.approval import ApprovalWorkflow  # noqa: E402\n")
     config_path = shop_project / "wrangler.jsonc"
-    config = json5.loads(config_path.read_text())
+    config = pyjson5.loads(config_path.read_text())
     config["workflows"].append({"name": "approval", "binding": "APPROVALS", "class_name": "ApprovalWorkflow"})
     config_path.write_text(json.dumps(config, indent=2))
     return shop_project

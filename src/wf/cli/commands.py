@@ -13,6 +13,8 @@ import typer
 from .core import announce_crons, app, client, load, log_to_stderr, out_json, read_json_arg, say
 
 TERMINAL = ("complete", "errored", "terminated")
+LOG_FORMAT = typer.Option("human", "--log-format", help="Instance events on stderr as human lines or json lines.")
+QUIET = typer.Option(False, "--quiet", "-q", help="Log no instance events (nor HTTP requests); errors still show.")
 
 
 @app.command()
@@ -27,13 +29,21 @@ def worker(
         min=0.5,
         help="Seconds a PostgreSQL worker's claims outlive its last heartbeat (default: $WF_LEASE or 30).",
     ),
+    log_format: str = LOG_FORMAT,
+    quiet: bool = QUIET,
 ):
     """Run the runner: execute instances, fire timers and cron schedules. Stop with Ctrl-C.
 
-    Example: wf worker --concurrency 200
+    It logs one line per instance event on stderr (started, a step attempt failed with its error
+    and traceback and when it is retried, sleeping until, waiting for an event, completed,
+    errored); --log-format json writes them as JSON lines, --quiet leaves them out.
+
+    Example: wf worker --concurrency 200 --log-format json
     """
     from ..service import build_runner
+    from . import runlog
 
+    runlog.install(log_format, quiet)
     config = load()
     runner = build_runner(config, concurrency=concurrency, replay_always=replay_always, lease=lease)
     announce_crons()
@@ -92,7 +102,9 @@ def trigger(
         return
     if not as_json:
         print(row.id, flush=True)
-    final = _wait(c, row)
+    from .waiting import wait_for
+
+    final = wait_for(c, row, quiet=as_json)
     status = c.status(row.id, workflow)
     if as_json:
         out_json({"id": row.id, **status})
@@ -100,53 +112,6 @@ def trigger(
         say(f"{final}: " + json.dumps(status["output"] if final == "complete" else status["error"]))
     if final != "complete":
         raise typer.Exit(1)
-
-
-def _wait(c, row) -> str:
-    with _Progress(row) as progress:
-        while c.runner_alive():  # if the runner goes away meanwhile, finish the instance here
-            current = c.get(row.id, row.workflow)
-            progress.update(current)
-            if current.status in TERMINAL:
-                return current.status
-            time.sleep(0.05)
-        from ..service import build_runner, run_until_done
-
-        progress.note(f"no runner is active: running {row.id} here until it ends")
-        # this instance alone: no schedules, no other queued instance (a worker runs those)
-        runner = build_runner(c.config, crons=False, only=[row.seq])
-        return asyncio.run(run_until_done(runner, row.seq, on_tick=progress.update))
-
-
-class _Progress:
-    """A spinner on stderr with the instance's status, when stderr is a terminal; silence otherwise."""
-
-    def __init__(self, row):
-        self.row, self.status = row, None
-
-    def __enter__(self):
-        if sys.stderr.isatty():
-            from rich.console import Console
-
-            self.console = Console(stderr=True)
-            self.status = self.console.status(f"{self.row.id}: queued")
-            self.status.__enter__()
-        return self
-
-    def update(self, row) -> None:
-        if self.status is not None:
-            self.status.update(f"{row.id}: {row.status}")
-
-    def note(self, message: str) -> None:
-        if self.status is not None:
-            self.console.log(message)
-        else:
-            say(message + "...")
-
-    def __exit__(self, *exc):
-        if self.status is not None:
-            self.status.__exit__(*exc)
-        return False
 
 
 @app.command()

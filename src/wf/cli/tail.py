@@ -17,7 +17,6 @@ from collections import OrderedDict, deque
 import typer
 
 from ..runtime import steps as kinds
-from ..runtime.durations import iso_time
 from ..runtime.events import InstanceEvent, instance_event
 from .core import app, client
 
@@ -26,21 +25,11 @@ ENDS = tuple(e.value for e in InstanceEvent if e.ends)
 
 
 def event_json(h) -> dict:
-    """A history row as Cloudflare's instance event shape; times (`timestamp`, `nextRetryAt`,
-    `wakeAt`, `timeoutAt`...) in ISO 8601."""
-    out = {
-        "type": h.type,
-        "eventId": h.seq,
-        "instanceId": h.instance_id,
-        "workflow": h.workflow,
-        "timestamp": iso_time(h.at),
-    }
-    if h.step is not None:
-        out["stepName"], out["count"] = h.step, h.n
-    for key, value in (h.data or {}).items():
-        is_time = key.endswith("At") and isinstance(value, (int, float)) and not isinstance(value, bool)
-        out.setdefault(key, iso_time(value) if is_time else value)
-    return out
+    """A history row as Cloudflare's instance event shape (times in ISO 8601), with its log number."""
+    from .runlog import instance_event_json
+
+    out = instance_event_json(h.type, h.at, h.instance_id, h.workflow, h.step, h.n, h.data)
+    return {"type": out.pop("type"), "eventId": h.seq, **out}
 
 
 @app.command()
@@ -246,7 +235,8 @@ def _fit(blocks: list, shown: list, console, hidden: int):
     options = console.options.update(height=None)
     rendered = [console.render_lines(b, options, pad=False) for b in blocks]
     order = sorted(range(len(blocks)), key=lambda i: shown[i].updated, reverse=True)
-    keep, used = set(), 0
+    keep: set[int] = set()
+    used = 0
     for i in order:
         if used + len(rendered[i]) > height and keep:
             continue

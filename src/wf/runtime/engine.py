@@ -28,6 +28,7 @@ from . import codec, steps
 from .entrypoint import StepEvent, WorkflowEvent
 from .events import InstanceEvent, LogEvent
 from .logs import current as current_step
+from .report import report
 from .steps.do import StepCallable, StepContext
 from .steps.kind import StepKind, Wake
 from .store.base import StepRow, StepWrite
@@ -181,6 +182,7 @@ class Execution:
         )
         if status is None:
             raise Interrupt("lost")
+        report(self.row, write.events)
         if status == "waitingForPause":
             self.pause_pending = True
 

@@ -28,11 +28,14 @@ from .clock import Clock, SystemClock
 from .coordination import coordination_for
 from .cron import CronScheduler
 from .engine import Execution, Interrupt
+from .events import InstanceEvent, LogEvent
+from .report import report
 from .retry import Backoff
 from .settings import Settings
 from .status import Status
 from .store import open_store
 from .store.aio import AsyncStore
+from .store.base import from_json
 
 log = logging.getLogger("wf.runner")
 _STORE_DOWN = Backoff(first=0.1, factor=2.0, most=5.0)
@@ -333,9 +336,10 @@ class Runner:
         }
         log.error("instance %s: %s", row.id, error["message"])
         now = self.clock.now()
-        await self.astore.write(
+        if await self.astore.write(
             self.store_ops.finish_instance, self.owner, row.seq, row.gen, "errored", None, error, now
-        )
+        ):
+            report(row, [_ended("errored", None, error, now)])
 
     async def _execute(self, x: Execution) -> None:
         try:
@@ -355,6 +359,8 @@ class Runner:
         try:
             end = (status, output, error, self.clock.now(), x.traceback)
             done = await self.astore.write(self.store_ops.finish_instance, self.owner, x.seq, x.gen, *end)
+            if done:
+                report(x.row, [_ended(*end)])
         except StoreError as exc:  # its end is not stored: it runs again (by replay) when the store is back
             log.error("could not record the end of instance %s (%s); it will be replayed", x.row.id, exc)
             return await self._hand_back(x.seq, x.gen, self.clock.now())
@@ -436,6 +442,8 @@ class Runner:
                 )
                 for row in rows:
                     self._spawn(row)
+                    if row.started_at == now:  # its first claim: the store logged it as started
+                        report(row, [LogEvent(now, InstanceEvent.STARTED.value)])
             if rows and len(rows) == free:
                 await asyncio.sleep(0)
                 continue
@@ -481,3 +489,10 @@ class Runner:
         a note was lost (a full socket buffer drops it), look for events nobody was told about."""
         await self._poke_waiters()
         await self.coord.reap(now)
+
+
+def _ended(status: str, output: str | None, error: dict | None, now: float, traceback: str | None = None) -> LogEvent:
+    """The log entry the store wrote for an instance's end, to report it."""
+    if status == Status.COMPLETE:
+        return LogEvent(now, InstanceEvent.COMPLETED.value, data={"output": from_json(output)})
+    return LogEvent(now, f"workflow_{status}", data={"error": error, "traceback": traceback})

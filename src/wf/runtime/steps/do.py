@@ -253,7 +253,7 @@ class Do(StepKind):
                 return codec.decode(value)
             info, trace = error_info(value), format_traceback(value)
             if outcome == "final" or attempt > cfg.limit:
-                await self._failed(x, state, rec, AttemptRow(attempt, started, now, info, trace))
+                await self._failed(x, state, rec, AttemptRow(attempt, started, now, info, trace), now)
                 raise rebuild_error(info)
             rec.status, rec.error, rec.wake_at = DoStatus.RETRYING.value, info, now + cfg.delay_after(attempt)
             status, wake = x.instance_state(rec.wake_at)
@@ -282,9 +282,9 @@ class Do(StepKind):
         crash_point("after-commit", rec.name)
         x.after_step()
 
-    async def _failed(self, x, state, rec: StepRow, a: AttemptRow) -> None:
+    async def _failed(self, x, state, rec: StepRow, a: AttemptRow, now: float) -> None:
         """The last attempt failed: the step ends errored (the caller raises its error in `run()`)."""
-        now, info = a.ended_at, a.error
+        info = a.error
         rec.status, rec.error, rec.ended_at, rec.wake_at = DoStatus.ERRORED.value, info, now, None
         events = self._attempt_started(state, rec, a.attempt, a.started_at) + [
             self.log(rec, now, "attempt_errored", {"attempt": a.attempt, "error": info, **_traced(a.traceback)}),

@@ -173,7 +173,7 @@ class RunnerOps(Ops):
             == 1
         )
         if done:
-            data = {"output": from_json(output)} if status == Status.COMPLETE else {"error": error}
+            data: dict[str, Any] = {"output": from_json(output)} if status == Status.COMPLETE else {"error": error}
             if traceback and status != Status.COMPLETE:
                 data["traceback"] = traceback
             self._log(seq, now, f"workflow_{'completed' if status == Status.COMPLETE else status}", data)

@@ -70,13 +70,13 @@ class Progress:
             return
         for h in self.c.history(self.cursor, instance=self.row, limit=500):
             self.cursor = h.seq
-            self._follow(h)
+            self.follow(h)
             if h.type in SHOWN:
                 self._print(f"{self.lines.when(h.at)}  {self.lines.event(h)}")
         if self.spinner is not None:
-            self.spinner.update(self._state(current.status))
+            self.spinner.update(self.state(current.status))
 
-    def _follow(self, h) -> None:
+    def follow(self, h) -> None:
         data = h.data or {}
         if h.step is not None and "attempt" in data:
             self.step = (h.step, data["attempt"])
@@ -87,7 +87,7 @@ class Progress:
             if h.type == "step_started":
                 self.step = (h.step, 1)
 
-    def _state(self, status: str) -> str:
+    def state(self, status: str) -> str:
         text = f"{self.row.id}: {status}"
         if self.step is not None and status not in TERMINAL:
             text += f" · step {self.step[0]!r} attempt {self.step[1]}"

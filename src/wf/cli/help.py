@@ -41,6 +41,12 @@ class TidyGroup(TyperGroup):
         super().__init__(*args, **kwargs)
         tidy(self)
 
+    def get_params(self, ctx: Any) -> list:
+        params = super().get_params(ctx)  # typer adds --install-completion and the like after __init__
+        for param in params:
+            _tidy_param(param)
+        return params
+
 
 def tidy(command: Any) -> None:
     for param in command.params:

@@ -121,17 +121,29 @@ def _nothing(workflow: str | None, status: str | None, page: int) -> None:
 
 
 def _table(rows) -> None:
-    """Ids whole, always (they are there to be copied): the other columns wrap instead."""
+    """Ids whole, always (they are there to be copied): a table when it fits the terminal with
+    every id on one line, else each instance on two lines, its id alone on the first."""
     from rich.table import Table
+    from rich.text import Text
 
+    console = _console()
+    widest = max(len(r.id) for r in rows)
+    others = max(len(r.workflow) for r in rows) + len("2026-11-01 09:30:00.000") + len("⏱️ Waiting for Pause")
+    if widest + others + 13 > console.width:  # 13: the table's borders and padding
+        for r in rows:
+            console.print(Text(r.id, style="bold"), soft_wrap=True)
+            line = Text(f"    {r.workflow}  {_when(r.created_at)}  ")
+            line.append_text(_status_text(r.status))
+            console.print(line, soft_wrap=True)
+        return
     table = Table()
-    table.add_column("Instance ID", no_wrap=True, min_width=max(len(r.id) for r in rows))
-    table.add_column("Workflow", overflow="fold")
-    table.add_column("Created", overflow="fold")
-    table.add_column("Status", overflow="fold")
+    table.add_column("Instance ID", no_wrap=True, min_width=widest)
+    table.add_column("Workflow", no_wrap=True)
+    table.add_column("Created", no_wrap=True)
+    table.add_column("Status", no_wrap=True)
     for r in rows:
         table.add_row(r.id, r.workflow, _when(r.created_at), _status_text(r.status))
-    _console().print(table)
+    console.print(table)
 
 
 def _iso(ts: float | None) -> str | None:

@@ -67,7 +67,7 @@ def _console():
         markup=False,
         emoji=False,
         soft_wrap=False,
-        width=None if tty else 200,
+        width=None if tty or os.environ.get("COLUMNS") else 200,  # COLUMNS: the width asked for, as rich reads it
     )
 
 

@@ -212,15 +212,23 @@ def _block(inst: InstanceView, now: float):
     return Group(*parts)
 
 
-TRACEBACK_SHOWN = 6  # lines of a traceback in the live view: the user's frames come first in it
+TRACEBACK_SHOWN = 4  # lines of a traceback in the live view: the innermost frame, where it was raised
 
 
 def _traceback_text(traceback: str):
+    """The end of the user's frames (the error itself is on the line above); the whole one is in
+    `wf instances describe`."""
     from rich.text import Text
 
-    lines = [line for line in traceback.rstrip("\n").splitlines() if not line.startswith("Traceback (")]
+    lines = [
+        line
+        for line in traceback.rstrip("\n").splitlines()
+        if line.startswith(" ")
+        and not line.startswith("  ...")  # frames only: not the header, error, note
+        and line.strip(" ^~")  # nor the carets under the source
+    ]
     if len(lines) > TRACEBACK_SHOWN:
-        lines = lines[: TRACEBACK_SHOWN - 1] + ["  ...", lines[-1]]
+        lines = ["  ..."] + lines[-TRACEBACK_SHOWN:]
     return Text("\n".join(lines), style="red dim")
 
 

@@ -97,7 +97,9 @@ class Progress:
 
     def _print(self, line: str) -> None:
         if self.console is not None:
-            self.console.print(line, markup=False, highlight=False)
+            from rich.text import Text
+
+            self.console.print(Text.from_ansi(line))  # the line's own colours, above the spinner
         else:
             say(line)
 
@@ -105,7 +107,7 @@ class Progress:
         if self.quiet:
             return
         if self.console is not None:
-            self.console.log(message)
+            self.console.print(message + "...", style="dim", markup=False, highlight=False)
         else:
             say(message + "...")
 

@@ -267,7 +267,8 @@ def test_wf_worker_logs_one_line_per_instance_event_with_the_traceback(project, 
     wf_procs.cli(project, "trigger", "charge", "--id", "c5")
     wait_until(lambda: '"workflow_errored"' in json_worker.output(), 15, "c5 to error")
     json_worker.stop()
-    records = [json.loads(line) for line in json_worker.output().splitlines() if line.startswith("{")]
+    records = [json.loads(line) for line in json_worker.output().splitlines()]  # every line is JSON
+    assert any(r["type"] == "message" and "ready" in r["message"] for r in records)
     types = [r["type"] for r in records if r.get("instanceId") == "c5"]
     assert types == ["workflow_started", "attempt_errored", "attempt_errored", "workflow_errored"], records
     failed = next(r for r in records if r["type"] == "attempt_errored")

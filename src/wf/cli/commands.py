@@ -57,16 +57,17 @@ async def _serve(runner, config) -> None:
         loop.add_signal_handler(sig, stop.set)
     from ..client import Client
     from ..errors import StoreError
+    from . import runlog
 
     log_to_stderr()
     await runner.start()
     names = ", ".join(w.name for w in config.workflows) or "(none)"
-    say(f"wf worker {runner.owner} ready: workflows {names}; state in {Client(config).store_name}")
+    runlog.say(f"wf worker {runner.owner} ready: workflows {names}; state in {Client(config).store_name}")
     await asyncio.wait(
         [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(runner.failed.wait())],
         return_when=asyncio.FIRST_COMPLETED,
     )
-    say("stopping: letting in-flight steps finish...")
+    runlog.say("stopping: letting in-flight steps finish...")
     await runner.stop()
     if runner.failure:
         raise StoreError(f"the worker stopped: {runner.failure}", "start it again; it opens the store afresh")

@@ -83,12 +83,15 @@ def log_to_stderr() -> None:
     stderr, whatever workflow code does with the root logger."""
     import logging
 
+    from . import runlog
+
     logger = logging.getLogger("wf")
-    if not any(getattr(h, "wf_stderr", False) for h in logger.handlers):
+    handler = next((h for h in logger.handlers if getattr(h, "wf_stderr", False)), None)
+    if handler is None:
         handler = logging.StreamHandler(sys.stderr)
         handler.wf_stderr = True  # type: ignore[attr-defined]
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
         logger.addHandler(handler)
+    handler.setFormatter(runlog.formatter())
     logger.setLevel(logging.INFO)
     logger.propagate = False  # workflow code's root handlers (and the capture of printed lines) stay out
 
@@ -106,9 +109,11 @@ def announce_crons() -> None:
     """Say on stderr each time a schedule fires (the runner logs it to `wf.cron`)."""
     import logging
 
+    from . import runlog
+
     class Say(logging.Handler):
         def emit(self, record: logging.LogRecord) -> None:
-            say(record.getMessage())
+            runlog.say(record.getMessage())
 
     logger = logging.getLogger("wf.cron")
     logger.setLevel(logging.INFO)

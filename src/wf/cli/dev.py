@@ -8,7 +8,7 @@ import os
 import typer
 
 from .commands import LOG_FORMAT, QUIET
-from .core import announce_crons, app, load, log_to_stderr, say
+from .core import announce_crons, app, load, log_to_stderr
 
 
 @app.command()
@@ -44,4 +44,5 @@ def dev(
     token = os.environ.get("WF_TOKEN") or None
     log_to_stderr()
     announce_crons()
-    asyncio.run(serve_dev(config, host=host, port=port, reload=reload, token=token, say=say, concurrency=concurrency))
+    options = {"host": host, "port": port, "reload": reload, "token": token, "concurrency": concurrency}
+    asyncio.run(serve_dev(config, say=runlog.say, **options))

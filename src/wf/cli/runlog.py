@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import sys
+import time
 from datetime import datetime
 from typing import Any
 
@@ -21,6 +22,8 @@ from ..runtime.durations import format_duration, iso_time
 
 FORMATS = ("human", "json")
 TRACEBACK_LINES = 12  # a traceback longer than this shows its first lines and its last
+
+_mode = {"format": "human"}  # what install() chose, for the lines the commands say themselves
 
 _COLOURS = {"red": "31", "green": "32", "yellow": "33", "blue": "34", "magenta": "35", "cyan": "36", "dim": "2"}
 
@@ -31,6 +34,7 @@ def install(log_format: str = "human", quiet: bool = False, stream=None) -> None
 
     if log_format not in FORMATS:
         raise ValidationError(f"--log-format {log_format!r} is not known", "use --log-format human or json")
+    _mode["format"] = log_format
     stream = stream or sys.stderr
     colour = log_format == "human" and stream.isatty() and not os.environ.get("NO_COLOR")
     formatter = JsonLines() if log_format == "json" else HumanLines(colour)
@@ -46,6 +50,24 @@ def install(log_format: str = "human", quiet: bool = False, stream=None) -> None
         logger.propagate = False  # said once, here (not again by the `wf` logger's handler)
 
 
+def say(message: str) -> None:
+    """A line of the runner's own (ready, stopping, a schedule fired) in the log's format, so that
+    with --log-format json every line on stderr is JSON."""
+    if _mode["format"] == "json":
+        line = {"level": "info", "type": "message", "timestamp": iso_time(time.time()), "message": message}
+        sys.stderr.write(json.dumps(line) + "\n")
+    else:
+        sys.stderr.write(message + "\n")
+    sys.stderr.flush()
+
+
+def formatter() -> logging.Formatter:
+    """For wf's own log records (a store that fails, instances taken over), in the log's format."""
+    if _mode["format"] == "json":
+        return JsonLines()
+    return logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
 # ---------------------------------------------------------------- JSON
 
 
@@ -59,7 +81,9 @@ class JsonLines(logging.Formatter):
             return json.dumps(
                 {"level": "info", "type": "http_request", "timestamp": iso_time(record.created), **request}
             )
-        return json.dumps({"level": record.levelname.lower(), "message": record.getMessage()})
+        when = iso_time(record.created)
+        line = {"level": record.levelname.lower(), "type": "message", "timestamp": when, "message": record.getMessage()}
+        return json.dumps(line)
 
 
 def event_json(found: dict) -> dict:

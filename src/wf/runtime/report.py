@@ -34,9 +34,14 @@ SHOWN = frozenset(
 FAILURES = frozenset({"attempt_errored", "workflow_errored", "wait_timed_out"})
 
 
+def enabled() -> bool:
+    """Is anyone listening? (Building an entry to report may cost more than this question.)"""
+    return log.isEnabledFor(logging.INFO)
+
+
 def report(row: Any, events: Iterable) -> None:
     """Log the notable entries of `events` (LogEvent records) about instance `row`."""
-    if not log.isEnabledFor(logging.INFO):
+    if not enabled():
         return
     for event in events:
         if event.type not in SHOWN:

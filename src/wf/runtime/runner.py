@@ -29,6 +29,7 @@ from .coordination import coordination_for
 from .cron import CronScheduler
 from .engine import Execution, Interrupt
 from .events import InstanceEvent, LogEvent
+from .report import enabled as report_enabled
 from .report import report
 from .retry import Backoff
 from .settings import Settings
@@ -359,7 +360,7 @@ class Runner:
         try:
             end = (status, output, error, self.clock.now(), x.traceback)
             done = await self.astore.write(self.store_ops.finish_instance, self.owner, x.seq, x.gen, *end)
-            if done:
+            if done and report_enabled():
                 report(x.row, [_ended(*end)])
         except StoreError as exc:  # its end is not stored: it runs again (by replay) when the store is back
             log.error("could not record the end of instance %s (%s); it will be replayed", x.row.id, exc)

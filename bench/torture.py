@@ -394,8 +394,8 @@ def _worker_on(state: Path, wait: float = 5.0) -> tuple:
 
 
 def _clean(res_rc: int, stderr: str) -> bool:
-    """A clean error: non-zero exit, one `error:` line, no traceback."""
-    return res_rc != 0 and "error:" in stderr and "Traceback" not in stderr
+    """A clean error: non-zero exit, one `error:` line (with --json, `{"error": {...}}`), no traceback."""
+    return res_rc != 0 and ("error:" in stderr or '{"error": {' in stderr) and "Traceback" not in stderr
 
 
 def bad_input(work: Path, http: bool = True) -> dict:

@@ -143,6 +143,10 @@ def assert_clean_error(r: Result, *named: str, code: int | None = None) -> str:
     assert "Traceback" not in r.out + r.err
     assert r.out == "", f"stdout should stay empty on error: {r.out!r}"
     lines = r.err.strip().splitlines()
+    if lines and lines[-1].startswith("{"):  # with --json the error is one JSON object on stderr
+        error = json.loads(lines[-1])["error"]
+        assert error["exit_code"] == r.code and len(error["hint"]) > 3, error
+        lines[-1:] = [f"error: {error['message']}", f"hint: {error['hint']}"]
     errors = [line for line in lines if line.startswith("error: ")]
     hints = [line for line in lines if line.startswith("hint: ")]
     assert len(errors) == 1 and len(hints) == 1, r.err

@@ -205,7 +205,14 @@ def test_describe_completed_instance_timeline(project, wf):
     assert r.out.index("first") < r.out.index("second")
 
 
-def test_describe_json_is_the_client_describe(project, wf):
+def _epoch(iso: str) -> float:
+    from datetime import datetime
+
+    assert iso.endswith("Z"), iso
+    return datetime.fromisoformat(iso).timestamp()
+
+
+def test_describe_json_is_the_client_describe_with_iso_times(project, wf):
     create(project, "echo", "d2", {"x": 1})
     run_to_end(project, "d2")
     r = wf("instances", "describe", "d2", "--json")
@@ -213,9 +220,22 @@ def test_describe_json_is_the_client_describe(project, wf):
     data = json.loads(r.out)
     c = Client(_config(project))
     try:
-        assert data == json.loads(json.dumps(c.describe("d2"), default=str))
+        expected = json.loads(json.dumps(c.describe("d2"), default=str))
     finally:
         c.close()
+    # the Python API keeps epoch seconds; the command line's JSON writes the same times in ISO 8601
+    times = [(data, expected, ("created", "start", "end"))]
+    times += [(s, e, ("start", "end")) for s, e in zip(data["steps"], expected["steps"])]
+    times += [
+        (a, b, ("start", "end"))
+        for s, e in zip(data["steps"], expected["steps"])
+        for a, b in zip(s["attempts"], e["attempts"])
+    ]
+    for shown, kept, keys in times:
+        for key in keys:
+            assert abs(_epoch(shown.pop(key)) - kept.pop(key)) < 0.001, key
+    assert data.pop("events") == []
+    assert data == expected
     assert data["status"] == "complete" and [s["name"] for s in data["steps"]] == ["first", "second"]
     assert data["steps"][0]["attempts"][0]["success"] is True
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -64,3 +66,172 @@ def test_readme_quickstart_runs(tmp_path):
     result = subprocess.run(["bash", "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=120, env=env)
     assert result.returncode == 0, result.stderr
     assert "complete:" in result.stderr and "TRK-o-1001" in result.stderr
+
+
+# ---------------------------------------------------------------- every code example runs as written
+
+FENCE = re.compile(r"^```(\w+)\n(.*?)^```", re.S | re.M)
+T_CRON = 1_796_005_200.0  # 2026-11-30T02:20:00Z: the 03:00 tick is 40 minutes away
+
+
+def examples(lang: str | None = None) -> list[str]:
+    return [body for kind, body in FENCE.findall(README) if lang is None or kind == lang]
+
+
+def example(lang: str, containing: str) -> str:
+    [found] = [body for body in examples(lang) if containing in body]
+    return found
+
+
+# each README example and the test that runs it: a new example with no test here fails the first test
+EXERCISED = {
+    ("bash", "python3 -m venv .venv"): "test_readme_quickstart_runs, and the fresh-clone run before release",
+    ("python", "class OrderWorkflow"): "test_the_workflow_and_config_examples_run",
+    ("jsonc", '"name": "shop"'): "test_the_workflow_and_config_examples_run",
+    ("python", "wf.connect()"): "test_the_python_api_example_runs",
+    ("text", "POST /api/orders 201"): "test_the_runner_log_example_is_what_the_runner_prints",
+    ("python", "from wf.testing import WorkflowTest"): "test_the_testing_example_runs_under_plain_pytest",
+    ("jsonc", '"name": "reports"'): "test_the_cron_example_fires_on_the_fake_clock",
+    ("python", "class NightlyReport"): "test_the_cron_example_fires_on_the_fake_clock",
+    ("bash", "WF_STORE=postgresql"): "test_the_command_lines_of_the_bash_examples_parse",
+    ("bash", 'pytest -q -m "not slow"'): "test_the_command_lines_of_the_bash_examples_parse",
+}
+
+
+def test_every_code_example_in_the_readme_is_run_by_a_test():
+    for lang, body in FENCE.findall(README):
+        owners = [test for (kind, marker), test in EXERCISED.items() if kind == lang and marker in body]
+        assert len(owners) == 1, f"README example has {len(owners)} tests here:\n```{lang}\n{body}```"
+
+
+def write_shop(root: Path) -> Path:
+    (root / "src").mkdir(parents=True)
+    (root / "src" / "index.py").write_text(example("python", "class OrderWorkflow"))
+    (root / "wrangler.jsonc").write_text(example("jsonc", '"name": "shop"'))
+    return root
+
+
+def run_wf(*args: str) -> tuple[int, str, str]:
+    """`wf ARGS` in-process through its console entry point: (exit code, stdout, stderr)."""
+    import contextlib
+    import io
+
+    from wf.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    code = 0
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            main(list(args))
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else 0
+    return code, out.getvalue(), err.getvalue()
+
+
+async def test_the_workflow_and_config_examples_run(tmp_path, monkeypatch):
+    from wf.testing import from_config
+
+    project = write_shop(tmp_path / "shop")
+    monkeypatch.chdir(project)
+    code, out, _ = run_wf("check")
+    assert code == 0 and "✓ order-processing" in out, out
+    async with from_config(project / "wrangler.jsonc") as t:
+        with t.introspect("order-processing") as intro:
+            intro.modify_all(lambda m: m.mock_event("approval", {"approved": True}))
+            inst = await t.create("order-processing", {"orderId": "o-1", "items": [{"qty": 1}]})
+            await inst.wait_for_status("complete")  # the 5 s sleep passes on the fake clock
+            assert await inst.get_output() == {"status": "completed", "transactionId": "txn-o-1", "tracking": "T-1"}
+
+
+@pytest.mark.slow
+def test_the_python_api_example_runs(tmp_path):
+    project = write_shop(tmp_path / "shop")
+    (project / "example.py").write_text(example("python", "wf.connect()"))
+    env = {k: v for k, v in os.environ.items() if k not in ("WF_STORE", "WF_CRASH_AT")}
+    result = subprocess.run(
+        [sys.executable, "example.py"], cwd=project, capture_output=True, text=True, timeout=60, env=env
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        "{'status': 'queued', 'output': None, 'error': None}",
+        "{'status': 'queued', 'output': None, 'error': None}",
+    ]
+
+
+def test_the_runner_log_example_is_what_the_runner_prints():
+    from datetime import datetime
+
+    from wf.cli.runlog import HumanLines
+    from wf.runtime.events import LogEvent
+
+    sample = example("text", "POST /api/orders 201").splitlines()
+    failed = next(i for i, line in enumerate(sample) if "attempt 1 failed" in line)
+    at = datetime.strptime("2026-11-30 " + sample[failed].split()[0], "%Y-%m-%d %H:%M:%S.%f").timestamp()
+    trace = "Traceback (most recent call last):\n" + "\n".join(line[4:] for line in sample[failed + 1 :]) + "\n"
+    data = {
+        "attempt": 1,
+        "error": {"name": "ConnectionError", "message": "bank down"},
+        "nextRetryAt": at + 4.569 + 0.431,
+        "traceback": trace,
+    }
+    record = logging.LogRecord("wf.events", logging.WARNING, __file__, 1, "", (), None)
+    record.wf_event = {
+        "id": "order-17",
+        "workflow": "order-processing",
+        "event": LogEvent(at, "attempt_errored", "process-payment", 1, data),
+    }
+    assert HumanLines(colour=False).format(record).splitlines() == sample[failed:]
+
+
+def test_the_testing_example_runs_under_plain_pytest(tmp_path):
+    """As written, under pytest-asyncio's default (strict) mode and with no async plugin at all."""
+    (tmp_path / "test_approval.py").write_text(example("python", "from wf.testing import WorkflowTest"))
+    for plugin_args in (["-o", "asyncio_mode=strict"], ["-p", "no:asyncio"]):
+        result = subprocess.run(
+            [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *plugin_args, "test_approval.py"],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert result.returncode == 0 and "2 passed" in result.stdout, result.stdout + result.stderr
+
+
+async def test_the_cron_example_fires_on_the_fake_clock(tmp_path, monkeypatch):
+    from wf.testing import from_config
+
+    project = tmp_path / "reports"
+    (project / "src").mkdir(parents=True)
+    (project / "src" / "index.py").write_text(example("python", "class NightlyReport"))
+    (project / "wrangler.jsonc").write_text(example("jsonc", '"name": "reports"'))
+    monkeypatch.chdir(project)
+    code, out, _ = run_wf("check")
+    assert code == 0 and "schedule '0 3 * * *': next at" in out and "schedule '30 12 * * MON-FRI'" in out, out
+    async with from_config(project / "wrangler.jsonc", start_time=T_CRON) as t:
+        await t.advance(30 * 60)  # 02:50: nothing yet
+        assert t.client.list("nightly-report") == []
+        await t.advance(15 * 60)  # 03:05: the 03:00 tick fired
+        [row] = t.client.list("nightly-report")
+        final = await t.run_until(row.id, workflow="nightly-report")
+    assert final["output"] == {"cron": "0 3 * * *", "orders": 42}
+
+
+def test_the_command_lines_of_the_bash_examples_parse():
+    """Each `wf ...` line of the bash examples names real commands and options; each pip install
+    names this repository's extras; each pytest -m names registered markers."""
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    extras = set(project["project"]["optional-dependencies"])
+    markers = {m.split(":")[0] for m in project["tool"]["pytest"]["ini_options"]["markers"]}
+    for body in examples("bash"):
+        for line in body.splitlines():
+            line = line.split("  #")[0].strip()
+            if line.startswith("wf "):  # parsed as wf parses it (an unknown command or option fails), then --help
+                code, out, err = run_wf(*shlex.split(line)[1:], "--help")
+                assert code == 0 and "Usage:" in out, f"{line}: {err}"
+            for extra in re.findall(r"pip install [^\n]*?\[(\w+)\]", line):
+                assert extra in extras, f"{line}: no extra {extra!r}"
+            assert "pip install wf" not in line and "'wf[" not in line, f"{line}: PyPI's `wf` is another project"
+            for marker in re.findall(r'-m "([^"]+)"', line):
+                assert set(re.findall(r"\w+", marker)) - {"not", "and", "or"} <= markers, line

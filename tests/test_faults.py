@@ -293,7 +293,13 @@ def test_a_stopped_postgres_worker_starts_no_step_another_worker_took_over(proje
         )
         stopped.proc.send_signal(signal.SIGSTOP)  # every instance waits for a retry, in its memory
         survivor = wf_procs.worker(project).wait_ready()
-        wait_until(lambda: ended(client, ids, "ledger"), 120, "the survivor to finish every instance")
+        try:
+            wait_until(lambda: ended(client, ids, "ledger"), 120, "the survivor to finish every instance")
+        except AssertionError:
+            raise AssertionError(
+                f"{[(r.id, r.status, r.owner) for r in client.list('ledger', limit=50) if r.status != 'complete']}\n"
+                f"{survivor.output()[-3000:]}"
+            ) from None
         assert {client.status(i, "ledger")["status"] for i in ids} == {"complete"}
         resumed_at = time.time()
         stopped.proc.send_signal(signal.SIGCONT)  # its retry timers are all overdue now
@@ -314,6 +320,10 @@ def test_a_stopped_postgres_worker_starts_no_step_another_worker_took_over(proje
         ]
         assert stale == [], f"the resumed worker started {len(stale)} steps the other had committed: {stale[:3]}"
     finally:
+        for worker in wf_procs.workers:  # a stopped worker holds locks that would block the schema's drop
+            if worker.proc.poll() is None:
+                worker.proc.send_signal(signal.SIGCONT)
+                worker.kill()
         schema.drop()
 
 

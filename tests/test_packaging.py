@@ -39,7 +39,7 @@ def test_wheel_in_a_clean_venv_runs_init_and_a_workflow(tmp_path):
         capture_output=True,
         timeout=300,
     )
-    [wheel] = dist.glob("wf-*.whl")
+    [wheel] = dist.glob("wf_workflows-*.whl")  # the distribution wf-workflows: the command and package stay wf
     shipped = set(zipfile.ZipFile(wheel).namelist())
     for ui_file in ("static/ui.js", "static/ui.css", "templates/base.html", "templates/instance.html"):
         assert f"wf/http/ui/{ui_file}" in shipped, f"the wheel lacks the web UI's {ui_file}"
@@ -62,3 +62,6 @@ def test_wheel_in_a_clean_venv_runs_init_and_a_workflow(tmp_path):
     assert json.loads(result.stdout)["output"]["trackingNumber"] == "TRK-o-1001"
     version = subprocess.run([str(bin_dir / "python"), "-m", "wf", "--help"], capture_output=True, text=True)
     assert version.returncode == 0 and "trigger" in version.stdout
+    named = subprocess.run([str(bin_dir / "wf"), "--version"], capture_output=True, text=True)
+    shown = subprocess.run([str(bin_dir / "pip"), "show", "wf-workflows"], capture_output=True, text=True)
+    assert named.stdout == f"wf {wf.__version__}\n" and "Name: wf-workflows" in shown.stdout

@@ -587,7 +587,7 @@ def test_postgres_without_psycopg_says_how_to_install(monkeypatch, tmp_path):
     monkeypatch.setattr(postgres, "psycopg", None)
     with pytest.raises(StoreError, match="psycopg") as info:
         open_store(tmp_path, "postgresql://localhost/db")
-    assert "wf[postgres]" in info.value.hint
+    assert ".[postgres]" in info.value.hint and "psycopg-pool" in info.value.hint  # wf-workflows, not PyPI's wf
 
 
 def test_unknown_store_scheme_is_refused(tmp_path):

@@ -167,7 +167,6 @@ def test_trigger_from_the_form_watch_steps_live_send_the_approval_and_see_it_com
     assert len(client.events("order-ui-1")) == 1
 
 
-@pytest.mark.xfail(strict=True, reason="tracebacks land with issue 18")
 def test_open_a_failed_step_and_read_its_traceback(page, shop):
     from playwright.sync_api import expect
 

@@ -137,8 +137,16 @@ class Client:
         return status_shape(self.get(id, workflow))
 
     def list(
-        self, workflow: str | None = None, status: str | None = None, limit: int = 25, offset: int = 0
+        self,
+        workflow: str | None = None,
+        status: str | None = None,
+        limit: int = 25,
+        offset: int = 0,
+        *,
+        since: float | None = None,
+        until: float | None = None,
     ) -> _List[InstanceRow]:
+        """Instances newest first, `offset` rows in; created in [since, until) when those are given."""
         if workflow is not None:
             self.config.workflow(workflow)
         if status is not None and status not in STATUSES:
@@ -148,7 +156,7 @@ class Client:
                 raise ValidationError(
                     f"{name} {value!r} is out of range", f"use a whole number from {low} to {LIST_MAX:,}"
                 )
-        return self.store.list_instances(workflow, status, limit, offset)
+        return self.store.list_instances(workflow, status, limit, offset, since=since, until=until)
 
     # -- act -----------------------------------------------------------------------------
 

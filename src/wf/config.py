@@ -28,6 +28,7 @@ from typing import Any
 
 import pyjson5
 
+from wf import config_keys
 from wf.errors import ConfigError, NotFoundError
 from wf.runtime.settings import Settings
 
@@ -69,6 +70,7 @@ class Config:
     state_dir: Path
     store_url: str | None
     settings: Settings = field(default_factory=Settings)  # runtime settings from the environment
+    warnings: tuple[str, ...] = field(default=(), compare=False)  # unknown keys, with a suggestion (config_keys)
 
     def workflow(self, name: str) -> WorkflowConfig:
         return self._find("name", name, "named")
@@ -227,7 +229,8 @@ def load_config(
     file = find_config(path, cwd)
     text = read_config_text(file)
     check = _Checker(file, text)
-    data, at = _select_env(parse_config_text(text, file), env, check)
+    parsed = parse_config_text(text, file)
+    data, at = _select_env(parsed, env, check)
     return Config(
         path=file,
         root=file.parent,
@@ -241,6 +244,7 @@ def load_config(
         state_dir=(cwd / Path(persist_to)).resolve() if persist_to else file.parent / ".wf",
         store_url=store or environ.get("WF_STORE") or None,
         settings=Settings.from_env(environ),
+        warnings=config_keys.warnings(parsed, text, str(file)),
     )
 
 

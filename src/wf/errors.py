@@ -7,6 +7,7 @@ The tree::
     │   ├── ConfigError              the wrangler config: file, line:column, field, expected, found
     │   ├── LoaderError              importing `main` or finding `class_name` failed
     │   ├── ValidationError          a bad value: id, name, duration, step config, payload size, JSON
+    │   │   └── UsageError           a command line that does not parse (unknown option, missing argument)
     │   ├── NotFoundError            no such workflow or instance
     │   ├── ConflictError            the instance exists already, or is in a state that forbids the action
     │   ├── StoreError               the state store cannot be opened (corrupt, newer schema, locked)
@@ -70,6 +71,10 @@ class LoaderError(WfError):
 
 class ValidationError(WfError, ValueError):
     exit_code = 2
+
+
+class UsageError(ValidationError):
+    """The command line itself is wrong: an unknown option, a missing argument (exit code 2, as click's)."""
 
 
 class NotFoundError(WfError, LookupError):
@@ -138,8 +143,12 @@ class StepError(Exception):
 
 
 def error_info(exc: BaseException) -> dict:
-    """The `{"name", "message"}` shape Cloudflare reports for an error."""
-    name = getattr(exc, "name", None)
+    """The `{"name", "message"}` shape Cloudflare reports for an error. The name is the exception's
+    class, always: a `name` attribute is another thing on many exceptions (`AttributeError.name`
+    is the missing attribute, `NameError.name` the unknown name, `ImportError.name` the module).
+    Only a `StepError` (standing for a class that could not be rebuilt) and a `NonRetryableError`
+    given a name of its own (as Cloudflare's takes one) carry the name elsewhere."""
+    name = vars(exc).get("name") if isinstance(exc, (StepError, NonRetryableError)) else None
     if not isinstance(name, str) or not name:
         name = type(exc).__name__
     return {"name": name, "message": str(exc)}
@@ -156,9 +165,22 @@ def rebuild_error(info: dict) -> Exception:
     if name in known:
         return known[name](message)
     builtin = getattr(builtins, name, None)
-    if isinstance(builtin, type) and issubclass(builtin, Exception) and not issubclass(builtin, OSError):
-        try:
-            return builtin(message)
-        except Exception:  # a builtin with another constructor shape
-            pass
+    if isinstance(builtin, type) and issubclass(builtin, Exception):
+        try:  # OSError's kin too: given one argument, they keep it as their message
+            rebuilt = builtin(_key(message) if builtin is KeyError else message)
+        except Exception:  # a builtin with another constructor shape (UnicodeDecodeError...)
+            return StepError(name, message)
+        if type(rebuilt) is builtin:
+            return rebuilt
     return StepError(name, message)
+
+
+def _key(message: str) -> object:
+    """The key of a KeyError from its message (the key's repr), so that the rebuilt error says the
+    same thing; the message itself when it is not a literal."""
+    import ast
+
+    try:
+        return ast.literal_eval(message)
+    except (ValueError, SyntaxError, MemoryError, RecursionError):
+        return message

@@ -41,7 +41,7 @@ def load_workflow_classes(config: Config) -> dict[str, type[WorkflowEntrypoint]]
         return {}
     wanted = ", ".join(wf.class_name for wf in config.workflows)
     module = _import_main(config, purpose=f" (for {wanted})")
-    return {wf.name: _workflow_class(config, module, wf) for wf in config.workflows}
+    return {wf.name: workflow_class(config, module, wf) for wf in config.workflows}
 
 
 # ---------------------------------------------------------------- importing main
@@ -155,7 +155,7 @@ def _missing_module_hint(config: Config, exc: ModuleNotFoundError, home: Path) -
 # ---------------------------------------------------------------- finding the classes
 
 
-def _workflow_class(config: Config, module: ModuleType, wf: WorkflowConfig) -> type[WorkflowEntrypoint]:
+def workflow_class(config: Config, module: ModuleType, wf: WorkflowConfig) -> type[WorkflowEntrypoint]:
     what = f"class_name {wf.class_name!r} of workflow {wf.name!r}"
     cls = getattr(module, wf.class_name, None)
     if cls is None:

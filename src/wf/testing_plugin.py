@@ -8,12 +8,16 @@
         t = wf_test_factory({"my-workflow": MyWorkflow})
 
 A harness starts inside the test's event loop on first use and is closed after the test. The
-plugin needs no async plugin itself: with pytest-asyncio (any mode) the tests are `async def`;
-without it, drive the harness with `asyncio.run(...)` inside a plain test.
+plugin needs no async plugin: an `async def` test that no other plugin runs (pytest-asyncio in
+its default strict mode without `@pytest.mark.asyncio`, or no async plugin at all) is run here
+with `asyncio.run`. Tests that pytest-asyncio (auto mode, or marked), anyio or trio run are
+left to them.
 """
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 from pathlib import Path
 
 import pytest
@@ -29,6 +33,19 @@ def pytest_addoption(parser) -> None:
         "(default: the nearest one above the test file)",
         default="",
     )
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_pyfunc_call(pyfuncitem):
+    """Run an `async def` test nobody else runs; None leaves the test to pytest and its plugins.
+    (pytest-asyncio hands pytest a synchronous wrapper for the tests it runs, so those are not
+    coroutine functions by the time they get here.)"""
+    test = pyfuncitem.obj
+    if not inspect.iscoroutinefunction(test) or any(pyfuncitem.get_closest_marker(m) for m in ("anyio", "trio")):
+        return None
+    kwargs = {name: pyfuncitem.funcargs[name] for name in pyfuncitem._fixtureinfo.argnames}
+    asyncio.run(test(**kwargs))
+    return True
 
 
 @pytest.fixture

@@ -82,14 +82,16 @@ def _fast_status(args: list[str]) -> bool:
             persist_to=options.get("persist_to"),
             store=options.get("store"),
         )
+        for warning in config.warnings:  # as every command does (cli/core.py's warn_config)
+            sys.stderr.write(f"warning: {warning}\n")
         result = Client(config).status(id, workflow)
         sys.stdout.write(json.dumps(result, indent=2, default=str) + "\n")
 
-    guarded(status)
+    guarded(status, as_json="--json" in args)
     return True
 
 
-def guarded(command, verbose: object = False) -> None:
+def guarded(command, verbose: object = False, as_json: bool = False) -> None:
     """The command line's one error boundary: a `WfError` (the user can act on it) becomes one
     sentence and a hint on stderr and its exit code; anything else is a bug, said plainly. A
     traceback only with --verbose (or WF_VERBOSE=1)."""
@@ -98,22 +100,28 @@ def guarded(command, verbose: object = False) -> None:
     try:
         command()
     except WfError as exc:
-        fail(exc, str(exc), exc.hint, exc.exit_code, verbose)
+        fail(exc, str(exc), exc.hint, exc.exit_code, verbose, as_json)
     except KeyboardInterrupt:
         sys.exit(130)
     except Exception as exc:  # a bug: say so plainly, details with --verbose
-        fail(
-            exc, f"unexpected error: {type(exc).__name__}: {exc}", "run again with --verbose and report it", 1, verbose
-        )
+        hint = "run again with --verbose and report it"
+        fail(exc, f"unexpected error: {type(exc).__name__}: {exc}", hint, 1, verbose, as_json)
 
 
-def fail(exc: BaseException, message: str, hint: str | None, code: int, verbose: object = False) -> None:
-    """The end of every failed command: one sentence and a hint on stderr, an exit code."""
+def fail(
+    exc: BaseException, message: str, hint: str | None, code: int, verbose: object = False, as_json: bool = False
+) -> None:
+    """The end of every failed command: one sentence and a hint on stderr (one JSON object with
+    --json: `{"error": {"name", "message", "hint", "exit_code"}}`), an exit code."""
     if verbose or os.environ.get("WF_VERBOSE"):
         import traceback
 
         traceback.print_exception(exc)
-    sys.stderr.write(f"error: {message}\n")
-    if hint:
-        sys.stderr.write(f"hint: {hint}\n")
+    if as_json:
+        error = {"name": type(exc).__name__, "message": message, "hint": hint, "exit_code": code}
+        sys.stderr.write(json.dumps({"error": error}) + "\n")
+    else:
+        sys.stderr.write(f"error: {message}\n")
+        if hint:
+            sys.stderr.write(f"hint: {hint}\n")
     sys.exit(code)

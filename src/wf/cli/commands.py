@@ -13,6 +13,8 @@ import typer
 from .core import announce_crons, app, client, load, log_to_stderr, out_json, read_json_arg, say
 
 TERMINAL = ("complete", "errored", "terminated")
+LOG_FORMAT = typer.Option("human", "--log-format", help="Instance events on stderr as human lines or json lines.")
+QUIET = typer.Option(False, "--quiet", "-q", help="Log no instance events (nor HTTP requests); errors still show.")
 
 
 @app.command()
@@ -27,13 +29,21 @@ def worker(
         min=0.5,
         help="Seconds a PostgreSQL worker's claims outlive its last heartbeat (default: $WF_LEASE or 30).",
     ),
+    log_format: str = LOG_FORMAT,
+    quiet: bool = QUIET,
 ):
     """Run the runner: execute instances, fire timers and cron schedules. Stop with Ctrl-C.
 
-    Example: wf worker --concurrency 200
+    It logs one line per instance event on stderr (started, a step attempt failed with its error
+    and traceback and when it is retried, sleeping until, waiting for an event, completed,
+    errored); --log-format json writes them as JSON lines, --quiet leaves them out.
+
+    Example: wf worker --concurrency 200 --log-format json
     """
     from ..service import build_runner
+    from . import runlog
 
+    runlog.install(log_format, quiet)
     config = load()
     runner = build_runner(config, concurrency=concurrency, replay_always=replay_always, lease=lease)
     announce_crons()
@@ -47,16 +57,17 @@ async def _serve(runner, config) -> None:
         loop.add_signal_handler(sig, stop.set)
     from ..client import Client
     from ..errors import StoreError
+    from . import runlog
 
     log_to_stderr()
     await runner.start()
     names = ", ".join(w.name for w in config.workflows) or "(none)"
-    say(f"wf worker {runner.owner} ready: workflows {names}; state in {Client(config).store_name}")
+    runlog.say(f"wf worker {runner.owner} ready: workflows {names}; state in {Client(config).store_name}")
     await asyncio.wait(
         [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(runner.failed.wait())],
         return_when=asyncio.FIRST_COMPLETED,
     )
-    say("stopping: letting in-flight steps finish...")
+    runlog.say("stopping: letting in-flight steps finish...")
     await runner.stop()
     if runner.failure:
         raise StoreError(f"the worker stopped: {runner.failure}", "start it again; it opens the store afresh")
@@ -65,7 +76,7 @@ async def _serve(runner, config) -> None:
 @app.command()
 def trigger(
     workflow: str = typer.Argument(..., help="Name of the workflow."),
-    params_json: str | None = typer.Argument(None, metavar="[PARAMS_JSON]", help="Params as a JSON string."),
+    params_json: str | None = typer.Argument(None, metavar="PARAMS_JSON", help="Params as a JSON string."),
     params: str | None = typer.Option(None, "--params", "-p", help="Params file: .json, .yaml/.yml, or - for stdin."),
     id: str | None = typer.Option(None, "--id", help="Instance id (default: a random UUID)."),
     wait: bool = typer.Option(False, "--wait", help="Block until the instance ends; exit 1 if it errored."),
@@ -77,7 +88,7 @@ def trigger(
     """
     c = client()
     payload = read_json_arg(params_json, params, "params")
-    if wait and not c.runner_alive():  # import the code first: broken code must not leave a queued orphan
+    if not c.runner_alive():  # import the code first: broken code must not leave a queued orphan
         from ..loader import load_workflow_classes
 
         load_workflow_classes(c.config)
@@ -92,7 +103,9 @@ def trigger(
         return
     if not as_json:
         print(row.id, flush=True)
-    final = _wait(c, row)
+    from .waiting import wait_for
+
+    final = wait_for(c, row, quiet=as_json)
     status = c.status(row.id, workflow)
     if as_json:
         out_json({"id": row.id, **status})
@@ -100,52 +113,6 @@ def trigger(
         say(f"{final}: " + json.dumps(status["output"] if final == "complete" else status["error"]))
     if final != "complete":
         raise typer.Exit(1)
-
-
-def _wait(c, row) -> str:
-    with _Progress(row) as progress:
-        while c.runner_alive():  # if the runner goes away meanwhile, finish the instance here
-            current = c.get(row.id, row.workflow)
-            progress.update(current)
-            if current.status in TERMINAL:
-                return current.status
-            time.sleep(0.05)
-        from ..service import build_runner, run_until_done
-
-        progress.note(f"no runner is active: running {row.id} here until it ends")
-        runner = build_runner(c.config, crons=False)  # it stops when this instance ends: no schedules
-        return asyncio.run(run_until_done(runner, row.seq, on_tick=progress.update))
-
-
-class _Progress:
-    """A spinner on stderr with the instance's status, when stderr is a terminal; silence otherwise."""
-
-    def __init__(self, row):
-        self.row, self.status = row, None
-
-    def __enter__(self):
-        if sys.stderr.isatty():
-            from rich.console import Console
-
-            self.console = Console(stderr=True)
-            self.status = self.console.status(f"{self.row.id}: queued")
-            self.status.__enter__()
-        return self
-
-    def update(self, row) -> None:
-        if self.status is not None:
-            self.status.update(f"{row.id}: {row.status}")
-
-    def note(self, message: str) -> None:
-        if self.status is not None:
-            self.console.log(message)
-        else:
-            say(message + "...")
-
-    def __exit__(self, *exc):
-        if self.status is not None:
-            self.status.__exit__(*exc)
-        return False
 
 
 @app.command()
@@ -185,7 +152,9 @@ def status(
 @app.command("send-event")
 def send_event(
     id: str = typer.Argument(..., help="Instance id, or 'latest'."),
-    type: str | None = typer.Option(None, "--type", "-t", help="Event type (default: 'event')."),
+    type: str | None = typer.Option(
+        None, "--type", "-t", help="Event type (needed unless the instance waits for exactly one type)."
+    ),
     payload: str | None = typer.Option(None, "--payload", help="Payload as a JSON string."),
     payload_file: str | None = typer.Option(None, "--payload-file", help="Payload file (JSON/YAML, - for stdin)."),
     workflow: str | None = typer.Option(None, "--workflow", "-w", help="Workflow, when ids clash."),
@@ -193,13 +162,34 @@ def send_event(
 ):
     """Deliver an event to an instance (kept until a wait_for_event takes it).
 
+    --type is required, as wrangler's; without it, an instance waiting for exactly one event
+    type gets that type (and the command says so).
+
     Example: wf send-event latest --type approval --payload '{"approved": true}'
     """
     c = client()
     data = read_json_arg(payload, payload_file, "payload")
     row = c.get(id, workflow)
+    if type is None:
+        type = _awaited_type(c, row)
     c.send_event(row.id, type, data, row.workflow)
     if as_json:
-        out_json({"id": row.id, "type": type or "event", "sent": True})
+        out_json({"id": row.id, "type": type, "sent": True})
     else:
-        say(f"sent event {type or 'event'!r} to {row.id}")
+        say(f"sent event {type!r} to {row.id}")
+
+
+def _awaited_type(c, row) -> str:
+    """The event type the instance waits for, when it waits for exactly one; else a usage error."""
+    from ..errors import UsageError
+
+    steps = c.describe(row.id, row.workflow)["steps"]  # a step that waits on events describes its event_type
+    types = sorted({s["event_type"] or "(any type)" for s in steps if "event_type" in s and s["status"] == "waiting"})
+    if len(types) == 1 and types[0] != "(any type)":
+        say(f"note: no --type given; instance {row.id} waits for {types[0]!r}, so the event is of that type")
+        return types[0]
+    waiting = f"it waits for {', '.join(types)}" if types else "it is not waiting for an event now"
+    raise UsageError(
+        f"send-event needs --type: {waiting}",
+        f"e.g. wf send-event {row.id} --type {types[0] if types and types[0] != '(any type)' else 'approval'}",
+    )

@@ -14,10 +14,12 @@ from typing import Any
 import typer
 
 from . import guarded
+from .help import TidyGroup
 
 app = typer.Typer(
+    cls=TidyGroup,
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,  # --install-completion / --show-completion for bash, zsh, fish, PowerShell
     pretty_exceptions_enable=False,
     help="wf: Cloudflare Workflows for Python, run anywhere.",
 )
@@ -41,14 +43,33 @@ def _globals(
     persist_to: str | None = typer.Option(None, "--persist-to", help="Folder for local state (default .wf)."),
     store: str | None = typer.Option(None, "--store", help="Store URL (default: $WF_STORE or .wf/state.db)."),
     verbose: bool = typer.Option(False, "--verbose", help="Show tracebacks for errors."),
+    version: bool = typer.Option(
+        False, "--version", is_eager=True, callback=lambda shown: _version(shown), help="Print wf's version and exit."
+    ),
 ):
     state.config, state.env, state.persist_to, state.store, state.verbose = config, env, persist_to, store, verbose
+
+
+def _version(shown: bool) -> None:
+    if shown:
+        from .. import __version__
+
+        print(f"wf {__version__}")
+        raise typer.Exit()
 
 
 def load():
     from ..config import load_config
 
-    return load_config(state.config, env=state.env, persist_to=state.persist_to, store=state.store)
+    config = load_config(state.config, env=state.env, persist_to=state.persist_to, store=state.store)
+    warn_config(config)
+    return config
+
+
+def warn_config(config) -> None:
+    """The cheap part of `wf check`, on every command that reads the config: keys wf does not know."""
+    for warning in config.warnings:
+        say(f"warning: {warning}")
 
 
 def client():
@@ -62,12 +83,15 @@ def log_to_stderr() -> None:
     stderr, whatever workflow code does with the root logger."""
     import logging
 
+    from . import runlog
+
     logger = logging.getLogger("wf")
-    if not any(getattr(h, "wf_stderr", False) for h in logger.handlers):
+    handler = next((h for h in logger.handlers if getattr(h, "wf_stderr", False)), None)
+    if handler is None:
         handler = logging.StreamHandler(sys.stderr)
         handler.wf_stderr = True  # type: ignore[attr-defined]
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
         logger.addHandler(handler)
+    handler.setFormatter(runlog.formatter())
     logger.setLevel(logging.INFO)
     logger.propagate = False  # workflow code's root handlers (and the capture of printed lines) stay out
 
@@ -85,9 +109,11 @@ def announce_crons() -> None:
     """Say on stderr each time a schedule fires (the runner logs it to `wf.cron`)."""
     import logging
 
+    from . import runlog
+
     class Say(logging.Handler):
         def emit(self, record: logging.LogRecord) -> None:
-            say(record.getMessage())
+            runlog.say(record.getMessage())
 
     logger = logging.getLogger("wf.cron")
     logger.setLevel(logging.INFO)
@@ -163,12 +189,33 @@ def read_text(path: Path, what: str) -> str:
 
 
 # the command modules register themselves on `app` (they import it from here)
-from . import commands, dev, init, manage, tail  # noqa: E402,F401
+from . import check, commands, dev, init, instances, manage, tail  # noqa: E402,F401
 
 
 def main(argv: list[str] | None = None) -> None:
     """Console entry point, inside the command line's one error boundary."""
-    guarded(lambda: app(args=argv, prog_name="wf"), _Verbose())
+    args = list(sys.argv[1:] if argv is None else argv)
+    guarded(lambda: _run(args), _Verbose(), as_json="--json" in args)
+
+
+def _run(args: list[str]) -> None:
+    """The typer app in click's non-standalone mode, so that a usage error reaches the boundary
+    and is said like every other error (`error:` and `hint:`, exit code 2), not in typer's box."""
+    from ..errors import UsageError
+    from .help import click_errors
+
+    command = typer.main.get_command(app)
+    try:
+        code = command.main(args=args, prog_name="wf", standalone_mode=False)
+    except click_errors.NoArgsIsHelpError:  # the help was printed already
+        sys.exit(2)
+    except click_errors.UsageError as exc:
+        where = exc.ctx.command_path if exc.ctx is not None else "wf"
+        raise UsageError(exc.format_message().rstrip("."), f"see `{where} --help`") from None
+    except typer.Abort:
+        raise KeyboardInterrupt from None
+    if isinstance(code, int) and code:
+        sys.exit(code)
 
 
 class _Verbose:

@@ -7,7 +7,8 @@ import os
 
 import typer
 
-from .core import announce_crons, app, load, log_to_stderr, say
+from .commands import LOG_FORMAT, QUIET
+from .core import announce_crons, app, load, log_to_stderr
 
 
 @app.command()
@@ -20,6 +21,8 @@ def dev(
         False, "--reload", help="Reload on a change to a .py file, the config, .dev.vars or .env."
     ),
     concurrency: int = typer.Option(1000, "--concurrency", min=1, help="Most instances this runner executes at once."),
+    log_format: str = LOG_FORMAT,
+    quiet: bool = QUIET,
 ):
     """Run workflows and serve wrangler's local API and your app's routes. Stop with Ctrl-C.
 
@@ -28,12 +31,18 @@ def dev(
     (`request.state.env` or `request.scope["wf.env"]`). With WF_TOKEN set, every request must
     send `Authorization: Bearer $WF_TOKEN`.
 
+    On stderr: one line per instance event, as `wf worker` logs them, and one per HTTP request
+    (method, path, status, time); --log-format json for JSON lines, --quiet for neither.
+
     Example: wf dev --port 8787
     """
     from ..http.server import serve_dev
+    from . import runlog
 
+    runlog.install(log_format, quiet)
     config = load()
     token = os.environ.get("WF_TOKEN") or None
     log_to_stderr()
     announce_crons()
-    asyncio.run(serve_dev(config, host=host, port=port, reload=reload, token=token, say=say, concurrency=concurrency))
+    options = {"host": host, "port": port, "reload": reload, "token": token, "concurrency": concurrency}
+    asyncio.run(serve_dev(config, say=runlog.say, **options))

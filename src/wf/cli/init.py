@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import re
+import shlex
+import shutil
+import sys
 from importlib import resources
 from pathlib import Path
 
@@ -57,7 +61,7 @@ def _as_toml(jsonc: str) -> str:
 
 @app.command()
 def init(
-    directory: str = typer.Argument(".", metavar="[DIR]", help="Where to create the project (default: here)."),
+    directory: str = typer.Argument(".", metavar="DIR", help="Where to create the project (default: here)."),
     template: str = typer.Option("default", "--template", help="Project template."),
     fmt: str = typer.Option("jsonc", "--format", help="Config format: jsonc or toml."),
     name: str | None = typer.Option(None, "--name", help="Project name (default: the folder's name)."),
@@ -85,8 +89,21 @@ def init(
         path = target / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text, encoding="utf-8")
-    where = "" if directory == "." else f"cd {directory} && "
+    where = "" if directory == "." else f"cd {shlex.quote(directory)} && "
     say(
         f"created {len(files)} files in {target.resolve()}\n"
-        f"next: {where}wf trigger order-processing --params order.json --wait"
+        f"next: {where}{wf_command(target)} trigger order-processing --params order.json --wait"
     )
+
+
+def wf_command(project: Path) -> str:
+    """How to run this same `wf` from inside `project`: `wf` when the shell finds it on its PATH (an
+    active virtual environment), else its path, relative to the project when that is shorter."""
+    script = Path(sys.executable).parent / "wf"
+    found = shutil.which("wf")
+    if found and Path(found).resolve() == script.resolve():
+        return "wf"
+    if not script.exists():  # not installed as a script (python -m wf from a checkout)
+        return f"{shlex.quote(sys.executable)} -m wf"
+    relative = os.path.relpath(script, project.resolve())
+    return shlex.quote(relative if len(relative) < len(str(script)) else str(script))

@@ -13,7 +13,6 @@ import json
 import sys
 import time
 from collections import OrderedDict, deque
-from datetime import UTC, datetime
 
 import typer
 
@@ -26,19 +25,11 @@ ENDS = tuple(e.value for e in InstanceEvent if e.ends)
 
 
 def event_json(h) -> dict:
-    """A history row as Cloudflare's instance event shape."""
-    out = {
-        "type": h.type,
-        "eventId": h.seq,
-        "instanceId": h.instance_id,
-        "workflow": h.workflow,
-        "timestamp": datetime.fromtimestamp(h.at, tz=UTC).isoformat(timespec="milliseconds"),
-    }
-    if h.step is not None:
-        out["stepName"], out["count"] = h.step, h.n
-    for key, value in (h.data or {}).items():
-        out.setdefault(key, value)
-    return out
+    """A history row as Cloudflare's instance event shape (times in ISO 8601), with its log number."""
+    from .runlog import instance_event_json
+
+    out = instance_event_json(h.type, h.at, h.instance_id, h.workflow, h.step, h.n, h.data)
+    return {"type": out.pop("type"), "eventId": h.seq, **out}
 
 
 @app.command()
@@ -94,24 +85,25 @@ def _follow_view(c, cursor, instance, workflow, limit) -> None:
 
     model = TailModel()
     console = Console(stderr=False)
-    with Live(model.render(time.time(), limit), console=console, refresh_per_second=8, transient=False) as live:
+    view = lambda: model.render(time.time(), limit, console)  # noqa: E731
+    with Live(view(), console=console, refresh_per_second=8, transient=False, vertical_overflow="crop") as live:
         for rows in _batches(c, cursor, instance, workflow):
             for h in rows:
                 model.apply(h)
-            live.update(model.render(time.time(), limit))
+            live.update(view())
             if instance is not None and any(h.type in ENDS for h in rows):
                 return
 
 
 class StepView:
     """One step as the live view shows it; `facts` holds what its kind shows besides (a retry's
-    time, a wake time, an awaited event type)."""
+    time, a wake time, an awaited event type); `traceback` the last failed attempt's."""
 
-    __slots__ = ("kind", "name", "n", "state", "start", "end", "error", "facts", "logs")
+    __slots__ = ("kind", "name", "n", "state", "start", "end", "error", "facts", "logs", "traceback")
 
     def __init__(self, kind: kinds.StepKind, name: str, n: int, start: float):
         self.kind, self.name, self.n, self.start = kind, name, n, start
-        self.state, self.end, self.error = "running", None, None
+        self.state, self.end, self.error, self.traceback = "running", None, None, None
         self.facts: dict = {}
         self.logs: deque = deque(maxlen=3)
 
@@ -122,28 +114,34 @@ class InstanceView:
         self.steps: OrderedDict = OrderedDict()
         self.logs: deque = deque(maxlen=3)
         self.error = None
+        self.traceback: str | None = None
 
 
 class TailModel:
-    """What the live view shows, built only from history rows (so it can be tested offline)."""
+    """What the live view shows, built only from history rows (so it can be tested offline).
+
+    Instances keep the order they were first seen in (newest at the bottom); when they do not all
+    fit, the ones with the latest activity are shown, so whatever just happened is on screen."""
 
     def __init__(self):
         self.instances: OrderedDict[int, InstanceView] = OrderedDict()
+        self.activity = 0  # a counter: which instance changed last
 
     def apply(self, h) -> None:
         inst = self.instances.get(h.instance)
         if inst is None:
             inst = self.instances[h.instance] = InstanceView(h.instance_id or "?", h.workflow or "?", h.at)
-        self.instances.move_to_end(h.instance)
-        inst.updated = h.at
+        self.activity += 1
+        inst.updated = self.activity
         data = h.data or {}
         event = instance_event(h.type)
         if event is not None and event.status is not None:
             inst.status = event.status
             if event is InstanceEvent.ERRORED:
-                inst.error = data.get("error")
+                inst.error, inst.traceback = data.get("error"), data.get("traceback")
             if event is InstanceEvent.RESTARTED:
                 inst.steps.clear()
+                inst.error = inst.traceback = None
             return
         if event is InstanceEvent.LOG:
             target = inst.steps.get((h.step, h.n)) if h.step else None
@@ -162,40 +160,102 @@ class TailModel:
             inst.status = "running"
         if kind.follow(step, spec, h.at, data):
             inst.status = "waiting"
+        if "traceback" in data:
+            step.traceback = data["traceback"]
 
-    def render(self, now: float, limit: int = 8):
+    def render(self, now: float, limit: int = 8, console=None):
+        """The view; given a console, cut to its height with the latest activity kept."""
         from rich.console import Group
-        from rich.table import Table
         from rich.text import Text
 
         if not self.instances:
             return Text("waiting for instances... (trigger one with `wf trigger WORKFLOW`)", style="dim")
-        parts = []
-        for inst in list(self.instances.values())[-limit:]:
-            table = Table(
-                title=_title(inst),
-                title_justify="left",
-                expand=False,
-                show_edge=False,
-                pad_edge=False,
-                min_width=len(inst.id) + len(inst.workflow) + len(inst.status) + 4,
-            )  # title on one line
-            for column in ("step", "state", "attempt", "time", "detail"):
-                table.add_column(column)
-            for step in inst.steps.values():
-                table.add_row(
-                    _step_label(step),
-                    Text(step.state, style=_STYLE.get(step.state, "")),
-                    step.kind.attempt(step),
-                    _fmt_duration((step.end or now) - step.start),
-                    step.kind.detail(step, now),
-                )
-                for line in step.logs:
-                    table.add_row("", "", "", "", Text(f"│ {line}", style="dim"))
-            for line in inst.logs:
+        latest = sorted(self.instances.values(), key=lambda i: i.updated)[-limit:]
+        shown = [i for i in self.instances.values() if i in latest]  # first-seen order
+        blocks = [_block(inst, now) for inst in shown]
+        if console is None:
+            return Group(*blocks)
+        return _fit(blocks, shown, console, len(self.instances) - len(shown))
+
+
+def _block(inst: InstanceView, now: float):
+    """One instance: its title line, its error (even with no step yet), its steps, printed lines."""
+    from rich.console import Group
+    from rich.table import Table
+    from rich.text import Text
+
+    parts: list = [_title(inst)]
+    if inst.error:
+        parts.append(Text(f"  {inst.error.get('name')}: {inst.error.get('message')}", style="red"))
+    if inst.traceback and not any(s.traceback for s in inst.steps.values()):
+        parts.append(_traceback_text(inst.traceback))
+    if inst.steps or inst.logs:
+        table = Table(expand=False, show_edge=False, pad_edge=False)
+        for column in ("step", "state", "attempt", "time"):
+            table.add_column(column, no_wrap=True)
+        table.add_column("detail", overflow="fold")
+        for step in inst.steps.values():
+            table.add_row(
+                _step_label(step),
+                Text(step.state, style=_STYLE.get(step.state, "")),
+                step.kind.attempt(step),
+                _fmt_duration((step.end or now) - step.start),
+                step.kind.detail(step, now),
+            )
+            if step.traceback and step.state in ("retrying", "errored"):
+                table.add_row("", "", "", "", _traceback_text(step.traceback))
+            for line in step.logs:
                 table.add_row("", "", "", "", Text(f"│ {line}", style="dim"))
-            parts.append(table)
-        return Group(*parts)
+        for line in inst.logs:
+            table.add_row("", "", "", "", Text(f"│ {line}", style="dim"))
+        parts.append(table)
+    return Group(*parts)
+
+
+TRACEBACK_SHOWN = 4  # lines of a traceback in the live view: the innermost frame, where it was raised
+
+
+def _traceback_text(traceback: str):
+    """The end of the user's frames (the error itself is on the line above); the whole one is in
+    `wf instances describe`."""
+    from rich.text import Text
+
+    lines = [
+        line
+        for line in traceback.rstrip("\n").splitlines()
+        if line.startswith(" ")
+        and not line.startswith("  ...")  # frames only: not the header, error, note
+        and line.strip(" ^~")  # nor the carets under the source
+    ]
+    if len(lines) > TRACEBACK_SHOWN:
+        lines = ["  ..."] + lines[-TRACEBACK_SHOWN:]
+    return Text("\n".join(lines), style="red dim")
+
+
+def _fit(blocks: list, shown: list, console, hidden: int):
+    """The blocks that fit the console's height, newest activity first in, drawn in their order; the
+    top of the one that does not fit whole is cut, so its latest lines stay on screen."""
+    from rich.console import Group
+    from rich.segment import Segment, Segments
+    from rich.text import Text
+
+    height = max(3, console.size.height - 1)
+    options = console.options.update(height=None)
+    rendered = [console.render_lines(b, options, pad=False) for b in blocks]
+    order = sorted(range(len(blocks)), key=lambda i: shown[i].updated, reverse=True)
+    keep: set[int] = set()
+    used = 0
+    for i in order:
+        if used + len(rendered[i]) > height and keep:
+            continue
+        keep.add(i)
+        used += len(rendered[i])
+    lines = [line for i in sorted(keep) for line in rendered[i]]
+    hidden += len(blocks) - len(keep)
+    cut = max(0, len(lines) - height)
+    parts: list = [Text(f"... {hidden} more instance(s) not shown", style="dim")] if hidden else []
+    parts.append(Segments([seg for line in lines[cut:] for seg in (*line, Segment.line())]))
+    return Group(*parts)
 
 
 _STYLE = {
@@ -212,15 +272,12 @@ _STYLE = {
 }
 
 
-def _title(inst: InstanceView) -> str:
-    color = _STYLE.get(inst.status, "")
-    title = (
-        f"[bold]{inst.id}[/bold]  {inst.workflow}  [{color}]{inst.status}[/{color}]"
-        if color
-        else f"[bold]{inst.id}[/bold]  {inst.workflow}  {inst.status}"
-    )
-    if inst.error:
-        title += f"  [red]{inst.error.get('name')}: {inst.error.get('message')}[/red]"
+def _title(inst: InstanceView):
+    from rich.text import Text
+
+    title = Text(inst.id, style="bold")
+    title.append(f"  {inst.workflow}  ")
+    title.append(inst.status, style=_STYLE.get(inst.status, ""))
     return title
 
 

@@ -24,7 +24,11 @@ ERROR_OBJ = {
     "type": "object",
     "nullable": True,
     "required": ["name", "message"],
-    "properties": {"name": {"type": "string"}, "message": {"type": "string"}},
+    "properties": {
+        "name": {"type": "string"},
+        "message": {"type": "string"},
+        "stack": {"type": "string", "description": "a failed attempt's traceback (wf's addition, like a JS stack)"},
+    },
 }
 
 

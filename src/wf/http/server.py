@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import ipaddress
+import logging
 import math
 import re
 import signal
@@ -34,6 +35,8 @@ from typing import TYPE_CHECKING
 
 from ..errors import ValidationError, WfError
 from .app import LOOPBACK_HOSTS, WfApp, create_app
+
+access_log = logging.getLogger("wf.http")
 
 if TYPE_CHECKING:  # uvicorn and the runtime load when `wf dev` starts, not when this module is imported
     import uvicorn
@@ -191,7 +194,11 @@ class DevServer:
         grace = math.ceil(self.grace)  # uvicorn takes whole seconds
         server = _server(
             uvicorn.Config(
-                self.app, log_level="warning", access_log=False, lifespan="on", timeout_graceful_shutdown=grace
+                AccessLog(self.app),
+                log_level="warning",
+                access_log=False,  # AccessLog says it, in the runner's log format
+                lifespan="on",
+                timeout_graceful_shutdown=grace,
             )
         )
         serving = loop.create_task(server.serve(sockets=[sock]))
@@ -311,3 +318,29 @@ class DevServer:
 
 async def serve_dev(config, **options) -> None:
     await DevServer(config, **options).run()
+
+
+class AccessLog:
+    """One record per HTTP request on the `wf.http` logger once it is answered: method, path (never
+    the query string, which may carry the UI's token), status and time, as uvicorn users expect."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http" or not access_log.isEnabledFor(logging.INFO):
+            return await self.app(scope, receive, send)
+        started, status = time.perf_counter(), 500
+
+        async def sending(message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        finally:
+            request = {"method": scope["method"], "path": scope["path"], "status": status}
+            request["ms"] = (time.perf_counter() - started) * 1000
+            access_log.info("%(method)s %(path)s %(status)s", request, extra={"wf_request": request})

@@ -8,7 +8,7 @@ year (365 days). Anything else is refused with the value named.
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from ..errors import ValidationError
 
@@ -85,3 +85,11 @@ def format_duration(seconds: float) -> str:
         return f"{hours}h{minutes:02d}m"
     days, hours = divmod(hours, 24)
     return f"{days}d{hours:02d}h"
+
+
+def iso_time(ts: float | None) -> str | None:
+    """Epoch seconds as ISO 8601 in UTC with milliseconds (`2026-11-01T09:30:00.000Z`), as the
+    explorer API and the command line's JSON write times."""
+    if ts is None:
+        return None
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")

@@ -28,9 +28,11 @@ from . import codec, steps
 from .entrypoint import StepEvent, WorkflowEvent
 from .events import InstanceEvent, LogEvent
 from .logs import current as current_step
+from .report import report
 from .steps.do import StepCallable, StepContext
 from .steps.kind import StepKind, Wake
 from .store.base import StepRow, StepWrite
+from .tracebacks import format_traceback
 
 __all__ = ["Execution", "Interrupt", "StepCallable", "StepContext", "WorkflowStep", "check_step_name"]
 
@@ -124,6 +126,7 @@ class Execution:
         self.interrupted: Interrupt | None = None  # why run() must stop, once it has been told
         self.suspect = False  # the last lease renewal did not list this instance as held
         self.task: asyncio.Task | None = None
+        self.traceback: str | None = None  # of the error that ended run(), if one did
         self.log_buffer: list = []
         self._partial: dict = {}
         self._log_flush: asyncio.TimerHandle | None = None
@@ -182,6 +185,7 @@ class Execution:
         )
         if status is None:
             raise self.interrupt("lost")
+        report(self.row, write.events)
         if status == "waitingForPause":
             self.pause_pending = True
 
@@ -325,4 +329,5 @@ class Execution:
         except Interrupt:
             raise
         except Exception as exc:
+            self.traceback = format_traceback(exc)  # for the event log (the runner's log, `wf tail`)
             return "errored", error_info(exc)

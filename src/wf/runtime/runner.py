@@ -28,11 +28,15 @@ from .clock import Clock, SystemClock
 from .coordination import coordination_for
 from .cron import CronScheduler
 from .engine import Execution, Interrupt
+from .events import InstanceEvent, LogEvent
+from .report import enabled as report_enabled
+from .report import report
 from .retry import Backoff
 from .settings import Settings
 from .status import Status
 from .store import open_store
 from .store.aio import AsyncStore
+from .store.base import from_json
 
 log = logging.getLogger("wf.runner")
 _STORE_DOWN = Backoff(first=0.1, factor=2.0, most=5.0)
@@ -66,6 +70,7 @@ class Runner:
         env: Any = None,
         astore: AsyncStore | None = None,
         capture_output: bool = True,
+        only: list[int] | None = None,
     ):
         self.workflows = workflows
         self.state_dir = Path(state_dir)
@@ -77,6 +82,7 @@ class Runner:
         self.reap_interval = reap_interval
         self.env = env
         self.capture_output = capture_output
+        self.only = list(only) if only else None  # run these instances (seqs) and no other (`trigger --wait`)
         self.max_losses = self.settings.max_recovery_attempts
         self.astore = astore or AsyncStore(lambda: open_store(self.state_dir, store_url, self.settings))
         self.astore.on_settled = self.activity
@@ -236,7 +242,7 @@ class Runner:
     async def _work_due(self) -> bool:
         names = list(self.workflows)
         caps = {n: r.concurrency_limit for n, r in self.workflows.items() if r.concurrency_limit}
-        due = await self.astore.call(self.store_ops.next_wake, names, caps)
+        due = await self.astore.call(self.store_ops.next_wake, names, caps, self.only)
         room = len(self._tasks) < self.concurrency or any(x.is_idle() for x in self.executions.values())
         if due is not None and due <= self.clock.now() and room:
             self.wake()
@@ -331,9 +337,10 @@ class Runner:
         }
         log.error("instance %s: %s", row.id, error["message"])
         now = self.clock.now()
-        await self.astore.write(
+        if await self.astore.write(
             self.store_ops.finish_instance, self.owner, row.seq, row.gen, "errored", None, error, now
-        )
+        ):
+            report(row, [_ended("errored", None, error, now)])
 
     async def _execute(self, x: Execution) -> None:
         try:
@@ -351,9 +358,10 @@ class Runner:
             status, value = "errored", error_info(exc)
         output, error = (value, None) if status == "complete" else (None, value)
         try:
-            done = await self.astore.write(
-                self.store_ops.finish_instance, self.owner, x.seq, x.gen, status, output, error, self.clock.now()
-            )
+            end = (status, output, error, self.clock.now(), x.traceback)
+            done = await self.astore.write(self.store_ops.finish_instance, self.owner, x.seq, x.gen, *end)
+            if done and report_enabled():
+                report(x.row, [_ended(*end)])
         except StoreError as exc:  # its end is not stored: it runs again (by replay) when the store is back
             log.error("could not record the end of instance %s (%s); it will be replayed", x.row.id, exc)
             return await self._hand_back(x.seq, x.gen, self.clock.now())
@@ -430,15 +438,19 @@ class Runner:
             free = self.concurrency - len(self._tasks) if self.trusted() else 0  # loading ones count too
             rows = []
             if free > 0:
-                rows = await self.astore.call(self.store_ops.claim, self.owner, now, self.lease, free, names, caps)
+                rows = await self.astore.call(
+                    self.store_ops.claim, self.owner, now, self.lease, free, names, caps, self.only
+                )
                 for row in rows:
                     self._spawn(row)
+                    if row.started_at == now:  # its first claim: the store logged it as started
+                        report(row, [LogEvent(now, InstanceEvent.STARTED.value)])
             if rows and len(rows) == free:
                 await asyncio.sleep(0)
                 continue
             due = None
             if free > len(rows) or free <= 0:
-                due = await self.astore.call(self.store_ops.next_wake, names, caps)
+                due = await self.astore.call(self.store_ops.next_wake, names, caps, self.only)
             if free <= 0 and self.trusted() and due is not None and due <= now:
                 self._make_room()  # those suspended wake this loop as they finish
                 due = None
@@ -478,3 +490,10 @@ class Runner:
         a note was lost (a full socket buffer drops it), look for events nobody was told about."""
         await self._poke_waiters()
         await self.coord.reap(now)
+
+
+def _ended(status: str, output: str | None, error: dict | None, now: float, traceback: str | None = None) -> LogEvent:
+    """The log entry the store wrote for an instance's end, to report it."""
+    if status == Status.COMPLETE:
+        return LogEvent(now, InstanceEvent.COMPLETED.value, data={"output": from_json(output)})
+    return LogEvent(now, f"workflow_{status}", data={"error": error, "traceback": traceback})

@@ -28,6 +28,7 @@ from ..durations import format_duration, parse_duration
 from ..logs import current as current_step
 from ..store.base import AttemptRow, HistoryRow, StepRow, StepWrite
 from ..threads import STEP_THREADS
+from ..tracebacks import format_traceback
 from . import register
 from .kind import EventSpec, StepKind, StepStatus, Wake, error_line
 
@@ -175,6 +176,7 @@ class Do(StepKind):
     final = frozenset({DoStatus.COMPLETE, DoStatus.ERRORED})
     wakes = frozenset({Wake.TIMER})  # the delay before a retry
     step_result = True
+    times = ("start", "end", "next_retry")
     events = (
         EventSpec("step_started"),
         EventSpec("attempt_started", state="running", shows={"attempt": "attempt"}),
@@ -250,18 +252,18 @@ class Do(StepKind):
             if outcome == "ok":
                 await self._succeeded(x, state, rec, attempt, started, now, value)
                 return codec.decode(value)
-            info = error_info(value)
+            info, trace = error_info(value), format_traceback(value)
             if outcome == "final" or attempt > cfg.limit:
-                await self._failed(x, state, rec, attempt, started, now, info)
+                await self._failed(x, state, rec, AttemptRow(attempt, started, now, info, trace), now)
                 raise rebuild_error(info)
             rec.status, rec.error, rec.wake_at = DoStatus.RETRYING.value, info, now + cfg.delay_after(attempt)
             status, wake = x.instance_state(rec.wake_at)
             delay_ms = round((rec.wake_at - now) * 1000)
             retry = {"attempt": attempt, "error": info, "retryDelayMs": delay_ms, "nextRetryAt": rec.wake_at}
             events = self._attempt_started(state, rec, attempt, started) + [
-                self.log(rec, now, "attempt_errored", retry)
+                self.log(rec, now, "attempt_errored", {**retry, **_traced(trace)})
             ]
-            await x.commit(StepWrite(rec, AttemptRow(attempt, started, now, info), status, wake, events=events))
+            await x.commit(StepWrite(rec, AttemptRow(attempt, started, now, info, trace), status, wake, events=events))
             crash_point("retry-delay", rec.name)
             x.check_pause()
             await x.wait(self, rec.wake_at)
@@ -281,15 +283,16 @@ class Do(StepKind):
         crash_point("after-commit", rec.name)
         x.after_step()
 
-    async def _failed(self, x, state, rec: StepRow, attempt: int, started: float, now: float, info: dict) -> None:
+    async def _failed(self, x, state, rec: StepRow, a: AttemptRow, now: float) -> None:
         """The last attempt failed: the step ends errored (the caller raises its error in `run()`)."""
+        info = a.error
         rec.status, rec.error, rec.ended_at, rec.wake_at = DoStatus.ERRORED.value, info, now, None
-        events = self._attempt_started(state, rec, attempt, started) + [
-            self.log(rec, now, "attempt_errored", {"attempt": attempt, "error": info}),
+        events = self._attempt_started(state, rec, a.attempt, a.started_at) + [
+            self.log(rec, now, "attempt_errored", {"attempt": a.attempt, "error": info, **_traced(a.traceback)}),
             self.log(rec, now, "step_errored", {"error": info}),
         ]
         status, wake = x.instance_state()
-        await x.commit(StepWrite(rec, AttemptRow(attempt, started, now, info), status, wake, events=events))
+        await x.commit(StepWrite(rec, a, status, wake, events=events))
         x.after_step()
 
     def _attempt_started(self, state: _RunState, rec: StepRow, attempt: int, started: float) -> list:
@@ -369,6 +372,7 @@ class Do(StepKind):
                     "end": a.ended_at,
                     "success": a.error is None and a.ended_at is not None,
                     "error": a.error,
+                    "traceback": a.traceback,
                 }
                 for a in s.attempt_log
             ],
@@ -389,13 +393,18 @@ class Do(StepKind):
                     "start": iso(a["start"]),
                     "end": iso(a["end"]),
                     "success": None if a["end"] is None else a["error"] is None,
-                    "error": a["error"],
+                    "error": _with_stack(a["error"], a.get("traceback")),
                 }
                 for a in d.get("attempts", [])
             ],
         }
         if success and d.get("output") is not None:
             out["output"] = d["output"]
+        return out
+
+    def with_times(self, d: dict, iso: Callable) -> dict:
+        out = super().with_times(d, iso)
+        out["attempts"] = [{**a, "start": iso(a["start"]), "end": iso(a["end"])} for a in d.get("attempts", [])]
         return out
 
     def human(self, d: dict) -> list[tuple[str, str, Any]]:
@@ -501,6 +510,17 @@ def _is_nonretryable(exc: BaseException) -> bool:
         "NonRetryableError",
         "WorkflowFatalError",
     )
+
+
+def _traced(trace: str | None) -> dict:
+    """An attempt_errored entry's traceback field, when the error has one."""
+    return {"traceback": trace} if trace else {}
+
+
+def _with_stack(error: dict | None, trace: str | None) -> dict | None:
+    """A failed attempt's error in the explorer API: Cloudflare's {name, message}, plus `stack` (the
+    traceback, as a JavaScript error carries its stack) when there is one."""
+    return {**error, "stack": trace} if error is not None and trace else error
 
 
 def _preview(output_json: str) -> Any:

@@ -72,6 +72,7 @@ class StepKind:
     wakes: ClassVar[frozenset[Wake]] = frozenset()
     events: ClassVar[tuple[EventSpec, ...]]
     step_result: ClassVar[bool] = False  # wf.testing's wait_for_step_result waits for this kind's result
+    times: ClassVar[tuple[str, ...]] = ("start", "end")  # describe() fields holding epoch seconds
 
     def __init__(self):
         self.specs = {spec.name: spec for spec in self.events}
@@ -154,6 +155,11 @@ class StepKind:
         if "output" in d:
             out["output"] = d["output"] if self.succeeded(d["status"]) else None
         return out
+
+    def with_times(self, d: dict, iso: Callable[[float | None], str | None]) -> dict:
+        """A `describe()` entry with its times (`times`) as `iso` writes them: the command line's JSON
+        shows ISO 8601 where the Python API keeps epoch seconds."""
+        return {k: iso(v) if k in self.times and isinstance(v, (int, float)) else v for k, v in d.items()}
 
     def human(self, d: dict) -> list[tuple[str, str, Any]]:
         """`wf instances describe`'s fields after the common ones, as (label, how, value); how is

@@ -28,6 +28,7 @@ class Sleep(StepKind):
     display = "sleep"
     label = "💤 Sleeping"
     icon = "z"
+    times = ("start", "end", "wake_at")
     methods = ("sleep", "sleep_until")
     Status = SleepStatus
     final = frozenset({SleepStatus.COMPLETE})

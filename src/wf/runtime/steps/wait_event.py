@@ -36,6 +36,7 @@ class WaitForEvent(StepKind):
     display = "waitForEvent"
     label = "👀 Waiting for event"
     icon = "?"
+    times = ("start", "end", "timeout_at")
     methods = ("wait_for_event",)
     Status = WaitStatus
     final = frozenset({WaitStatus.COMPLETE, WaitStatus.ERRORED})
@@ -166,6 +167,13 @@ class WaitForEvent(StepKind):
         output = out["output"]
         if isinstance(output, dict) and isinstance(output.get("timestamp"), (int, float)):
             out["output"] = {**output, "timestamp": iso(output["timestamp"])}
+        return out
+
+    def with_times(self, d: dict, iso: Callable) -> dict:
+        out = super().with_times(d, iso)
+        output = out.get("output")
+        if isinstance(output, dict) and isinstance(output.get("timestamp"), (int, float)):
+            out["output"] = {**output, "timestamp": iso(output["timestamp"])}  # the event's, not user data
         return out
 
     def human(self, d: dict) -> list[tuple[str, str, Any]]:

@@ -39,6 +39,7 @@ class AttemptRow:
     started_at: float
     ended_at: float | None
     error: dict | None  # None when it succeeded
+    traceback: str | None = None  # of a failed attempt: the user's frames, bounded (runtime/tracebacks.py)
 
 
 @dataclass

@@ -67,17 +67,21 @@ class SQLStore(RunnerOps, Ops):
 
     @_read
     def list_instances(
-        self, workflow: str | None, status: str | None, limit: int, offset: int = 0
+        self,
+        workflow: str | None,
+        status: str | None,
+        limit: int,
+        offset: int = 0,
+        *,
+        since: float | None = None,
+        until: float | None = None,
     ) -> list[InstanceRow]:
-        where = [
-            cond
-            for cond, value in (("workflow = :workflow", workflow), ("status = :status", status))
-            if value is not None
-        ]
+        """Newest first; `since`/`until` bound `created_at` (`until` excluded)."""
+        params = {"workflow": workflow, "status": status, "since": since, "until": until}
+        conditions = ("workflow = :workflow", "status = :status", "created_at >= :since", "created_at < :until")
+        where = [cond for cond, value in zip(conditions, params.values()) if value is not None]
         clause = ("WHERE " + " AND ".join(where)) if where else ""
-        rows = self._all(
-            "list_instances", {"where": clause}, workflow=workflow, status=status, limit=limit, offset=offset
-        )
+        rows = self._all("list_instances", {"where": clause}, limit=limit, offset=offset, **params)
         return [instance_from_row(r) for r in rows]
 
     @_read
@@ -137,9 +141,9 @@ class SQLStore(RunnerOps, Ops):
         steps = [step_from_row(r) for r in self._all("steps_of", seq=seq)]
         if with_attempts and steps:
             by_pos = {s.pos: s for s in steps}
-            for pos, attempt, start, end, error in self._all("attempts_of", seq=seq):
+            for pos, attempt, start, end, error, traceback in self._all("attempts_of", seq=seq):
                 if pos in by_pos:
-                    by_pos[pos].attempt_log.append(AttemptRow(attempt, start, end, from_json(error)))
+                    by_pos[pos].attempt_log.append(AttemptRow(attempt, start, end, from_json(error), traceback))
         return steps
 
     @_read
@@ -164,10 +168,13 @@ class SQLStore(RunnerOps, Ops):
         return [(EventRow(*r[:4]), r[4]) for r in self._all("events_of", seq=seq)]
 
     @_read
-    def next_wake(self, workflows: list[str], caps: dict[str, int] | None = None) -> float | None:
+    def next_wake(
+        self, workflows: list[str], caps: dict[str, int] | None = None, only: list[int] | None = None
+    ) -> float | None:
         """The earliest wake time of an unclaimed instance; queued instances of capped workflows
         wait for a slot, not a time, so they are left out."""
-        return self._value("next_wake", workflows=list(workflows), capped=list(caps or ()))
+        parts = {"extra": "AND seq {in:only}" if only else ""}  # `only`: a runner for those instances alone
+        return self._value("next_wake", parts, workflows=list(workflows), capped=list(caps or ()), only=only or [])
 
     @_read
     def with_pending_events(self, seqs: list[int]) -> list[int]:

@@ -53,17 +53,27 @@ def migrations() -> list[str]:
     return [part.split("\n", 1)[1].strip() for part in text.split("\n-- migration")[1:]]
 
 
-def _durability(mode: str) -> dict:
-    """PostgreSQL's default, synchronous_commit=on, waits for the WAL flush (power-loss); in
-    "process" mode a commit returns before it, as SQLite's synchronous=NORMAL does."""
-    return {} if mode == "power-loss" else {"options": "-c synchronous_commit=off"}
+def _session(url: str, durability: str, lease: float) -> dict:
+    """Settings of every wf connection. PostgreSQL's default, synchronous_commit=on, waits for the
+    WAL flush (power-loss); in "process" mode a commit returns before it, as SQLite's
+    synchronous=NORMAL does. A worker stopped in the middle of a transaction (SIGSTOP, a frozen VM)
+    would hold its rows' locks for ever, and takeovers skip locked rows: the server ends such a
+    transaction once it has sat idle for a lease."""
+    from psycopg.conninfo import conninfo_to_dict
+
+    options = [str(conninfo_to_dict(url).get("options") or "")]  # the URL's own (a search_path, say) first
+    options.append(f"-c idle_in_transaction_session_timeout={max(1000, round(lease * 1000))}")
+    if durability != "power-loss":
+        options.append("-c synchronous_commit=off")
+    return {"options": " ".join(o for o in options if o)}
 
 
 def require_psycopg() -> None:
     if psycopg is None:
         raise StoreError(
             "WF_STORE names a PostgreSQL database, but psycopg (the PostgreSQL driver) is not installed",
-            "install the extra: pip install 'wf[postgres]'",
+            "install wf's postgres extra (pip install -e '.[postgres]' in wf's folder), "
+            "or psycopg[binary] and psycopg-pool",
         )
 
 
@@ -81,7 +91,7 @@ class PostgresDB:
 
     dialect = PostgresDialect()
 
-    def __init__(self, url: str, pool_size: int = 4, durability: str = "power-loss"):
+    def __init__(self, url: str, pool_size: int = 4, durability: str = "power-loss", lease: float = 30.0):
         require_psycopg()
         self.url = url
         self.where = redact(url)
@@ -101,7 +111,7 @@ class PostgresDB:
             max_size=max(1, pool_size),
             open=False,
             name="wf",
-            kwargs={"autocommit": False, "connect_timeout": CONNECT_TIMEOUT, **_durability(durability)},
+            kwargs={"autocommit": False, "connect_timeout": CONNECT_TIMEOUT, **_session(url, durability, lease)},
         )
         try:
             self.pool.open(wait=True, timeout=CONNECT_TIMEOUT)
@@ -160,7 +170,7 @@ class PostgresDB:
             raise StoreError(
                 f"the PostgreSQL store {self.where} has schema version {version}, newer than "
                 f"this wf understands ({known})",
-                "upgrade wf (pip install -U wf)",
+                "upgrade wf (the wf-workflows package) to the version that wrote it",
             )
         return version
 

@@ -42,7 +42,7 @@ SELECT status, count(*) FROM wf_instances WHERE workflow = :workflow GROUP BY st
 SELECT {step_columns} FROM wf_steps WHERE instance = :seq ORDER BY pos
 
 -- name: attempts_of
-SELECT pos, attempt, started_at, ended_at, error FROM wf_attempts WHERE instance = :seq ORDER BY pos, attempt
+SELECT pos, attempt, started_at, ended_at, error, traceback FROM wf_attempts WHERE instance = :seq ORDER BY pos, attempt
 
 -- name: next_event
 SELECT seq, type, payload, created_at FROM wf_events
@@ -54,7 +54,7 @@ SELECT seq, type, payload, created_at, consumed_by FROM wf_events WHERE instance
 -- name: next_wake
 SELECT min(wake_at) FROM wf_instances
 WHERE owner IS NULL AND wake_at IS NOT NULL AND workflow {in:workflows}
-  AND NOT (status = 'queued' AND workflow {in:capped})
+  AND NOT (status = 'queued' AND workflow {in:capped}) {extra}
 
 -- name: with_pending_events
 SELECT DISTINCT instance FROM wf_events WHERE consumed_by IS NULL AND instance {in:seqs}
@@ -200,10 +200,10 @@ ON CONFLICT (instance, pos) DO UPDATE SET kind = excluded.kind, name = excluded.
   wake_at = excluded.wake_at, event_type = excluded.event_type
 
 -- name: upsert_attempt
-INSERT INTO wf_attempts (instance, pos, attempt, started_at, ended_at, error)
-VALUES (:seq, :pos, :attempt, :started_at, :ended_at, :error)
+INSERT INTO wf_attempts (instance, pos, attempt, started_at, ended_at, error, traceback)
+VALUES (:seq, :pos, :attempt, :started_at, :ended_at, :error, :traceback)
 ON CONFLICT (instance, pos, attempt) DO UPDATE SET started_at = excluded.started_at,
-  ended_at = excluded.ended_at, error = excluded.error
+  ended_at = excluded.ended_at, error = excluded.error, traceback = excluded.traceback
 
 -- name: consume_event
 UPDATE wf_events SET consumed_by = :pos WHERE seq = :event AND consumed_by IS NULL

@@ -46,27 +46,33 @@ class RunnerOps(Ops):
         limit: int,
         workflows: list[str],
         caps: dict[str, int] | None = None,
+        only: list[int] | None = None,
     ) -> list[InstanceRow]:
-        """Take up to `limit` due instances. A workflow in `caps` starts a queued instance only while
-        fewer than its cap are running (`concurrency.limit`); waking instances go first. A lock per
-        capped workflow makes its count and its claim one decision across runners."""
+        """Take up to `limit` due instances (of the seqs in `only`, when given). A workflow in `caps`
+        starts a queued instance only while fewer than its cap are running (`concurrency.limit`);
+        waking instances go first. A lock per capped workflow makes its count and its claim one
+        decision across runners."""
         if limit <= 0 or not workflows:
             return []
         caps = {w: c for w, c in (caps or {}).items() if w in workflows}
+        mine = " AND seq {in:only}" if only else ""
         claimed = self._claim_due(
             owner,
             now,
             lease,
             limit,
             list(workflows),
-            "AND NOT (status = 'queued' AND workflow {in:capped})",
+            "AND NOT (status = 'queued' AND workflow {in:capped})" + mine,
             capped=list(caps),
+            only=only or [],
         )
         for workflow, cap in caps.items():
             self.db.lock(f"wf-cap:{workflow}")
             room = min(cap - int(self._value("count_running", workflow=workflow)), limit - len(claimed))
             if room > 0:
-                claimed += self._claim_due(owner, now, lease, room, [workflow], "AND status = 'queued'")
+                claimed += self._claim_due(
+                    owner, now, lease, room, [workflow], "AND status = 'queued'" + mine, only=only or []
+                )
         claimed.sort(key=lambda r: (r.wake_at or 0, r.seq))
         for row in claimed:
             if row.started_at == now:
@@ -116,6 +122,7 @@ class RunnerOps(Ops):
                 started_at=a.started_at,
                 ended_at=a.ended_at,
                 error=to_json(a.error),
+                traceback=a.traceback,
             )
         self.append_history(seq, w.events)
         if w.consume_event is not None and self._run("consume_event", pos=s.pos, event=w.consume_event).rowcount != 1:
@@ -140,8 +147,18 @@ class RunnerOps(Ops):
 
     @_write
     def finish_instance(
-        self, owner: str, seq: int, gen: int, status: str, output: str | None, error: dict | None, now: float
+        self,
+        owner: str,
+        seq: int,
+        gen: int,
+        status: str,
+        output: str | None,
+        error: dict | None,
+        now: float,
+        traceback: str | None = None,
     ) -> bool:
+        """End the instance if `owner` still holds it; `traceback` (of the error that ended `run()`)
+        goes to the event log only: the instance's error is Cloudflare's {name, message}."""
         done = (
             self._run(
                 "finish_instance",
@@ -156,7 +173,9 @@ class RunnerOps(Ops):
             == 1
         )
         if done:
-            data = {"output": from_json(output)} if status == Status.COMPLETE else {"error": error}
+            data: dict[str, Any] = {"output": from_json(output)} if status == Status.COMPLETE else {"error": error}
+            if traceback and status != Status.COMPLETE:
+                data["traceback"] = traceback
             self._log(seq, now, f"workflow_{'completed' if status == Status.COMPLETE else status}", data)
         return done
 

@@ -146,7 +146,7 @@ class SQLiteDB:
                     raise StoreError(
                         f"the state database {self.path} has schema version {version}, newer than "
                         f"this wf understands ({len(steps)})",
-                        "upgrade wf (pip install -U wf)",
+                        "upgrade wf (the wf-workflows package) to the version that wrote it",
                     )
                 if version == 0:
                     self.conn.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")

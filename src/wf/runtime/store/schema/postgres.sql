@@ -94,3 +94,6 @@ CREATE TABLE wf_crons (
     updated_at  DOUBLE PRECISION NOT NULL,
     PRIMARY KEY (workflow, cron)
 );
+
+-- migration 5: the traceback of each failed step attempt (the user's frames first, bounded in size)
+ALTER TABLE wf_attempts ADD COLUMN traceback TEXT;

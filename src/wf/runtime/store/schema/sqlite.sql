@@ -98,3 +98,6 @@ CREATE TABLE wf_crons (
     updated_at  REAL NOT NULL,
     PRIMARY KEY (workflow, cron)
 ) WITHOUT ROWID;
+
+-- migration 5: the traceback of each failed step attempt (the user's frames first, bounded in size)
+ALTER TABLE wf_attempts ADD COLUMN traceback TEXT;

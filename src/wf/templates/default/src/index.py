@@ -34,7 +34,12 @@ async def find(request: Request):
 
 
 async def create_order(request: Request) -> JSONResponse:
-    order = await request.json()
+    try:
+        order = await request.json()
+    except ValueError:  # not JSON (or not UTF-8): the client's mistake, said as such
+        return JSONResponse({"error": 'the body must be a JSON object, e.g. {"orderId": "o-1"}'}, status_code=400)
+    if not isinstance(order, dict):
+        return JSONResponse({"error": "the body must be a JSON object, not " + type(order).__name__}, status_code=400)
     instance = await bindings(request).ORDERS.create(params=order)
     return JSONResponse({"instanceId": instance.id}, status_code=201)
 

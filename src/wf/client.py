@@ -169,7 +169,7 @@ class Client:
         return self._control(self.get(id, workflow), self.store.resume)
 
     def terminate(self, id: str, workflow: str | None = None) -> None:
-        self._control(self.get(id, workflow), self.store.terminate)
+        self._wake(self._control(self.get(id, workflow), self.store.terminate))
 
     def restart(
         self, id: str, workflow: str | None = None, from_step: str | None = None, count: int = 1, type: str = "do"
@@ -190,8 +190,14 @@ class Client:
 
     def delete(self, id: str, workflow: str | None = None) -> None:
         row = self.get(id, workflow)
-        self.store.delete(row.seq)
+        woken = self.store.delete(row.seq, self.now())
         self._notify(f"c:{row.seq}")
+        self._wake(woken)
+
+    def _wake(self, waiters: Iterable[int]) -> None:
+        """Tell the runners of instances that waited for one that just ended (step.wait_for_instance)."""
+        for seq in waiters:
+            self._notify(f"e:{seq}")
 
     def _control(self, row: InstanceRow, action) -> Any:
         try:
@@ -249,8 +255,9 @@ class Client:
         deleted = 0
         while rows := self.store.list_instances(workflow, None, 500, 0):
             for row in rows:
-                self.store.delete(row.seq)
+                woken = self.store.delete(row.seq, self.now())
                 self._notify(f"c:{row.seq}")
+                self._wake(woken)
                 deleted += 1
         return deleted
 

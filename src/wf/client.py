@@ -223,6 +223,65 @@ class Client:
             "steps": [_describe_step(s) for s in steps],
         }
 
+    # -- changing code under running instances -----------------------------------------
+
+    def replay_check(
+        self,
+        workflow: str | None = None,
+        statuses: Iterable[str] | None = None,
+        id: str | None = None,
+        classes: dict[str, type] | None = None,
+    ) -> _List[dict]:
+        """Replay the current code (`classes`, else imported from `main`) of the selected instances
+        against their stored histories, with no side effects: one verdict per instance (matches,
+        diverges with the first differing step and what would happen, or error). Default: every
+        unfinished instance of every declared workflow."""
+        from .runtime import replay
+
+        if classes is None:
+            from .loader import load_workflow_classes
+
+            classes = load_workflow_classes(self.config)
+        names = [self.config.workflow(workflow).name] if workflow else [w.name for w in self.config.workflows]
+        wanted = tuple(statuses) if statuses else replay.UNFINISHED
+        for status in wanted:
+            if status not in STATUSES:
+                raise ValidationError(
+                    f"status {status!r} is not an instance status", "use any of: " + ", ".join(STATUSES)
+                )
+        rows = [self.get(id, workflow)] if id is not None else self._select(names, wanted)
+        rows = [r for r in rows if r.workflow in classes]
+        limits = {w.name: w.step_limit for w in self.config.workflows}
+        env = Env(self.config, {w.binding: replay.Binding(w.name, w.binding) for w in self.config.workflows})
+        items = ((row, self.store.steps(row.seq)) for row in rows)
+        return [v.to_dict() for v in replay.check(items, classes, limits, env)]
+
+    def _select(self, workflows: Iterable[str], statuses: Iterable[str]) -> _List[InstanceRow]:
+        """Every instance of `workflows` in one of `statuses`, oldest first."""
+        rows: _List[InstanceRow] = []
+        for workflow in workflows:
+            for status in statuses:
+                found: _List[InstanceRow] = []
+                while page := self.store.list_instances(workflow, status, 1000, len(found)):
+                    found += page
+                rows += found
+        return sorted(rows, key=lambda r: (r.created_at, r.seq))
+
+    def hold(self, id: str, workflow: str | None = None, why: str = "") -> bool:
+        """Pause an unfinished instance at once, whoever runs it (the replay check found that the
+        code about to run it diverges); False if it had ended or was paused already."""
+        row = self.get(id, workflow)
+        held = self.store.hold(row.seq, self.now(), why)
+        self._notify(f"c:{row.seq}")
+        return held
+
+    def code_checked(self, workflows: Iterable[str]) -> dict[str, str]:
+        """The code fingerprint each workflow's instances were last checked against (`record_code`)."""
+        return self.store.code_checked(list(workflows))
+
+    def record_code(self, workflows: Iterable[str], fingerprint: str) -> None:
+        self.store.record_code(list(workflows), fingerprint, self.now())
+
     def count_by_status(self, workflow: str) -> dict[str, int]:
         """How many instances of `workflow` are in each status (statuses with none are left out)."""
         self.config.workflow(workflow)

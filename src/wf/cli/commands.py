@@ -27,6 +27,9 @@ def worker(
         min=0.5,
         help="Seconds a PostgreSQL worker's claims outlive its last heartbeat (default: $WF_LEASE or 30).",
     ),
+    reap_interval: float = typer.Option(
+        1.0, "--reap-interval", min=0.01, hidden=True, help="Seconds between looks for dead runners' work (tests)."
+    ),
 ):
     """Run the runner: execute instances, fire timers and cron schedules. Stop with Ctrl-C.
 
@@ -35,7 +38,9 @@ def worker(
     from ..service import build_runner
 
     config = load()
-    runner = build_runner(config, concurrency=concurrency, replay_always=replay_always, lease=lease)
+    runner = build_runner(
+        config, concurrency=concurrency, replay_always=replay_always, lease=lease, reap_interval=reap_interval
+    )
     announce_crons()
     asyncio.run(_serve(runner, config))
 
@@ -47,8 +52,10 @@ async def _serve(runner, config) -> None:
         loop.add_signal_handler(sig, stop.set)
     from ..client import Client
     from ..errors import StoreError
+    from ..service import check_before_running
 
     log_to_stderr()
+    await check_before_running(config, runner, say)  # new code: replay its unfinished instances first
     await runner.start()
     names = ", ".join(w.name for w in config.workflows) or "(none)"
     say(f"wf worker {runner.owner} ready: workflows {names}; state in {Client(config).store_name}")

@@ -163,7 +163,7 @@ def read_text(path: Path, what: str) -> str:
 
 
 # the command modules register themselves on `app` (they import it from here)
-from . import commands, dev, init, manage, tail  # noqa: E402,F401
+from . import commands, dev, init, manage, replay, tail  # noqa: E402,F401
 
 
 def main(argv: list[str] | None = None) -> None:

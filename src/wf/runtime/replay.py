@@ -20,6 +20,7 @@ import asyncio
 import inspect
 from collections import defaultdict
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -88,7 +89,12 @@ def check(
             for row, rows in items
         ]
 
-    return asyncio.run(all_of())
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(all_of())
+    with ThreadPoolExecutor(1, thread_name_prefix="wf-replay") as pool:  # called from async code: a loop of its own
+        return pool.submit(asyncio.run, all_of()).result()
 
 
 async def replay(
@@ -224,7 +230,7 @@ def _named(step: StepRow | dict) -> str:
 def _consequence(expected: StepRow, got: dict, rec: StepRow | None) -> str:
     e, g = _named(expected), _named(got)
     if rec is not None:
-        return f"{g} would be replayed before {e}, out of the order they ran in"
+        return f"{g} would be replayed before {e}, out of the order they ran in: {e} would be skipped, or reached late"
     if not _kind(expected).finished(expected):
         return f"a new {g} would run before {e}, which this instance already began"
     return f"a new {g} would run where {e} ran: {e} (committed) would be skipped, or replayed later out of order"

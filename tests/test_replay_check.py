@@ -208,8 +208,8 @@ async def test_a_verdict_says_where_the_instance_is_and_what_the_new_code_would_
     assert [same[i]["replayed"] for i in "qrsec"] == [0, 0, 1, 3, 5]
     assert same["c"]["ends"] == {"status": "complete"}
     assert sorted(inserted) == ["e", "q", "r", "s"]  # by default: unfinished instances only
-    assert "a new step 'X' would run before sleep 'S', which this instance already began" in (
-        inserted["s"]["consequence"]
+    assert (
+        "a new step 'X' would run before sleep 'S', which this instance already began" in (inserted["s"]["consequence"])
     )
     assert "step 'B' (committed) would be skipped" in renamed["e"]["consequence"]
     assert renamed["e"]["got"] == {"kind": "do", "type": "step", "name": "B-renamed", "count": 1}

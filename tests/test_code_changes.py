@@ -220,22 +220,17 @@ def test_the_start_check_runs_once_per_code_and_holds_only_when_told(shop, monke
     with WF_ON_DIVERGENCE=hold."""
     import asyncio
 
-    from wf.service import build_runner
+    from wf.testing import WorkflowTest
 
     root, client = shop
     config = load_config(root / "wrangler.jsonc", environ={})
-    seq = client.create("orders", None, "old").seq
-    runner = build_runner(config, crons=False)
 
     async def until_waiting():
-        await runner.start()
-        try:
-            while (await runner.astore.call(runner.store_ops.get_by_seq, seq)).status != "waiting":
-                await asyncio.sleep(0.01)
-        finally:
-            await runner.stop()
+        async with WorkflowTest(config=config, state_dir=root / ".wf") as t:
+            await t.create("orders", None, "old")
+            await t.run_until("old", ("waiting",))
 
-    asyncio.run(asyncio.wait_for(until_waiting(), 20))
+    asyncio.run(until_waiting())
     said: list[str] = []
     v1 = fresh_classes(config)
     assert [v["verdict"] for v in check_code(config, v1, said.append)] == ["matches"]

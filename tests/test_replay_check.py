@@ -17,6 +17,7 @@ from test_cli import wf  # noqa: F401  (the CliRunner fixture)
 from wf import WorkflowEntrypoint
 from wf.client import Client
 from wf.runtime.status import STATUSES
+from wf.runtime.store.base import StepRow, StepWrite
 
 pytestmark = pytest.mark.usefixtures("harness_store")  # on SQLite and on PostgreSQL
 
@@ -213,6 +214,35 @@ async def test_a_verdict_says_where_the_instance_is_and_what_the_new_code_would_
     )
     assert "step 'B' (committed) would be skipped" in renamed["e"]["consequence"]
     assert renamed["e"]["got"] == {"kind": "do", "type": "step", "name": "B-renamed", "count": 1}
+
+
+class Creates(WorkflowEntrypoint):
+    async def run(self, event, step):
+        await step.do("A", work("A"), config=RETRY_A)
+        await self.env.FLOW.create(params={})  # outside a step: every replay would create again
+        await step.sleep("S", "1 hour")
+
+
+async def test_side_effects_outside_steps_are_refused_and_unknown_kinds_reported(tmp_path):
+    h = await stop_instances_at_each_point(tmp_path)
+    client = Client(h.config)
+    try:
+        before = len(client.list("flow", limit=100))
+        refused = {v["id"]: v for v in client.replay_check(classes={"flow": Creates})}
+        assert len(client.list("flow", limit=100)) == before  # nothing was created
+        store, now = client.store, client.now()
+        [row] = store.claim("test", now, 30, 1, ["flow"])  # q: give it a step of a kind nobody registered
+        odd = StepRow(pos=0, kind="checkpoint", name="mark", n=1, status="recorded")
+        store.run_batch([lambda: store.commit_step("test", row.seq, row.gen, StepWrite(odd), now)])
+        unknown = {v["id"]: v for v in client.replay_check(id="q", classes={"flow": V1})}
+    finally:
+        client.close()
+    assert refused["s"]["verdict"] == "error"
+    assert "run() used env.FLOW.create outside a step" in refused["s"]["consequence"]
+    assert refused["r"]["verdict"] == "matches"  # stopped at A, where it is: it never got that far
+    assert (
+        unknown["q"]["verdict"] == "error" and "step kind 'checkpoint' is not registered" in unknown["q"]["consequence"]
+    )
 
 
 # -- the command -----------------------------------------------------------------------------

@@ -8,7 +8,7 @@ from typing import Any
 
 from .client import AsyncClient, Client
 from .config import Config
-from .errors import WfError
+from .errors import StoreError, UnknownKindError, WfError
 from .loader import load_workflow_classes
 from .runtime.runner import Registered, Runner
 
@@ -53,9 +53,13 @@ async def check_before_running(config: Config, runner: Runner, say) -> list[dict
     classes = {name: reg.cls for name, reg in runner.workflows.items()}
     try:
         return await asyncio.to_thread(check_code, config, classes, say)
-    except WfError as exc:  # the check could not run (the store is down, say): the runner runs as before
+    except StoreError as exc:
+        if not isinstance(exc, UnknownKindError):
+            raise  # the store cannot be used: the runner could not start either, say it once
         say(f"WARNING: the replay check could not run: {exc}")
-        return []
+    except WfError as exc:  # the check could not run: the runner runs as before
+        say(f"WARNING: the replay check could not run: {exc}")
+    return []
 
 
 def check_code(config: Config, classes: dict[str, type], say) -> list[dict]:

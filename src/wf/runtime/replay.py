@@ -24,7 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from ..errors import ValidationError, error_info
+from ..errors import UnknownKindError, error_info
 from . import codec, steps
 from .engine import WorkflowStep, check_step_name
 from .entrypoint import WorkflowEvent
@@ -65,9 +65,10 @@ class Binding:
     def __getattr__(self, attr: str):
         if attr.startswith("_"):
             raise AttributeError(attr)
-        raise ValidationError(
-            f"run() used env.{self._binding}.{attr} outside a step; the replay check runs no side effects",
-            "create or change instances inside step.do, so that a replay does not do it again",
+        raise Stop(
+            verdict="error",
+            consequence=f"run() used env.{self._binding}.{attr} outside a step, which the check does not do (no "
+            f"side effects), and which every replay of the instance does again: move it into a step.do",
         )
 
 
@@ -101,8 +102,16 @@ async def replay(
     row: InstanceRow, cls: type, rows: list[StepRow], env: Any, step_limit: int, timeout: float
 ) -> Verdict:
     """Replay `cls.run()` for instance `row` against its steps `rows`."""
-    x = Replay(row, step_limit, rows, env)
     verdict = Verdict(row.id, row.workflow, row.status)
+    try:
+        return await _replay(Replay(row, step_limit, rows, env), verdict, cls, timeout)
+    except UnknownKindError as exc:  # its history holds a kind this process does not know
+        verdict.verdict, verdict.consequence = "error", str(exc)
+        return verdict
+
+
+async def _replay(x: Replay, verdict: Verdict, cls: type, timeout: float) -> Verdict:
+    row, env = x.row, x.env
     trigger = row.trigger or {}
     event = WorkflowEvent(codec.decode(row.params), row.created_at, row.id, row.workflow, trigger.get("schedule"))
     try:

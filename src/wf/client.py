@@ -233,39 +233,22 @@ class Client:
         classes: dict[str, type] | None = None,
     ) -> _List[dict]:
         """Replay the current code (`classes`, else imported from `main`) of the selected instances
-        against their stored histories, with no side effects: one verdict per instance (matches,
-        diverges with the first differing step and what would happen, or error). Default: every
-        unfinished instance of every declared workflow."""
+        (default: every unfinished one) against their stored histories, with no side effects: one
+        verdict per instance: matches, diverges (the first differing step, what would happen), error."""
+        from .loader import load_workflow_classes
         from .runtime import replay
 
-        if classes is None:
-            from .loader import load_workflow_classes
-
-            classes = load_workflow_classes(self.config)
+        classes = classes if classes is not None else load_workflow_classes(self.config)
         names = [self.config.workflow(workflow).name] if workflow else [w.name for w in self.config.workflows]
-        wanted = tuple(statuses) if statuses else replay.UNFINISHED
-        for status in wanted:
-            if status not in STATUSES:
-                raise ValidationError(
-                    f"status {status!r} is not an instance status", "use any of: " + ", ".join(STATUSES)
-                )
-        rows = [self.get(id, workflow)] if id is not None else self._select(names, wanted)
-        rows = [r for r in rows if r.workflow in classes]
-        limits = {w.name: w.step_limit for w in self.config.workflows}
+        wanted = list(statuses or replay.UNFINISHED)
+        bad = [s for s in wanted if s not in STATUSES]
+        if bad:
+            raise ValidationError(f"status {bad[0]!r} is not an instance status", "use any of: " + ", ".join(STATUSES))
+        rows = [self.get(id, workflow)] if id is not None else self.store.instances_in(names, wanted)
         env = Env(self.config, {w.binding: replay.Binding(w.name, w.binding) for w in self.config.workflows})
-        items = ((row, self.store.steps(row.seq)) for row in rows)
+        limits = {w.name: w.step_limit for w in self.config.workflows}
+        items = ((r, self.store.steps(r.seq)) for r in rows if r.workflow in classes)
         return [v.to_dict() for v in replay.check(items, classes, limits, env)]
-
-    def _select(self, workflows: Iterable[str], statuses: Iterable[str]) -> _List[InstanceRow]:
-        """Every instance of `workflows` in one of `statuses`, oldest first."""
-        rows: _List[InstanceRow] = []
-        for workflow in workflows:
-            for status in statuses:
-                found: _List[InstanceRow] = []
-                while page := self.store.list_instances(workflow, status, 1000, len(found)):
-                    found += page
-                rows += found
-        return sorted(rows, key=lambda r: (r.created_at, r.seq))
 
     def hold(self, id: str, workflow: str | None = None, why: str = "") -> bool:
         """Pause an unfinished instance at once, whoever runs it (the replay check found that the

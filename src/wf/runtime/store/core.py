@@ -125,6 +125,12 @@ class SQLStore(RunnerOps, Ops):
         rows = [instance_from_row(r) for r in self._all("page_instances", {"where": clause, "order": order}, **params)]
         return rows[::-1] if order == "ASC" else rows
 
+    @_read
+    def instances_in(self, workflows: list[str], statuses: list[str]) -> list[InstanceRow]:
+        """Every instance of `workflows` in one of `statuses`, oldest first."""
+        rows = self._all("instances_in", workflows=list(workflows), statuses=list(statuses))
+        return [instance_from_row(r) for r in rows]
+
     def _many_match(self, equal: list[str], params: dict) -> bool:
         return int(self._value("count_matching", {"where": "WHERE " + " AND ".join(equal)}, **params)) > PAGE_SORT_MAX
 

@@ -32,6 +32,10 @@ SELECT {instance_columns} FROM wf_instances {where} ORDER BY created_at DESC, se
 -- name: page_instances
 SELECT {instance_columns} FROM wf_instances {where} ORDER BY created_at {order}, seq {order} LIMIT :limit
 
+-- name: instances_in
+SELECT {instance_columns} FROM wf_instances WHERE workflow {in:workflows} AND status {in:statuses}
+ORDER BY created_at, seq
+
 -- name: count_matching
 SELECT count(*) FROM wf_instances {where}
 

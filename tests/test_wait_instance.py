@@ -224,6 +224,10 @@ def test_a_wait_is_forgotten_when_its_step_ends_or_its_instance_restarts(store):
     batch(store, lambda: store.commit_wait_end("r1", waiter.seq, again.gen, StepWrite(done), T0 + 1001))
     assert store.terminate(target.seq, T0 + 1002) == []
 
+    waiter, target = waiting_on(store, "t3")
+    store.terminate(waiter.seq, T0 + 3)  # a waiter that ends (however) no longer waits
+    assert store.terminate(target.seq, T0 + 4) == []
+
 
 def test_a_runner_store_on_sqlite_hands_over_the_notes_of_what_committed(tmp_path):
     from wf.runtime.store import open_store

@@ -43,10 +43,9 @@ class AttemptRow:
 
 @dataclass
 class StepRow:
-    """One step of one run: `do`, `sleep` or `waitForEvent`, identified by (kind, name, n).
-
-    status: do → running | retrying | complete | errored; sleep → waiting | complete;
-    waitForEvent → waiting | complete | errored.
+    """One step of one run, identified by (kind, name, n); its kind (runtime/steps) declares its statuses:
+    do → running | retrying | complete | errored; sleep → waiting | complete; waitForEvent and
+    waitForInstance → waiting | complete | errored; patch → applied.
     """
 
     pos: int

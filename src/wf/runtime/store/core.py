@@ -327,7 +327,6 @@ class SQLStore(RunnerOps, Ops):
             "delete_attempts",
             "delete_events",
             "delete_history",
-            "delete_waits",
             "delete_instance",
         ):
             self._run(query, seq=seq)

@@ -50,8 +50,9 @@ class WaitOps(Ops):
         return status
 
     def _wake_waiters(self, seq: int, now: float | None) -> list[int]:
-        """Instance `seq` ends (or is deleted) in this transaction: wake the instances waiting for it.
-        Returns their seqs (a client on SQLite sends them the notes itself)."""
+        """Instance `seq` ends (or is deleted) in this transaction: wake the instances waiting for it,
+        and forget its own waits. Returns the waiters' seqs (a client on SQLite notifies them itself)."""
+        self._run("delete_waits", seq=seq)
         waiters = [int(r[0]) for r in self._all("waiters_of", seq=seq)]
         if waiters:
             # a delete carries no time: 0 is long past, so the waiter is due at once

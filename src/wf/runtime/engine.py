@@ -254,7 +254,7 @@ class Execution:
             )
 
     def poke(self) -> None:
-        """An event arrived for this instance: wake its waits to look."""
+        """An event arrived for this instance, or an instance it waits for ended: wake its waits to look."""
         self.poke_count += 1
         for fut in self.pokers:
             if not fut.done():

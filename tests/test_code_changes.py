@@ -13,7 +13,9 @@ from pathlib import Path
 import pytest
 from conftest import wait_until
 from devserver import DevProcesses
+from harness import Harness, harness_store  # noqa: F401  (the fixture)
 
+from wf import WorkflowEntrypoint
 from wf.client import Client
 from wf.config import load_config
 from wf.service import check_code
@@ -248,3 +250,55 @@ def test_the_start_check_runs_once_per_code_and_holds_only_when_told(shop, monke
     check_code(held, v2, said.append)
     assert status(client, "old") == "paused"
     assert check_code(held, v2, said.append) == []  # resolved (held): not checked again for this code
+
+
+# -- step.patched on a fake clock ----------------------------------------------------------------
+
+
+class Before(WorkflowEntrypoint):
+    async def run(self, event, step):
+        await step.do("charge", lambda: "charge")
+        await step.wait_for_event("approval", "approval", timeout="1 day")
+        return "before"
+
+
+class After(WorkflowEntrypoint):
+    async def run(self, event, step):
+        new = await step.patched("tax")
+        again = await step.patched("tax")  # decided once per run: the same answer, no second mark
+        charged = await step.do("charge-with-tax" if new else "charge", lambda: "charge-with-tax")
+        await step.wait_for_event("approval", "approval", timeout="1 day")
+        return {"new": new, "again": again, "charged": charged}
+
+
+class Careless(WorkflowEntrypoint):
+    async def run(self, event, step):
+        if step.patched("tax"):  # not awaited: refused, rather than always true
+            return "new"
+        return "old"
+
+
+@pytest.mark.usefixtures("harness_store")
+@pytest.mark.parametrize("replay", [False, True], ids=["in-memory", "replay-always"])
+async def test_patched_is_false_where_the_history_went_on_without_it_and_recorded_where_true(tmp_path, replay):
+    async with Harness(tmp_path, {"orders": Before}) as h:
+        h.create("orders", None, "old")
+        await h.run_until("old", ("waiting",))
+    async with Harness(tmp_path, {"orders": After}, replay_always=replay) as h:
+        h.create("orders", None, "new")
+        for id in ("old", "new"):
+            h.client.send_event(id, "approval")
+        old, new = await h.run_until("old"), await h.run_until("new")
+        marks = {id: [s["name"] for s in h.describe(id)["steps"] if s["type"] == "patch"] for id in ("old", "new")}
+    assert old["output"] == {"new": False, "again": False, "charged": "charge"}  # the stored result, replayed
+    assert new["output"] == {"new": True, "again": True, "charged": "charge-with-tax"}
+    assert marks == {"old": [], "new": ["tax"]}
+
+
+async def test_patched_used_without_await_is_a_clear_error(tmp_path):
+    async with Harness(tmp_path, {"careless": Careless}) as h:
+        status = await h.run("careless")
+    assert status["error"] == {
+        "name": "TypeError",
+        "message": "step.patched('tax') must be awaited: write `if await step.patched('tax'):`",
+    }

@@ -85,10 +85,12 @@ def check(
     """The verdict of each (instance, its steps) in `items` (of the workflows in `classes`)."""
 
     async def all_of() -> list[Verdict]:
-        return [
-            await replay(row, classes[row.workflow], rows, env, step_limits.get(row.workflow, 10_000), timeout)
-            for row, rows in items
-        ]
+        verdicts = []
+        for row, rows in items:
+            limit = step_limits.get(row.workflow, 10_000)
+            verdicts.append(await replay(row, classes[row.workflow], rows, env, limit, timeout))
+            await _drop_strays()
+        return verdicts
 
     try:
         asyncio.get_running_loop()
@@ -146,6 +148,15 @@ async def _replay(x: Replay, verdict: Verdict, cls: type, timeout: float) -> Ver
             + (f", nor the {n - 1} recorded step(s) after it" if (n := x.left()) > 1 else ""),
         },
     )
+
+
+async def _drop_strays() -> None:
+    """Cancel what a replayed `run()` left running (branches of a gather the check stopped), so that
+    they do not go on into the next instance's replay."""
+    strays = asyncio.all_tasks() - {asyncio.current_task()}
+    for task in strays:
+        task.cancel()
+    await asyncio.gather(*strays, return_exceptions=True)
 
 
 class Stop(BaseException):

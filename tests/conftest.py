@@ -78,13 +78,14 @@ class WfWorker:
         args: list[str],
         store: str | None = None,
         env: dict | None = None,
+        globals: list[str] = (),
     ):
         self.log = log
         self.started = _shop_time.monotonic()
         env = _wf_env({**(env or {}), **({"WF_CRASH_AT": crash_at} if crash_at else {})}, store)
         with open(log, "wb") as err:
             self.proc = _shop_subprocess.Popen(
-                [_shop_sys.executable, "-m", "wf", "worker", *args],
+                [_shop_sys.executable, "-m", "wf", *globals, "worker", *args],
                 cwd=project,
                 env=env,
                 stdin=_shop_subprocess.DEVNULL,
@@ -152,9 +153,13 @@ class WfProcesses:
         args: list[str] = (),
         store: str | None = None,
         env: dict | None = None,
+        globals: list[str] = (),
     ) -> WfWorker:
+        """`wf [GLOBALS] worker [ARGS]` in `project` (globals: `-c FILE` and the like)."""
         log = self.tmp_path / f"worker-{len(self.workers) + 1}.log"
-        worker = WfWorker(project, log, crash_at, list(args), store or self.store, {**self.env, **(env or {})})
+        worker = WfWorker(
+            project, log, crash_at, list(args), store or self.store, {**self.env, **(env or {})}, list(globals)
+        )
         self.workers.append(worker)
         return worker
 

@@ -177,7 +177,7 @@ class Client:
         return self._control(self.get(id, workflow), self.store.resume)
 
     def terminate(self, id: str, workflow: str | None = None) -> None:
-        self._control(self.get(id, workflow), self.store.terminate)
+        self._wake(self._control(self.get(id, workflow), self.store.terminate))
 
     def restart(
         self, id: str, workflow: str | None = None, from_step: str | None = None, count: int = 1, type: str = "do"
@@ -198,8 +198,14 @@ class Client:
 
     def delete(self, id: str, workflow: str | None = None) -> None:
         row = self.get(id, workflow)
-        self.store.delete(row.seq)
+        woken = self.store.delete(row.seq, self.now())
         self._notify(f"c:{row.seq}")
+        self._wake(woken)
+
+    def _wake(self, waiters: Iterable[int]) -> None:
+        """Tell the runners of instances that waited for one that just ended (step.wait_for_instance)."""
+        for seq in waiters:
+            self._notify(f"e:{seq}")
 
     def _control(self, row: InstanceRow, action) -> Any:
         try:
@@ -224,6 +230,48 @@ class Client:
             "end": row.ended_at,
             "steps": [_describe_step(s) for s in steps],
         }
+
+    # -- changing code under running instances -----------------------------------------
+
+    def replay_check(
+        self,
+        workflow: str | None = None,
+        statuses: Iterable[str] | None = None,
+        id: str | None = None,
+        classes: dict[str, type] | None = None,
+    ) -> _List[dict]:
+        """Replay the current code (`classes`, else imported from `main`) of the selected instances
+        (default: every unfinished one) against their stored histories, with no side effects: one
+        verdict per instance: matches, diverges (the first differing step, what would happen), error."""
+        from .loader import load_workflow_classes
+        from .runtime import replay
+
+        classes = classes if classes is not None else load_workflow_classes(self.config)
+        names = [self.config.workflow(workflow).name] if workflow else [w.name for w in self.config.workflows]
+        wanted = list(statuses or replay.UNFINISHED)
+        bad = [s for s in wanted if s not in STATUSES]
+        if bad:
+            raise ValidationError(f"status {bad[0]!r} is not an instance status", "use any of: " + ", ".join(STATUSES))
+        rows = [self.get(id, workflow)] if id is not None else self.store.instances_in(names, wanted)
+        env = Env(self.config, {w.binding: replay.Binding(w.name, w.binding) for w in self.config.workflows})
+        limits = {w.name: w.step_limit for w in self.config.workflows}
+        items = ((r, self.store.steps(r.seq)) for r in rows if r.workflow in classes)
+        return [v.to_dict() for v in replay.check(items, classes, limits, env)]
+
+    def hold(self, id: str, workflow: str | None = None, why: str = "") -> bool:
+        """Pause an unfinished instance at once, whoever runs it (the replay check found that the
+        code about to run it diverges); False if it had ended or was paused already."""
+        row = self.get(id, workflow)
+        held = self.store.hold(row.seq, self.now(), why)
+        self._notify(f"c:{row.seq}")
+        return held
+
+    def code_checked(self, workflows: Iterable[str]) -> dict[str, str]:
+        """The code fingerprint each workflow's instances were last checked against (`record_code`)."""
+        return self.store.code_checked(list(workflows))
+
+    def record_code(self, workflows: Iterable[str], fingerprint: str) -> None:
+        self.store.record_code(list(workflows), fingerprint, self.now())
 
     def count_by_status(self, workflow: str) -> dict[str, int]:
         """How many instances of `workflow` are in each status (statuses with none are left out)."""
@@ -257,8 +305,9 @@ class Client:
         deleted = 0
         while rows := self.store.list_instances(workflow, None, 500, 0):
             for row in rows:
-                self.store.delete(row.seq)
+                woken = self.store.delete(row.seq, self.now())
                 self._notify(f"c:{row.seq}")
+                self._wake(woken)
                 deleted += 1
         return deleted
 

@@ -44,6 +44,29 @@ def load_workflow_classes(config: Config) -> dict[str, type[WorkflowEntrypoint]]
     return {wf.name: workflow_class(config, module, wf) for wf in config.workflows}
 
 
+def code_fingerprint(config: Config) -> str:
+    """A hash of the project's code as imported now: the source of every loaded module whose file
+    lies under the config's folder (a virtualenv's packages excepted). Same code, same hash: a
+    runner skips the replay check for code its instances were already checked against."""
+    root = config.root.resolve()
+    files = set()
+    for module in list(sys.modules.values()):
+        file = getattr(module, "__file__", None)
+        if not file or not file.endswith(".py") or "site-packages" in file:
+            continue
+        path = Path(file).resolve()
+        if path.is_relative_to(root):
+            files.add(path)
+    digest = hashlib.sha256()
+    for path in sorted(files):
+        digest.update(str(path.relative_to(root)).encode() + b"\0")
+        try:
+            digest.update(path.read_bytes())
+        except OSError:  # gone since it was imported: the name still tells this code from another
+            pass
+    return digest.hexdigest()[:32]
+
+
 # ---------------------------------------------------------------- importing main
 
 

@@ -189,7 +189,7 @@ def read_text(path: Path, what: str) -> str:
 
 
 # the command modules register themselves on `app` (they import it from here)
-from . import check, commands, dev, init, instances, manage, tail  # noqa: E402,F401
+from . import check, commands, dev, init, instances, manage, replay, tail  # noqa: E402,F401
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -230,7 +230,9 @@ def restart(
         None, "--from-step", help="Re-run from this step; earlier results are reused."
     ),
     count: int | None = typer.Option(None, "--count", help="1-based occurrence of the step name (default 1)."),
-    type: str | None = typer.Option(None, "--type", help="Step type: do (default), sleep or waitForEvent."),
+    type: str | None = typer.Option(
+        None, "--type", help="Step kind: do (default), sleep, waitForEvent, waitForInstance or patch."
+    ),
     as_json: bool = _json,
 ):
     """Restart an instance from the beginning, or from one step keeping the results before it.

@@ -132,7 +132,7 @@ STEP_DO = {
         "attempts": {"type": "array", "items": ATTEMPT},
     },
 }
-STEP_SLEEP = {
+STEP_SLEEP: dict[str, Any] = {
     "type": "object",
     "required": ["name", "start", "end", "finished", "type", "error"],
     "properties": {
@@ -144,7 +144,7 @@ STEP_SLEEP = {
         "error": ERROR_OBJ,
     },
 }
-STEP_WAIT = {
+STEP_WAIT: dict[str, Any] = {
     "type": "object",
     "required": ["name", "start", "end", "finished", "type", "error", "output"],
     "properties": {
@@ -156,6 +156,24 @@ STEP_WAIT = {
         "error": ERROR_OBJ,
         "output": {"type": "object", "nullable": True},
     },
+}
+STEP_WAIT_INSTANCE = {  # wf's own kind (step.wait_for_instance): its output is the awaited instance's status()
+    "type": "object",
+    "required": ["name", "start", "end", "finished", "type", "error", "output", "instance"],
+    "properties": {
+        **STEP_WAIT["properties"],
+        "type": {"type": "string", "enum": ["waitForInstance"]},
+        "instance": {
+            "type": "object",
+            "required": ["workflow", "id"],
+            "properties": {"workflow": {"type": "string"}, "id": {"type": "string"}},
+        },
+    },
+}
+STEP_PATCH = {  # wf's own kind (step.patched): the mark that this instance took a patch's new code
+    "type": "object",
+    "required": ["name", "start", "end", "finished", "type", "error"],
+    "properties": {**STEP_SLEEP["properties"], "type": {"type": "string", "enum": ["patch"]}},
 }
 DETAILS = {
     "type": "object",
@@ -169,7 +187,10 @@ DETAILS = {
         "output": ANY,
         "error": ERROR_OBJ,
         "trigger": {"type": "object", "properties": {"source": {"type": "string"}}},
-        "steps": {"type": "array", "items": {"anyOf": [STEP_DO, STEP_SLEEP, STEP_WAIT]}},
+        "steps": {
+            "type": "array",
+            "items": {"anyOf": [STEP_DO, STEP_SLEEP, STEP_WAIT, STEP_WAIT_INSTANCE, STEP_PATCH]},
+        },
         "step_count": {"type": "integer", "minimum": 0},
     },
 }

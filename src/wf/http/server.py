@@ -11,8 +11,8 @@ files, and beside the config the config itself (`wrangler.jsonc`, `.json`, `.tom
 `.dev.vars` / `.env`. On a change it imports the new code first, reading the config again when
 one of those changed (a broken edit is reported and the old code and config keep running), then
 swaps the runner: the old one stops as above and the new one picks every unfinished instance up
-again by replay. The state location (`--persist-to`, `--store`) is kept: changing it needs a
-restart.
+again by replay, once the replay check has looked at them on the new code (service.py). The state
+location (`--persist-to`, `--store`) is kept: changing it needs a restart.
 """
 
 from __future__ import annotations
@@ -188,6 +188,7 @@ class DevServer:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, self.stop_event.set)
+        await self._check_code(self.config, self.runner)
         await self.runner.start()
         watcher = await self._start_watching() if self.reload else None
         port = sock.getsockname()[1]
@@ -302,6 +303,7 @@ class DevServer:
         new_runner = build_runner(config, classes, concurrency=self.concurrency)
         await self.runner.stop(self.grace)
         self.runner = new_runner
+        await self._check_code(config, new_runner)
         await self.runner.start()
         if config is not self.config:
             self.config = config
@@ -310,6 +312,13 @@ class DevServer:
         what = "config and code" if config_changed else "code"
         self.say(f"reloaded: {what} changed; unfinished instances continue by replay")
         return True
+
+    async def _check_code(self, config, runner: Runner) -> None:
+        """The replay check of unfinished instances against code they have not been checked against
+        (a start, a reload): divergent ones are reported loudly (and held with WF_ON_DIVERGENCE=hold)."""
+        from ..service import check_before_running
+
+        await check_before_running(config, runner, self.say)
 
     def _reload_failed(self, exc: WfError) -> None:
         hint = f"\nhint: {exc.hint}" if exc.hint else ""

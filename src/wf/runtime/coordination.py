@@ -10,7 +10,9 @@ The runner and the client stay store-agnostic; each store picks its coordination
   `NOTIFY` in the writing transaction; runners `LISTEN` on a dedicated connection. Polling
   each `reap_interval` is only the fallback for a lost connection.
 
-Notes are `w` (new work), `e:<seq>` (an event for instance seq), `c:<seq>` (a control change).
+Notes are `w` (new work), `e:<seq>` (something for instance seq's waits: an event, or the end of an
+instance it waits for), `c:<seq>` (a control change). A runner's own writes notify too: on
+SQLite its store hands the notes of each commit to the coordination, which sends them on.
 Runner side: `start(runner)`, `stop()`, `reap(now)`. Client side: `notify(note)`, `alive()`.
 """
 
@@ -64,6 +66,12 @@ class LocalCoordination:
         self.presence = Presence(self.state_dir, runner.owner)
         self.presence.acquire()
         asyncio.get_running_loop().add_reader(self.presence.sock.fileno(), self._on_note)
+        runner.store_ops.hear_notes(self._broadcast)  # e.g. an instance's end wakes its waiters elsewhere
+
+    def _broadcast(self, notes: list[str]) -> None:
+        """The notes of one of this runner's commits, to every live runner (itself included)."""
+        for note in dict.fromkeys(notes):
+            notify(self.state_dir, note)
 
     async def stop(self) -> None:
         if self.presence is None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import logging
 import re
 from collections import defaultdict
 from collections.abc import Callable
@@ -36,6 +37,7 @@ from .tracebacks import format_traceback
 
 __all__ = ["Execution", "Interrupt", "StepCallable", "StepContext", "WorkflowStep", "check_step_name"]
 
+log = logging.getLogger("wf.runner")
 NAME_MAX = 256
 _CONTROL = re.compile(r"[\x00-\x1f]")
 
@@ -112,6 +114,7 @@ class Execution:
         self.history = {s.key: s for s in rows}
         self.next_pos = max((s.pos for s in rows), default=-1) + 1
         self.counters: dict[tuple[str, str], int] = defaultdict(int)
+        self.seen: set[tuple[str, str, int]] = set()  # step keys this run has reached (see history_ahead)
         self.scratch: dict[str, Any] = {}  # per-run state a step kind keeps, by kind name
         self.active_attempts = 0
         self.deadlines: list[float] = []
@@ -148,7 +151,22 @@ class Execution:
         counter = (kind.name, name)
         self.counters[counter] += 1
         key = (kind.name, name, self.counters[counter])
+        self.seen.add(key)
         return key, self.history.get(key)
+
+    def history_ahead(self) -> bool:
+        """Does the history hold steps this run has not reached yet? Then an earlier run went on past
+        this point (the test `step.patched` makes: such an instance took the path without the patch)."""
+        return any(key not in self.seen for key in self.history)
+
+    def missing_patch(self, kind: StepKind, patch_id: str) -> None:
+        """This instance went past `step.deprecate_patch(patch_id)` on the old path, which the code
+        no longer has: it runs on as the code says (`wf replay --check` reports it as diverging)."""
+        log.warning(
+            "instance %s went past patch %r on the old path, which the code removed (deprecate_patch)",
+            self.row.id,
+            patch_id,
+        )
 
     def new_step(self, key, **fields) -> StepRow:
         row = StepRow(pos=self.next_pos, kind=key[0], name=key[1], n=key[2], **fields)
@@ -177,11 +195,13 @@ class Execution:
         except StoreError as exc:
             raise self.interrupt("store", exc) from None
 
-    async def commit(self, write: StepWrite) -> None:
+    async def commit(self, write: StepWrite, op: Callable | None = None) -> None:
+        """Commit a step transition (with `op`, a store operation shaped like `commit_step`, when the
+        kind writes more with it)."""
         if self.log_buffer:  # printed lines go in with the step, in time order
             write.events, self.log_buffer = sorted(self.log_buffer + write.events, key=lambda e: e[0]), []
         status = await self.store_write(
-            self.host.store_ops.commit_step, self.host.owner, self.seq, self.gen, write, self.clock.now()
+            op or self.host.store_ops.commit_step, self.host.owner, self.seq, self.gen, write, self.clock.now()
         )
         if status is None:
             raise self.interrupt("lost")
@@ -254,7 +274,7 @@ class Execution:
             )
 
     def poke(self) -> None:
-        """An event arrived for this instance: wake its waits to look."""
+        """An event arrived for this instance, or an instance it waits for ended: wake its waits to look."""
         self.poke_count += 1
         for fut in self.pokers:
             if not fut.done():
@@ -266,20 +286,25 @@ class Execution:
         return self.active_attempts == 0 and bool(self.deadlines) and not any(f.done() for f in self.waits)
 
     async def wait(self, kind: StepKind, deadline: float, event_type: str | None = None) -> str:
-        """Wait, held in memory, until `deadline`, or until an event arrives when the kind is woken by
-        events (a poke; `event_type` None takes any type)."""
-        return await self._wait_until(deadline, event_type if Wake.EVENT in kind.wakes else False)
+        """Wait, held in memory, until `deadline`, or until a poke when the kind is woken by events
+        (`event_type` None takes any type) or by the end of another instance."""
+        if Wake.EVENT in kind.wakes:
+            return await self._wait_until(deadline, event_type)
+        return await self._wait_until(deadline, poked=Wake.INSTANCE in kind.wakes)
 
-    async def _wait_until(self, deadline: float, wait_type: Any = False) -> str:
-        """Wait for `deadline` (or a poke when `wait_type` is not False) while held in memory."""
+    async def _wait_until(self, deadline: float, wait_type: Any = False, poked: bool = False) -> str:
+        """Wait for `deadline` (or a poke when `wait_type` is not False, an event's type, or `poked`)
+        while held in memory."""
+        poked = poked or wait_type is not False
         loop = asyncio.get_running_loop()
         fut = loop.create_future()
         handle = self.clock.call_at(deadline, lambda: None if fut.done() else fut.set_result("time"))
         fut.add_done_callback(lambda _: self.host.activity())
         self.deadlines.append(deadline)
         self.waits.append(fut)
-        if wait_type is not False:
+        if poked:
             self.pokers.append(fut)
+        if wait_type is not False:
             self.wait_types.append(wait_type)
         evict = self._schedule_eviction(deadline)
         if self.active_attempts == 0:
@@ -292,8 +317,9 @@ class Execution:
                 evict.cancel()
             self.deadlines.remove(deadline)
             self.waits.remove(fut)
-            if wait_type is not False:
+            if poked:
                 self.pokers.remove(fut)
+            if wait_type is not False:
                 self.wait_types.remove(wait_type)
 
     def _schedule_eviction(self, deadline: float):

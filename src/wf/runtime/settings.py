@@ -12,6 +12,9 @@ Nothing below `wf.runtime` reads an environment variable: the command line, `wf.
 | WF_LEASE | seconds a PostgreSQL worker's claims outlive its last heartbeat | 30 |
 | WF_MAX_RECOVERY_ATTEMPTS | runner deaths in a row, with no step finishing, before an instance fails | 100 |
 | WF_CRASH_AT | crash points for tests: `before-commit:STEP,...` (see crash.py) | none |
+| WF_ON_DIVERGENCE | what a runner about to run new code does with instances whose history the code | warn |
+|                  | diverges from (the replay check): warn (report them loudly, run them anyway) or hold | |
+|                  | (report them and pause them, to be resumed once the code handles them) | |
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from dataclasses import dataclass
 from ..errors import ConfigError
 
 DURABILITY = ("power-loss", "process")
+ON_DIVERGENCE = ("warn", "hold")
 _SQLITE_SYNC = {"full": "power-loss", "normal": "process", "extra": "power-loss"}
 
 
@@ -33,6 +37,7 @@ class Settings:
     lease: float = 30.0
     max_recovery_attempts: int = 100
     crash_at: frozenset[str] = frozenset()
+    on_divergence: str = "warn"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
@@ -42,7 +47,19 @@ class Settings:
             lease=_number(environ, "WF_LEASE", 30.0, float, 0.5, 86400.0),
             max_recovery_attempts=_number(environ, "WF_MAX_RECOVERY_ATTEMPTS", 100, int, 1, 1_000_000),
             crash_at=frozenset(p.strip() for p in environ.get("WF_CRASH_AT", "").split(",") if p.strip()),
+            on_divergence=_on_divergence(environ),
         )
+
+
+def _on_divergence(environ: Mapping[str, str]) -> str:
+    mode = environ.get("WF_ON_DIVERGENCE", "").strip().lower() or "warn"
+    if mode not in ON_DIVERGENCE:
+        raise ConfigError(
+            f"WF_ON_DIVERGENCE={mode!r} is not a choice",
+            "use warn (the default: report instances the new code diverges from, run them anyway) or hold "
+            "(report them and pause them)",
+        )
+    return mode
 
 
 def _durability(environ: Mapping[str, str]) -> str:

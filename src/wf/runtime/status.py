@@ -12,7 +12,7 @@ class Status(StrEnum):
     ERRORED = "errored"
     TERMINATED = "terminated"
     COMPLETE = "complete"
-    WAITING = "waiting"  # sleeping, in a retry delay, or waiting for an event
+    WAITING = "waiting"  # sleeping, in a retry delay, or waiting for an event or for another instance
     WAITING_FOR_PAUSE = "waitingForPause"  # a pause was asked for while a step runs
     UNKNOWN = "unknown"
 

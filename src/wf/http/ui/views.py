@@ -29,6 +29,7 @@ STATUS = {
     "unknown": ("Unknown", "neutral"),
 }
 STEP_STATUS = {
+    "applied": ("Applied", "ok"),
     "running": ("Running", "info"),
     "retrying": ("Retrying", "warn"),
     "waiting": ("Waiting", "wait"),
@@ -46,7 +47,13 @@ ACTIONS = {
     "delete": tuple(STATUS),
 }
 # describe()'s step type -> the `type` restart-from-step takes
-RESTART_TYPE = {"step": "do", "sleep": "sleep", "waitForEvent": "waitForEvent"}
+RESTART_TYPE = {
+    "step": "do",
+    "sleep": "sleep",
+    "waitForEvent": "waitForEvent",
+    "waitForInstance": "waitForInstance",
+    "patch": "patch",
+}
 
 
 def badge(status: str, table: dict = STATUS) -> dict:
@@ -178,6 +185,29 @@ def _wait(step: dict, axis: Axis) -> dict:
     }
 
 
+def _wait_instance(step: dict, axis: Axis) -> dict:
+    target = step.get("instance") or {}
+    what = f"instance {target.get('id')} ({target.get('workflow')})"
+    pending = None
+    if step["status"] == "waiting":
+        pending = {"label": f"waiting for {what} to end; times out at", "at": step.get("timeout_at")}
+    title = f"waiting for {what}" if step.get("end") is None else f"waited for {what}"
+    return {
+        "segments": [axis.segment("wait", step.get("start"), step.get("end"), title)],
+        "pending": pending,
+        "facts": [("instance", target.get("id")), ("workflow", target.get("workflow"))],
+        "has_output": True,
+    }
+
+
+def _patch(step: dict, axis: Axis) -> dict:
+    title = f"patch {step['name']}: this instance took the new code"
+    return {
+        "segments": [axis.segment("patch", step.get("start"), step.get("end"), title)],
+        "facts": [("took", "the new code")],
+    }
+
+
 def _generic(step: dict, axis: Axis) -> dict:
     """A step kind this UI has no view for: one bar, and every field describe() gave."""
     known = {"name", "count", "type", "status", "start", "end"}
@@ -191,6 +221,8 @@ STEP_VIEWS: dict[str, Callable[[dict, Axis], dict]] = {
     "step": _do,
     "sleep": _sleep,
     "waitForEvent": _wait,
+    "waitForInstance": _wait_instance,
+    "patch": _patch,
 }
 
 

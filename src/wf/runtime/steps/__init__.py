@@ -8,10 +8,10 @@
     steps.method("wait_for_event")      # what `step.wait_for_event(...)` calls
 
 A lookup of something no kind declares raises `UnknownKindError` naming it and the known ones;
-nothing falls through to a default. The built-in kinds (`do`, `sleep`, `waitForEvent`) register
-below; `register` adds another (one module, a `StepKind` subclass) without touching the engine
-or any reader: `step.<method>(...)` reaches it, and describe, the explorer API, `wf tail` and
-`wf.testing` show it.
+nothing falls through to a default. The built-in kinds (`do`, `sleep`, `waitForEvent`,
+`waitForInstance`, `patch`) register below; `register` adds another (one module, a `StepKind`
+subclass) without touching the engine or any reader: `step.<method>(...)` reaches it, and
+describe, the explorer API, `wf tail` and `wf.testing` show it.
 """
 
 from __future__ import annotations
@@ -146,7 +146,7 @@ def _unknown(what: str, known) -> UnknownKindError:
     )
 
 
-from . import do, sleep, wait_event  # noqa: E402  (the built-in kinds register themselves)
+from . import do, patch, sleep, wait_event, wait_instance  # noqa: E402  (the built-in kinds register themselves)
 
 __all__ = [
     "EventSpec",
@@ -159,9 +159,11 @@ __all__ = [
     "kind",
     "method",
     "names",
+    "patch",
     "progress_events",
     "register",
     "sleep",
     "unregister",
     "wait_event",
+    "wait_instance",
 ]

@@ -31,6 +31,7 @@ class Wake(StrEnum):
 
     TIMER = "timer"  # the time stored with the step: a retry, the end of a sleep, a wait's timeout
     EVENT = "event"  # an event sent to the instance
+    INSTANCE = "instance"  # the end of another instance the step waits for
 
 
 class StepStatus(StrEnum):

@@ -44,10 +44,9 @@ class AttemptRow:
 
 @dataclass
 class StepRow:
-    """One step of one run: `do`, `sleep` or `waitForEvent`, identified by (kind, name, n).
-
-    status: do → running | retrying | complete | errored; sleep → waiting | complete;
-    waitForEvent → waiting | complete | errored.
+    """One step of one run, identified by (kind, name, n); its kind (runtime/steps) declares its statuses:
+    do → running | retrying | complete | errored; sleep → waiting | complete; waitForEvent and
+    waitForInstance → waiting | complete | errored; patch → applied.
     """
 
     pos: int
@@ -118,6 +117,9 @@ class Database(Protocol):
     def reading(self, fn: Callable[[], Any]) -> Any: ...
     def transaction(self) -> Any: ...  # a context manager: later calls on this thread join it
     def batch(self, ops: list[Callable[[], Any]]) -> list[Any]: ...  # group commit, a savepoint per op
+
+    on_notes: Any  # SQLite: told each committed transaction's notes (a runner's store); PostgreSQL NOTIFYs
+
     def notify(self, note: str) -> None: ...  # wake runners when this transaction commits
     def lock(self, key: str) -> None: ...  # an advisory lock until this transaction ends
     def replaced(self) -> str | None: ...  # the database, if its file is no longer the one opened

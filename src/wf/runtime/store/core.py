@@ -129,6 +129,12 @@ class SQLStore(RunnerOps, Ops):
         rows = [instance_from_row(r) for r in self._all("page_instances", {"where": clause, "order": order}, **params)]
         return rows[::-1] if order == "ASC" else rows
 
+    @_read
+    def instances_in(self, workflows: list[str], statuses: list[str]) -> list[InstanceRow]:
+        """Every instance of `workflows` in one of `statuses`, oldest first."""
+        rows = self._all("instances_in", workflows=list(workflows), statuses=list(statuses))
+        return [instance_from_row(r) for r in rows]
+
     def _many_match(self, equal: list[str], params: dict) -> bool:
         return int(self._value("count_matching", {"where": "WHERE " + " AND ".join(equal)}, **params)) > PAGE_SORT_MAX
 
@@ -287,7 +293,8 @@ class SQLStore(RunnerOps, Ops):
         return Status.QUEUED
 
     @_write
-    def terminate(self, seq: int, now: float) -> None:
+    def terminate(self, seq: int, now: float) -> list[int]:
+        """End the instance `terminated`; the instances that waited for it (woken) are returned."""
         status, _ = self._locked_status(seq)
         if status in TERMINAL:
             raise ConflictError(
@@ -297,6 +304,7 @@ class SQLStore(RunnerOps, Ops):
         self._run("set_terminated", seq=seq, now=now)
         self._log(seq, now, "workflow_terminated")
         self.db.notify(f"c:{seq}")
+        return self._wake_waiters(seq, now)
 
     @_write
     def restart(self, seq: int, now: float, from_step: tuple[str, int, str] | None = None) -> None:
@@ -310,7 +318,7 @@ class SQLStore(RunnerOps, Ops):
                     f"step {name!r} ({kind} #{count}) is not in the instance's execution history",
                     "see the steps with `wf instances describe ID`",
                 )
-        for query in ("forget_steps_from", "forget_attempts_from", "forget_events_from"):
+        for query in ("forget_steps_from", "forget_attempts_from", "forget_events_from", "forget_waits_from"):
             self._run(query, seq=seq, pos=pos)
         self._run("set_restarted", seq=seq, now=now)
         self._log(seq, now, "workflow_restarted", {"fromStep": from_step[0]} if from_step else None)
@@ -318,8 +326,40 @@ class SQLStore(RunnerOps, Ops):
         self.db.notify("w")
 
     @_write
-    def delete(self, seq: int) -> None:
+    def delete(self, seq: int, now: float | None = None) -> list[int]:
+        """Delete the instance and all it holds; the instances that waited for it (woken) are returned."""
         self._one("lock_instance", seq=seq)
-        for query in ("delete_steps", "delete_attempts", "delete_events", "delete_history", "delete_instance"):
+        for query in (
+            "delete_steps",
+            "delete_attempts",
+            "delete_events",
+            "delete_history",
+            "delete_instance",
+        ):
             self._run(query, seq=seq)
         self.db.notify(f"c:{seq}")
+        return self._wake_waiters(seq, now)
+
+    @_write
+    def hold(self, seq: int, now: float, why: str) -> bool:
+        """Pause an unfinished instance at once, whoever holds it (the generation moves on, so a
+        runner still running it writes nothing more): the replay check found that the code about
+        to run it diverges from its history. False if it had ended or was paused already."""
+        status, _ = self._locked_status(seq)
+        if status in TERMINAL or status == Status.PAUSED:
+            return False
+        self._run("set_paused", seq=seq, now=now)
+        self._log(seq, now, "workflow_paused", {"heldBy": "replay check", "reason": why})
+        self.db.notify(f"c:{seq}")
+        return True
+
+    # -- code checks ---------------------------------------------------------------------
+
+    @_read
+    def code_checked(self, workflows: list[str]) -> dict[str, str]:
+        """The code fingerprint each workflow's instances were last checked against (or made by)."""
+        return dict(self._all("code_checked", workflows=list(workflows)))
+
+    @_write
+    def record_code(self, workflows: list[str], fingerprint: str, now: float) -> None:
+        self.db.executemany("record_code", [{"workflow": w, "fingerprint": fingerprint, "now": now} for w in workflows])

@@ -80,6 +80,11 @@ class Ops:
     def transaction(self):
         return self.db.transaction()
 
+    def hear_notes(self, deliver: Callable[[list[str]], None]) -> None:
+        """Hand the notes of each committed transaction to `deliver` (a runner on SQLite broadcasts
+        them by datagram; on PostgreSQL they are NOTIFYs sent by the commit itself)."""
+        self.db.on_notes = deliver
+
     def run_batch(self, ops: list[Callable[[], Any]]) -> list[Any]:
         """Several writers' operations in one transaction (group commit); a failing op's error is
         its result (a `Failed`) and does not undo the others."""

@@ -90,6 +90,7 @@ class PostgresDB:
     """The database port on PostgreSQL. Thread-safe: each thread's transaction has its own connection."""
 
     dialect = PostgresDialect()
+    on_notes = None  # unused: a transaction's NOTIFYs go out with its commit
 
     def __init__(self, url: str, pool_size: int = 4, durability: str = "power-loss", lease: float = 30.0):
         require_psycopg()

@@ -32,6 +32,10 @@ SELECT {instance_columns} FROM wf_instances {where} ORDER BY created_at DESC, se
 -- name: page_instances
 SELECT {instance_columns} FROM wf_instances {where} ORDER BY created_at {order}, seq {order} LIMIT :limit
 
+-- name: instances_in
+SELECT {instance_columns} FROM wf_instances WHERE workflow {in:workflows} AND status {in:statuses}
+ORDER BY created_at, seq
+
 -- name: count_matching
 SELECT count(*) FROM wf_instances {where}
 
@@ -56,8 +60,13 @@ SELECT min(wake_at) FROM wf_instances
 WHERE owner IS NULL AND wake_at IS NOT NULL AND workflow {in:workflows}
   AND NOT (status = 'queued' AND workflow {in:capped}) {extra}
 
+-- Instances (of `seqs`) with something to look at: an event not yet taken, or an instance they
+-- wait for (step.wait_for_instance) that has ended or is gone. What a lost note would have said.
 -- name: with_pending_events
 SELECT DISTINCT instance FROM wf_events WHERE consumed_by IS NULL AND instance {in:seqs}
+UNION
+SELECT w.waiter FROM wf_waits w LEFT JOIN wf_instances t ON t.seq = w.target
+WHERE w.waiter {in:seqs} AND (t.seq IS NULL OR t.status IN ('complete', 'errored', 'terminated'))
 
 -- name: losses_since_progress
 SELECT count(*) FROM wf_history
@@ -148,6 +157,12 @@ DELETE FROM wf_history WHERE instance = :seq
 
 -- name: delete_instance
 DELETE FROM wf_instances WHERE seq = :seq
+
+-- name: delete_waits
+DELETE FROM wf_waits WHERE waiter = :seq
+
+-- name: forget_waits_from
+DELETE FROM wf_waits WHERE waiter = :seq AND pos >= :pos
 
 -- cron schedules ------------------------------------------------------------------------------
 
@@ -286,3 +301,38 @@ DELETE FROM wf_runners WHERE lease_until < {db_now} - 3600
 
 -- name: live_runners
 SELECT owner FROM wf_runners WHERE lease_until >= {db_now} ORDER BY owner
+
+-- waits on other instances (step.wait_for_instance) ----------------------------------------
+
+-- The instance waited on, its row locked: its end (which updates the row) and a new wait are
+-- one after the other, so the end either sees the wait or the wait sees the end.
+-- name: watch_by_id
+SELECT seq, status, output, error FROM wf_instances WHERE workflow = :workflow AND id = :id {for_update}
+
+-- name: watch_by_seq
+SELECT seq, status, output, error FROM wf_instances WHERE seq = :seq {for_update}
+
+-- name: add_wait
+INSERT INTO wf_waits (waiter, pos, target) VALUES (:seq, :pos, :target) ON CONFLICT (waiter, pos) DO NOTHING
+
+-- name: forget_wait
+DELETE FROM wf_waits WHERE waiter = :seq AND pos = :pos
+
+-- name: waiters_of
+SELECT DISTINCT waiter FROM wf_waits WHERE target = :seq ORDER BY waiter
+
+-- name: wake_waiting
+UPDATE wf_instances SET wake_at = :now WHERE seq {in:seqs} AND status = 'waiting'
+
+-- name: waited_instance_ended
+SELECT 1 FROM wf_waits w LEFT JOIN wf_instances t ON t.seq = w.target
+WHERE w.waiter = :seq AND (t.seq IS NULL OR t.status IN ('complete', 'errored', 'terminated')) LIMIT 1
+
+-- code checks (the replay check before a runner executes new code) ------------------------
+
+-- name: code_checked
+SELECT workflow, fingerprint FROM wf_code WHERE workflow {in:workflows}
+
+-- name: record_code
+INSERT INTO wf_code (workflow, fingerprint, checked_at) VALUES (:workflow, :fingerprint, :now)
+ON CONFLICT (workflow) DO UPDATE SET fingerprint = excluded.fingerprint, checked_at = excluded.checked_at

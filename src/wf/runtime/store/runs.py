@@ -1,5 +1,6 @@
 """The store's operations for runners: cron marks, claims, step commits (fenced by owner and
-generation), releases, and liveness (leases, dead runners' instances handed back)."""
+generation), releases, and liveness (leases, dead runners' instances handed back). An instance's
+end wakes the instances waiting for it (waits.py) in the same transaction."""
 
 from __future__ import annotations
 
@@ -11,10 +12,11 @@ from typing import Any
 from ...errors import ConflictError
 from ..status import Status
 from .base import InstanceRow, StepRow, StepWrite, from_json, instance_from_row, to_json
-from .ops import Ops, _read, _step_params, _write
+from .ops import _read, _step_params, _write
+from .waits import WaitOps
 
 
-class RunnerOps(Ops):
+class RunnerOps(WaitOps):
     create_instances: Any  # from SQLStore: a fired cron tick creates its instance like a client does
     # -- cron schedules ------------------------------------------------------------------
 
@@ -177,6 +179,7 @@ class RunnerOps(Ops):
             if traceback and status != Status.COMPLETE:
                 data["traceback"] = traceback
             self._log(seq, now, f"workflow_{'completed' if status == Status.COMPLETE else status}", data)
+            self._wake_waiters(seq, now)
         return done
 
     @_write
@@ -198,8 +201,10 @@ class RunnerOps(Ops):
 
     @_write
     def suspend(self, owner: str, seq: int, gen: int, wake_at: float, wait_types: list, now: float) -> bool:
-        """Release a waiting instance; wake it at once if an event it waits for is already stored."""
-        # the row is locked first: an add_event racing with this either sees it released or is seen here
+        """Release a waiting instance; wake it at once if an event it waits for is already stored, or
+        an instance it waits for has ended."""
+        # the row is locked first: an add_event (or an instance's end) racing with this either sees
+        # it released or is seen here
         if not self._fenced(owner, seq, gen):
             return False
         if wait_types:
@@ -210,6 +215,8 @@ class RunnerOps(Ops):
             )
             if found:
                 wake_at = now
+        if wake_at > now and self._waited_instance_ended(seq):
+            wake_at = now
         return self.release(owner, seq, gen, wake_at, now)
 
     # -- liveness ------------------------------------------------------------------------

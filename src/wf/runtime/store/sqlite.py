@@ -81,6 +81,10 @@ class SQLiteDB:
         # commit): what wf acknowledges survives a power cut. NORMAL syncs at checkpoints only.
         self.synchronous = "FULL" if durability == "power-loss" else "NORMAL"
         self._local = threading.local()
+        # notes (see notify) of the open transaction, and who hears them once it commits: a runner's
+        # coordination broadcasts them; a client sends its own after each write (client.py)
+        self._notes: list[str] = []
+        self.on_notes: Callable[[list[str]], None] | None = None
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except FileExistsError:
@@ -245,7 +249,18 @@ class SQLiteDB:
             raise self.error(exc) from None
 
     def notify(self, note: str) -> None:
-        """Nothing to do: runners on this file are told by datagram after the commit (coordination.py)."""
+        """Runners on this file are told by datagram once the transaction commits: kept for `on_notes`
+        (a runner's store; coordination.py), dropped when nobody listens (a client notifies itself)."""
+        if self.on_notes is not None:
+            self._notes.append(note)
+
+    def _tell(self, committed: bool) -> None:
+        notes, self._notes = self._notes, []
+        if committed and notes and self.on_notes is not None:
+            try:
+                self.on_notes(notes)
+            except Exception:  # a lost note costs a wake-up (runners look again on their own), never a write
+                pass
 
     def lock(self, key: str) -> None:
         """Nothing to do: SQLite writers are serialized already."""
@@ -263,9 +278,15 @@ class SQLiteDB:
         try:
             yield self
         except BaseException:
+            self._tell(committed=False)
             self._end("ROLLBACK")
             raise
-        self._end("COMMIT")
+        try:
+            self._end("COMMIT")
+        except BaseException:
+            self._tell(committed=False)
+            raise
+        self._tell(committed=True)
 
     def _end(self, how: str) -> None:
         try:
@@ -292,20 +313,22 @@ class SQLiteDB:
         with self.transaction():
             for op in ops:
                 self._savepoint("SAVEPOINT op")
+                mark = len(self._notes)
                 try:
                     results.append(op())
                     self._savepoint("RELEASE op")
                 except StoreError as exc:
                     if exc.transient:  # the database itself failed: the whole batch fails
                         raise
-                    self._undo(results, exc)
+                    self._undo(results, exc, mark)
                 except Exception as exc:
-                    self._undo(results, exc)
+                    self._undo(results, exc, mark)
         return results
 
-    def _undo(self, results: list, exc: Exception) -> None:
+    def _undo(self, results: list, exc: Exception, notes: int) -> None:
         self._savepoint("ROLLBACK TO op")
         self._savepoint("RELEASE op")
+        del self._notes[notes:]  # the op's notes go with its writes
         results.append(Failed(exc))
 
     def _savepoint(self, statement: str) -> None:

@@ -97,3 +97,17 @@ CREATE TABLE wf_crons (
 
 -- migration 5: the traceback of each failed step attempt (the user's frames first, bounded in size)
 ALTER TABLE wf_attempts ADD COLUMN traceback TEXT;
+
+-- migration 6: waits on other instances (step.wait_for_instance), and the code each workflow was last checked against
+CREATE TABLE wf_waits (
+    waiter      BIGINT NOT NULL,    -- the instance that waits
+    pos         INTEGER NOT NULL,   -- its waitForInstance step
+    target      BIGINT NOT NULL,    -- the instance waited on: its end wakes the waiter
+    PRIMARY KEY (waiter, pos)
+);
+CREATE INDEX wf_waits_by_target ON wf_waits (target);
+CREATE TABLE wf_code (
+    workflow    TEXT PRIMARY KEY,
+    fingerprint TEXT NOT NULL,      -- a hash of the project's code: the replay check ran against it
+    checked_at  DOUBLE PRECISION NOT NULL
+);

@@ -62,8 +62,8 @@ async def _serve(runner, config) -> None:
         loop.add_signal_handler(sig, stop.set)
     from ..client import Client
     from ..errors import StoreError
-    from . import runlog
     from ..service import check_before_running
+    from . import runlog
 
     log_to_stderr()
     await check_before_running(config, runner, say)  # new code: replay its unfinished instances first

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -340,7 +340,11 @@ class SyncInstance:
     def status(self) -> dict:
         return self._client.status(self.id, self.workflow)
 
-    def send_event(self, type: str | None = None, payload: Any = None) -> None:
+    def send_event(self, type: Any = None, payload: Any = None) -> None:
+        if isinstance(type, Mapping):  # Cloudflare's form: send_event(to_js({"type": t, "payload": p}, ...))
+            from .cloudflare.bindings import event_options
+
+            type, payload = event_options(type, {} if payload is None else {"payload": payload})
         self._client.send_event(self.id, type, payload, self.workflow)
 
     def pause(self) -> None:
@@ -374,6 +378,18 @@ def _from_step(from_step) -> tuple[str | None, int, str]:
     )
 
 
+def _cloudflare_options(params: Any, id: str | None) -> tuple[Any, str | None]:
+    """`create(to_js({"id": ..., "params": ...}, dict_converter=Object.fromEntries))`, Cloudflare's
+    form, where wf's takes `params` first: a `to_js` object is read as the options object."""
+    from .cloudflare.ffi import JsMap, JsObject
+
+    if isinstance(params, (JsObject, JsMap)) and id is None:
+        from .cloudflare.bindings import create_options
+
+        return create_options(params)
+    return params, id
+
+
 class SyncWorkflow:
     """`env.ORDERS` in a script: create, create_batch, get."""
 
@@ -381,6 +397,7 @@ class SyncWorkflow:
         self._client, self.name = client, name
 
     def create(self, params: Any = None, id: str | None = None) -> SyncInstance:
+        params, id = _cloudflare_options(params, id)
         row = self._client.create(self.name, params, id)
         return SyncInstance(self._client, self.name, row.id)
 

@@ -33,6 +33,9 @@ from wf.runtime.settings import Settings
 
 CONFIG_NAMES = ("wrangler.jsonc", "wrangler.json", "wrangler.toml")
 INHERITABLE = ("name", "main", "compatibility_date", "compatibility_flags")
+# What wf reads; every other key wrangler accepts (kv_namespaces, routes, observability, ...) is kept
+# out of the way: accepted, listed in `Config.ignored`, and named in a warning by `wf dev` / `wf worker`.
+READ = frozenset({*INHERITABLE, "vars", "workflows", "env", "$schema"})
 DEFAULT_STEP_LIMIT = 10_000
 
 NAME_RE = re.compile(r"^[a-zA-Z0-9_][a-zA-Z0-9\-_]*$")
@@ -69,6 +72,17 @@ class Config:
     state_dir: Path
     store_url: str | None
     settings: Settings = field(default_factory=Settings)  # runtime settings from the environment
+    ignored: tuple[str, ...] = ()  # keys of the config that wf accepts and does not use
+
+    def warnings(self) -> list[str]:
+        """One sentence naming what wf ignores in the config, if anything."""
+        if not self.ignored:
+            return []
+        keys = ", ".join(self.ignored)
+        return [
+            f"{self.path.name}: wf ignores {keys}: they take effect on Cloudflare only "
+            "(wf runs the workflows, the Worker's fetch handler and vars)"
+        ]
 
     def workflow(self, name: str) -> WorkflowConfig:
         return self._find("name", name, "named")
@@ -241,6 +255,7 @@ def load_config(
         state_dir=(cwd / Path(persist_to)).resolve() if persist_to else file.parent / ".wf",
         store_url=store or environ.get("WF_STORE") or None,
         settings=Settings.from_env(environ),
+        ignored=tuple(at(key) for key in data if key not in READ),
     )
 
 

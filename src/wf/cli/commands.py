@@ -34,7 +34,7 @@ def worker(
     """
     from ..service import build_runner
 
-    config = load()
+    config = load(warn=True)
     runner = build_runner(config, concurrency=concurrency, replay_always=replay_always, lease=lease)
     announce_crons()
     asyncio.run(_serve(runner, config))

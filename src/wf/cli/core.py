@@ -45,10 +45,14 @@ def _globals(
     state.config, state.env, state.persist_to, state.store, state.verbose = config, env, persist_to, store, verbose
 
 
-def load():
+def load(warn: bool = False):
+    """The config; `warn`: say on stderr what in it wf ignores (the long-running commands do)."""
     from ..config import load_config
 
-    return load_config(state.config, env=state.env, persist_to=state.persist_to, store=state.store)
+    config = load_config(state.config, env=state.env, persist_to=state.persist_to, store=state.store)
+    for warning in config.warnings() if warn else ():
+        say(f"warning: {warning}")
+    return config
 
 
 def client():

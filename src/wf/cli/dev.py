@@ -32,7 +32,7 @@ def dev(
     """
     from ..http.server import serve_dev
 
-    config = load()
+    config = load(warn=True)
     token = os.environ.get("WF_TOKEN") or None
     log_to_stderr()
     announce_crons()

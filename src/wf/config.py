@@ -79,9 +79,10 @@ class Config:
         if not self.ignored:
             return []
         keys = ", ".join(self.ignored)
+        verb = "it takes" if len(self.ignored) == 1 else "they take"
         return [
-            f"{self.path.name}: wf ignores {keys}: they take effect on Cloudflare only "
-            "(wf runs the workflows, the Worker's fetch handler and vars)"
+            f"{self.path.name}: wf ignores {keys} ({verb} effect on Cloudflare only; "
+            "wf runs the workflows, the Worker's fetch handler and vars)"
         ]
 
     def workflow(self, name: str) -> WorkflowConfig:

@@ -223,7 +223,12 @@ def test_wf_dev_serves_the_examples_worker_end_to_end(tmp_path):
 
         assert get("/").text == "Hello world!"
         assert post("/create/PAYLOAD", {"id": "p1", "params": {"x": 1}}).json() == {"id": "p1"}
-        status = wait_for(lambda: (s := get("/status/PAYLOAD/p1").json())["status"] == "complete" and s, 15, "p1")
+
+        def complete(binding: str, iid: str) -> dict:
+            done = lambda: (s := get(f"/status/{binding}/{iid}").json())["status"] == "complete" and s  # noqa: E731
+            return wait_for(done, 20, iid)
+
+        status = complete("PAYLOAD", "p1")
         assert status["output"] == {"payload": {"x": 1}, "instanceId": "p1"}
 
         assert post("/batch/FIRST_STEP", [{"id": "f1"}, {"id": "f2"}]).json() == {"ids": ["f1", "f2"]}
@@ -236,12 +241,10 @@ def test_wf_dev_serves_the_examples_worker_end_to_end(tmp_path):
         post("/create/WAITER", {"id": "w1"})
         wait_for(lambda: get("/status/WAITER/w1").json()["status"] == "waiting", 15, "w1 to wait")
         post("/event/WAITER/w1", {"type": "my-event-type", "payload": {"ok": True}})
-        done = wait_for(lambda: (s := get("/status/WAITER/w1").json())["status"] == "complete" and s, 15, "w1")
-        assert done["output"] == {"type": "my-event-type", "payload": {"ok": True}}
+        assert complete("WAITER", "w1")["output"] == {"type": "my-event-type", "payload": {"ok": True}}
 
         post("/create/ERRORS", {"id": "e1"})  # three attempts one second apart, on the real clock
-        done = wait_for(lambda: (s := get("/status/ERRORS/e1").json())["status"] == "complete" and s, 20, "e1")
-        assert done["output"] == "caught TypeError: Intentional error in my_failing"
+        assert complete("ERRORS", "e1")["output"] == "caught TypeError: Intentional error in my_failing"
         assert dev.stop() == 0
     finally:
         devs.cleanup()

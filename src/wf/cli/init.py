@@ -12,6 +12,10 @@ from ..errors import ConflictError, ValidationError
 from .core import app, say
 
 RENAMES = {"gitignore": ".gitignore"}
+NEXT = {  # what to run first in each template's project
+    "default": "wf trigger order-processing --params order.json --wait",
+    "cloudflare": 'wf trigger my-workflow \'{"name": "Ada"}\' --wait   (or: wf dev, then open http://127.0.0.1:8787/)',
+}
 TEXT_SUFFIXES = (".py", ".jsonc", ".json", ".md", ".toml", "gitignore")
 
 
@@ -51,19 +55,25 @@ def _as_toml(jsonc: str) -> str:
     return (
         "# wf project config: the same shape as Cloudflare's wrangler.toml.\n"
         "# main exports the workflow classes; each [[workflows]] entry declares one.\n\n"
-        + tomli_w.dumps(pyjson5.loads(jsonc))
+        + tomli_w.dumps({k: v for k, v in pyjson5.loads(jsonc).items() if k != "$schema"})
     )
 
 
 @app.command()
 def init(
     directory: str = typer.Argument(".", metavar="[DIR]", help="Where to create the project (default: here)."),
-    template: str = typer.Option("default", "--template", help="Project template."),
+    template: str = typer.Option(
+        "default", "--template", help="Project template: default (an order and an approval workflow) or cloudflare."
+    ),
     fmt: str = typer.Option("jsonc", "--format", help="Config format: jsonc or toml."),
     name: str | None = typer.Option(None, "--name", help="Project name (default: the folder's name)."),
     force: bool = typer.Option(False, "--force", help="Overwrite files that exist."),
 ):
-    """Create a project: an order workflow, an approval workflow, an HTTP app and tests.
+    """Create a project that runs at once, offline, with its tests, and deploys to Cloudflare as it is.
+
+    `default`: an order workflow, an approval workflow, a Worker with an HTTP API, tests.
+    `cloudflare`: Cloudflare's Python Workflows starter (src/entry.py: a Workflow, and a Worker
+    that starts and reads it), with pyproject.toml for Cloudflare's Python tooling, and tests.
 
     Example: wf init shop && cd shop && wf trigger order-processing --params order.json --wait
     """
@@ -86,7 +96,4 @@ def init(
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text, encoding="utf-8")
     where = "" if directory == "." else f"cd {directory} && "
-    say(
-        f"created {len(files)} files in {target.resolve()}\n"
-        f"next: {where}wf trigger order-processing --params order.json --wait"
-    )
+    say(f"created {len(files)} files in {target.resolve()}\nnext: {where}{NEXT.get(template, 'wf dev')}")

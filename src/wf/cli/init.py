@@ -14,7 +14,7 @@ from .core import app, say
 RENAMES = {"gitignore": ".gitignore"}
 NEXT = {  # what to run first in each template's project
     "default": "wf trigger order-processing --params order.json --wait",
-    "cloudflare": 'wf trigger my-workflow \'{"name": "Ada"}\' --wait   (or: wf dev, then open http://127.0.0.1:8787/)',
+    "cloudflare": 'wf trigger my-workflow \'{"name": "Ada", "wait": "1 second"}\' --wait  (or: wf dev)',
 }
 TEXT_SUFFIXES = (".py", ".jsonc", ".json", ".md", ".toml", "gitignore")
 

@@ -1,6 +1,6 @@
 """A Workflow and the Worker that starts and reads it: Cloudflare's Python Workflows starter.
 
-GET /                  start an instance         -> {"id": ..., "details": {"status": ...}}
+GET /?name=Ada         start an instance         -> {"id": ..., "details": {"status": ...}}
 GET /?instanceId=ID    read an instance's status -> {"status": {"status": ..., "output": ...}}
 """
 
@@ -19,7 +19,7 @@ class MyWorkflow(WorkflowEntrypoint):
 
         first = await my_first_step()
 
-        await step.sleep("wait on something", "1 minute")
+        await step.sleep("wait on something", event["payload"].get("wait", "10 seconds"))
 
         @step.do("make a call", config={"retries": {"limit": 5, "delay": "5 seconds", "backoff": "exponential"}})
         async def make_a_call():

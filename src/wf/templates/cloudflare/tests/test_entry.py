@@ -1,4 +1,4 @@
-"""The Workflow and the Worker, tested offline with wf.testing: a fake clock skips the minute of sleep.
+"""The Workflow and the Worker, tested offline with wf.testing: a fake clock skips the sleep.
 
 Run: pytest (wf must be installed: `pip install wf`).
 """

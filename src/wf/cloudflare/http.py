@@ -22,6 +22,7 @@ from typing import Any
 
 from .ffi import JsObject
 
+Bytes = bytes  # the builtin, for annotations inside classes whose `bytes()` method shadows it
 TEXT = "text/plain;charset=UTF-8"  # what a JS Response gives a string body
 _TLS: ssl.SSLContext | None = None  # built once: a TLS context costs about 20 ms of CPU
 
@@ -134,16 +135,16 @@ class Response:
     def js_object(self) -> Response:
         return self
 
-    def _take(self) -> bytes:
+    def _take(self) -> Bytes:
         if self.body_used:
             raise OSError("Body already used")
         self.body_used = True
         return self._body
 
-    async def bytes(self) -> bytes:
+    async def bytes(self) -> Bytes:
         return self._take()
 
-    async def buffer(self) -> bytes:
+    async def buffer(self) -> Bytes:
         return self._take()
 
     async def text(self) -> str:
@@ -179,6 +180,11 @@ def _reason(status: int) -> str:
 class Request:
     """An HTTP request: what a Worker's `fetch(self, request)` receives, or one to pass to `fetch`."""
 
+    url: str
+    _method: str
+    _headers: list[tuple[str, str]]
+    _body: Bytes
+
     def __init__(self, input: Request | str, *, method: Any = "GET", headers: Any = None, body: Any = None, **_o):
         if isinstance(input, Request):
             self.url, self._method, self._headers, self._body = input.url, input._method, input._headers, input._body
@@ -188,7 +194,7 @@ class Request:
         self.body_used = False
 
     @classmethod
-    def _received(cls, method: str, url: str, headers: list[tuple[str, str]], body: bytes) -> Request:
+    def _received(cls, method: str, url: str, headers: list[tuple[str, str]], body: Bytes) -> Request:
         request = cls(url, method=method, headers=headers)
         request._body = body
         return request
@@ -213,16 +219,16 @@ class Request:
     def js_object(self) -> Request:
         return self
 
-    def _take(self) -> bytes:
+    def _take(self) -> Bytes:
         if self.body_used:
             raise OSError("Body already used")
         self.body_used = True
         return self._body
 
-    async def bytes(self) -> bytes:
+    async def bytes(self) -> Bytes:
         return self._take()
 
-    async def buffer(self) -> bytes:
+    async def buffer(self) -> Bytes:
         return self._take()
 
     async def text(self) -> str:

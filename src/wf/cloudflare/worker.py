@@ -104,7 +104,8 @@ def _class_handler(cls: Any, main: str) -> Handler:
         )
 
     def handle(request: Request, env: Any, ctx: Context) -> Any:
-        return cls(ctx, env).fetch(request)
+        entry: Any = cls(ctx, env)
+        return entry.fetch(request)
 
     return handle
 

@@ -15,6 +15,9 @@ bridge and fail to import or to work without it, and the other PyPI packages wit
 The hook is installed only by wf's loader (wf dev, wf worker, wf trigger, wf.testing), so plain
 `python` and your editor still see the installed packages; and a module already imported
 before wf loads the project (say a test file that imports `workers` first) stays as imported.
+One consequence: a library that detects Pyodide by trying `import pyodide` (rather than
+`sys.platform == "emscripten"`, the usual test, which urllib3 uses) would think it runs in
+Pyodide inside a wf process; none of wf's dependencies does that.
 """
 
 from __future__ import annotations

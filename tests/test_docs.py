@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
@@ -95,6 +96,16 @@ EXERCISED = {
     ("python", "class NightlyReport"): "test_the_cron_example_fires_on_the_fake_clock",
     ("bash", "WF_STORE=postgresql"): "test_the_command_lines_of_the_bash_examples_parse",
     ("bash", 'pytest -q -m "not slow"'): "test_the_command_lines_of_the_bash_examples_parse",
+    ("text", "$ wf replay --check"): "test_the_changing_code_examples_check_and_branch_as_the_readme_says",
+    ("python", 'await step.do("ship", ship)\nawait step.wait_for_event'): (
+        "test_the_changing_code_examples_check_and_branch_as_the_readme_says"
+    ),
+    ("python", 'if await step.patched("send-shipment")'): (
+        "test_the_changing_code_examples_check_and_branch_as_the_readme_says"
+    ),
+    ("python", 'await step.deprecate_patch("send-shipment")'): (
+        "test_the_changing_code_examples_check_and_branch_as_the_readme_says"
+    ),
 }
 
 
@@ -235,3 +246,111 @@ def test_the_command_lines_of_the_bash_examples_parse():
             assert "pip install wf" not in line and "'wf[" not in line, f"{line}: PyPI's `wf` is another project"
             for marker in re.findall(r'-m "([^"]+)"', line):
                 assert set(re.findall(r"\w+", marker)) - {"not", "and", "or"} <= markers, line
+
+
+# ---------------------------------------------------------------- changing code under running instances
+
+ORDERS_CONFIG = json.dumps(
+    {
+        "name": "shop",
+        "main": "src/index.py",
+        "workflows": [{"name": "orders", "binding": "ORDERS", "class_name": "Orders"}],
+    }
+)
+SHIPPED: list[str] = []  # the orders whose shipment a step function sent
+
+
+def orders_module(snippet: str) -> str:
+    """A README fragment of `run()` as a whole project file (charge and ship record what they did)."""
+    body = "".join(f"        {line}\n" if line.strip() else "\n" for line in snippet.splitlines())
+    return (
+        "from test_docs import SHIPPED\n"
+        "from wf import WorkflowEntrypoint\n\n\n"
+        "class Orders(WorkflowEntrypoint):\n"
+        "    async def run(self, event, step):\n"
+        "        order = event.payload['orderId']\n"
+        "        charge = lambda: f'charged {order}'\n"
+        "        ship = lambda: SHIPPED.append(order) or f'shipped {order}'\n"
+        f"{body}"
+        "        return 'done'\n"
+    )
+
+
+def load_orders(project: Path, snippet: str) -> type:
+    from wf.loader import package_for
+
+    source = orders_module(snippet)
+    (project / "src" / "index.py").write_text(source)
+    sys.modules.pop(f"{package_for(project / 'src')}.index", None)  # `wf` runs in-process here: import it anew
+    namespace: dict = {}
+    exec(compile(source, str(project / "src" / "index.py"), "exec"), namespace)
+    return namespace["Orders"]
+
+
+async def test_the_changing_code_examples_check_and_branch_as_the_readme_says(tmp_path, monkeypatch):
+    from wf.config import load_config
+    from wf.testing import WorkflowTest
+
+    project = tmp_path / "shop"
+    (project / "src").mkdir(parents=True)
+    (project / "wrangler.jsonc").write_text(ORDERS_CONFIG)
+    monkeypatch.chdir(project)
+    original = example("python", 'await step.do("ship", ship)\nawait step.wait_for_event')
+    patched = example("python", 'if await step.patched("send-shipment")')
+    deprecated = example("python", 'await step.deprecate_patch("send-shipment")')
+    config = load_config(project / "wrangler.jsonc")
+    SHIPPED.clear()
+
+    # o-17 ran the original code past `ship` and waits for `delivered`; o-18 is asleep in `cool-off`
+    async with WorkflowTest({"orders": load_orders(project, original)}, config=config, state_dir=config.state_dir) as t:
+        t.client.create("orders", {"orderId": "o-17"}, "o-17")
+        await t.run_until("o-17", ("waiting",))
+        await t.advance(7 * 86400 + 1)
+        assert t.client.describe("o-17")["steps"][-1]["name"] == "delivered"
+        t.client.create("orders", {"orderId": "o-18"}, "o-18")
+        await t.run_until("o-18", ("waiting",))
+        now = t.clock.now()
+    assert SHIPPED == ["o-17"]
+
+    # the outright rename: the README's table, line for line
+    load_orders(project, original.replace('"ship", ship', '"send-shipment", ship'))
+    code, out, err = run_wf("replay", "--check")
+    assert code == 1, err
+    shown = example("text", "$ wf replay --check").split("\n", 1)[1]
+    assert " ".join(out.split()) == " ".join(shown.split()), out  # the same table (a narrow one wraps its cells)
+
+    # both ways kept: every instance matches; then each goes its own way
+    patched_cls = load_orders(project, patched)
+    code, out, err = run_wf("replay", "--check", "--json")
+    assert code == 0 and {v["id"]: v["verdict"] for v in json.loads(out)["instances"]} == {
+        "o-17": "matches",
+        "o-18": "matches",
+    }, out
+    async with WorkflowTest({"orders": patched_cls}, config=config, state_dir=config.state_dir, start_time=now) as t:
+        await t.advance(7 * 86400 + 1)  # o-18 wakes from cool-off on the new code
+        assert [s["name"] for s in t.client.describe("o-18")["steps"]][2:4] == ["send-shipment", "send-shipment"]
+        t.client.send_event("o-17", "delivered", {})
+        t.client.send_event("o-18", "delivered", {})
+        assert (await t.run_until("o-17"))["status"] == "complete"
+        assert (await t.run_until("o-18"))["status"] == "complete"
+        assert "ship" in [s["name"] for s in t.client.describe("o-17")["steps"]]
+        t.client.create(
+            "orders", {"orderId": "o-19"}, "o-19"
+        )  # went past the mark the old way: kept for the last check
+        o19 = await t.run_until("o-19", ("waiting",))
+        assert o19["status"] == "waiting"
+    assert SHIPPED == ["o-17", "o-18"]  # o-17's shipment was replayed, not sent again
+
+    # the new way alone: an instance that went the old way is reported
+    lines = patched.splitlines()  # the `if` and its two branches, replaced by the README's new way alone
+    start = next(i for i, line in enumerate(lines) if line.startswith("if await step.patched"))
+    new_way = "\n".join(lines[:start] + deprecated.splitlines() + lines[start + 4 :])
+    assert "else" not in new_way and new_way.endswith(
+        'await step.wait_for_event("delivered", "delivered", timeout="30 days")'
+    )
+    load_orders(project, new_way)
+    code, out, err = run_wf("replay", "--check", "--json", "--status", "complete,waiting")
+    verdicts = {v["id"]: v for v in json.loads(out)["instances"]}
+    assert code == 1 and verdicts["o-17"]["verdict"] == "diverges", out
+    assert "went past patch 'send-shipment' the old way" in verdicts["o-17"]["consequence"]
+    assert verdicts["o-18"]["verdict"] == "matches" and verdicts["o-19"]["verdict"] == "matches", out

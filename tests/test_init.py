@@ -80,6 +80,42 @@ def test_init_toml_format(tmp_path, capsys):
     assert [w.binding for w in load_config(tmp_path / "t" / "wrangler.toml").workflows] == ["ORDERS", "APPROVALS"]
 
 
+def test_default_template_is_a_cloudflare_python_project(tmp_path, capsys):
+    """Cloudflare's imports and flag: deployable from day one (wrangler itself: test_wrangler_compat.py)."""
+    code, _, err = run(capsys, "init", str(tmp_path / "shop"))
+    assert code == 0, err
+    config = load_config(tmp_path / "shop" / "wrangler.jsonc")
+    assert {"python_workers", "python_workflows"} <= set(config.compatibility_flags)
+    sources = "".join(p.read_text() for p in (tmp_path / "shop" / "src").rglob("*.py"))
+    assert "from workers import" in sources and "from wf" not in sources and "import wf" not in sources
+
+
+def test_cloudflare_template_is_cloudflares_starter_layout(tmp_path, capsys):
+    code, _, err = run(capsys, "init", str(tmp_path / "cf"), "--template", "cloudflare")
+    assert code == 0, err
+    assert files_in(tmp_path / "cf") == {
+        ".gitignore",
+        "README.md",
+        "pyproject.toml",
+        "wrangler.jsonc",
+        "src/entry.py",
+        "tests/test_entry.py",
+    }
+    assert "wf trigger my-workflow" in err
+    config = load_config(tmp_path / "cf" / "wrangler.jsonc")
+    assert (config.main, config.compatibility_flags) == ("src/entry.py", ("python_workers", "python_workflows"))
+    assert config.ignored_warnings() == [] and config.warnings == ()  # nothing in it that wf ignores
+    assert [c.__name__ for c in load_workflow_classes(config).values()] == ["MyWorkflow"]
+    assert tomllib.loads((tmp_path / "cf" / "pyproject.toml").read_text())["project"]["name"] == "cf"
+
+
+def test_cloudflare_template_in_toml_drops_the_json_schema_key(tmp_path, capsys):
+    code, _, err = run(capsys, "init", str(tmp_path / "t"), "--template", "cloudflare", "--format", "toml")
+    assert code == 0, err
+    data = tomllib.loads((tmp_path / "t" / "wrangler.toml").read_text())
+    assert "$schema" not in data and data["compatibility_flags"] == ["python_workers", "python_workflows"]
+
+
 @pytest.mark.parametrize("args,needle", [(["--format", "yaml"], "'yaml'"), (["--template", "nope"], "'nope'")])
 def test_init_bad_options(tmp_path, capsys, args, needle):
     code, _, err = run(capsys, "init", str(tmp_path / "x"), *args)
@@ -125,4 +161,30 @@ def test_scaffolded_project_tests_pass(tmp_path):
         timeout=120,
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    assert re.search(r"^5 passed", result.stdout, re.M), result.stdout
+    assert re.search(r"^6 passed", result.stdout, re.M), result.stdout
+
+
+@pytest.mark.slow
+def test_scaffolded_cloudflare_project_runs_and_its_tests_pass(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "WF_STORE"}
+    subprocess.run([str(WF), "init", "cf", "--template", "cloudflare"], cwd=tmp_path, check=True, env=env)
+    tests = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"],
+        cwd=tmp_path / "cf",
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
+    assert tests.returncode == 0, tests.stdout + tests.stderr
+    assert re.search(r"^3 passed", tests.stdout, re.M), tests.stdout
+    run = subprocess.run(
+        [str(WF), "trigger", "my-workflow", '{"name": "Ada", "wait": "1 second"}', "--wait", "--json"],
+        cwd=tmp_path / "cf",
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
+    assert run.returncode == 0, run.stderr
+    assert json.loads(run.stdout)["output"] == {"greeting": "Hello, Ada!"}

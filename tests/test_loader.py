@@ -33,7 +33,7 @@ def restore_import_state():
     yield
     sys.path[:] = path
     for name in set(sys.modules) - modules:
-        if name.startswith(("_wf_project_", "shop")):
+        if name.startswith(("_wf_project_", "shop", "workflows", "hello")):
             del sys.modules[name]
 
 
@@ -173,11 +173,33 @@ def test_exception_during_import_names_type_message_and_place(tmp_path):
     assert isinstance(err.__cause__, ValueError)
 
 
-def test_absolute_import_of_a_project_module_hints_at_relative_import(tmp_path):
-    files = {**layout("x"), "src/index.py": "from workflows.order_processing import OrderWorkflow\n"}
+def test_absolute_imports_of_the_main_files_siblings_work_as_on_cloudflare(tmp_path):
+    """Cloudflare runs `src/entry.py` with src/ on the path: `from workflows.x import Y` is its form."""
+    files = {
+        "src/index.py": "from workflows.order_processing import OrderWorkflow\nfrom hello import greet\n",
+        "src/workflows/order_processing.py": ORDER_WORKFLOW % "absolute",
+        "src/hello.py": "def greet():\n    return 'hi'\n",
+    }
+    assert run(load_workflow_classes(make(tmp_path, files))["order-processing"]) == {"project": "absolute"}
+
+
+def test_two_projects_with_the_same_absolute_sibling_names_get_their_own_classes(tmp_path):
+    def files(tag):
+        return {
+            "src/index.py": "from workflows.order_processing import OrderWorkflow\n",
+            "src/workflows/order_processing.py": ORDER_WORKFLOW % tag,
+        }
+
+    first = load_workflow_classes(make(tmp_path / "one", files("one")))["order-processing"]
+    second = load_workflow_classes(make(tmp_path / "two", files("two")))["order-processing"]
+    assert (run(first), run(second)) == ({"project": "one"}, {"project": "two"})
+
+
+def test_a_missing_module_of_the_project_is_named(tmp_path):
+    files = {**layout("x"), "src/index.py": "from workflows.nothing_here import OrderWorkflow\n"}
     err = load_error(tmp_path, files)
-    assert "No module named 'workflows'" in str(err)
-    assert "from .workflows import" in err.hint
+    assert "No module named 'workflows.nothing_here'" in str(err)
+    assert "'workflows.nothing_here' is not" in err.hint
 
 
 def test_missing_third_party_module(tmp_path):

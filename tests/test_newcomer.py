@@ -13,7 +13,6 @@ import time
 from importlib import metadata
 from pathlib import Path
 
-import httpx
 import pytest
 from rich.console import Console
 from test_cli import WF_SCRIPT, Result
@@ -149,20 +148,19 @@ def test_the_scaffolds_readme_says_how_to_install_pytest_and_where_wf_comes_from
 
 
 def test_the_template_app_answers_400_to_a_body_that_is_not_a_json_object(tmp_path, wf):
-    from wf.loader import load_main
+    from wf.testing import from_config
 
     assert wf("init", str(tmp_path / "shop")).code == 0
-    app = load_main(load_config(tmp_path / "shop" / "wrangler.jsonc", environ={})).app
 
-    async def post(body: bytes) -> httpx.Response:
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as http:
-            return await http.post("/api/orders", content=body)
+    async def post(body: bytes) -> tuple[int, dict]:
+        async with from_config(tmp_path / "shop" / "wrangler.jsonc") as t:  # the template's Worker, as wf dev serves it
+            answer = await t.fetch("/api/orders", method="POST", body=body)
+            return answer.status, await answer.json()
 
     for body in (b"not json", b"\xff\xfe", b"[1, 2]"):
-        answer = asyncio.run(post(body))
-        assert answer.status_code == 400, (body, answer.text)
-        assert "JSON object" in answer.json()["error"]
+        status, answer = asyncio.run(post(body))
+        assert status == 400, (body, answer)
+        assert "JSON object" in answer["error"]
 
 
 # ---------------------------------------------------------------- 7. wf check

@@ -43,6 +43,14 @@ def test_wheel_in_a_clean_venv_runs_init_and_a_workflow(tmp_path):
     shipped = set(zipfile.ZipFile(wheel).namelist())
     for ui_file in ("static/ui.js", "static/ui.css", "templates/base.html", "templates/instance.html"):
         assert f"wf/http/ui/{ui_file}" in shipped, f"the wheel lacks the web UI's {ui_file}"
+    for stand_in in (
+        "modules/workers/__init__.py",
+        "modules/workers/workflows.py",
+        "modules/pyodide/ffi.py",
+        "modules/js.py",
+    ):
+        assert f"wf/cloudflare/{stand_in}" in shipped, f"the wheel lacks the Cloudflare stand-in {stand_in}"
+    assert "wf/templates/cloudflare/src/entry.py" in shipped
     env_dir = tmp_path / "venv"
     venv.create(env_dir, with_pip=True)
     bin_dir = env_dir / "bin"

@@ -52,12 +52,14 @@ def wrangler_bin() -> str:
 
 
 class Wrangler:
-    def __init__(self, binary: str, home: Path, port: int):
-        self.binary, self.port, self.cwd = binary, port, home / "cwd"
+    """The wrangler CLI, offline; in an empty folder unless `cwd` (a project) is given."""
+
+    def __init__(self, binary: str, home: Path, port: int = 8787, cwd: Path | None = None):
+        self.binary, self.port, self.cwd = binary, port, cwd or home / "cwd"
         tmp = home / "tmp"
         (tmp / "update-check").mkdir(parents=True)
         (tmp / "xdg-config").mkdir()
-        self.cwd.mkdir()
+        self.cwd.mkdir(exist_ok=True)
         (tmp / "update-check" / "wrangler-latest.json").write_text(
             json.dumps({"latest": VERSION, "lastUpdate": 9999999999999})
         )
@@ -74,8 +76,11 @@ class Wrangler:
         )
 
     def run(self, *args: str, ok: bool = True) -> str:
+        return self.command("workflows", *args, "--local", "--port", str(self.port), ok=ok)
+
+    def command(self, *args: str, ok: bool = True) -> str:
         done = subprocess.run(
-            [self.binary, "workflows", *args, "--local", "--port", str(self.port)],
+            [self.binary, *args],
             cwd=self.cwd,
             env=self.env,
             capture_output=True,
@@ -85,9 +90,9 @@ class Wrangler:
         )
         out = ANSI.sub("", done.stdout + done.stderr)
         if ok:
-            assert done.returncode == 0, f"wrangler workflows {' '.join(args)} exited {done.returncode}:\n{out}"
+            assert done.returncode == 0, f"wrangler {' '.join(args)} exited {done.returncode}:\n{out}"
         else:
-            assert done.returncode != 0, f"wrangler workflows {' '.join(args)} should have failed:\n{out}"
+            assert done.returncode != 0, f"wrangler {' '.join(args)} should have failed:\n{out}"
         return out
 
 
@@ -202,6 +207,71 @@ def test_wrangler_cli_drives_wf_dev(tmp_path, wrangler_bin):
         has(w.run("delete", "quick"), '✅ Workflow "quick" instances removed successfully from local dev session.')
         assert client.list("quick") == []
         has(w.run("instances", "list", "quick"), 'There are no instances in workflow "quick"')
+        assert dev.stop() == 0
+    finally:
+        client.close()
+        devs.cleanup()
+
+
+# ---------------------------------------------------------------- inside a scaffolded project (issue 15)
+
+
+def scaffold(tmp_path: Path, template: str) -> Path:
+    from wf.cli import main
+
+    try:
+        main(["init", str(tmp_path / template), "--template", template])
+    except SystemExit as exc:
+        assert not exc.code, f"wf init --template {template} failed"
+    return tmp_path / template
+
+
+@pytest.mark.parametrize("template", ["cloudflare", "default"])
+def test_wrangler_deploy_dry_run_accepts_what_wf_init_writes(tmp_path, wrangler_bin, template):
+    """--dry-run bundles and checks the config and modules and stops before any upload: it needs
+    no network and no Cloudflare account (the offline env of `Wrangler` proves it)."""
+    project = scaffold(tmp_path, template)
+    w = Wrangler(wrangler_bin, tmp_path / "wrangler", cwd=project)
+    out = w.command("deploy", "--dry-run", "--outdir", str(tmp_path / "bundle"))
+    has(out, f"wrangler {re.escape(VERSION)}", "--dry-run: exiting now.")
+    if template == "cloudflare":
+        has(out, r"env\.MY_WORKFLOW \(MyWorkflow\)\s+Workflow")
+        assert (tmp_path / "bundle" / "entry.py").is_file()
+    else:
+        has(out, r"env\.ORDERS \(OrderWorkflow\)\s+Workflow", r"env\.APPROVALS \(ApprovalWorkflow\)\s+Workflow")
+        has(out, r"workflows/order_processing\.py\s+│ python", r"workflows/approval\.py\s+│ python")
+        assert (tmp_path / "bundle" / "index.py").is_file()
+    assert "ERROR" not in out and "python_workers" not in out
+
+
+def test_wrangler_workflows_local_commands_work_inside_a_scaffolded_project(tmp_path, wrangler_bin):
+    """Run from the project's folder, wrangler reads its wrangler.jsonc first (before wf init gave it
+    the python_workers flag, every command stopped there); then it drives wf dev."""
+    project = scaffold(tmp_path, "default")
+    client = Client(load_config(project / "wrangler.jsonc"))
+    devs = DevProcesses(tmp_path)
+    try:
+        dev = devs.start(project).wait_ready()
+        w = Wrangler(wrangler_bin, tmp_path / "wrangler", dev.port, cwd=project)
+        status = lambda iid, wf: client.get(iid, wf).status  # noqa: E731
+        has(w.run("list"), "Showing 2 workflows from local dev session:", r"│ order-processing\s+│", r"│ approval\s+│")
+        has(w.run("describe", "approval"), r"Name:\s+approval", r"Class Name:\s+ApprovalWorkflow")
+        has(w.run("trigger", "approval", '{"approver": "ann"}', "--id", "a1"), '"a1" has been triggered')
+        wait_for(lambda: status("a1", "approval") == "waiting", 10, "a1 to wait for its approval")
+        has(w.run("instances", "list", "approval"), r"│ a1\s+│")
+        has(w.run("instances", "pause", "approval", "a1"), "was paused successfully")
+        wait_for(lambda: status("a1", "approval") == "paused", 10, "a1 to pause")
+        has(w.run("instances", "resume", "approval", "a1"), "was resumed successfully")
+        wait_for(lambda: status("a1", "approval") == "waiting", 10, "a1 to wait again")
+        payload = '{"approved": true, "by": "ann"}'
+        has(w.run("instances", "send-event", "approval", "a1", "--type", "approval", "--payload", payload), "was sent")
+        wait_for(lambda: status("a1", "approval") == "complete", 10, "a1 to complete")
+        has(w.run("instances", "describe", "approval", "a1"), r"Status:\s+✅ Completed", r"Name:\s+record-decision-1")
+        has(w.run("instances", "restart", "approval", "a1"), "was restarted successfully")
+        wait_for(lambda: status("a1", "approval") == "waiting", 10, "a1 to run again and wait")
+        has(w.run("instances", "terminate", "approval", "a1"), "was terminated successfully")
+        assert status("a1", "approval") == "terminated"
+        has(w.run("delete", "approval"), "instances removed successfully")
         assert dev.stop() == 0
     finally:
         client.close()

@@ -24,9 +24,9 @@ from .runtime.entrypoint import StepEvent, WorkflowEntrypoint, WorkflowEvent
 
 # Imported on first use, so that `import wf` (and `wf status`) stays light.
 _LAZY = {
-    "Env": "client",
-    "connect": "client",
-    "connect_sync": "client",
+    "Env": "env",
+    "connect": "env",
+    "connect_sync": "env",
     "WorkflowStep": "runtime.engine",
     "StepContext": "runtime.steps.do",
 }

@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .config import Config, load_config
+from .config import Config
 from .errors import ConflictError, NotFoundError, ValidationError
 from .runtime import codec
 from .runtime.status import STATUSES
@@ -28,6 +28,7 @@ from .runtime.store.urls import is_postgres, redact
 from .runtime.validate import check_event_type, check_id_prefix, check_instance_id
 
 if TYPE_CHECKING:  # the async side (asyncio, threads) is imported only by those who use it
+    from .env import Env
     from .runtime.clock import Clock
     from .runtime.store.aio import AsyncStore
 
@@ -243,6 +244,7 @@ class Client:
         """Replay the current code (`classes`, else imported from `main`) of the selected instances
         (default: every unfinished one) against their stored histories, with no side effects: one
         verdict per instance: matches, diverges (the first differing step, what would happen), error."""
+        from .env import Env
         from .loader import load_workflow_classes
         from .runtime import replay
 
@@ -387,175 +389,6 @@ def _describe_step(s) -> dict:
     return steps.kind(s.kind).describe(s)
 
 
-# -- bindings: the Cloudflare-shaped face ------------------------------------------------
-
-
-class SyncInstance:
-    def __init__(self, client: Client, workflow: str, id: str):
-        self._client, self.workflow, self.id = client, workflow, id
-
-    def status(self) -> dict:
-        return self._client.status(self.id, self.workflow)
-
-    def send_event(self, type: str | None = None, payload: Any = None) -> None:
-        self._client.send_event(self.id, type, payload, self.workflow)
-
-    def pause(self) -> None:
-        self._client.pause(self.id, self.workflow)
-
-    def resume(self) -> None:
-        self._client.resume(self.id, self.workflow)
-
-    def terminate(self) -> None:
-        self._client.terminate(self.id, self.workflow)
-
-    def restart(self, from_step: str | dict | None = None) -> None:
-        name, count, kind = _from_step(from_step)
-        self._client.restart(self.id, self.workflow, name, count, kind)
-
-    def delete(self) -> None:
-        self._client.delete(self.id, self.workflow)
-
-    def __repr__(self) -> str:
-        return f"Instance({self.workflow!r}, {self.id!r})"
-
-
-def _from_step(from_step) -> tuple[str | None, int, str]:
-    if from_step is None or isinstance(from_step, str):
-        return from_step, 1, "do"
-    if isinstance(from_step, dict) and "name" in from_step:
-        return from_step["name"], from_step.get("count", 1), from_step.get("type", "do")
-    raise ValidationError(
-        f"from_step {from_step!r} must be a step name or {{'name', 'count', 'type'}}",
-        "e.g. restart(from_step='charge-card')",
-    )
-
-
-class SyncWorkflow:
-    """`env.ORDERS` in a script: create, create_batch, get."""
-
-    def __init__(self, client: Client, name: str):
-        self._client, self.name = client, name
-
-    def create(self, params: Any = None, id: str | None = None) -> SyncInstance:
-        row = self._client.create(self.name, params, id)
-        return SyncInstance(self._client, self.name, row.id)
-
-    def create_batch(self, items: Iterable[dict]) -> list[SyncInstance]:
-        return [SyncInstance(self._client, self.name, r.id) for r in self._client.create_batch(self.name, items)]
-
-    def get(self, id: str) -> SyncInstance:
-        row = self._client.get(id, self.name)
-        return SyncInstance(self._client, self.name, row.id)
-
-
-class AsyncInstance:
-    def __init__(self, astore: AsyncStore, client: Client, workflow: str, id: str):
-        self._a, self._sync = astore, SyncInstance(client, workflow, id)
-        self.workflow, self.id = workflow, id
-
-    async def status(self) -> dict:
-        return await self._a.call(self._sync.status)
-
-    async def send_event(self, type: str | None = None, payload: Any = None) -> None:
-        await self._a.call(self._sync.send_event, type, payload)
-
-    async def pause(self) -> None:
-        await self._a.call(self._sync.pause)
-
-    async def resume(self) -> None:
-        await self._a.call(self._sync.resume)
-
-    async def terminate(self) -> None:
-        await self._a.call(self._sync.terminate)
-
-    async def restart(self, from_step: str | dict | None = None) -> None:
-        await self._a.call(self._sync.restart, from_step)
-
-    async def delete(self) -> None:
-        await self._a.call(self._sync.delete)
-
-    def __repr__(self) -> str:
-        return f"Instance({self.workflow!r}, {self.id!r})"
-
-
-class AsyncWorkflow:
-    """`env.ORDERS` in async code, as on Cloudflare."""
-
-    def __init__(self, astore: AsyncStore, client: Client, name: str):
-        self._a, self._client, self.name = astore, client, name
-        self._sync = SyncWorkflow(client, name)
-
-    async def create(self, params: Any = None, id: str | None = None) -> AsyncInstance:
-        inst = await self._a.call(self._sync.create, params, id)
-        return AsyncInstance(self._a, self._client, self.name, inst.id)
-
-    async def create_batch(self, items: Iterable[dict]) -> list[AsyncInstance]:
-        made = await self._a.call(self._sync.create_batch, list(items))
-        return [AsyncInstance(self._a, self._client, self.name, i.id) for i in made]
-
-    async def get(self, id: str) -> AsyncInstance:
-        inst = await self._a.call(self._sync.get, id)
-        return AsyncInstance(self._a, self._client, self.name, inst.id)
-
-
-class Env:
-    """Vars and workflow bindings by name: `env.API_BASE`, `env.ORDERS`, also `env["ORDERS"]`."""
-
-    def __init__(self, config: Config, bindings: dict[str, Any]):
-        self.config = config
-        self._values = {**dict(config.vars), **bindings}
-
-    def __getattr__(self, name: str) -> Any:
-        try:
-            return self._values[name]
-        except KeyError:
-            raise AttributeError(
-                f"env has no var or binding {name!r} (it has: {', '.join(sorted(self._values))})"
-            ) from None
-
-    def __getitem__(self, name: str) -> Any:
-        return self._values[name]
-
-    def __contains__(self, name: str) -> bool:
-        return name in self._values
-
-    def get(self, name: str, default: Any = None) -> Any:
-        return self._values.get(name, default)
-
-
-def sync_env(client: Client) -> Env:
-    return Env(client.config, {w.binding: SyncWorkflow(client, w.name) for w in client.config.workflows})
-
-
-def async_env(client: Client, astore: AsyncStore) -> Env:
-    return Env(client.config, {w.binding: AsyncWorkflow(astore, client, w.name) for w in client.config.workflows})
-
-
-def connect_sync(
-    config: str | Path | Config | None = None,
-    *,
-    store: str | None = None,
-    env: str | None = None,
-    persist_to: str | Path | None = None,
-) -> Env:
-    """Bindings for scripts: `wf.connect_sync().ORDERS.create(params={...})`."""
-    cfg = config if isinstance(config, Config) else load_config(config, env=env, store=store, persist_to=persist_to)
-    return sync_env(Client(cfg))
-
-
-def connect(
-    config: str | Path | Config | None = None,
-    *,
-    store: str | None = None,
-    env: str | None = None,
-    persist_to: str | Path | None = None,
-) -> Env:
-    """Async bindings: `await wf.connect().ORDERS.create(params={...})`."""
-    cfg = config if isinstance(config, Config) else load_config(config, env=env, store=store, persist_to=persist_to)
-    return AsyncClient(cfg).env()
-
-
 class _LazyClient(Client):
     """A client whose store is opened on the async store's own thread, on first use."""
 
@@ -601,7 +434,9 @@ class AsyncClient:
 
     def env(self) -> Env:
         """Async bindings and vars on this client, as a workflow's `self.env` sees them."""
+        from .env import async_env
+
         return async_env(self.client, self.astore)
 
 
-__all__ = ["Client", "AsyncClient", "Env", "connect", "connect_sync", "check_instance_id", "status_shape"]
+__all__ = ["Client", "AsyncClient", "check_instance_id", "status_shape"]

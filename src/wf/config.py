@@ -34,6 +34,9 @@ from wf.runtime.settings import Settings
 
 CONFIG_NAMES = ("wrangler.jsonc", "wrangler.json", "wrangler.toml")
 INHERITABLE = ("name", "main", "compatibility_date", "compatibility_flags")
+# What wf reads; every other key wrangler accepts (kv_namespaces, routes, observability, ...) is kept
+# out of the way: accepted, listed in `Config.ignored`, and named in a warning by `wf dev` / `wf worker`.
+READ = frozenset({*INHERITABLE, "vars", "workflows", "env", "$schema"})
 DEFAULT_STEP_LIMIT = 10_000
 
 NAME_RE = re.compile(r"^[a-zA-Z0-9_][a-zA-Z0-9\-_]*$")
@@ -71,6 +74,18 @@ class Config:
     store_url: str | None
     settings: Settings = field(default_factory=Settings)  # runtime settings from the environment
     warnings: tuple[str, ...] = field(default=(), compare=False)  # unknown keys, with a suggestion (config_keys)
+    ignored: tuple[str, ...] = ()  # keys of the config that wf accepts and does not use
+
+    def ignored_warnings(self) -> list[str]:
+        """One sentence naming what wf ignores in the config, if anything."""
+        if not self.ignored:
+            return []
+        keys = ", ".join(self.ignored)
+        verb = "it takes" if len(self.ignored) == 1 else "they take"
+        return [
+            f"{self.path.name}: wf ignores {keys} ({verb} effect on Cloudflare only; "
+            "wf runs the workflows, the Worker's fetch handler and vars)"
+        ]
 
     def workflow(self, name: str) -> WorkflowConfig:
         return self._find("name", name, "named")
@@ -245,6 +260,7 @@ def load_config(
         store_url=store or environ.get("WF_STORE") or None,
         settings=Settings.from_env(environ),
         warnings=config_keys.warnings(parsed, text, str(file)),
+        ignored=tuple(at(key) for key in data if key not in READ),
     )
 
 

@@ -9,6 +9,11 @@ OrderWorkflow` in `src/index.py`) with or without an `__init__.py`, and gives ev
 directory its own module names, so a process that loads several projects (tests, or a
 runner serving more than one) never gets another project's cached `src.workflows`.
 Loading the same project twice returns the module already imported.
+
+Cloudflare's layout works too: the main file's folder is also put first on `sys.path`, so its
+sibling modules import absolutely (`from hello import hello` beside `src/entry.py`, the only form
+Cloudflare's runtime allows), and Cloudflare's runtime modules (`workers`, `pyodide.ffi`, `js`)
+resolve to wf's stand-ins (`wf.cloudflare`, which says which wins over installed packages).
 """
 
 from __future__ import annotations
@@ -71,6 +76,9 @@ def code_fingerprint(config: Config) -> str:
 
 
 def _import_main(config: Config, purpose: str) -> ModuleType:
+    from wf import cloudflare
+
+    cloudflare.install()
     if is_file_main(config.main):
         file = (config.root / config.main).resolve()
         if not file.is_file():
@@ -89,7 +97,35 @@ def is_file_main(main: str) -> bool:
 
 def _import_file(file: Path) -> ModuleType:
     package = package_for(file.parent)
+    _first_on_path(file.parent)
+    others = [folder for folder in _MAIN_FOLDERS if folder != file.parent.resolve()]
+    for entry in file.parent.iterdir():  # this project's siblings win over another project's, cached
+        if others and (entry.suffix == ".py" or (entry.is_dir() and entry.name.isidentifier())):
+            _forget_other_projects(entry.stem, others)
+    _MAIN_FOLDERS.add(file.parent.resolve())
     return importlib.import_module(f"{package}.{file.stem}")
+
+
+_MAIN_FOLDERS: set[Path] = set()  # folders of the main files imported so far (tests load many projects)
+
+
+def _forget_other_projects(top: str, others: list[Path]) -> None:
+    """Drop a cached top-level `top` that an earlier project's main folder provided (never a library's)."""
+    cached = sys.modules.get(top)
+    if cached is None:
+        return
+    locations = [p for p in list(getattr(cached, "__path__", [])) or [getattr(cached, "__file__", None) or ""] if p]
+    if locations and any(_is_under(Path(place), folder) for place in locations for folder in others):
+        for name in [n for n in sys.modules if n == top or n.startswith(top + ".")]:
+            del sys.modules[name]
+        importlib.invalidate_caches()
+
+
+def _first_on_path(folder: Path) -> None:
+    entry = str(folder)
+    if entry in sys.path:
+        sys.path.remove(entry)
+    sys.path.insert(0, entry)
 
 
 def package_for(folder: Path) -> str:
@@ -104,10 +140,7 @@ def package_for(folder: Path) -> str:
 
 
 def _import_dotted(module: str, root: Path) -> ModuleType:
-    entry = str(root)
-    if entry in sys.path:
-        sys.path.remove(entry)
-    sys.path.insert(0, entry)  # first, so this project's package wins over an earlier one's
+    _first_on_path(root)  # first, so this project's package wins over an earlier one's
     _forget_foreign(module.partition(".")[0], root)
     return importlib.import_module(module)
 
@@ -169,7 +202,7 @@ def _origin(exc: BaseException, home: Path) -> str:
 def _missing_module_hint(config: Config, exc: ModuleNotFoundError, home: Path) -> str:
     top = (exc.name or "").partition(".")[0]
     if top and is_file_main(config.main) and ((home / top).is_dir() or (home / f"{top}.py").is_file()):
-        return f"`{top}` is part of your project: import it relatively, e.g. `from .{exc.name} import ...`"
+        return f"`{top}` is in your project but {exc.name!r} is not: check the module's name and folder"
     if not is_file_main(config.main) and exc.name and config.main.startswith(exc.name):
         return f"{config.main!r} is looked up from {config.root}; check `main` in {config.path.name}"
     return "install the missing package into this environment, or fix the import"

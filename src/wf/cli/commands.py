@@ -47,7 +47,7 @@ def worker(
     from . import runlog
 
     runlog.install(log_format, quiet)
-    config = load()
+    config = load(warn=True)
     runner = build_runner(
         config, concurrency=concurrency, replay_always=replay_always, lease=lease, reap_interval=reap_interval
     )

@@ -58,11 +58,15 @@ def _version(shown: bool) -> None:
         raise typer.Exit()
 
 
-def load():
+def load(warn: bool = False):
+    """The config, saying on stderr its unknown keys; with `warn` (the long-running commands), also
+    the keys wrangler takes that wf ignores."""
     from ..config import load_config
 
     config = load_config(state.config, env=state.env, persist_to=state.persist_to, store=state.store)
     warn_config(config)
+    for warning in config.ignored_warnings() if warn else ():
+        say(f"warning: {warning}")
     return config
 
 

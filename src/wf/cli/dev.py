@@ -40,7 +40,7 @@ def dev(
     from . import runlog
 
     runlog.install(log_format, quiet)
-    config = load()
+    config = load(warn=True)
     token = os.environ.get("WF_TOKEN") or None
     log_to_stderr()
     announce_crons()

@@ -16,6 +16,10 @@ from ..errors import ConflictError, ValidationError
 from .core import app, say
 
 RENAMES = {"gitignore": ".gitignore"}
+NEXT = {  # what to run first in each template's project
+    "default": "trigger order-processing --params order.json --wait",
+    "cloudflare": 'trigger my-workflow \'{"name": "Ada", "wait": "1 second"}\' --wait',
+}
 TEXT_SUFFIXES = (".py", ".jsonc", ".json", ".md", ".toml", "gitignore")
 
 
@@ -55,19 +59,25 @@ def _as_toml(jsonc: str) -> str:
     return (
         "# wf project config: the same shape as Cloudflare's wrangler.toml.\n"
         "# main exports the workflow classes; each [[workflows]] entry declares one.\n\n"
-        + tomli_w.dumps(pyjson5.loads(jsonc))
+        + tomli_w.dumps({k: v for k, v in pyjson5.loads(jsonc).items() if k != "$schema"})
     )
 
 
 @app.command()
 def init(
     directory: str = typer.Argument(".", metavar="DIR", help="Where to create the project (default: here)."),
-    template: str = typer.Option("default", "--template", help="Project template."),
+    template: str = typer.Option(
+        "default", "--template", help="Project template: default (an order and an approval workflow) or cloudflare."
+    ),
     fmt: str = typer.Option("jsonc", "--format", help="Config format: jsonc or toml."),
     name: str | None = typer.Option(None, "--name", help="Project name (default: the folder's name)."),
     force: bool = typer.Option(False, "--force", help="Overwrite files that exist."),
 ):
-    """Create a project: an order workflow, an approval workflow, an HTTP app and tests.
+    """Create a project that runs at once, offline, with its tests, and deploys to Cloudflare as it is.
+
+    `default`: an order workflow, an approval workflow, a Worker with an HTTP API, tests.
+    `cloudflare`: Cloudflare's Python Workflows starter (src/entry.py: a Workflow, and a Worker
+    that starts and reads it), with pyproject.toml for Cloudflare's Python tooling, and tests.
 
     Example: wf init shop && cd shop && wf trigger order-processing --params order.json --wait
     """
@@ -92,7 +102,7 @@ def init(
     where = "" if directory == "." else f"cd {shlex.quote(directory)} && "
     say(
         f"created {len(files)} files in {target.resolve()}\n"
-        f"next: {where}{wf_command(target)} trigger order-processing --params order.json --wait"
+        f"next: {where}{wf_command(target)} {NEXT.get(template, 'dev')}"
     )
 
 

@@ -2,7 +2,9 @@
 at `/cdn-cgi/explorer` (http/ui/), and the user's own ASGI `app` (exported from `main`) at `/`
 (without one, `/` redirects to the UI).
 
-The user's app reaches the workflow bindings from each request:
+A Worker half (`class Default(WorkerEntrypoint)` with `fetch(self, request)`, or `on_fetch`) is
+served there instead, with the bindings in Cloudflare's Python shape as `self.env` (see
+wf/cloudflare/worker.py). The user's ASGI app reaches the workflow bindings from each request:
 
     request.scope["wf.env"].ORDERS            # any ASGI framework
     request.state.env.ORDERS                  # Starlette / FastAPI (`request.state`)
@@ -346,11 +348,16 @@ def create_app(
 
 
 def find_user_app(config) -> Any:
-    """`main`'s ASGI `app`, or None when it exports none."""
+    """What answers at `/`: `main`'s Worker (a `Default` WorkerEntrypoint or `on_fetch`, as on
+    Cloudflare), else its ASGI `app`, else None."""
+    from ..cloudflare.worker import find_worker
     from ..errors import LoaderError
     from ..loader import load_main
 
     module = load_main(config)
+    worker = find_worker(module, config.main)
+    if worker is not None:
+        return worker
     app = getattr(module, "app", None)
     if app is None:
         return None

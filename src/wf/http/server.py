@@ -98,6 +98,11 @@ def _server(config: uvicorn.Config) -> uvicorn.Server:
     return Server(config)
 
 
+def _serving(user_app, url: str) -> str:
+    name = getattr(user_app, "name", None)  # a Worker (wf.cloudflare.worker.WorkerApp) names its handler
+    return f"the Worker {name}, served at {url}/" if name else f"main exports `app`, served at {url}/"
+
+
 def is_config_file(path: str | Path, config) -> bool:
     """The config or the local vars beside it (`.dev.vars[.<env>]`, `.env[.<env>]`)."""
     path = Path(path)
@@ -232,8 +237,7 @@ class DevServer:
             f"wf dev: {self.config.name or self.config.root.name} ({self.config.path})",
             f"  workflows: {names}",
             f"  state:     {self.config.store_url or self.config.state_dir}",
-            "  app:       "
-            + (f"main exports `app`, served at {url}/" if user_app else "none (main exports no `app`; / opens the UI)"),
+            "  app:       " + (_serving(user_app, url) if user_app else "none (main exports no `app`; / opens the UI)"),
             f"  UI:        {url}/cdn-cgi/explorer/"
             + ("?token=<WF_TOKEN> (once; then a session cookie)" if self.token else ""),
             f"  API:       {url}/cdn-cgi/local/explorer/api (wrangler workflows ... --local --port {port})",

@@ -58,13 +58,12 @@ def _parse_text(text: str, what: str) -> float:
 
 
 def parse_instant(value: object, what: str = "time") -> float:
-    """Epoch seconds for an aware datetime or a number of epoch seconds."""
+    """Epoch seconds for a datetime or a number of epoch seconds.
+
+    A naive datetime is read as `datetime.timestamp()` reads it, in local time: Cloudflare's docs
+    write `datetime.now() + timedelta(...)`, which means the same instant on Cloudflare (where
+    local time is UTC) and here. An aware datetime means the same instant everywhere."""
     if isinstance(value, datetime):
-        if value.tzinfo is None:
-            raise ValidationError(
-                f"{what} {value.isoformat()} has no time zone",
-                "pass an aware datetime, e.g. datetime.now(timezone.utc) + timedelta(hours=1)",
-            )
         return value.timestamp()
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return float(value)

@@ -382,6 +382,30 @@ class WorkflowTest:
             raise WorkflowTestError("the test has not started: use `async with WorkflowTest(...)` or `await t.start()`")
         return self.runner.env
 
+    async def fetch(self, url: str, *, json: Any = None, **options: Any) -> Any:
+        """Send a request to the project's Worker (`Default.fetch` or `on_fetch` in main) with this
+        test's bindings as its env; its `Response` (`.status`, `await .json()`). `url` may be a path;
+        options as Cloudflare's `fetch` takes them (`method`, `headers`, `body`), or `json=`."""
+        await self._ensure_started()
+        from ..cloudflare.bindings import WorkerEnv
+        from ..cloudflare.http import Request
+        from ..cloudflare.worker import find_worker
+        from ..loader import load_main
+
+        worker = find_worker(load_main(self.config), self.config.main)
+        if worker is None:
+            raise WorkflowTestError(
+                f"{self.config.main!r} has no Worker to fetch from: define `class Default(WorkerEntrypoint)` "
+                "with `async def fetch(self, request)`, or `on_fetch(request, env)`"
+            )
+        if json is not None:
+            import json as _json
+
+            options = {"method": "POST", **options, "body": _json.dumps(json)}
+            options["headers"] = {"content-type": "application/json", **(options.get("headers") or {})}
+        request = Request(url if "://" in url else "http://localhost" + url, **options)
+        return await worker.respond(request, WorkerEnv(self.env))
+
     async def create(self, workflow: str, params: Any = None, id: str | None = None) -> InstanceIntrospector:
         await self._ensure_started()
         row = self.client.create(workflow, params, id)

@@ -1,68 +1,55 @@
-"""The project's entry point: the workflow classes, and an HTTP app that `wf dev` serves at /.
+"""The project's entry point: the workflow classes, and the Worker that answers HTTP at /.
+
+`wf dev` serves the Worker locally; `npx wrangler deploy` runs this same file on Cloudflare.
 
 POST /api/orders                   start an order      -> {"instanceId": ...}
 GET  /api/workflows/{id}           an instance's status
 POST /api/workflows/{id}/approve   approve a waiting approval instance
 """
 
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import JSONResponse
-from starlette.routing import Route
+from urllib.parse import urlparse
 
-from wf import NotFoundError
+from js import Object
+from pyodide.ffi import to_js
+from workers import Response, WorkerEntrypoint
+from workflows.approval import ApprovalWorkflow
+from workflows.order_processing import OrderWorkflow
 
-from .workflows.approval import ApprovalWorkflow
-from .workflows.order_processing import OrderWorkflow
-
-__all__ = ["OrderWorkflow", "ApprovalWorkflow", "app"]
+__all__ = ["OrderWorkflow", "ApprovalWorkflow", "Default"]
 
 
-def bindings(request: Request):
-    """The workflow bindings `wf dev` hands to each request."""
-    return request.scope["wf.env"]
+def js_object(value):
+    """Cloudflare's bindings take JavaScript objects: to_js builds one (wf takes it as it is)."""
+    return to_js(value, dict_converter=Object.fromEntries)
 
 
-async def find(request: Request):
-    env, id = bindings(request), request.path_params["id"]
-    for binding in (env.ORDERS, env.APPROVALS):
-        try:
-            return await binding.get(id)
-        except NotFoundError:
-            continue
-    return None
+class Default(WorkerEntrypoint):
+    async def fetch(self, request):
+        path = [part for part in urlparse(request.url).path.split("/") if part]
+        if path == ["api", "orders"] and request.method == "POST":
+            try:
+                order = await request.json()
+            except ValueError:  # not JSON (or not UTF-8): the client's mistake, said as such
+                return Response.json({"error": 'the body must be a JSON object, e.g. {"orderId": "o-1"}'}, status=400)
+            if not isinstance(order, dict):
+                return Response.json({"error": "the body must be a JSON object"}, status=400)
+            instance = await self.env.ORDERS.create(js_object({"params": order}))
+            return Response.json({"instanceId": instance.id}, status=201)
+        if len(path) in (3, 4) and path[:2] == ["api", "workflows"]:
+            instance = await self.find(path[2])
+            if instance is None:
+                return Response.json({"error": "instance not found"}, status=404)
+            if len(path) == 3 and request.method == "GET":
+                return Response.json(await instance.status())
+            if path[3:] == ["approve"] and request.method == "POST":
+                await instance.send_event(js_object({"type": "approval", "payload": {"approved": True}}))
+                return Response.json({"sent": True})
+        return Response.json({"error": "not found"}, status=404)
 
-
-async def create_order(request: Request) -> JSONResponse:
-    try:
-        order = await request.json()
-    except ValueError:  # not JSON (or not UTF-8): the client's mistake, said as such
-        return JSONResponse({"error": 'the body must be a JSON object, e.g. {"orderId": "o-1"}'}, status_code=400)
-    if not isinstance(order, dict):
-        return JSONResponse({"error": "the body must be a JSON object, not " + type(order).__name__}, status_code=400)
-    instance = await bindings(request).ORDERS.create(params=order)
-    return JSONResponse({"instanceId": instance.id}, status_code=201)
-
-
-async def instance_status(request: Request) -> JSONResponse:
-    instance = await find(request)
-    if instance is None:
-        return JSONResponse({"error": "instance not found"}, status_code=404)
-    return JSONResponse(await instance.status())
-
-
-async def approve(request: Request) -> JSONResponse:
-    instance = await find(request)
-    if instance is None:
-        return JSONResponse({"error": "instance not found"}, status_code=404)
-    await instance.send_event(type="approval", payload={"approved": True})
-    return JSONResponse({"sent": True})
-
-
-app = Starlette(
-    routes=[
-        Route("/api/orders", create_order, methods=["POST"]),
-        Route("/api/workflows/{id}", instance_status, methods=["GET"]),
-        Route("/api/workflows/{id}/approve", approve, methods=["POST"]),
-    ]
-)
+    async def find(self, id):
+        for binding in (self.env.ORDERS, self.env.APPROVALS):
+            try:
+                return await binding.get(id)
+            except Exception:  # no such instance in this workflow (Cloudflare raises a plain Error)
+                continue
+        return None

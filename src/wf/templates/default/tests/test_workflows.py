@@ -78,3 +78,15 @@ def test_approval_times_out_after_24_hours():
         assert await inst.get_output() == {"status": "timed_out"}
 
     scenario(test)
+
+
+def test_the_worker_starts_an_order_and_reads_its_status():
+    async def test(t):
+        answer = await t.fetch("/api/orders", json=ORDER)  # the Worker in src/index.py, with this test's bindings
+        assert answer.status == 201
+        order = t.get((await answer.json())["instanceId"])
+        await order.wait_for_status("complete")
+        status = await (await t.fetch(f"/api/workflows/{order.id}")).json()
+        assert status["status"] == "complete" and status["output"]["trackingNumber"] == "TRK-o-1001"
+
+    scenario(test)

@@ -1,62 +1,62 @@
 """Order processing: validate inventory, charge, wait, ship, confirm.
 
 Every external call goes to the `API_BASE` var; when it is empty the calls are simulated,
-so the project runs offline as soon as it is created.
+so the project runs offline as soon as it is created. Written as Cloudflare's Python SDK
+wants it (steps as `@step.do(...)` functions, `fetch` from `workers`), so that this same file
+deploys with `npx wrangler deploy`.
 """
 
-import ssl
+import json
 
-import httpx
-
-from wf import NonRetryableError, WorkflowEntrypoint
-
-# One TLS context for every call: building one costs about 20 ms of CPU, which a new
-# httpx client per call would otherwise pay each time.
-TLS = ssl.create_default_context()
+from workers import WorkflowEntrypoint, fetch
+from workers.workflows import NonRetryableError
 
 
 class OrderWorkflow(WorkflowEntrypoint):
     async def run(self, event, step):
-        order = event.payload
+        order = event["payload"]
         if not order.get("orderId") or not order.get("items"):
             raise NonRetryableError("an order needs an orderId and items")
-        api = Api(self.env.get("API_BASE", ""))
+        api = Api(getattr(self.env, "API_BASE", ""))
 
-        async def validate():
+        @step.do("validate-inventory")
+        async def validate_inventory():
             checks = [await api.get(f"/inventory/check/{item['productId']}") for item in order["items"]]
             return all(check.get("available", False) for check in checks)
 
-        if not await step.do("validate-inventory", validate):
-            await step.do(
-                "notify-out-of-stock",
-                lambda: api.post("/notifications/send", {"userId": order["userId"], "message": "Items out of stock"}),
-            )
+        if not await validate_inventory():
+
+            @step.do("notify-out-of-stock")
+            async def notify_out_of_stock():
+                notice = {"userId": order["userId"], "message": "Items out of stock"}
+                return await api.post("/notifications/send", notice)
+
+            await notify_out_of_stock()
             return {"status": "cancelled", "reason": "out_of_stock"}
 
-        payment = await step.do(
+        @step.do(
             "process-payment",
-            lambda: api.post("/payments/charge", {"orderId": order["orderId"], "userId": order["userId"]}),
             config={"retries": {"limit": 3, "delay": "2 seconds", "backoff": "exponential"}, "timeout": "30 seconds"},
         )
+        async def process_payment():
+            return await api.post("/payments/charge", {"orderId": order["orderId"], "userId": order["userId"]})
+
+        payment = await process_payment()
 
         await step.sleep("wait-before-fulfillment", order.get("fulfillmentDelay", "2 seconds"))
 
-        shipment = await step.do(
-            "create-shipment",
-            lambda: api.post("/shipping/create", {"orderId": order["orderId"], "items": order["items"]}),
-        )
+        @step.do("create-shipment")
+        async def create_shipment():
+            return await api.post("/shipping/create", {"orderId": order["orderId"], "items": order["items"]})
 
-        await step.do(
-            "send-confirmation",
-            lambda: api.post(
-                "/notifications/send",
-                {
-                    "userId": order["userId"],
-                    "message": f"Order {order['orderId']} shipped! Tracking: {shipment['trackingNumber']}",
-                },
-            ),
-        )
+        shipment = await create_shipment()
 
+        @step.do("send-confirmation")
+        async def send_confirmation():
+            message = f"Order {order['orderId']} shipped! Tracking: {shipment['trackingNumber']}"
+            return await api.post("/notifications/send", {"userId": order["userId"], "message": message})
+
+        await send_confirmation()
         return {
             "status": "completed",
             "transactionId": payment["transactionId"],
@@ -73,18 +73,21 @@ class Api:
     async def get(self, path: str) -> dict:
         if not self.base:
             return {"available": True}
-        async with httpx.AsyncClient(verify=TLS) as http:
-            response = await http.get(self.base + path, timeout=10)
-            response.raise_for_status()
-            return response.json()
+        return await self.answer(await fetch(self.base + path), path)
 
     async def post(self, path: str, body: dict) -> dict:
         if not self.base:
             return simulate(path, body)
-        async with httpx.AsyncClient(verify=TLS) as http:
-            response = await http.post(self.base + path, json=body, timeout=10)
-            response.raise_for_status()
-            return response.json()
+        response = await fetch(
+            self.base + path, method="POST", headers={"content-type": "application/json"}, body=json.dumps(body)
+        )
+        return await self.answer(response, path)
+
+    @staticmethod
+    async def answer(response, path: str) -> dict:
+        if not response.ok:  # the step fails and is retried
+            raise OSError(f"{path} answered {response.status}")
+        return await response.json()
 
 
 def simulate(path: str, body: dict) -> dict:

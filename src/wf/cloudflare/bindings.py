@@ -1,0 +1,148 @@
+"""Workflow bindings in Cloudflare's Python shape, for a Worker's `self.env` (and `on_fetch`'s `env`).
+
+On Cloudflare the binding is a JavaScript object: its methods take one options object, which
+Python code builds with `to_js({...}, dict_converter=Object.fromEntries)`:
+
+    instance = await self.env.MY_WORKFLOW.create(to_js({"id": i, "params": p}, dict_converter=Object.fromEntries))
+    await instance.send_event(to_js({"type": "approval", "payload": {...}}, dict_converter=Object.fromEntries))
+
+Here the same calls work, and so do a plain dict and keyword arguments (`create(id=i, params=p)`,
+`send_event(type=..., payload=...)`). `status()` gives a dict whose keys read as attributes too,
+as the JS object does. Vars pass through unchanged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from ..errors import ValidationError
+from .ffi import JsMap, JsObject, plain
+
+CREATE_KEYS = ("id", "params", "retention")
+EVENT_KEYS = ("type", "payload")
+
+
+def options(given: Any, keywords: Mapping[str, Any], allowed: tuple[str, ...], call: str) -> dict:
+    """One options object from a positional object and/or keyword arguments, checked."""
+    if isinstance(given, JsMap):
+        raise ValidationError(
+            f"{call} got a JS Map: to_js(...) without dict_converter=Object.fromEntries makes a Map, "
+            "from which Cloudflare's binding reads no options",
+            f"write {call.split('(')[0]}(to_js({{...}}, dict_converter=Object.fromEntries))",
+        )
+    if given is not None and not isinstance(given, Mapping):
+        raise ValidationError(
+            f"{call} takes an options object ({', '.join(allowed)}), got {given!r}",
+            "pass a dict or to_js({...}, dict_converter=Object.fromEntries), or keyword arguments",
+        )
+    merged = {**plain(dict(given or {})), **plain(dict(keywords))}
+    unknown = sorted(set(merged) - set(allowed))
+    if unknown:
+        raise ValidationError(
+            f"{call} options have unknown key {unknown[0]!r}", f"Cloudflare's options are {', '.join(allowed)}"
+        )
+    return merged
+
+
+def create_options(given: Any, keywords: Mapping[str, Any] | None = None) -> tuple[Any, str | None]:
+    """(params, id) from Cloudflare's `WorkflowInstanceCreateOptions`; `retention` is accepted and
+    not applied (instances are kept until deleted)."""
+    opts = options(given, keywords or {}, CREATE_KEYS, "create()")
+    return opts.get("params"), opts.get("id")
+
+
+def event_options(given: Any, keywords: Mapping[str, Any] | None = None) -> tuple[str | None, Any]:
+    opts = options(given, keywords or {}, EVENT_KEYS, "send_event()")
+    return opts.get("type"), opts.get("payload")
+
+
+class WorkflowInstance:
+    """An instance as Cloudflare's Python binding gives it: `.id`, `await status()`, lifecycle methods."""
+
+    def __init__(self, instance: Any):
+        self._i = instance
+        self.id = instance.id
+
+    async def status(self) -> JsObject:
+        return JsObject(await self._i.status())
+
+    async def send_event(self, event: Any = None, /, **keywords: Any) -> None:
+        type, payload = event_options(event, keywords)
+        await self._i.send_event(type=type, payload=payload)
+
+    sendEvent = send_event
+
+    async def pause(self) -> None:
+        await self._i.pause()
+
+    async def resume(self) -> None:
+        await self._i.resume()
+
+    async def terminate(self, _options: Any = None, /, **_keywords: Any) -> None:
+        await self._i.terminate()
+
+    async def restart(self, given: Any = None, /, **keywords: Any) -> None:
+        opts = options(given, keywords, ("from",), "restart()")
+        await self._i.restart(opts.get("from"))
+
+    async def delete(self) -> None:
+        await self._i.delete()
+
+    def __repr__(self) -> str:
+        return f"WorkflowInstance({self.id!r})"
+
+
+class WorkflowBinding:
+    """`env.MY_WORKFLOW` in a Worker: create, create_batch (also createBatch), get."""
+
+    def __init__(self, binding: Any):
+        self._b = binding
+
+    async def create(self, given: Any = None, /, **keywords: Any) -> WorkflowInstance:
+        params, id = create_options(given, keywords)
+        return WorkflowInstance(await self._b.create(params=params, id=id))
+
+    async def create_batch(self, batch: Any) -> list[WorkflowInstance]:
+        if not isinstance(batch, (list, tuple)):
+            raise ValidationError(f"create_batch() takes a list of options objects, got {batch!r}", "pass [...]")
+        items = [dict(zip(("params", "id"), create_options(item))) for item in batch]
+        return [WorkflowInstance(i) for i in await self._b.create_batch(items)]
+
+    createBatch = create_batch
+
+    async def get(self, id: str) -> WorkflowInstance:
+        return WorkflowInstance(await self._b.get(id))
+
+    def __repr__(self) -> str:
+        return f"WorkflowBinding({getattr(self._b, 'name', '?')!r})"
+
+
+class WorkerEnv:
+    """A Worker's `env`: the config's vars as they are, each workflow binding in Cloudflare's shape."""
+
+    def __init__(self, env: Any):
+        config = env.config
+        self._values = {name: getattr(env, name) for name in config.vars}
+        for workflow in config.workflows:
+            self._values[workflow.binding] = WorkflowBinding(getattr(env, workflow.binding))
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self._values[name]
+        except KeyError:
+            raise AttributeError(
+                f"env has no var or binding {name!r} (it has: {', '.join(sorted(self._values))})"
+            ) from None
+
+    def __getitem__(self, name: str) -> Any:
+        return self._values[name]
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._values
+
+    def get(self, name: str, default: Any = None) -> Any:
+        return self._values.get(name, default)
+
+
+__all__ = ["WorkerEnv", "WorkflowBinding", "WorkflowInstance", "create_options", "event_options"]

@@ -1,0 +1,207 @@
+"""The Cloudflare-shaped face of `Client`: `env.ORDERS.create(...)`, `instance.status()`.
+
+    env = wf.connect()                                  # async bindings, like Cloudflare's env
+    inst = await env.ORDERS.create(params={...})
+    env = wf.connect_sync()                             # the same, synchronous, for scripts
+
+The same bindings are a workflow's `self.env` under the runner.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .client import AsyncClient, Client
+from .config import Config, load_config
+from .errors import ValidationError
+
+if TYPE_CHECKING:
+    from .runtime.store.aio import AsyncStore
+
+
+class SyncInstance:
+    def __init__(self, client: Client, workflow: str, id: str):
+        self._client, self.workflow, self.id = client, workflow, id
+
+    def status(self) -> dict:
+        return self._client.status(self.id, self.workflow)
+
+    def send_event(self, type: Any = None, payload: Any = None) -> None:
+        if isinstance(type, Mapping):  # Cloudflare's form: send_event(to_js({"type": t, "payload": p}, ...))
+            from .cloudflare.bindings import event_options
+
+            type, payload = event_options(type, {} if payload is None else {"payload": payload})
+        self._client.send_event(self.id, type, payload, self.workflow)
+
+    def pause(self) -> None:
+        self._client.pause(self.id, self.workflow)
+
+    def resume(self) -> None:
+        self._client.resume(self.id, self.workflow)
+
+    def terminate(self) -> None:
+        self._client.terminate(self.id, self.workflow)
+
+    def restart(self, from_step: str | dict | None = None) -> None:
+        name, count, kind = _from_step(from_step)
+        self._client.restart(self.id, self.workflow, name, count, kind)
+
+    def delete(self) -> None:
+        self._client.delete(self.id, self.workflow)
+
+    def __repr__(self) -> str:
+        return f"Instance({self.workflow!r}, {self.id!r})"
+
+
+def _from_step(from_step) -> tuple[str | None, int, str]:
+    if from_step is None or isinstance(from_step, str):
+        return from_step, 1, "do"
+    if isinstance(from_step, dict) and "name" in from_step:
+        return from_step["name"], from_step.get("count", 1), from_step.get("type", "do")
+    raise ValidationError(
+        f"from_step {from_step!r} must be a step name or {{'name', 'count', 'type'}}",
+        "e.g. restart(from_step='charge-card')",
+    )
+
+
+def _cloudflare_options(params: Any, id: str | None) -> tuple[Any, str | None]:
+    """`create(to_js({"id": ..., "params": ...}, dict_converter=Object.fromEntries))`, Cloudflare's
+    form, where wf's takes `params` first: a `to_js` object is read as the options object."""
+    from .cloudflare.ffi import JsMap, JsObject
+
+    if isinstance(params, (JsObject, JsMap)) and id is None:
+        from .cloudflare.bindings import create_options
+
+        return create_options(params)
+    return params, id
+
+
+class SyncWorkflow:
+    """`env.ORDERS` in a script: create, create_batch, get."""
+
+    def __init__(self, client: Client, name: str):
+        self._client, self.name = client, name
+
+    def create(self, params: Any = None, id: str | None = None) -> SyncInstance:
+        params, id = _cloudflare_options(params, id)
+        row = self._client.create(self.name, params, id)
+        return SyncInstance(self._client, self.name, row.id)
+
+    def create_batch(self, items: Iterable[dict]) -> list[SyncInstance]:
+        return [SyncInstance(self._client, self.name, r.id) for r in self._client.create_batch(self.name, items)]
+
+    def get(self, id: str) -> SyncInstance:
+        row = self._client.get(id, self.name)
+        return SyncInstance(self._client, self.name, row.id)
+
+
+class AsyncInstance:
+    def __init__(self, astore: AsyncStore, client: Client, workflow: str, id: str):
+        self._a, self._sync = astore, SyncInstance(client, workflow, id)
+        self.workflow, self.id = workflow, id
+
+    async def status(self) -> dict:
+        return await self._a.call(self._sync.status)
+
+    async def send_event(self, type: str | None = None, payload: Any = None) -> None:
+        await self._a.call(self._sync.send_event, type, payload)
+
+    async def pause(self) -> None:
+        await self._a.call(self._sync.pause)
+
+    async def resume(self) -> None:
+        await self._a.call(self._sync.resume)
+
+    async def terminate(self) -> None:
+        await self._a.call(self._sync.terminate)
+
+    async def restart(self, from_step: str | dict | None = None) -> None:
+        await self._a.call(self._sync.restart, from_step)
+
+    async def delete(self) -> None:
+        await self._a.call(self._sync.delete)
+
+    def __repr__(self) -> str:
+        return f"Instance({self.workflow!r}, {self.id!r})"
+
+
+class AsyncWorkflow:
+    """`env.ORDERS` in async code, as on Cloudflare."""
+
+    def __init__(self, astore: AsyncStore, client: Client, name: str):
+        self._a, self._client, self.name = astore, client, name
+        self._sync = SyncWorkflow(client, name)
+
+    async def create(self, params: Any = None, id: str | None = None) -> AsyncInstance:
+        inst = await self._a.call(self._sync.create, params, id)
+        return AsyncInstance(self._a, self._client, self.name, inst.id)
+
+    async def create_batch(self, items: Iterable[dict]) -> list[AsyncInstance]:
+        made = await self._a.call(self._sync.create_batch, list(items))
+        return [AsyncInstance(self._a, self._client, self.name, i.id) for i in made]
+
+    async def get(self, id: str) -> AsyncInstance:
+        inst = await self._a.call(self._sync.get, id)
+        return AsyncInstance(self._a, self._client, self.name, inst.id)
+
+
+class Env:
+    """Vars and workflow bindings by name: `env.API_BASE`, `env.ORDERS`, also `env["ORDERS"]`."""
+
+    def __init__(self, config: Config, bindings: dict[str, Any]):
+        self.config = config
+        self._values = {**dict(config.vars), **bindings}
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self._values[name]
+        except KeyError:
+            raise AttributeError(
+                f"env has no var or binding {name!r} (it has: {', '.join(sorted(self._values))})"
+            ) from None
+
+    def __getitem__(self, name: str) -> Any:
+        return self._values[name]
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._values
+
+    def get(self, name: str, default: Any = None) -> Any:
+        return self._values.get(name, default)
+
+
+def sync_env(client: Client) -> Env:
+    return Env(client.config, {w.binding: SyncWorkflow(client, w.name) for w in client.config.workflows})
+
+
+def async_env(client: Client, astore: AsyncStore) -> Env:
+    return Env(client.config, {w.binding: AsyncWorkflow(astore, client, w.name) for w in client.config.workflows})
+
+
+def connect_sync(
+    config: str | Path | Config | None = None,
+    *,
+    store: str | None = None,
+    env: str | None = None,
+    persist_to: str | Path | None = None,
+) -> Env:
+    """Bindings for scripts: `wf.connect_sync().ORDERS.create(params={...})`."""
+    cfg = config if isinstance(config, Config) else load_config(config, env=env, store=store, persist_to=persist_to)
+    return sync_env(Client(cfg))
+
+
+def connect(
+    config: str | Path | Config | None = None,
+    *,
+    store: str | None = None,
+    env: str | None = None,
+    persist_to: str | Path | None = None,
+) -> Env:
+    """Async bindings: `await wf.connect().ORDERS.create(params={...})`."""
+    cfg = config if isinstance(config, Config) else load_config(config, env=env, store=store, persist_to=persist_to)
+    return AsyncClient(cfg).env()
+
+
+__all__ = ["Env", "connect", "connect_sync", "sync_env", "async_env"]

@@ -79,13 +79,14 @@ class WfWorker:
         store: str | None = None,
         env: dict | None = None,
         globals: list[str] = (),
+        command: str = "worker",
     ):
         self.log = log
         self.started = _shop_time.monotonic()
         env = _wf_env({**(env or {}), **({"WF_CRASH_AT": crash_at} if crash_at else {})}, store)
         with open(log, "wb") as err:
             self.proc = _shop_subprocess.Popen(
-                [_shop_sys.executable, "-m", "wf", *globals, "worker", *args],
+                [_shop_sys.executable, "-m", "wf", *globals, command, *args],
                 cwd=project,
                 env=env,
                 stdin=_shop_subprocess.DEVNULL,
@@ -154,11 +155,13 @@ class WfProcesses:
         store: str | None = None,
         env: dict | None = None,
         globals: list[str] = (),
+        command: str = "worker",
     ) -> WfWorker:
-        """`wf [GLOBALS] worker [ARGS]` in `project` (globals: `-c FILE` and the like)."""
+        """`wf [GLOBALS] worker [ARGS]` in `project` (globals: `-c FILE` and the like; command: `dev`
+        runs `wf dev` instead, which says "ready" too)."""
         log = self.tmp_path / f"worker-{len(self.workers) + 1}.log"
         worker = WfWorker(
-            project, log, crash_at, list(args), store or self.store, {**self.env, **(env or {})}, list(globals)
+            project, log, crash_at, list(args), store or self.store, {**self.env, **(env or {})}, list(globals), command
         )
         self.workers.append(worker)
         return worker

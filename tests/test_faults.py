@@ -162,9 +162,11 @@ def test_a_worker_on_a_damaged_database_says_so_on_stderr(project, wf_procs):
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("command", ["worker", "dev"])
 @pytest.mark.parametrize("replace", ["lock file", "database"])
-def test_a_runner_whose_lock_or_database_was_replaced_stops(project, wf_procs, replace):
-    worker = wf_procs.worker(project).wait_ready()
+def test_a_runner_whose_lock_or_database_was_replaced_stops(project, wf_procs, replace, command):
+    args = ["--port", "0"] if command == "dev" else []
+    worker = wf_procs.worker(project, command=command, args=args).wait_ready()
     state = project / ".wf"
     if replace == "lock file":
         [lock] = (state / "runners").glob("*.lock")

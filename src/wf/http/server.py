@@ -33,7 +33,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING
 
-from ..errors import ValidationError, WfError
+from ..errors import StoreError, ValidationError, WfError
 from .app import LOOPBACK_HOSTS, WfApp, create_app
 
 access_log = logging.getLogger("wf.http")
@@ -164,6 +164,7 @@ class DevServer:
         self.app: WfApp
         self.stop_event: asyncio.Event | None = None
         self._watch_stop = asyncio.Event()
+        self._swapped = asyncio.Event()  # set (and replaced) each time a reload swaps the runner
 
     def _build_runner(self) -> Runner:
         from ..service import build_runner
@@ -217,17 +218,33 @@ class DevServer:
             raise WfError("the HTTP server did not start", "see the message above")
         self._banner(port, user_app, time.monotonic() - started)
         stop_wait = loop.create_task(self.stop_event.wait())
-        await asyncio.wait({serving, stop_wait}, return_when=asyncio.FIRST_COMPLETED)
+        failed = loop.create_task(self._runner_failed())
+        await asyncio.wait({serving, stop_wait, failed}, return_when=asyncio.FIRST_COMPLETED)
         self.say("stopping: finishing open requests and in-flight steps...")
         await self._stop_watching(watcher)
         server.should_exit = True
         await asyncio.gather(serving, return_exceptions=True)
         stop_wait.cancel()
+        failed.cancel()
         await self.runner.stop(self.grace)
         await self.app.explorer.aclient.close()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
         self.say("stopped.")
+        if self.runner.failure:
+            raise StoreError(f"wf dev stopped: {self.runner.failure}", "start it again; it opens the store afresh")
+
+    async def _runner_failed(self) -> None:
+        """Returns when the runner stops for good (its database or lock file was replaced under it,
+        say): then wf dev stops too, rather than serving an API whose instances nobody runs."""
+        while True:
+            runner, swapped = self.runner, self._swapped
+            waits = [asyncio.ensure_future(runner.failed.wait()), asyncio.ensure_future(swapped.wait())]
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+            for w in waits:
+                w.cancel()
+            if runner.failure is not None and runner is self.runner:
+                return
 
     def _banner(self, port: int, user_app, took: float) -> None:
         host = f"[{self.host}]" if ":" in self.host else self.host
@@ -307,6 +324,8 @@ class DevServer:
         new_runner = build_runner(config, classes, concurrency=self.concurrency)
         await self.runner.stop(self.grace)
         self.runner = new_runner
+        self._swapped.set()
+        self._swapped = asyncio.Event()
         await self._check_code(config, new_runner)
         await self.runner.start()
         if config is not self.config:

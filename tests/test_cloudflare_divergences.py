@@ -14,6 +14,7 @@ import pytest
 from harness import Harness, harness_store  # noqa: F401  (the fixture)
 
 from wf import WorkflowEntrypoint
+from wf.errors import ValidationError
 
 pytestmark = pytest.mark.usefixtures("harness_store")
 
@@ -59,3 +60,64 @@ async def test_run_may_return_the_event_it_received(tmp_path, replay):
     assert out["event"]["timestamp"].endswith("Z")  # as JSON writes a JavaScript Date
     assert out["kept"] == out["event"]
     assert out["trigger"]["payload"] == {"order": 7} and out["trigger"]["instanceId"] == row.id
+
+
+# -- 6. a forced or real timeout's message starts with Cloudflare's wording ----------------
+
+
+class Waits(WorkflowEntrypoint):
+    async def run(self, event, step):
+        try:
+            await step.wait_for_event("approval", "approved", timeout="1 hour")
+        except Exception as exc:  # as Cloudflare's docs catch it
+            return {"name": type(exc).__name__, "message": str(exc)}
+
+
+async def test_an_event_timeout_says_execution_timed_out(tmp_path, replay):
+    async with harness(tmp_path, replay, waits=Waits) as h:
+        status = await h.run("waits")
+    assert status["output"]["name"] == "WorkflowTimeoutError"
+    assert status["output"]["message"].startswith("Execution timed out after 3600000ms: wait_for_event 'approval'")
+
+
+async def test_a_forced_event_timeout_says_execution_timed_out(tmp_path):
+    async with Harness(tmp_path, {"waits": Waits}) as h:
+        inst = h.introspect_instance("waits", "w1")
+        inst.modify().force_event_timeout("approval").mock_event("approved", {"ok": True})
+        h.create("waits", id="w1")
+        await inst.wait_for_status("complete")
+        out = await inst.get_output()
+    assert out["message"].startswith("Execution timed out"), out
+
+
+class Hangs(WorkflowEntrypoint):
+    async def run(self, event, step):
+        async def forever():
+            import asyncio
+
+            await asyncio.Event().wait()
+
+        try:
+            await step.do("hang", forever, config={"retries": {"limit": 0, "delay": 1}, "timeout": "2 seconds"})
+        except Exception as exc:
+            return str(exc)
+
+
+async def test_a_step_timeout_says_execution_timed_out(tmp_path, replay):
+    async with harness(tmp_path, replay, hangs=Hangs) as h:
+        status = await h.run("hangs")
+    assert status["output"].startswith("Execution timed out after 2000ms: step 'hang' attempt 1"), status
+
+
+# -- 7. wf.testing refuses contradictory mocks, as introspectWorkflow's modifier does -------
+
+
+async def test_mocking_an_error_after_the_result_is_refused(tmp_path):
+    async with Harness(tmp_path, {"waits": Waits}) as h:
+        m = h.introspect_instance("waits", "w1").modify().mock_step_result("charge", {"ok": True})
+        with pytest.raises(ValidationError, match=r"^Trying to mock error on step 'charge' after mocking its result!$"):
+            m.mock_step_error("charge", RuntimeError("down"))
+        refused = r"^Trying to force timeout on step 'charge' after mocking its result!$"
+        with pytest.raises(ValidationError, match=refused):
+            m.force_step_timeout("charge")
+        m.mock_step_error(("charge", 2), RuntimeError("down"))  # another step of that name is not contradicted

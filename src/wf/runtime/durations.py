@@ -70,6 +70,12 @@ def parse_instant(value: object, what: str = "time") -> float:
     raise ValidationError(f"{what} {value!r} is not a point in time", "pass an aware datetime or epoch seconds")
 
 
+def timed_out(seconds: float) -> str:
+    """The start of a timeout's message, in Cloudflare's words ("Execution timed out after 600000ms");
+    what timed out follows it."""
+    return f"Execution timed out after {round(seconds * 1000)}ms"
+
+
 def format_duration(seconds: float) -> str:
     """A short human form: 250ms, 4.2s, 3m10s, 2h5m, 3d4h."""
     if seconds < 1:

@@ -24,7 +24,7 @@ from ...errors import (
 )
 from .. import codec
 from ..crash import crash_point
-from ..durations import format_duration, parse_duration
+from ..durations import format_duration, parse_duration, timed_out
 from ..logs import current as current_step
 from ..store.base import AttemptRow, HistoryRow, StepRow, StepWrite
 from ..threads import STEP_THREADS
@@ -325,7 +325,8 @@ class Do(StepKind):
         except TimeoutError as exc:
             if _expired(timeout):
                 return "retry", WorkflowTimeoutError(
-                    f"step {rec.name!r} attempt {attempt} timed out after {cfg.display['timeout']}"
+                    f"{timed_out(cfg.timeout)}: step {rec.name!r} attempt {attempt} timed out after "
+                    f"{cfg.display['timeout']}"
                 )
             return "retry", exc
         except Exception as exc:

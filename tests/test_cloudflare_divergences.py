@@ -8,7 +8,9 @@ also run replay-always (the instance evicted and replayed from the top after eve
 
 from __future__ import annotations
 
+import time
 from collections import Counter
+from datetime import UTC, datetime
 
 import pytest
 from harness import Harness, harness_store  # noqa: F401  (the fixture)
@@ -121,3 +123,31 @@ async def test_mocking_an_error_after_the_result_is_refused(tmp_path):
         with pytest.raises(ValidationError, match=refused):
             m.force_step_timeout("charge")
         m.mock_step_error(("charge", 2), RuntimeError("down"))  # another step of that name is not contradicted
+
+
+# -- 8. step.sleep_until accepts a naive datetime, as Cloudflare's Python SDK ---------------
+
+
+class SleepsUntil(WorkflowEntrypoint):
+    async def run(self, event, step):
+        naive = datetime.fromtimestamp(event.payload["at"])  # local time, no tzinfo
+        assert naive.tzinfo is None
+        await step.sleep_until("nap", naive)
+        await step.sleep_until("aware", datetime.fromtimestamp(event.payload["at"] + 60, UTC))
+        await step.sleep_until("epoch", event.payload["at"] + 120)
+        return "woke"
+
+
+async def test_sleep_until_takes_a_naive_datetime_as_local_time(tmp_path, replay, monkeypatch):
+    monkeypatch.setenv("TZ", "America/New_York")  # local time is not UTC here
+    time.tzset()
+    try:
+        async with harness(tmp_path, replay, sleeps=SleepsUntil) as h:
+            at = h.clock.now() + 3600
+            status = await h.run("sleeps", {"at": at}, id="s1")
+            steps = h.describe("s1")["steps"]
+    finally:
+        monkeypatch.delenv("TZ")
+        time.tzset()
+    assert status["output"] == "woke", status
+    assert [round(s["end"] - at) for s in steps] == [0, 60, 120]

@@ -67,7 +67,9 @@ def parse_instant(value: object, what: str = "time") -> float:
         return value.timestamp()
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return float(value)
-    raise ValidationError(f"{what} {value!r} is not a point in time", "pass an aware datetime or epoch seconds")
+    raise ValidationError(
+        f"{what} {value!r} is not a point in time", "pass a datetime (a naive one is local time) or epoch seconds"
+    )
 
 
 def timed_out(seconds: float) -> str:

@@ -151,3 +151,53 @@ async def test_sleep_until_takes_a_naive_datetime_as_local_time(tmp_path, replay
         time.tzset()
     assert status["output"] == "woke", status
     assert [round(s["end"] - at) for s in steps] == [0, 60, 120]
+
+
+# -- 5. step config is validated as Cloudflare validates it ---------------------------------
+
+
+def configured(config):
+    class Configured(WorkflowEntrypoint):
+        async def run(self, event, step):
+            def attempt(ctx):
+                CALLS["attempts"] += 1
+                SEEN.append(ctx.config)
+                if ctx.attempt < 3:
+                    raise ConnectionError("down")
+                return "ok"
+
+            return await step.do("charge", attempt, config=config)
+
+    return Configured
+
+
+@pytest.mark.parametrize(
+    "retries, missing",
+    [({"limit": 3}, "'delay'"), ({"delay": "1 second"}, "'limit'"), ({"backoff": "linear"}, "'limit' and no 'delay'")],
+)
+async def test_retries_without_limit_or_delay_is_refused_before_the_step_runs(tmp_path, replay, retries, missing):
+    async with harness(tmp_path, replay, partial=configured({"retries": retries})) as h:
+        status = await h.run("partial")
+    assert status["status"] == "errored", status
+    assert status["error"]["name"] == "ValidationError"
+    assert f"retries of step 'charge' has no {missing}" in status["error"]["message"]
+    assert CALLS["attempts"] == 0  # refused before the callback ran
+
+
+async def test_only_a_step_without_retries_gets_the_defaults(tmp_path, replay):
+    async with harness(tmp_path, replay, default=configured({"timeout": "1 minute"})) as h:
+        status = await h.run("default", id="d1")
+        starts = [a["start"] for a in h.describe("d1")["steps"][0]["attempts"]]
+    assert status["output"] == "ok"
+    assert SEEN[-1]["retries"] == {"limit": 5, "delay": "10 seconds", "backoff": "exponential"}
+    assert [round(b - a) for a, b in zip(starts, starts[1:])] == [10, 20]
+
+
+async def test_retries_without_a_backoff_wait_a_constant_delay(tmp_path, replay):
+    config = {"retries": {"limit": 2, "delay": "7 seconds"}}
+    async with harness(tmp_path, replay, constant=configured(config)) as h:
+        status = await h.run("constant", id="c1")
+        starts = [a["start"] for a in h.describe("c1")["steps"][0]["attempts"]]
+    assert status["output"] == "ok"
+    assert SEEN[-1]["retries"] == {"limit": 2, "delay": "7 seconds", "backoff": "constant"}
+    assert [round(b - a) for a, b in zip(starts, starts[1:])] == [7, 7]

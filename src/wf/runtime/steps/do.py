@@ -44,6 +44,28 @@ MARK_STARTED_AFTER = 0.05  # an attempt running longer than this is recorded as 
 PREVIEW_MAX = 2000  # an output longer than this (JSON characters) is logged as its size only
 
 
+def _retries(name: str, config: dict) -> dict:
+    """The step's retry policy: the defaults when the config has no `retries`, else the one given,
+    which must name both `limit` and `delay` (as Cloudflare validates a step's config); without a
+    `backoff` it is constant, as Cloudflare computes it."""
+    if "retries" not in config:
+        return dict(DEFAULT_CONFIG["retries"])
+    retries = config["retries"]
+    if not isinstance(retries, dict) or set(retries) - {"limit", "delay", "backoff"}:
+        raise ValidationError(
+            f"retries of step {name!r} must be a dict of limit, delay and backoff, got {retries!r}",
+            'e.g. {"limit": 3, "delay": "5 seconds", "backoff": "linear"}',
+        )
+    missing = [key for key in ("limit", "delay") if key not in retries]
+    if missing:
+        raise ValidationError(
+            f"retries of step {name!r} has no {' and no '.join(map(repr, missing))}: {retries!r}",
+            'a step\'s retries name both, e.g. {"limit": 3, "delay": "5 seconds"}; '
+            "leave out `retries` for the defaults (5 retries, 10 seconds, exponential)",
+        )
+    return {"backoff": "constant", **retries}
+
+
 class StepConfig:
     """A step's retry and timeout policy, merged over the defaults and checked."""
 
@@ -62,13 +84,7 @@ class StepConfig:
                 f"config of step {name!r} has unknown key {sorted(unknown)[0]!r}",
                 "allowed keys are 'retries' and 'timeout'",
             )
-        retries = config.get("retries", {})
-        if not isinstance(retries, dict) or set(retries) - {"limit", "delay", "backoff"}:
-            raise ValidationError(
-                f"retries of step {name!r} must be a dict of limit, delay and backoff, got {retries!r}",
-                'e.g. {"limit": 3, "delay": "5 seconds", "backoff": "linear"}',
-            )
-        merged = {**DEFAULT_CONFIG["retries"], **retries}
+        merged = _retries(name, config)
         self.limit = merged["limit"]
         if isinstance(self.limit, bool) or not isinstance(self.limit, int) or not 0 <= self.limit <= 10_000:
             raise ValidationError(
@@ -539,7 +555,7 @@ def _expired(timeout) -> bool:
 def _cloudflare_config(config: Any) -> dict:
     """The step's config as Cloudflare shows it: numbers are milliseconds there, seconds in wf."""
     config = config if isinstance(config, dict) else DEFAULT_CONFIG
-    retries = {**DEFAULT_CONFIG["retries"], **(config.get("retries") or {})}
+    retries = config.get("retries") or DEFAULT_CONFIG["retries"]
     timeout = config.get("timeout", DEFAULT_CONFIG["timeout"])
     ms = lambda v: v * 1000 if isinstance(v, (int, float)) and not isinstance(v, bool) else v  # noqa: E731
     return {"retries": {**retries, "delay": ms(retries["delay"])}, "timeout": ms(timeout)}

@@ -8,6 +8,9 @@ also run replay-always (the instance evicted and replayed from the top after eve
 
 from __future__ import annotations
 
+import asyncio
+import gc
+import logging
 import time
 from collections import Counter
 from datetime import UTC, datetime
@@ -15,7 +18,7 @@ from datetime import UTC, datetime
 import pytest
 from harness import Harness, harness_store  # noqa: F401  (the fixture)
 
-from wf import WorkflowEntrypoint
+from wf import NonRetryableError, WorkflowEntrypoint
 from wf.errors import ValidationError
 
 pytestmark = pytest.mark.usefixtures("harness_store")
@@ -201,3 +204,56 @@ async def test_retries_without_a_backoff_wait_a_constant_delay(tmp_path, replay)
     assert status["output"] == "ok"
     assert SEEN[-1]["retries"] == {"limit": 2, "delay": "7 seconds", "backoff": "constant"}
     assert [round(b - a) for a, b in zip(starts, starts[1:])] == [7, 7]
+
+
+# -- 3. a decorated step never runs an attempt twice ----------------------------------------
+
+ATTEMPTS: list = []
+
+
+class DecoratedRetries(WorkflowEntrypoint):
+    async def run(self, event, step):
+        @step.do("flaky")  # the default retries: waits of 10, 20, 40, 80 and 160 seconds
+        async def flaky(ctx):
+            ATTEMPTS.append(ctx.attempt)
+            if ctx.attempt < 6:
+                raise ConnectionError(f"down ({ctx.attempt})")
+            return "up"
+
+        return await flaky()
+
+
+async def test_a_decorated_step_never_runs_an_attempt_twice(tmp_path, replay, caplog):
+    ATTEMPTS.clear()
+    caplog.set_level(logging.ERROR, logger="asyncio")
+    async with Harness(tmp_path, {"decorated": DecoratedRetries}, replay_always=replay, keep_warm=30.0) as h:
+        status = await h.run("decorated", id="d1")
+        await asyncio.sleep(0.05)  # an orphaned task would try again now
+        attempts = [a["success"] for a in h.describe("d1")["steps"][0]["attempts"]]
+    gc.collect()  # "Task exception was never retrieved" is logged when the task is collected
+    assert status["output"] == "up", status
+    assert ATTEMPTS == [1, 2, 3, 4, 5, 6]
+    assert attempts == [False] * 5 + [True]
+    assert "never retrieved" not in caplog.text
+
+
+class GatherFails(WorkflowEntrypoint):
+    async def run(self, event, step):
+        def fails():
+            raise NonRetryableError("no")
+
+        def slow(ctx):
+            ATTEMPTS.append(ctx.attempt)
+            raise ConnectionError("down")
+
+        retries = {"retries": {"limit": 5, "delay": "1 minute"}}
+        await asyncio.gather(step.do("slow", slow, config=retries), step.do("fails", fails))
+
+
+async def test_no_step_of_an_ended_instance_runs_on(tmp_path, replay):
+    ATTEMPTS.clear()
+    async with harness(tmp_path, replay, gather=GatherFails) as h:
+        status = await h.run("gather")
+        await h.advance(3600)  # the retries of "slow" would all be due by now
+    assert status["status"] == "errored" and status["error"]["name"] == "NonRetryableError", status
+    assert ATTEMPTS == [1]

@@ -129,6 +129,7 @@ class Execution:
         self.interrupted: Interrupt | None = None  # why run() must stop, once it has been told
         self.suspect = False  # the last lease renewal did not list this instance as held
         self.task: asyncio.Task | None = None
+        self.children: set[asyncio.Task] = set()  # other tasks running this run's steps (see reap_children)
         self.traceback: str | None = None  # of the error that ended run(), if one did
         self.log_buffer: list = []
         self._partial: dict = {}
@@ -148,6 +149,9 @@ class Execution:
         earlier run (None when it is new)."""
         self.check_stopped()
         check_step_name(name)
+        task = asyncio.current_task()
+        if task is not self.task and task is not None:  # a step run from a task of run()'s own (a gather)
+            self.children.add(task)
         counter = (kind.name, name)
         self.counters[counter] += 1
         key = (kind.name, name, self.counters[counter])
@@ -357,3 +361,19 @@ class Execution:
         except Exception as exc:
             self.traceback = format_traceback(exc)  # for the event log (the runner's log, `wf tail`)
             return "errored", error_info(exc)
+        finally:
+            await self.reap_children()
+
+    async def reap_children(self) -> None:
+        """No task of this run outlives it. A step run in a task of its own (a decorated step, a
+        branch of a gather) would otherwise go on after the execution ended or was suspended,
+        making attempts the replay makes again; each is cancelled and awaited, its outcome read."""
+        me = asyncio.current_task()
+        children, self.children = [t for t in self.children if t is not me], set()
+        for task in children:
+            task.cancel()
+        if children:
+            await asyncio.wait(children)
+        for task in children:
+            if not task.cancelled():
+                task.exception()  # read: nothing is left for asyncio to report as never retrieved

@@ -181,6 +181,7 @@ class Replay:
         self.reached: set[tuple[str, str, int]] = set()
         self.counters: dict[tuple[str, str], int] = defaultdict(int)
         self.scratch: dict[str, Any] = {}
+        self.children: set[asyncio.Task] = set()  # decorated steps' tasks (the check drops strays itself)
         self.replayed = 0
 
     def expected(self) -> StepRow | None:

@@ -460,7 +460,9 @@ class StepCallable:
 
     async def _run(self):
         if self._result is None:
-            self._result = asyncio.ensure_future(self._execute())
+            task = asyncio.ensure_future(self._execute())
+            self._x.children.add(task)  # ended with the execution, never left running after it
+            self._result = task
         return await asyncio.shield(self._result)
 
     async def _execute(self):

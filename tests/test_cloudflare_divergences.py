@@ -257,3 +257,108 @@ async def test_no_step_of_an_ended_instance_runs_on(tmp_path, replay):
         await h.advance(3600)  # the retries of "slow" would all be due by now
     assert status["status"] == "errored" and status["error"]["name"] == "NonRetryableError", status
     assert ATTEMPTS == [1]
+
+
+# -- 9. Cloudflare's Python DAG form ---------------------------------------------------------
+
+
+def dag(concurrent: bool):
+    class Dag(WorkflowEntrypoint):
+        async def run(self, event, step):
+            async def traced(name, value):
+                SEEN.append(f"start {name}")
+                for _ in range(3):
+                    await asyncio.sleep(0)  # lets a concurrent sibling start meanwhile
+                SEEN.append(f"end {name}")
+                CALLS[name] += 1
+                return value
+
+            @step.do("dependency a")
+            async def step_a():
+                return await traced("a", 10)
+
+            @step.do("dependency b")
+            def step_b(ctx):
+                CALLS["b"] += 1
+                return {"b": 20, "attempt": ctx.attempt}
+
+            @step.do("dependency c")
+            async def step_c():
+                return await traced("c", 30)
+
+            @step.do("sum", depends=[step_a, step_b, step_c], concurrent=concurrent)
+            async def total(ctx, a=0, b=None, c=0):
+                return {"sum": a + b["b"] + c, "step": ctx.step.name}
+
+            @step.do("again", depends=[step_c])  # a dependency already run gives its result again
+            def again(c):
+                return c
+
+            return [await total(), await again()]
+
+    return Dag
+
+
+@pytest.mark.parametrize("concurrent", [True, False], ids=["concurrent", "sequential"])
+async def test_a_dag_step_runs_its_dependencies_first_once_each_and_gets_their_results_in_order(
+    tmp_path, replay, concurrent
+):
+    async with harness(tmp_path, replay, dag=dag(concurrent)) as h:
+        status = await h.run("dag", id="g1")
+        names = [s["name"] for s in h.describe("g1")["steps"]]
+    assert status["output"] == [{"sum": 60, "step": "sum"}, 30], status
+    assert CALLS == {"a": 1, "b": 1, "c": 1}
+    assert names[-2:] == ["sum", "again"] and set(names[:3]) == {"dependency a", "dependency b", "dependency c"}
+    if not replay:  # replay-always cuts a running sibling off at every commit: order says nothing there
+        together = SEEN.index("start c") < SEEN.index("end a")
+        assert together == concurrent, SEEN
+
+
+class ImplicitDefaults(WorkflowEntrypoint):
+    async def run(self, event, step):
+        @step.do()
+        async def step_1():
+            CALLS["step_1"] += 1
+            return {"foo": "foo"}
+
+        @step.do()
+        async def step_2():
+            CALLS["step_2"] += 1
+            return {"bar": "bar"}
+
+        @step.do("step_4", concurrent=True)
+        async def step_4(step_1, ctx, step_2):
+            return [step_1["foo"], ctx.attempt, step_2["bar"]]
+
+        @step.do("step_5")  # injection by name fills parameters that have defaults too
+        async def step_5(ctx, step_1=(), step_2=(), unrelated="kept"):
+            return step_1["foo"] + step_2["bar"] + f"-{ctx.step.name}-{unrelated}"
+
+        return [await step_4(), await step_5()]
+
+
+async def test_dependencies_by_parameter_name_also_fill_parameters_with_defaults(tmp_path, replay):
+    async with harness(tmp_path, replay, implicit=ImplicitDefaults) as h:
+        status = await h.run("implicit")
+    assert status["output"] == [["foo", 1, "bar"], "foobar-step_5-kept"], status
+    assert CALLS == {"step_1": 1, "step_2": 1}
+
+
+class BadDepends(WorkflowEntrypoint):
+    async def run(self, event, step):
+        def plain():
+            return 1
+
+        @step.do("final", depends=[plain])
+        def final(x):
+            return x
+
+        return await final()
+
+
+async def test_depends_refuses_what_is_not_a_step(tmp_path):
+    async with Harness(tmp_path, {"bad": BadDepends}) as h:
+        status = await h.run("bad")
+    assert status["status"] == "errored"
+    assert "depends of step 'final' lists <function" in status["error"]["message"]
+    assert "which is not a step" in status["error"]["message"]

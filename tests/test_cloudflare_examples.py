@@ -10,8 +10,8 @@ Workflow, and a `Default` Worker whose fetch drives them through `self.env` in C
 send_event, lifecycle). tests/fixtures/cfonfetch is the bindings page's older `on_fetch(request,
 env)` form. Here they run under wf.testing (fake clock) and, marked slow, under `wf dev`.
 
-The `depends` DAG and the saga need issue 17 (the rollback step kind and `depends`), which is being
-built at the same time: their tests are strict xfails until it lands.
+The saga needs issue 17's rollback step kind, which is being built at the same time: its tests are
+strict xfails until it lands.
 """
 
 from __future__ import annotations
@@ -28,7 +28,6 @@ from wf.testing import from_config
 
 FIXTURES = Path(__file__).parent / "fixtures"
 EXAMPLES = FIXTURES / "cfexamples" / "wrangler.jsonc"
-NEEDS_17_DAG = pytest.mark.xfail(strict=True, reason="needs issue 17's `depends` on step.do (the DAG form)")
 NEEDS_17_SAGA = pytest.mark.xfail(strict=True, reason="needs issue 17's rollback (step.with_rollback, rollback_all)")
 
 
@@ -112,7 +111,6 @@ async def test_dag_by_parameter_name_runs_both_dependencies_then_adds_them():
         assert {s["name"] for s in await inst.steps()} == {"step_a", "step_b", "my_final_step"}
 
 
-@NEEDS_17_DAG
 async def test_dag_with_depends_runs_both_dependencies_then_adds_them():
     async with examples() as t:
         inst = await finished(t, "dag")

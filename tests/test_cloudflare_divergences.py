@@ -19,7 +19,7 @@ import pytest
 from harness import Harness, harness_store  # noqa: F401  (the fixture)
 
 from wf import NonRetryableError, WorkflowEntrypoint
-from wf.errors import ValidationError
+from wf.errors import NotFoundError, ValidationError
 
 pytestmark = pytest.mark.usefixtures("harness_store")
 
@@ -365,3 +365,53 @@ async def test_depends_refuses_what_is_not_a_step(tmp_path):
     assert status["status"] == "errored"
     assert "depends of step 'final' lists <function" in status["error"]["message"]
     assert "which is not a step" in status["error"]["message"]
+
+
+# -- 1. an instance that deletes or terminates itself stops ---------------------------------
+
+
+def ends_itself(how: str):
+    class EndsItself(WorkflowEntrypoint):
+        async def run(self, event, step):
+            await step.do("before", lambda: CALLS.update(["before"]))
+            me = await getattr(self.env, how.upper()).get(event.instance_id)
+            await getattr(me, how)()
+            CALLS["after the call"] += 1  # never reached, as on Cloudflare
+            await step.do("after", lambda: CALLS.update(["after"]))
+            return "carried on"
+
+    return EndsItself
+
+
+async def test_an_instance_that_terminates_itself_stops(tmp_path, replay):
+    async with harness(tmp_path, replay, terminate=ends_itself("terminate")) as h:
+        status = await h.run("terminate", id="t1")
+        await h.settle()
+        steps = [s["name"] for s in h.describe("t1")["steps"]]
+    assert status == {"status": "terminated", "output": None, "error": None}
+    assert steps == ["before"]
+    assert CALLS == {"before": 1}
+
+
+async def test_an_instance_that_deletes_itself_stops(tmp_path, replay):
+    async with harness(tmp_path, replay, delete=ends_itself("delete")) as h:
+        h.create("delete", id="d1")
+        await h.settle()
+        await h.advance(60)
+        with pytest.raises(NotFoundError):
+            h.client.status("d1")
+    assert CALLS == {"before": 1}
+
+
+class EndsAnother(WorkflowEntrypoint):
+    async def run(self, event, step):
+        other = await self.env.TERMINATE.get(event.payload["other"])
+        await other.terminate()
+        return "carried on"  # ending another instance is no reason to stop
+
+
+async def test_an_instance_that_terminates_another_carries_on(tmp_path, replay):
+    async with harness(tmp_path, replay, terminate=ends_itself("terminate"), other=EndsAnother) as h:
+        h.create("terminate", id="victim")
+        status = await h.run("other", {"other": "victim"})
+    assert status["output"] == "carried on"

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from .client import AsyncClient, Client
 from .config import Config, load_config
 from .errors import ValidationError
+from .runtime.engine import stop_if_own
 
 if TYPE_CHECKING:
     from .runtime.store.aio import AsyncStore
@@ -43,6 +44,7 @@ class SyncInstance:
 
     def terminate(self) -> None:
         self._client.terminate(self.id, self.workflow)
+        stop_if_own(self.workflow, self.id)
 
     def restart(self, from_step: str | dict | None = None) -> None:
         name, count, kind = _from_step(from_step)
@@ -50,6 +52,7 @@ class SyncInstance:
 
     def delete(self) -> None:
         self._client.delete(self.id, self.workflow)
+        stop_if_own(self.workflow, self.id)
 
     def __repr__(self) -> str:
         return f"Instance({self.workflow!r}, {self.id!r})"
@@ -99,7 +102,7 @@ class SyncWorkflow:
 
 class AsyncInstance:
     def __init__(self, astore: AsyncStore, client: Client, workflow: str, id: str):
-        self._a, self._sync = astore, SyncInstance(client, workflow, id)
+        self._a, self._client, self._sync = astore, client, SyncInstance(client, workflow, id)
         self.workflow, self.id = workflow, id
 
     async def status(self) -> dict:
@@ -115,13 +118,15 @@ class AsyncInstance:
         await self._a.call(self._sync.resume)
 
     async def terminate(self) -> None:
-        await self._a.call(self._sync.terminate)
+        await self._a.call(self._client.terminate, self.id, self.workflow)
+        stop_if_own(self.workflow, self.id)
 
     async def restart(self, from_step: str | dict | None = None) -> None:
         await self._a.call(self._sync.restart, from_step)
 
     async def delete(self) -> None:
-        await self._a.call(self._sync.delete)
+        await self._a.call(self._client.delete, self.id, self.workflow)
+        stop_if_own(self.workflow, self.id)
 
     def __repr__(self) -> str:
         return f"Instance({self.workflow!r}, {self.id!r})"

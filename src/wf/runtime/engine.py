@@ -35,7 +35,7 @@ from .steps.kind import StepKind, Wake
 from .store.base import StepRow, StepWrite
 from .tracebacks import format_traceback
 
-__all__ = ["Execution", "Interrupt", "StepCallable", "StepContext", "WorkflowStep", "check_step_name"]
+__all__ = ["Execution", "Interrupt", "StepCallable", "StepContext", "WorkflowStep", "check_step_name", "stop_if_own"]
 
 log = logging.getLogger("wf.runner")
 NAME_MAX = 256
@@ -48,6 +48,16 @@ class Interrupt(BaseException):
     def __init__(self, reason: str, cause: BaseException | None = None):
         super().__init__(reason)
         self.reason, self.cause = reason, cause
+
+
+def stop_if_own(workflow: str, id: str) -> None:
+    """Called after instance `id` of `workflow` was terminated or deleted: when that is the instance
+    whose `run()` asked for it, nothing after the call runs (as on Cloudflare, where an instance that
+    deletes or terminates itself stops there). The runner writes nothing more for it."""
+    where = current_step.get()
+    x = where[0] if where is not None else None
+    if isinstance(x, Execution) and x.row.workflow == workflow and x.row.id == id:
+        raise x.interrupt("lost")
 
 
 def check_step_name(name: object) -> str:

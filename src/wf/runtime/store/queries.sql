@@ -283,9 +283,14 @@ WHERE owner IS NOT NULL AND lease_until < {db_now} AND (CAST(:keep AS TEXT) IS N
   AND NOT EXISTS (SELECT 1 FROM wf_runners r WHERE r.owner = i.owner AND r.lease_until >= {db_now})
 ORDER BY seq {skip_locked}
 
+-- A dead runner's instance that was to pause (waitingForPause) pauses now: its runner is gone, so
+-- nothing is in flight, and the step it was in runs again only once the instance is resumed.
 -- name: hand_back
 UPDATE wf_instances SET owner = NULL, lease_until = NULL,
-  wake_at = CASE WHEN status = 'waiting' AND wake_at IS NOT NULL THEN wake_at ELSE :now END
+  wake_at = CASE WHEN status = 'waitingForPause' THEN NULL
+                 WHEN status = 'waiting' AND wake_at IS NOT NULL THEN wake_at ELSE :now END,
+  paused_at = CASE WHEN status = 'waitingForPause' THEN :now ELSE paused_at END,
+  status = CASE WHEN status = 'waitingForPause' THEN 'paused' ELSE status END
 WHERE seq {in:seqs}
 
 -- name: register_runner

@@ -241,6 +241,8 @@ class RunnerOps(WaitOps):
         for seq, owner, status in rows:
             if status in (Status.RUNNING, Status.WAITING_FOR_PAUSE):
                 self._log(seq, now, "runner_lost", {"owner": owner})
+            if status == Status.WAITING_FOR_PAUSE:  # paused by hand_back, the step it was in not run again
+                self._log(seq, now, "workflow_paused")
         if rows:
             self._run("hand_back", seqs=[r[0] for r in rows], now=now)
             self.db.notify("w")

@@ -415,3 +415,25 @@ async def test_an_instance_that_terminates_another_carries_on(tmp_path, replay):
         h.create("terminate", id="victim")
         status = await h.run("other", {"other": "victim"})
     assert status["output"] == "carried on"
+
+
+class TerminatesItselfInAStep(WorkflowEntrypoint):
+    async def run(self, event, step):
+        async def end_me():
+            me = await self.env.IN_A_STEP.get(event.instance_id)
+            await me.terminate()
+            CALLS["rest of the step"] += 1
+
+        await step.do("end me", end_me)
+        CALLS["after the step"] += 1
+        return "carried on"
+
+
+async def test_an_instance_that_terminates_itself_from_a_step_stops(tmp_path, replay):
+    async with harness(tmp_path, replay, in_a_step=TerminatesItselfInAStep) as h:
+        status = await h.run("in-a-step", id="s1")
+        await h.settle()
+        steps = h.describe("s1")["steps"]
+    assert status["status"] == "terminated", status
+    assert CALLS == {}
+    assert [len(s["attempts"]) for s in steps] in ([], [1])  # the attempt was cut off, never retried

@@ -437,3 +437,26 @@ async def test_an_instance_that_terminates_itself_from_a_step_stops(tmp_path, re
     assert status["status"] == "terminated", status
     assert CALLS == {}
     assert [len(s["attempts"]) for s in steps] in ([], [1])  # the attempt was cut off, never retried
+
+
+class DependsIntoArgs(WorkflowEntrypoint):
+    async def run(self, event, step):
+        @step.do()
+        def one():
+            return 1
+
+        @step.do()
+        def two():
+            return 2
+
+        @step.do("all", depends=[one, two, one])
+        def total(*results, ctx):
+            return [*results, ctx.step.name]
+
+        return await total()
+
+
+async def test_depends_results_go_by_position_into_args(tmp_path):
+    async with Harness(tmp_path, {"args": DependsIntoArgs}) as h:
+        status = await h.run("args")
+    assert status["output"] == [1, 2, 1, "all"], status

@@ -65,15 +65,16 @@ class StepCallable:
         else:
             values = [await d() for d in deps]
         injected = dict(zip(names, values))
-        extra = values[len(names) :]  # more dependencies than named parameters: passed on by position
         rest = [p for p, has_default in params if p not in injected and (p == "ctx" or not has_default)]
+        # more dependencies than parameters to name (a `*args`): all their results go by position
+        positional, injected = (list(values), {}) if len(values) > len(names) else ([], injected)
         fn = self.fn
 
         def call(ctx):
             kwargs = dict(injected)
             for p in rest:
                 kwargs[p] = ctx
-            return fn(*extra, **kwargs) if extra else fn(**kwargs)
+            return fn(*positional, **kwargs)
 
         call.__wf_params__ = ("ctx",)  # the engine passes ctx; `call` spreads it
         if inspect.iscoroutinefunction(fn):
@@ -104,10 +105,14 @@ def _checked_depends(name: str, depends: Any) -> list[StepCallable] | None:
 
 
 def _parameters(fn: Callable) -> list[tuple[str, bool]]:
-    """The positional parameters of `fn`, each with whether it has a default."""
+    """The positional parameters of `fn` (and a keyword-only `ctx`), each with whether it has a default."""
     try:
         signature = inspect.signature(fn)
     except (TypeError, ValueError):
         return []
     kinds = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
-    return [(p.name, p.default is not p.empty) for p in signature.parameters.values() if p.kind in kinds]
+    return [
+        (p.name, p.default is not p.empty)
+        for p in signature.parameters.values()
+        if p.kind in kinds or (p.name == "ctx" and p.kind == p.KEYWORD_ONLY)
+    ]

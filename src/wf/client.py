@@ -218,7 +218,9 @@ class Client:
 
     # -- describe ------------------------------------------------------------------------
 
-    def describe(self, id: str, workflow: str | None = None) -> dict:
+    def describe(self, id: str, workflow: str | None = None, *, reveal: bool = False) -> dict:
+        """The instance and its steps; a step output marked sensitive shows as `[REDACTED]` unless
+        `reveal` (wf.testing's `wait_for_step_result` reveals it, as the workflow itself sees it)."""
         row = self.get(id, workflow)
         steps = self.store.steps(row.seq, with_attempts=True)
         return {
@@ -229,7 +231,7 @@ class Client:
             "created": row.created_at,
             "start": row.started_at,
             "end": row.ended_at,
-            "steps": [_describe_step(s) for s in steps],
+            "steps": [_describe_step(s, reveal) for s in steps],
         }
 
     # -- changing code under running instances -----------------------------------------
@@ -382,11 +384,11 @@ def _naming(exc, row: InstanceRow):
     return type(exc)(message, exc.hint)
 
 
-def _describe_step(s) -> dict:
+def _describe_step(s, reveal: bool = False) -> dict:
     """A step as its kind describes it (imported here: `wf status` never needs the step kinds)."""
     from .runtime import steps
 
-    return steps.kind(s.kind).describe(s)
+    return steps.kind(s.kind).describe(s, reveal)
 
 
 class _LazyClient(Client):

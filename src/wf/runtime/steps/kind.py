@@ -25,6 +25,13 @@ from ..events import LogEvent
 if TYPE_CHECKING:
     from ..store.base import HistoryRow, StepRow
 
+REDACTED = "[REDACTED]"  # what every view shows of a step output marked `sensitive: "output"`
+
+
+def is_sensitive(config: Any) -> bool:
+    """Whether a step's stored config hides its output from every view (`sensitive: "output"`)."""
+    return isinstance(config, dict) and config.get("sensitive") == "output"
+
 
 class Wake(StrEnum):
     """What ends a step's wait."""
@@ -126,9 +133,9 @@ class StepKind:
             )
         return status
 
-    def describe(self, s: StepRow) -> dict:
-        """The step as `Client.describe()` shows it."""
-        return {
+    def describe(self, s: StepRow, reveal: bool = False) -> dict:
+        """The step as `Client.describe()` shows it; a sensitive output as `[REDACTED]` unless `reveal`."""
+        d = {
             "name": s.name,
             "count": s.n,
             "type": self.display,
@@ -137,6 +144,9 @@ class StepKind:
             "end": s.ended_at,
             **self.details(s),
         }
+        if not reveal and "output" in d and d["output"] is not None and is_sensitive(d.get("config")):
+            d["output"] = REDACTED
+        return d
 
     def details(self, s: StepRow) -> dict:
         """The kind's own fields of `describe()`."""

@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .config import Config
-from .errors import ConflictError, NotFoundError, ValidationError
+from .errors import ConflictError, NotFoundError, ValidationError, WfError
 from .runtime import codec
 from .runtime.status import STATUSES
 from .runtime.store import db_path, open_store
@@ -103,17 +103,35 @@ class Client:
         return row
 
     def create_batch(self, workflow: str, items: Iterable[dict]) -> list[InstanceRow]:
+        """Cloudflare's `createBatch([...])`: the instances created, ids that exist skipped silently.
+        (`create_many` is the newer form, which says why each one left out was.)"""
         items = list(items)
-        if not 1 <= len(items) <= BATCH_MAX:
-            raise ValidationError(
-                f"a batch of {len(items)} instances is not allowed",
-                f"create between 1 and {BATCH_MAX} instances per batch",
-            )
+        _check_batch_size(len(items), "instances")
         prepared = [self._item(workflow, (i or {}).get("params"), (i or {}).get("id")) for i in items]
         rows = self.store.create_instances(prepared, self.now(), skip_existing=True)
         if rows:
             self._notify("w")
         return rows
+
+    def create_many(self, workflow: str, options: Mapping) -> dict:
+        """Cloudflare's `createBatch({count, params})` or `createBatch({instances: [...]})`:
+        `{"created": [{"id"}], "errors": [{"index", "id", "code", "message"}]}`, an error for each
+        entry left out (an id repeated in the batch, or one that exists), by its place in the input."""
+        items = _batch_entries(options)
+        prepared = [self._item(workflow, i.get("params"), i.get("id")) for i in items]
+        errors, fresh, seen = [], [], set()
+        for index, (item, entry) in enumerate(zip(items, prepared)):
+            if item.get("id") is not None and entry["id"] in seen:
+                errors.append(_batch_error(BATCH_DUPLICATE, entry["id"], index))
+                continue
+            seen.add(entry["id"])
+            fresh.append((index, entry))
+        rows = self.store.create_instances([e for _, e in fresh], self.now(), skip_existing=True)
+        if rows:
+            self._notify("w")
+        made = {r.id for r in rows}
+        errors += [_batch_error(ALREADY_EXISTS, e["id"], i) for i, e in fresh if e["id"] not in made]
+        return {"created": [{"id": r.id} for r in rows], "errors": sorted(errors, key=lambda e: e["index"])}
 
     # -- look up -------------------------------------------------------------------------
 
@@ -203,6 +221,30 @@ class Client:
         self._notify(f"c:{row.seq}")
         self._wake(woken)
 
+    def delete_batch(self, ids: Any, workflow: str | None = None) -> dict:
+        """Cloudflare's `deleteBatch`: `{"deleted": [{"id"}], "errors": [{"id", "code", "message"}]}`,
+        one entry per id given, in order (an id given twice is deleted once and reported twice); an
+        id that is not there is an error entry, an invalid id refuses the whole call."""
+        if isinstance(ids, Mapping):  # Cloudflare's newer form, deleteBatch({instances: [...]})
+            ids = ids.get("instances")
+        if isinstance(ids, (str, bytes)) or not isinstance(ids, (_List, tuple)):
+            raise ValidationError(f"delete_batch takes a list of instance ids, got {ids!r}", "e.g. ['o-1', 'o-2']")
+        _check_batch_size(len(ids), "instance ids")
+        for i in ids:
+            if i != "latest":
+                check_instance_id(i)
+        outcome: dict[str, dict | None] = {}
+        for i in dict.fromkeys(ids):
+            try:
+                self.delete(i, workflow)
+                outcome[i] = None
+            except NotFoundError:
+                outcome[i] = _batch_error(NOT_FOUND_IN_BATCH, i)
+            except WfError as exc:  # say why (an id in several workflows, say), under Cloudflare's code
+                outcome[i] = {"id": i, "code": INTERNAL[0], "message": str(exc)}
+        deleted = [{"id": i} for i in ids if outcome[i] is None]
+        return {"deleted": deleted, "errors": [e for i in ids if (e := outcome[i]) is not None]}
+
     def _wake(self, waiters: Iterable[int]) -> None:
         """Tell the runners of instances that waited for one that just ended (step.wait_for_instance)."""
         for seq in waiters:
@@ -233,6 +275,40 @@ class Client:
             "end": row.ended_at,
             "steps": [_describe_step(s, reveal) for s in steps],
         }
+
+    def step_output(
+        self,
+        id: str,
+        name: str,
+        count: int = 1,
+        type: str = "step",
+        attempt: int | None = None,
+        workflow: str | None = None,
+    ) -> dict:
+        """One step's full output, as Cloudflare's `GET …/instances/{id}/step` gives it: `{status,
+        error, output}` (status running, waiting, complete or errored; a sensitive output shows as
+        `[REDACTED]`; a waitForEvent step's output is the event's payload, with `event_type`).
+        `type` is Cloudflare's (step, sleep, waitForEvent…) or wf's kind name (do…); `attempt`
+        picks one attempt of a step.do."""
+        from .runtime import steps
+
+        kinds = {steps.kind(n).display: steps.kind(n) for n in steps.names()}
+        kinds.update({n: steps.kind(n) for n in steps.names()})
+        kind = kinds.get(type) if isinstance(type, str) else None
+        if kind is None:
+            raise ValidationError(f"step type {type!r} is not one of {', '.join(kinds)}", "e.g. type='step'")
+        if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+            raise ValidationError(f"step count {count!r} must be a positive integer", "counts start at 1")
+        if attempt is not None and (isinstance(attempt, bool) or not isinstance(attempt, int) or attempt < 1):
+            raise ValidationError(f"attempt {attempt!r} must be a positive integer", "attempts count from 1")
+        row = self.get(id, workflow)
+        for s in self.store.steps(row.seq, with_attempts=True):
+            if s.kind == kind.name and s.name == name and s.n == count:
+                return kind.full_output(kind.describe(s), attempt)
+        raise NotFoundError(
+            f"instance {row.id!r} has no {kind.display} step {name!r} #{count}",
+            f"see its steps with `wf instances describe {row.id}`",
+        )
 
     # -- changing code under running instances -----------------------------------------
 
@@ -371,6 +447,47 @@ class Client:
             after=after,
             limit=limit,
         )
+
+
+# Cloudflare's codes and messages for the entries of a batch it leaves out
+BATCH_DUPLICATE = (10415, "workflows.api.error.instance.duplicate_in_batch")
+ALREADY_EXISTS = (10405, "workflows.api.error.instance.already_exists")
+NOT_FOUND_IN_BATCH = (10400, "workflows.api.error.instance.not_found")
+INTERNAL = (10001, "workflows.api.error.internal_server")
+
+
+def _batch_error(kind: tuple[int, str], id: str, index: int | None = None) -> dict:
+    where = {} if index is None else {"index": index}
+    return {**where, "id": id, "code": kind[0], "message": kind[1]}
+
+
+def _check_batch_size(n: int, what: str) -> None:
+    if not 1 <= n <= BATCH_MAX:
+        raise ValidationError(f"a batch of {n} {what} is not allowed", f"give between 1 and {BATCH_MAX} per batch")
+
+
+def _batch_entries(options: Any) -> _List[dict]:
+    """The entries of `{count, params}` (that many, sharing the params, ids generated) or
+    `{instances: [{id?, params?}, ...]}`."""
+    hint = "pass {'count': 10, 'params': {...}} or {'instances': [{'id': ..., 'params': ...}, ...]}"
+    if not isinstance(options, Mapping) or ("count" in options) == ("instances" in options):
+        raise ValidationError(f"a batch must give either count or instances, got {options!r}", hint)
+    if "count" in options:
+        count = options["count"]
+        if set(options) - {"count", "params"}:
+            raise ValidationError(f"a batch by count takes count and params only, got {sorted(options)}", hint)
+        if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+            raise ValidationError(f"count {count!r} must be a positive integer", hint)
+        _check_batch_size(count, "instances")
+        return [{"params": options.get("params")} for _ in range(count)]
+    entries = options["instances"]
+    if set(options) != {"instances"} or not isinstance(entries, (_List, tuple)):
+        raise ValidationError(f"instances must be a list of {{id, params}} objects, got {entries!r}", hint)
+    _check_batch_size(len(entries), "instances")
+    for e in entries:
+        if not isinstance(e, Mapping) or set(e) - {"id", "params"}:
+            raise ValidationError(f"a batch entry must be an object of id and params, got {e!r}", hint)
+    return [dict(e) for e in entries]
 
 
 def _naming(exc, row: InstanceRow):

@@ -65,6 +65,60 @@ LOCAL_WORKER = {
 }
 
 
+ID_OBJ = {"type": "object", "required": ["id"], "properties": {"id": {"type": "string"}}}
+BATCH_ENTRY = {"type": "object", "properties": {"id": ID, "params": ANY}, "additionalProperties": False}
+BATCH_CREATE = {
+    "oneOf": [
+        {"type": "array", "minItems": 1, "maxItems": BATCH_DELETE_MAX, "items": BATCH_ENTRY},
+        {
+            "type": "object",
+            "required": ["count"],
+            "properties": {"count": {"type": "integer", "minimum": 1, "maximum": BATCH_DELETE_MAX}, "params": ANY},
+            "additionalProperties": False,
+        },
+        {
+            "type": "object",
+            "required": ["instances"],
+            "properties": {
+                "instances": {"type": "array", "minItems": 1, "maxItems": BATCH_DELETE_MAX, "items": BATCH_ENTRY}
+            },
+            "additionalProperties": False,
+        },
+    ]
+}
+BATCH_CREATED = {
+    "type": "object",
+    "required": ["created", "errors"],
+    "properties": {
+        "created": {"type": "array", "items": ID_OBJ},
+        "errors": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["index", "id", "code", "message"],
+                "properties": {
+                    "index": {"type": "integer"},
+                    "id": {"type": "string"},
+                    "code": {"type": "integer"},
+                    "message": {"type": "string"},
+                },
+            },
+        },
+    },
+}
+STEP_TYPES = sorted({kinds.kind(n).display for n in kinds.names()} | set(kinds.names()))
+STEP_OUTPUT = {
+    "type": "object",
+    "required": ["status", "error", "output"],
+    "properties": {
+        "status": {"type": "string", "enum": ["running", "waiting", "complete", "errored"]},
+        "error": ERROR_OBJ,
+        "output": {"nullable": True},
+        "event_type": {"type": "string", "nullable": True, "description": "the type a waitForEvent step waits for"},
+    },
+}
+
+
 def _ok(result: dict, info: dict | None = None) -> dict:
     props = {
         "success": {"type": "boolean", "enum": [True]},
@@ -352,6 +406,24 @@ _DOC: dict[str, Any] = {
                 },
             },
         },
+        "/workflows/{name}/instances/batch": {
+            "parameters": [NAME],
+            "post": {
+                "operationId": "batchCreateInstances",
+                "summary": "Create up to 100 instances: a list (existing ids skipped), {count, params} or {instances}",
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/json": {"schema": BATCH_CREATE}},
+                },
+                "responses": {
+                    "200": _resp(
+                        "The instances created ([{id}] for a list; {created, errors} for {count} or {instances})",
+                        _ok({"oneOf": [{"type": "array", "items": ID_OBJ}, BATCH_CREATED]}),
+                    ),
+                    **ERRORS,
+                },
+            },
+        },
         "/workflows/{name}/instances/batch/delete": {
             "parameters": [NAME],
             "post": {
@@ -410,6 +482,37 @@ _DOC: dict[str, Any] = {
                     ),
                     **ERRORS,
                 },
+            },
+        },
+        "/workflows/{name}/instances/{id}/step": {
+            "parameters": [NAME, INSTANCE],
+            "get": {
+                "operationId": "getInstanceStepOutput",
+                "summary": "One step's full output (Cloudflare's get full step output)",
+                "parameters": [
+                    {
+                        "name": "name",
+                        "in": "query",
+                        "required": True,
+                        "description": "The step's name with its counter, as the instance lists it: charge-1",
+                        "schema": {"type": "string", "minLength": 1},
+                    },
+                    {
+                        "name": "type",
+                        "in": "query",
+                        "required": False,
+                        "description": "Step type (default step)",
+                        "schema": {"type": "string", "enum": STEP_TYPES},
+                    },
+                    {
+                        "name": "attempt",
+                        "in": "query",
+                        "required": False,
+                        "description": "One attempt of a step.do",
+                        "schema": {"type": "integer", "minimum": 1},
+                    },
+                ],
+                "responses": {"200": _resp("The step's status, error and output", _ok(STEP_OUTPUT)), **ERRORS},
             },
         },
         "/workflows/{name}/instances/{id}": {

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from ...errors import (
     NonRetryableError,
+    NotFoundError,
     ValidationError,
     WorkflowFatalError,
     WorkflowTimeoutError,
@@ -432,6 +433,23 @@ class Do(StepKind):
         if success and d.get("output") is not None:
             out["output"] = d["output"]
         return out
+
+    def full_output(self, d: dict, attempt: int | None = None) -> dict:
+        if attempt is None:
+            if d["status"] in (DoStatus.RUNNING, DoStatus.RETRYING):  # retrying: running, with the last error
+                return {"status": "running", "error": d.get("error"), "output": None}
+            return super().full_output(d)
+        tries = d.get("attempts", [])
+        if not 1 <= attempt <= len(tries):
+            raise NotFoundError(
+                f"step {d['name']!r} #{d['count']} has no attempt {attempt}", f"it has made {len(tries)} attempt(s)"
+            )
+        a = tries[attempt - 1]
+        if a["end"] is None:
+            return {"status": "running", "error": None, "output": None}
+        if a["error"] is not None:
+            return {"status": "errored", "error": a["error"], "output": None}
+        return {"status": "complete", "error": None, "output": d.get("output")}
 
     def with_times(self, d: dict, iso: Callable) -> dict:
         out = super().with_times(d, iso)

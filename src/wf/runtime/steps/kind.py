@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, ClassVar, TypeGuard
 
-from ...errors import UnknownKindError, rebuild_error
+from ...errors import NotFoundError, UnknownKindError, rebuild_error
 from .. import codec
 from ..events import LogEvent
 
@@ -166,6 +166,19 @@ class StepKind:
         if "output" in d:
             out["output"] = d["output"] if self.succeeded(d["status"]) else None
         return out
+
+    def full_output(self, d: dict, attempt: int | None = None) -> dict:
+        """Cloudflare's "full step output" of a `describe()` entry: `{status, error, output}`, status
+        one of running, waiting, complete, errored. `attempt` picks one attempt (kinds with attempts)."""
+        if attempt is not None:
+            raise NotFoundError(
+                f"a {self.display} step has no attempts, so no attempt {attempt}", "leave the attempt out"
+            )
+        if d["status"] == "errored":
+            return {"status": "errored", "error": d.get("error"), "output": None}
+        if self.succeeded(d["status"]):
+            return {"status": "complete", "error": None, "output": d.get("output")}
+        return {"status": "waiting", "error": None, "output": None}
 
     def with_times(self, d: dict, iso: Callable[[float | None], str | None]) -> dict:
         """A `describe()` entry with its times (`times`) as `iso` writes them: the command line's JSON

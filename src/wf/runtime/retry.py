@@ -14,7 +14,6 @@ into `DelayFunctionFailed`, which fails the step for good.
 
 from __future__ import annotations
 
-import asyncio
 import random
 import time
 from collections.abc import Awaitable, Callable, Iterator
@@ -106,6 +105,8 @@ async def ask_delay_function(
     fn: Callable, ctx: Any, error: BaseException, step: str, clock: Any, call: Callable[..., Awaitable[Any]]
 ) -> float:
     """The base delay (seconds) `fn` gives for this failure; `call` runs it as a step function runs."""
+    import asyncio  # here: the stores import this module, and `wf status` starts without asyncio
+
     deadline = clock.timeout_at(clock.now() + DELAY_FUNCTION_LIMIT)
     try:
         async with deadline:

@@ -274,6 +274,11 @@ async def test_wf_instances_step_output_prints_the_full_output(tmp_path, harness
     assert code == 1 and out == "" and "errored: RuntimeError: first try fails" in err
     code, out, err = wf("instances", "step-output", "r", "page", "--count", "9")
     assert code != 0 and "no step step 'page' #9" in err and "Traceback" not in err
+    code, out, _ = wf("instances", "step-output", "r", "secret")
+    assert code == 0 and json.loads(out) == "[REDACTED]"
+    for command in (("tail", "r", "--json"), ("instances", "describe", "r", "--json", "--full")):
+        code, out, _ = wf(*command)
+        assert code == 0 and "[REDACTED]" in out and "hunter2" not in out, command
 
 
 # -- 16: batch create and delete, as Cloudflare has them now ------------------------------------

@@ -387,3 +387,21 @@ async def test_batch_routes_of_the_explorer_api_and_wf_delete_with_several_ids(
     except SystemExit as exc:
         assert not exc.code
     assert json.loads(capsys.readouterr().out)["status"] == "deleted"
+
+
+async def test_a_workers_binding_takes_cloudflares_batch_objects_built_with_to_js(tmp_path):
+    from wf.cloudflare.bindings import WorkerEnv
+    from wf.cloudflare.ffi import Object, to_js
+
+    async with Harness(tmp_path, {"quick": Quick}) as h:
+        env = WorkerEnv(h.env)
+        h.create("quick", id="old")
+        made = await env.QUICK.createBatch(
+            to_js({"instances": [{"id": "w1", "params": {"n": 1}}, {"id": "old"}]}, dict_converter=Object.fromEntries)
+        )
+        assert [i.id for i in made["created"]] == ["w1"] and made["errors"][0]["index"] == 1
+        counted = await env.QUICK.create_batch(to_js({"count": 2}, dict_converter=Object.fromEntries))
+        assert len(counted["created"]) == 2
+        gone = await env.QUICK.deleteBatch(to_js({"instances": ["w1", "w1", "x"]}, dict_converter=Object.fromEntries))
+        assert gone["deleted"] == [{"id": "w1"}, {"id": "w1"}] and [e["id"] for e in gone["errors"]] == ["x"]
+        assert (await env.QUICK.delete_batch(["old"]))["deleted"] == [{"id": "old"}]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from datetime import timedelta
 
 import pytest
 from harness import Harness, harness_store  # noqa: F401  (the fixture)
@@ -32,7 +33,7 @@ def gaps(times):
 def _by_error(arg):
     """Cloudflare's example: wait longer when the service says so, read from the error."""
     ASKED.append((arg.ctx.attempt, arg["error"].args[0], "delay" in arg.ctx.config["retries"]))
-    return "30 seconds" if "rate" in str(arg.error) else 2
+    return "30 seconds" if "rate" in str(arg.error) else timedelta(seconds=2)  # or a number of seconds
 
 
 class DynamicDelay(WorkflowEntrypoint):
@@ -316,6 +317,7 @@ async def test_create_batch_by_count_or_instances_reports_each_entry_left_out_by
             ({"instances": []}, "a batch of 0 instances is not allowed"),
             ({"count": 1, "instances": []}, "either count or instances"),
             ({"instances": [{"id": "bad id"}]}, "instance id 'bad id' is invalid"),
+            ({"instances": [{"id": "x", "param": {}}]}, "a batch entry must be an object of id and params"),
         ]:
             with pytest.raises(ValidationError, match=says):
                 env.QUICK.create_batch(bad)

@@ -105,9 +105,9 @@ class Client:
     def create_batch(self, workflow: str, items: Iterable[dict]) -> list[InstanceRow]:
         """Cloudflare's `createBatch([...])`: the instances created, ids that exist skipped silently.
         (`create_many` is the newer form, which says why each one left out was.)"""
-        items = list(items)
+        items = [_batch_entry(i or {}) for i in items]
         _check_batch_size(len(items), "instances")
-        prepared = [self._item(workflow, (i or {}).get("params"), (i or {}).get("id")) for i in items]
+        prepared = [self._item(workflow, i.get("params"), i.get("id")) for i in items]
         rows = self.store.create_instances(prepared, self.now(), skip_existing=True)
         if rows:
             self._notify("w")
@@ -454,6 +454,8 @@ BATCH_DUPLICATE = (10415, "workflows.api.error.instance.duplicate_in_batch")
 ALREADY_EXISTS = (10405, "workflows.api.error.instance.already_exists")
 NOT_FOUND_IN_BATCH = (10400, "workflows.api.error.instance.not_found")
 INTERNAL = (10001, "workflows.api.error.internal_server")
+# Cloudflare's create options; `retention` is accepted as its binding accepts it, and not applied
+BATCH_ENTRY_KEYS = ("id", "params", "retention")
 
 
 def _batch_error(kind: tuple[int, str], id: str, index: int | None = None) -> dict:
@@ -474,20 +476,26 @@ def _batch_entries(options: Any) -> _List[dict]:
         raise ValidationError(f"a batch must give either count or instances, got {options!r}", hint)
     if "count" in options:
         count = options["count"]
-        if set(options) - {"count", "params"}:
-            raise ValidationError(f"a batch by count takes count and params only, got {sorted(options)}", hint)
+        if set(options) - {"count", "params", "retention"}:
+            raise ValidationError(f"a batch by count takes count, params and retention, got {sorted(options)}", hint)
         if isinstance(count, bool) or not isinstance(count, int) or count < 1:
             raise ValidationError(f"count {count!r} must be a positive integer", hint)
         _check_batch_size(count, "instances")
-        return [{"params": options.get("params")} for _ in range(count)]
+        shared = {k: v for k, v in options.items() if k != "count"}
+        return [dict(shared) for _ in range(count)]
     entries = options["instances"]
     if set(options) != {"instances"} or not isinstance(entries, (_List, tuple)):
         raise ValidationError(f"instances must be a list of {{id, params}} objects, got {entries!r}", hint)
     _check_batch_size(len(entries), "instances")
-    for e in entries:
-        if not isinstance(e, Mapping) or set(e) - {"id", "params"}:
-            raise ValidationError(f"a batch entry must be an object of id and params, got {e!r}", hint)
-    return [dict(e) for e in entries]
+    return [_batch_entry(e) for e in entries]
+
+
+def _batch_entry(entry: Any) -> dict:
+    if not isinstance(entry, Mapping) or set(entry) - set(BATCH_ENTRY_KEYS):
+        raise ValidationError(
+            f"a batch entry must be an object of id and params, got {entry!r}", "e.g. {'id': 'o-1', 'params': {}}"
+        )
+    return dict(entry)
 
 
 def _naming(exc, row: InstanceRow):

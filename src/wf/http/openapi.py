@@ -66,14 +66,22 @@ LOCAL_WORKER = {
 
 
 ID_OBJ = {"type": "object", "required": ["id"], "properties": {"id": {"type": "string"}}}
-BATCH_ENTRY = {"type": "object", "properties": {"id": ID, "params": ANY}, "additionalProperties": False}
+BATCH_ENTRY = {
+    "type": "object",
+    "properties": {"id": ID, "params": ANY, "retention": ANY},
+    "additionalProperties": False,
+}
 BATCH_CREATE = {
     "oneOf": [
         {"type": "array", "minItems": 1, "maxItems": BATCH_DELETE_MAX, "items": BATCH_ENTRY},
         {
             "type": "object",
             "required": ["count"],
-            "properties": {"count": {"type": "integer", "minimum": 1, "maximum": BATCH_DELETE_MAX}, "params": ANY},
+            "properties": {
+                "count": {"type": "integer", "minimum": 1, "maximum": BATCH_DELETE_MAX},
+                "params": ANY,
+                "retention": ANY,
+            },
             "additionalProperties": False,
         },
         {

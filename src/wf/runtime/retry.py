@@ -18,6 +18,7 @@ import random
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any, TypeVar
 
 from ..errors import ValidationError
@@ -119,12 +120,12 @@ async def ask_delay_function(
             raise DelayFunctionFailed(step, f"did not return within {DELAY_FUNCTION_LIMIT:g} seconds") from None
         raise DelayFunctionFailed(step, f"threw an error: {exc}") from None
     try:
-        if isinstance(answer, bool) or not isinstance(answer, (int, float, str)):
+        if isinstance(answer, bool) or not isinstance(answer, (int, float, str, timedelta)):
             raise ValidationError("not a duration")
         return parse_duration(answer, "retry delay")
     except ValidationError:
         raise DelayFunctionFailed(
             step,
             f"returned an invalid delay value {answer!r} "
-            '(expected a number of seconds or a duration string like "30 seconds")',
+            '(expected a number of seconds, a timedelta or a duration string like "30 seconds")',
         ) from None

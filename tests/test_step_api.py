@@ -64,6 +64,32 @@ async def test_a_delay_function_is_asked_once_per_failed_attempt_and_its_answer_
     assert d["steps"][0]["config"]["retries"]["delay"] == "[dynamic]"
 
 
+class AskedOnce(WorkflowEntrypoint):
+    async def run(self, event, step):
+        def delay(arg):
+            ASKED.append(arg.ctx.attempt)
+            return "1 hour"
+
+        def flaky(ctx):
+            if ctx.attempt == 1:
+                raise RuntimeError("first fails")
+            return ctx.attempt
+
+        return await step.do("s", flaky, config={"retries": {"limit": 2, "delay": delay}})
+
+
+async def test_what_a_delay_function_answered_is_stored_and_never_asked_again_after_a_restart(tmp_path):
+    async with Harness(tmp_path, {"asked-once": AskedOnce}) as first:
+        first.create("asked-once", id="a")
+        await first.run_until("a", ["waiting"])
+        retry_at = first.describe("a")["steps"][0]["next_retry"]
+    async with Harness(tmp_path, {"asked-once": AskedOnce}) as second:  # a new runner on the same store
+        status = await second.run_until("a")
+        attempts = second.describe("a")["steps"][0]["attempts"]
+    assert status["output"] == 2 and ASKED == [1]
+    assert attempts[1]["start"] >= retry_at == attempts[0]["end"] + 3600
+
+
 class BadDelay(WorkflowEntrypoint):
     async def run(self, event, step):
         how = event.payload

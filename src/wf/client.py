@@ -18,6 +18,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from . import batches
 from .config import Config
 from .errors import ConflictError, NotFoundError, ValidationError, WfError
 from .runtime import codec
@@ -32,7 +33,6 @@ if TYPE_CHECKING:  # the async side (asyncio, threads) is imported only by those
     from .runtime.clock import Clock
     from .runtime.store.aio import AsyncStore
 
-BATCH_MAX = 100
 _List = list  # `list` inside Client names its method
 LIST_MAX = 1_000_000_000  # instances a list may ask for or skip (SQLite integers are 64-bit; keep far from it)
 
@@ -105,8 +105,8 @@ class Client:
     def create_batch(self, workflow: str, items: Iterable[dict]) -> list[InstanceRow]:
         """Cloudflare's `createBatch([...])`: the instances created, ids that exist skipped silently.
         (`create_many` is the newer form, which says why each one left out was.)"""
-        items = [_batch_entry(i or {}) for i in items]
-        _check_batch_size(len(items), "instances")
+        items = [batches.entry(i or {}) for i in items]
+        batches.check_size(len(items), "instances")
         prepared = [self._item(workflow, i.get("params"), i.get("id")) for i in items]
         rows = self.store.create_instances(prepared, self.now(), skip_existing=True)
         if rows:
@@ -117,12 +117,12 @@ class Client:
         """Cloudflare's `createBatch({count, params})` or `createBatch({instances: [...]})`:
         `{"created": [{"id"}], "errors": [{"index", "id", "code", "message"}]}`, an error for each
         entry left out (an id repeated in the batch, or one that exists), by its place in the input."""
-        items = _batch_entries(options)
+        items = batches.entries(options)
         prepared = [self._item(workflow, i.get("params"), i.get("id")) for i in items]
         errors, fresh, seen = [], [], set()
         for index, (item, entry) in enumerate(zip(items, prepared)):
             if item.get("id") is not None and entry["id"] in seen:
-                errors.append(_batch_error(BATCH_DUPLICATE, entry["id"], index))
+                errors.append(batches.error(batches.BATCH_DUPLICATE, entry["id"], index))
                 continue
             seen.add(entry["id"])
             fresh.append((index, entry))
@@ -130,7 +130,7 @@ class Client:
         if rows:
             self._notify("w")
         made = {r.id for r in rows}
-        errors += [_batch_error(ALREADY_EXISTS, e["id"], i) for i, e in fresh if e["id"] not in made]
+        errors += [batches.error(batches.ALREADY_EXISTS, e["id"], i) for i, e in fresh if e["id"] not in made]
         return {"created": [{"id": r.id} for r in rows], "errors": sorted(errors, key=lambda e: e["index"])}
 
     # -- look up -------------------------------------------------------------------------
@@ -229,7 +229,7 @@ class Client:
             ids = ids.get("instances")
         if isinstance(ids, (str, bytes)) or not isinstance(ids, (_List, tuple)):
             raise ValidationError(f"delete_batch takes a list of instance ids, got {ids!r}", "e.g. ['o-1', 'o-2']")
-        _check_batch_size(len(ids), "instance ids")
+        batches.check_size(len(ids), "instance ids")
         for i in ids:
             if i != "latest":
                 check_instance_id(i)
@@ -239,9 +239,9 @@ class Client:
                 self.delete(i, workflow)
                 outcome[i] = None
             except NotFoundError:
-                outcome[i] = _batch_error(NOT_FOUND_IN_BATCH, i)
+                outcome[i] = batches.error(batches.NOT_FOUND_IN_BATCH, i)
             except WfError as exc:  # say why (an id in several workflows, say), under Cloudflare's code
-                outcome[i] = {"id": i, "code": INTERNAL[0], "message": str(exc)}
+                outcome[i] = {"id": i, "code": batches.INTERNAL[0], "message": str(exc)}
         deleted = [{"id": i} for i in ids if outcome[i] is None]
         return {"deleted": deleted, "errors": [e for i in ids if (e := outcome[i]) is not None]}
 
@@ -447,55 +447,6 @@ class Client:
             after=after,
             limit=limit,
         )
-
-
-# Cloudflare's codes and messages for the entries of a batch it leaves out
-BATCH_DUPLICATE = (10415, "workflows.api.error.instance.duplicate_in_batch")
-ALREADY_EXISTS = (10405, "workflows.api.error.instance.already_exists")
-NOT_FOUND_IN_BATCH = (10400, "workflows.api.error.instance.not_found")
-INTERNAL = (10001, "workflows.api.error.internal_server")
-# Cloudflare's create options; `retention` is accepted as its binding accepts it, and not applied
-BATCH_ENTRY_KEYS = ("id", "params", "retention")
-
-
-def _batch_error(kind: tuple[int, str], id: str, index: int | None = None) -> dict:
-    where = {} if index is None else {"index": index}
-    return {**where, "id": id, "code": kind[0], "message": kind[1]}
-
-
-def _check_batch_size(n: int, what: str) -> None:
-    if not 1 <= n <= BATCH_MAX:
-        raise ValidationError(f"a batch of {n} {what} is not allowed", f"give between 1 and {BATCH_MAX} per batch")
-
-
-def _batch_entries(options: Any) -> _List[dict]:
-    """The entries of `{count, params}` (that many, sharing the params, ids generated) or
-    `{instances: [{id?, params?}, ...]}`."""
-    hint = "pass {'count': 10, 'params': {...}} or {'instances': [{'id': ..., 'params': ...}, ...]}"
-    if not isinstance(options, Mapping) or ("count" in options) == ("instances" in options):
-        raise ValidationError(f"a batch must give either count or instances, got {options!r}", hint)
-    if "count" in options:
-        count = options["count"]
-        if set(options) - {"count", "params", "retention"}:
-            raise ValidationError(f"a batch by count takes count, params and retention, got {sorted(options)}", hint)
-        if isinstance(count, bool) or not isinstance(count, int) or count < 1:
-            raise ValidationError(f"count {count!r} must be a positive integer", hint)
-        _check_batch_size(count, "instances")
-        shared = {k: v for k, v in options.items() if k != "count"}
-        return [dict(shared) for _ in range(count)]
-    entries = options["instances"]
-    if set(options) != {"instances"} or not isinstance(entries, (_List, tuple)):
-        raise ValidationError(f"instances must be a list of {{id, params}} objects, got {entries!r}", hint)
-    _check_batch_size(len(entries), "instances")
-    return [_batch_entry(e) for e in entries]
-
-
-def _batch_entry(entry: Any) -> dict:
-    if not isinstance(entry, Mapping) or set(entry) - set(BATCH_ENTRY_KEYS):
-        raise ValidationError(
-            f"a batch entry must be an object of id and params, got {entry!r}", "e.g. {'id': 'o-1', 'params': {}}"
-        )
-    return dict(entry)
 
 
 def _naming(exc, row: InstanceRow):

@@ -11,24 +11,13 @@ from typing import Any
 
 from ..runtime import steps as kinds
 from .explorer import ACTIONS, BATCH_DELETE_MAX, COUNTED, LIST_STATUSES, PER_PAGE_MAX
+from .schemas import ANY, BATCH_CREATE, BATCH_CREATED, ERROR_OBJ, ID, ID_OBJ, STEP_OUTPUT, STEP_TYPES
 
-ID = {"type": "string", "minLength": 1, "maxLength": 100, "pattern": "^[a-zA-Z0-9_][a-zA-Z0-9\\-_]*$"}
 TS = {"type": "string", "nullable": True, "description": "ISO 8601 time, UTC"}
-ANY: dict = {}
 MESSAGE = {
     "type": "object",
     "required": ["code", "message"],
     "properties": {"code": {"type": "integer"}, "message": {"type": "string"}},
-}
-ERROR_OBJ = {
-    "type": "object",
-    "nullable": True,
-    "required": ["name", "message"],
-    "properties": {
-        "name": {"type": "string"},
-        "message": {"type": "string"},
-        "stack": {"type": "string", "description": "a failed attempt's traceback (wf's addition, like a JS stack)"},
-    },
 }
 
 
@@ -61,68 +50,6 @@ LOCAL_WORKER = {
                 },
             },
         },
-    },
-}
-
-
-ID_OBJ = {"type": "object", "required": ["id"], "properties": {"id": {"type": "string"}}}
-BATCH_ENTRY = {
-    "type": "object",
-    "properties": {"id": ID, "params": ANY, "retention": ANY},
-    "additionalProperties": False,
-}
-BATCH_CREATE = {
-    "oneOf": [
-        {"type": "array", "minItems": 1, "maxItems": BATCH_DELETE_MAX, "items": BATCH_ENTRY},
-        {
-            "type": "object",
-            "required": ["count"],
-            "properties": {
-                "count": {"type": "integer", "minimum": 1, "maximum": BATCH_DELETE_MAX},
-                "params": ANY,
-                "retention": ANY,
-            },
-            "additionalProperties": False,
-        },
-        {
-            "type": "object",
-            "required": ["instances"],
-            "properties": {
-                "instances": {"type": "array", "minItems": 1, "maxItems": BATCH_DELETE_MAX, "items": BATCH_ENTRY}
-            },
-            "additionalProperties": False,
-        },
-    ]
-}
-BATCH_CREATED = {
-    "type": "object",
-    "required": ["created", "errors"],
-    "properties": {
-        "created": {"type": "array", "items": ID_OBJ},
-        "errors": {
-            "type": "array",
-            "items": {
-                "type": "object",
-                "required": ["index", "id", "code", "message"],
-                "properties": {
-                    "index": {"type": "integer"},
-                    "id": {"type": "string"},
-                    "code": {"type": "integer"},
-                    "message": {"type": "string"},
-                },
-            },
-        },
-    },
-}
-STEP_TYPES = sorted({kinds.kind(n).display for n in kinds.names()} | set(kinds.names()))
-STEP_OUTPUT = {
-    "type": "object",
-    "required": ["status", "error", "output"],
-    "properties": {
-        "status": {"type": "string", "enum": ["running", "waiting", "complete", "errored"]},
-        "error": ERROR_OBJ,
-        "output": {"nullable": True},
-        "event_type": {"type": "string", "nullable": True, "description": "the type a waitForEvent step waits for"},
     },
 }
 

@@ -272,6 +272,8 @@ async def test_the_explorer_api_serves_a_steps_full_output_as_cloudflares_step_r
         # describe's step list shows the sensitive output redacted too
         steps = (await api.get(API + "/workflows/report/instances/r")).json()["result"]["steps"]
         assert {s["name"]: s.get("output") for s in steps}["secret-1"] == "[REDACTED]"
+        page = await api.get("/cdn-cgi/explorer/workflows/report/r")  # the web UI's instance page
+        assert page.status_code == 200 and "[REDACTED]" in page.text and "hunter2" not in page.text
 
 
 async def test_wf_instances_step_output_prints_the_full_output(tmp_path, harness_store, monkeypatch, capsys):

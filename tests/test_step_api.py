@@ -192,12 +192,12 @@ class Report(WorkflowEntrypoint):
         return {"rows": len(big["rows"]), "by": approval.payload["by"]}
 
 
-def _project(tmp_path, store):
-    """The harness's project, for `wf dev`'s app and the CLI (its `main` a module with no app)."""
+def _project(tmp_path, store, main: str = ""):
+    """The harness's project, for `wf dev`'s app and the CLI (its `main` as given: no app in it)."""
     from wf.config import load_config
 
     (tmp_path / "src").mkdir(exist_ok=True)
-    (tmp_path / "src" / "index.py").write_text("")
+    (tmp_path / "src" / "index.py").write_text(main)
     return load_config(tmp_path / "wrangler.jsonc", store=store, environ={})
 
 
@@ -374,6 +374,16 @@ async def test_delete_batch_deletes_each_id_once_and_reports_every_id_given_in_o
             env.QUICK.delete_batch([f"i{n}" for n in range(101)])
 
 
+QUICK_MAIN = """\
+from wf import WorkflowEntrypoint
+
+
+class Cquick(WorkflowEntrypoint):
+    async def run(self, event, step):
+        return event.payload
+"""
+
+
 async def test_batch_routes_of_the_explorer_api_and_wf_delete_with_several_ids(
     tmp_path, harness_store, monkeypatch, capsys
 ):
@@ -385,7 +395,7 @@ async def test_batch_routes_of_the_explorer_api_and_wf_delete_with_several_ids(
 
     async with Harness(tmp_path, {"quick": Quick}) as h:
         h.create("quick", id="taken")
-    app = create_app(_project(tmp_path, harness_store))
+    app = create_app(_project(tmp_path, harness_store, QUICK_MAIN))
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1") as api:
         base = API + "/workflows/quick/instances/batch"
         made = (await api.post(base, json={"instances": [{"id": "h1"}, {"id": "taken"}, {"id": "h2"}]})).json()
@@ -417,6 +427,17 @@ async def test_batch_routes_of_the_explorer_api_and_wf_delete_with_several_ids(
     except SystemExit as exc:
         assert not exc.code
     assert json.loads(capsys.readouterr().out)["status"] == "deleted"
+
+    # wf trigger --count: createBatch({count, params}) from the command line
+    try:
+        main(["trigger", "quick", '{"batch": 1}', "--count", "3"])
+    except SystemExit as exc:
+        assert not exc.code
+    ids = capsys.readouterr().out.split()
+    assert len(set(ids)) == 3
+    with pytest.raises(SystemExit) as refused:
+        main(["trigger", "quick", "--count", "2", "--id", "x"])
+    assert refused.value.code == 2 and "--count creates instances with generated ids" in capsys.readouterr().err
 
 
 async def test_a_workers_binding_takes_cloudflares_batch_objects_built_with_to_js(tmp_path):

@@ -106,6 +106,7 @@ EXERCISED = {
     ("python", 'await step.deprecate_patch("send-shipment")'): (
         "test_the_changing_code_examples_check_and_branch_as_the_readme_says"
     ),
+    ("python", "class TokenWorkflow"): "test_the_delay_function_and_sensitive_example_runs",
 }
 
 
@@ -354,3 +355,17 @@ async def test_the_changing_code_examples_check_and_branch_as_the_readme_says(tm
     assert code == 1 and verdicts["o-17"]["verdict"] == "diverges", out
     assert "went past patch 'send-shipment' the old way" in verdicts["o-17"]["consequence"]
     assert verdicts["o-18"]["verdict"] == "matches" and verdicts["o-19"]["verdict"] == "matches", out
+
+
+async def test_the_delay_function_and_sensitive_example_runs(tmp_path):
+    from wf.testing import WorkflowTest
+
+    namespace: dict = {}
+    exec(compile(example("python", "class TokenWorkflow"), "README.md", "exec"), namespace)
+    async with WorkflowTest({"tokens": namespace["TokenWorkflow"]}) as t:
+        final = await t.run("tokens", id="t-1")
+        issue = (await t.get("t-1").describe())["steps"][0]
+    assert final == {"status": "complete", "output": {"authorized": True}, "error": None}
+    assert issue["output"] == "[REDACTED]" and issue["config"]["retries"]["delay"] == "[dynamic]"
+    first, second = issue["attempts"]
+    assert round(second["start"] - first["end"], 3) == 3  # the wait the delay function read from the error

@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from . import batches
 from .config import Config
-from .errors import ConflictError, NotFoundError, ValidationError
+from .errors import ConflictError, NotFoundError, ValidationError, WfError
 from .runtime import codec
 from .runtime.status import STATUSES
 from .runtime.store import db_path, open_store
@@ -32,7 +33,6 @@ if TYPE_CHECKING:  # the async side (asyncio, threads) is imported only by those
     from .runtime.clock import Clock
     from .runtime.store.aio import AsyncStore
 
-BATCH_MAX = 100
 _List = list  # `list` inside Client names its method
 LIST_MAX = 1_000_000_000  # instances a list may ask for or skip (SQLite integers are 64-bit; keep far from it)
 
@@ -103,17 +103,35 @@ class Client:
         return row
 
     def create_batch(self, workflow: str, items: Iterable[dict]) -> list[InstanceRow]:
-        items = list(items)
-        if not 1 <= len(items) <= BATCH_MAX:
-            raise ValidationError(
-                f"a batch of {len(items)} instances is not allowed",
-                f"create between 1 and {BATCH_MAX} instances per batch",
-            )
-        prepared = [self._item(workflow, (i or {}).get("params"), (i or {}).get("id")) for i in items]
+        """Cloudflare's `createBatch([...])`: the instances created, ids that exist skipped silently.
+        (`create_many` is the newer form, which says why each one left out was.)"""
+        items = [batches.entry(i or {}) for i in items]
+        batches.check_size(len(items), "instances")
+        prepared = [self._item(workflow, i.get("params"), i.get("id")) for i in items]
         rows = self.store.create_instances(prepared, self.now(), skip_existing=True)
         if rows:
             self._notify("w")
         return rows
+
+    def create_many(self, workflow: str, options: Mapping) -> dict:
+        """Cloudflare's `createBatch({count, params})` or `createBatch({instances: [...]})`:
+        `{"created": [{"id"}], "errors": [{"index", "id", "code", "message"}]}`, an error for each
+        entry left out (an id repeated in the batch, or one that exists), by its place in the input."""
+        items = batches.entries(options)
+        prepared = [self._item(workflow, i.get("params"), i.get("id")) for i in items]
+        errors, fresh, seen = [], [], set()
+        for index, (item, entry) in enumerate(zip(items, prepared)):
+            if item.get("id") is not None and entry["id"] in seen:
+                errors.append(batches.error(batches.BATCH_DUPLICATE, entry["id"], index))
+                continue
+            seen.add(entry["id"])
+            fresh.append((index, entry))
+        rows = self.store.create_instances([e for _, e in fresh], self.now(), skip_existing=True)
+        if rows:
+            self._notify("w")
+        made = {r.id for r in rows}
+        errors += [batches.error(batches.ALREADY_EXISTS, e["id"], i) for i, e in fresh if e["id"] not in made]
+        return {"created": [{"id": r.id} for r in rows], "errors": sorted(errors, key=lambda e: e["index"])}
 
     # -- look up -------------------------------------------------------------------------
 
@@ -203,6 +221,30 @@ class Client:
         self._notify(f"c:{row.seq}")
         self._wake(woken)
 
+    def delete_batch(self, ids: Any, workflow: str | None = None) -> dict:
+        """Cloudflare's `deleteBatch`: `{"deleted": [{"id"}], "errors": [{"id", "code", "message"}]}`,
+        one entry per id given, in order (an id given twice is deleted once and reported twice); an
+        id that is not there is an error entry, an invalid id refuses the whole call."""
+        if isinstance(ids, Mapping):  # Cloudflare's newer form, deleteBatch({instances: [...]})
+            ids = ids.get("instances")
+        if isinstance(ids, (str, bytes)) or not isinstance(ids, (_List, tuple)):
+            raise ValidationError(f"delete_batch takes a list of instance ids, got {ids!r}", "e.g. ['o-1', 'o-2']")
+        batches.check_size(len(ids), "instance ids")
+        for i in ids:
+            if i != "latest":
+                check_instance_id(i)
+        outcome: dict[str, dict | None] = {}
+        for i in dict.fromkeys(ids):
+            try:
+                self.delete(i, workflow)
+                outcome[i] = None
+            except NotFoundError:
+                outcome[i] = batches.error(batches.NOT_FOUND_IN_BATCH, i)
+            except WfError as exc:  # say why (an id in several workflows, say), under Cloudflare's code
+                outcome[i] = {"id": i, "code": batches.INTERNAL[0], "message": str(exc)}
+        deleted = [{"id": i} for i in ids if outcome[i] is None]
+        return {"deleted": deleted, "errors": [e for i in ids if (e := outcome[i]) is not None]}
+
     def _wake(self, waiters: Iterable[int]) -> None:
         """Tell the runners of instances that waited for one that just ended (step.wait_for_instance)."""
         for seq in waiters:
@@ -218,7 +260,9 @@ class Client:
 
     # -- describe ------------------------------------------------------------------------
 
-    def describe(self, id: str, workflow: str | None = None) -> dict:
+    def describe(self, id: str, workflow: str | None = None, *, reveal: bool = False) -> dict:
+        """The instance and its steps; a step output marked sensitive shows as `[REDACTED]` unless
+        `reveal` (wf.testing's `wait_for_step_result` reveals it, as the workflow itself sees it)."""
         row = self.get(id, workflow)
         steps = self.store.steps(row.seq, with_attempts=True)
         return {
@@ -229,8 +273,42 @@ class Client:
             "created": row.created_at,
             "start": row.started_at,
             "end": row.ended_at,
-            "steps": [_describe_step(s) for s in steps],
+            "steps": [_describe_step(s, reveal) for s in steps],
         }
+
+    def step_output(
+        self,
+        id: str,
+        name: str,
+        count: int = 1,
+        type: str = "step",
+        attempt: int | None = None,
+        workflow: str | None = None,
+    ) -> dict:
+        """One step's full output, as Cloudflare's `GET …/instances/{id}/step` gives it: `{status,
+        error, output}` (status running, waiting, complete or errored; a sensitive output shows as
+        `[REDACTED]`; a waitForEvent step's output is the event's payload, with `event_type`).
+        `type` is Cloudflare's (step, sleep, waitForEvent…) or wf's kind name (do…); `attempt`
+        picks one attempt of a step.do."""
+        from .runtime import steps
+
+        kinds = {steps.kind(n).display: steps.kind(n) for n in steps.names()}
+        kinds.update({n: steps.kind(n) for n in steps.names()})
+        kind = kinds.get(type) if isinstance(type, str) else None
+        if kind is None:
+            raise ValidationError(f"step type {type!r} is not one of {', '.join(kinds)}", "e.g. type='step'")
+        if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+            raise ValidationError(f"step count {count!r} must be a positive integer", "counts start at 1")
+        if attempt is not None and (isinstance(attempt, bool) or not isinstance(attempt, int) or attempt < 1):
+            raise ValidationError(f"attempt {attempt!r} must be a positive integer", "attempts count from 1")
+        row = self.get(id, workflow)
+        for s in self.store.steps(row.seq, with_attempts=True):
+            if s.kind == kind.name and s.name == name and s.n == count:
+                return kind.full_output(kind.describe(s), attempt)
+        raise NotFoundError(
+            f"instance {row.id!r} has no {kind.display} step {name!r} #{count}",
+            f"see its steps with `wf instances describe {row.id}`",
+        )
 
     # -- changing code under running instances -----------------------------------------
 
@@ -382,11 +460,11 @@ def _naming(exc, row: InstanceRow):
     return type(exc)(message, exc.hint)
 
 
-def _describe_step(s) -> dict:
+def _describe_step(s, reveal: bool = False) -> dict:
     """A step as its kind describes it (imported here: `wf status` never needs the step kinds)."""
     from .runtime import steps
 
-    return steps.kind(s.kind).describe(s)
+    return steps.kind(s.kind).describe(s, reveal)
 
 
 class _LazyClient(Client):

@@ -92,8 +92,19 @@ class SyncWorkflow:
         row = self._client.create(self.name, params, id)
         return SyncInstance(self._client, self.name, row.id)
 
-    def create_batch(self, items: Iterable[dict]) -> list[SyncInstance]:
+    def create_batch(self, items: Iterable[dict] | Mapping) -> Any:
+        """A list of `{id, params}`: the instances created (ids that exist are skipped). Or
+        Cloudflare's newer form, `{"count": n, "params": p}` / `{"instances": [...]}`:
+        `{"created": [instances], "errors": [{"index", "id", "code", "message"}]}`."""
+        if isinstance(items, Mapping):
+            made = self._client.create_many(self.name, items)
+            created = [SyncInstance(self._client, self.name, c["id"]) for c in made["created"]]
+            return {"created": created, "errors": made["errors"]}
         return [SyncInstance(self._client, self.name, r.id) for r in self._client.create_batch(self.name, items)]
+
+    def delete_batch(self, ids: Any) -> dict:
+        """Cloudflare's `deleteBatch`: `{"deleted": [{"id"}], "errors": [{"id", "code", "message"}]}`."""
+        return self._client.delete_batch(ids, self.name)
 
     def get(self, id: str) -> SyncInstance:
         row = self._client.get(id, self.name)
@@ -143,9 +154,17 @@ class AsyncWorkflow:
         inst = await self._a.call(self._sync.create, params, id)
         return AsyncInstance(self._a, self._client, self.name, inst.id)
 
-    async def create_batch(self, items: Iterable[dict]) -> list[AsyncInstance]:
+    async def create_batch(self, items: Iterable[dict] | Mapping) -> Any:
+        """As `SyncWorkflow.create_batch`: a list, or `{"created", "errors"}` for `{count}` / `{instances}`."""
+        if isinstance(items, Mapping):
+            made = await self._a.call(self._sync.create_batch, items)
+            wrap = [AsyncInstance(self._a, self._client, self.name, i.id) for i in made["created"]]
+            return {"created": wrap, "errors": made["errors"]}
         made = await self._a.call(self._sync.create_batch, list(items))
         return [AsyncInstance(self._a, self._client, self.name, i.id) for i in made]
+
+    async def delete_batch(self, ids: Any) -> dict:
+        return await self._a.call(self._sync.delete_batch, ids)
 
     async def get(self, id: str) -> AsyncInstance:
         inst = await self._a.call(self._sync.get, id)

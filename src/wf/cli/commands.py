@@ -87,18 +87,31 @@ def trigger(
     params: str | None = typer.Option(None, "--params", "-p", help="Params file: .json, .yaml/.yml, or - for stdin."),
     id: str | None = typer.Option(None, "--id", help="Instance id (default: a random UUID)."),
     wait: bool = typer.Option(False, "--wait", help="Block until the instance ends; exit 1 if it errored."),
+    count: int | None = typer.Option(
+        None, "--count", help="Create this many instances (1-100) with these params and generated ids."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print JSON only."),
 ):
-    """Create an instance of WORKFLOW and print its id.
+    """Create an instance of WORKFLOW and print its id (with --count, that many: one id a line).
 
     Example: wf trigger order-processing --params order.json --wait
     """
+    from ..errors import ValidationError
+
+    if count is not None and (id is not None or wait):
+        raise ValidationError("--count creates instances with generated ids", "leave out --id and --wait")
     c = client()
     payload = read_json_arg(params_json, params, "params")
     if not c.runner_alive():  # import the code first: broken code must not leave a queued orphan
         from ..loader import load_workflow_classes
 
         load_workflow_classes(c.config)
+    if count is not None:  # Cloudflare's createBatch({count, params})
+        made = c.create_many(workflow, {"count": count, "params": payload})
+        out_json(made) if as_json else print("\n".join(m["id"] for m in made["created"]))
+        if not c.runner_alive():
+            say(f"note: no runner is active, so these {count} instances stay queued. Start one with `wf worker`.")
+        return
     row = c.create(workflow, payload, id)
     if not wait:
         out_json({"id": row.id}) if as_json else print(row.id)

@@ -271,21 +271,42 @@ def restart(
 
 @app.command()
 def delete(
-    id: str = typer.Argument(..., help="Instance id, or 'latest'."),
+    ids: list[str] = typer.Argument(..., help="Instance ids (up to 100), or 'latest'."),
     workflow: str | None = _workflow,
     as_json: bool = _json,
 ):
-    """Delete an instance and all its state; a running execution stops without rollback.
+    """Delete instances and all their state; a running execution stops without rollback.
 
-    Example: wf delete old-order-17 --workflow order-processing
+    Several ids are deleted as Cloudflare's deleteBatch does: each once, every one reported.
+
+    Example: wf delete old-order-17 old-order-18 --workflow order-processing
     """
     c = client()
     try:
-        row = c.get(id, workflow)
-        c.delete(row.id, row.workflow)
+        if len(ids) == 1:
+            row = c.get(ids[0], workflow)
+            c.delete(row.id, row.workflow)
+        else:
+            result = c.delete_batch(ids, workflow)
     finally:
         c.close()
-    _done(row, "deleted", as_json, f'🗑️ The instance "{row.id}" from {row.workflow} was deleted successfully')
+    if len(ids) == 1:
+        _done(row, "deleted", as_json, f'🗑️ The instance "{row.id}" from {row.workflow} was deleted successfully')
+        return
+    _batch_deleted(result, workflow, as_json)
+
+
+def _batch_deleted(result: dict, workflow: str | None, as_json: bool) -> None:
+    """wrangler's report of a batch delete; exit 1 when some ids were not deleted."""
+    if as_json:
+        out_json(result)
+    elif result["deleted"]:
+        names = ", ".join(f'"{d["id"]}"' for d in result["deleted"])
+        say(f"🗑️ Deleted workflow instances{f' from {workflow!r}' if workflow else ''}: {names}")
+    if result["errors"]:
+        lines = "\n".join(f"  - {e['id']}: {e['message']}" for e in result["errors"])
+        print(f"Failed to delete {len(result['errors'])} workflow instance(s):\n{lines}", file=sys.stderr)
+        raise typer.Exit(1)
 
 
 # ---------------------------------------------------------------- workflows

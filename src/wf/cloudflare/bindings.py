@@ -93,6 +93,12 @@ class WorkflowInstance:
         return f"WorkflowInstance({self.id!r})"
 
 
+def _entry(item: Any) -> dict:
+    """One `{id, params}` entry of a batch, from Cloudflare's options object."""
+    params, id = create_options(item)
+    return {k: v for k, v in (("params", params), ("id", id)) if v is not None}
+
+
 class WorkflowBinding:
     """`env.MY_WORKFLOW` in a Worker: create, create_batch (also createBatch), get."""
 
@@ -103,13 +109,26 @@ class WorkflowBinding:
         params, id = create_options(given, keywords)
         return WorkflowInstance(await self._b.create(params=params, id=id))
 
-    async def create_batch(self, batch: Any) -> list[WorkflowInstance]:
+    async def create_batch(self, batch: Any) -> Any:
+        """A list of options objects (the instances created), or `{count, params}` / `{instances}`
+        (`{created, errors}`), as Cloudflare's `createBatch`."""
         if not isinstance(batch, (list, tuple)):
-            raise ValidationError(f"create_batch() takes a list of options objects, got {batch!r}", "pass [...]")
-        items = [dict(zip(("params", "id"), create_options(item))) for item in batch]
+            opts = options(batch, {}, ("count", "params", "instances"), "create_batch()")
+            if "instances" in opts and isinstance(opts["instances"], (list, tuple)):
+                opts["instances"] = [_entry(item) for item in opts["instances"]]
+            made = await self._b.create_batch(opts)
+            return {"created": [WorkflowInstance(i) for i in made["created"]], "errors": made["errors"]}
+        items = [_entry(item) for item in batch]
         return [WorkflowInstance(i) for i in await self._b.create_batch(items)]
 
+    async def delete_batch(self, ids: Any) -> dict:
+        """Cloudflare's `deleteBatch`: `{deleted, errors}`, one entry per id given."""
+        if isinstance(ids, Mapping) or isinstance(ids, JsObject):
+            ids = options(ids, {}, ("instances",), "delete_batch()").get("instances")
+        return await self._b.delete_batch(plain(ids) if isinstance(ids, (list, tuple)) else ids)
+
     createBatch = create_batch
+    deleteBatch = delete_batch
 
     async def get(self, id: str) -> WorkflowInstance:
         return WorkflowInstance(await self._b.get(id))

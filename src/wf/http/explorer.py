@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -33,6 +34,7 @@ INVALID = 10001  # miniflare's validation error code
 CONFLICT = 10409
 PER_PAGE_DEFAULT, PER_PAGE_MAX = 25, 100
 BATCH_DELETE_MAX = 100
+STEP_NAME = re.compile(r"^(.+)-([1-9][0-9]{0,8})$")  # a step as Cloudflare names it: <name>-<count>
 COUNTED = ("complete", "errored", "paused", "queued", "running", "terminated", "waiting", "waitingForPause")
 ACTIONS = ("pause", "resume", "restart", "terminate")
 LIST_STATUSES = tuple(s for s in STATUSES if s != "unknown")
@@ -103,9 +105,11 @@ class Explorer:
             Route("/workflows/{name}", h(self.delete_workflow), methods=["DELETE"]),
             Route("/workflows/{name}/instances", h(self.list_instances), methods=["GET"]),
             Route("/workflows/{name}/instances", h(self.create_instance), methods=["POST"]),
+            Route("/workflows/{name}/instances/batch", h(self.batch_create), methods=["POST"]),
             Route("/workflows/{name}/instances/batch/delete", h(self.batch_delete), methods=["POST"]),
             Route("/workflows/{name}/instances/{id}", h(self.describe_instance), methods=["GET"]),
             Route("/workflows/{name}/instances/{id}", h(self.delete_instance), methods=["DELETE"]),
+            Route("/workflows/{name}/instances/{id}/step", h(self.step_output), methods=["GET"]),
             Route("/workflows/{name}/instances/{id}/status", h(self.change_status), methods=["PATCH"]),
             Route("/workflows/{name}/instances/{id}/events/{type}", h(self.send_event), methods=["POST"]),
         ]
@@ -286,25 +290,19 @@ class Explorer:
         if not 1 <= len(ids) <= BATCH_DELETE_MAX:
             raise _invalid(f"instances: Provide between 1 and {BATCH_DELETE_MAX} instance ids, got {len(ids)}.")
 
-        def delete_each() -> dict:
-            deleted, errors = [], []
-            for instance_id in ids:
-                try:
-                    self.client.delete(instance_id, w.name)
-                    deleted.append({"id": instance_id})
-                except NotFoundError:
-                    errors.append(
-                        {
-                            "id": instance_id,
-                            "code": NOT_FOUND,
-                            "message": f"Workflow instance '{instance_id}' not found.",
-                        }
-                    )
-                except WfError as exc:
-                    errors.append({"id": instance_id, "code": INVALID, "message": _sentence(exc)})
-            return {"deleted": deleted, "errors": errors}
+        return envelope(await self.call(self.client.delete_batch, ids, w.name))
 
-        return envelope(await self.call(delete_each))
+    async def batch_create(self, request: Request) -> Response:
+        """Cloudflare's `POST …/instances/batch`: a list of `{id?, params?}` gives the `[{id}]` created
+        (ids that exist skipped), `{count, params}` or `{instances}` gives `{created, errors}`."""
+        w = self._workflow(request)
+        body = await self._json(request, required=True)
+        if isinstance(body, list):
+            rows = await self.call(self.client.create_batch, w.name, body)
+            return envelope([{"id": r.id} for r in rows])
+        if not isinstance(body, dict):
+            raise _invalid("The request body must be a list of {id, params} objects, or {count} or {instances}.")
+        return envelope(await self.call(self.client.create_many, w.name, body))
 
     async def describe_instance(self, request: Request) -> Response:
         w = self._workflow(request)
@@ -326,6 +324,22 @@ class Explorer:
         if source in ("api", "binding", "event", "cron", "unknown"):
             result["trigger"] = {"source": source}
         return envelope(result)
+
+    async def step_output(self, request: Request) -> Response:
+        """Cloudflare's full output of one step: `?name=<name>-<count>&type=step|waitForEvent&attempt=N`."""
+        w = self._workflow(request)
+        given = request.query_params.get("name")
+        match = STEP_NAME.match(given or "")
+        if match is None:
+            raise _invalid(
+                f"name: Expected the step's name with its counter, as the instance lists it (e.g. 'charge-1'), "
+                f"got {given!r}."
+            )
+        kind = request.query_params.get("type", "step")
+        attempt = self._int_query(request, "attempt", 0, 1, 10_001) if "attempt" in request.query_params else None
+        row = await self._instance(request, w.name)
+        step, count = match.group(1), int(match.group(2))
+        return envelope(await self.call(self.client.step_output, row.id, step, count, kind, attempt, w.name))
 
     async def delete_instance(self, request: Request) -> Response:
         w = self._workflow(request)

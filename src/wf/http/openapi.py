@@ -11,24 +11,13 @@ from typing import Any
 
 from ..runtime import steps as kinds
 from .explorer import ACTIONS, BATCH_DELETE_MAX, COUNTED, LIST_STATUSES, PER_PAGE_MAX
+from .schemas import ANY, BATCH_CREATE, BATCH_CREATED, ERROR_OBJ, ID, ID_OBJ, STEP_OUTPUT, STEP_TYPES
 
-ID = {"type": "string", "minLength": 1, "maxLength": 100, "pattern": "^[a-zA-Z0-9_][a-zA-Z0-9\\-_]*$"}
 TS = {"type": "string", "nullable": True, "description": "ISO 8601 time, UTC"}
-ANY: dict = {}
 MESSAGE = {
     "type": "object",
     "required": ["code", "message"],
     "properties": {"code": {"type": "integer"}, "message": {"type": "string"}},
-}
-ERROR_OBJ = {
-    "type": "object",
-    "nullable": True,
-    "required": ["name", "message"],
-    "properties": {
-        "name": {"type": "string"},
-        "message": {"type": "string"},
-        "stack": {"type": "string", "description": "a failed attempt's traceback (wf's addition, like a JS stack)"},
-    },
 }
 
 
@@ -352,6 +341,24 @@ _DOC: dict[str, Any] = {
                 },
             },
         },
+        "/workflows/{name}/instances/batch": {
+            "parameters": [NAME],
+            "post": {
+                "operationId": "batchCreateInstances",
+                "summary": "Create up to 100 instances: a list (existing ids skipped), {count, params} or {instances}",
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/json": {"schema": BATCH_CREATE}},
+                },
+                "responses": {
+                    "200": _resp(
+                        "The instances created ([{id}] for a list; {created, errors} for {count} or {instances})",
+                        _ok({"oneOf": [{"type": "array", "items": ID_OBJ}, BATCH_CREATED]}),
+                    ),
+                    **ERRORS,
+                },
+            },
+        },
         "/workflows/{name}/instances/batch/delete": {
             "parameters": [NAME],
             "post": {
@@ -410,6 +417,37 @@ _DOC: dict[str, Any] = {
                     ),
                     **ERRORS,
                 },
+            },
+        },
+        "/workflows/{name}/instances/{id}/step": {
+            "parameters": [NAME, INSTANCE],
+            "get": {
+                "operationId": "getInstanceStepOutput",
+                "summary": "One step's full output (Cloudflare's get full step output)",
+                "parameters": [
+                    {
+                        "name": "name",
+                        "in": "query",
+                        "required": True,
+                        "description": "The step's name with its counter, as the instance lists it: charge-1",
+                        "schema": {"type": "string", "minLength": 1},
+                    },
+                    {
+                        "name": "type",
+                        "in": "query",
+                        "required": False,
+                        "description": "Step type (default step)",
+                        "schema": {"type": "string", "enum": STEP_TYPES},
+                    },
+                    {
+                        "name": "attempt",
+                        "in": "query",
+                        "required": False,
+                        "description": "One attempt of a step.do",
+                        "schema": {"type": "integer", "minimum": 1},
+                    },
+                ],
+                "responses": {"200": _resp("The step's status, error and output", _ok(STEP_OUTPUT)), **ERRORS},
             },
         },
         "/workflows/{name}/instances/{id}": {

@@ -132,7 +132,7 @@ class InstanceIntrospector:
         name, index = _selector(name, index)
 
         def done():
-            for s in self._t.client.describe(self.id, self.workflow)["steps"]:
+            for s in self._t.client.describe(self.id, self.workflow, reveal=True)["steps"]:
                 kind = kinds.by_type(s["type"])
                 if kind.step_result and s["name"] == name and s["count"] == index:
                     if kind.succeeded(s["status"]):

@@ -45,7 +45,7 @@ def _selector(step: Any, index: int | None = None) -> tuple[str, int]:
 
 def _no_retry_delay(cfg):
     cfg = copy.copy(cfg)
-    cfg.delay = 0.0
+    cfg.delay, cfg.delay_fn = 0.0, None  # a delay function is not asked either
     return cfg
 
 

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from ...errors import (
     NonRetryableError,
+    NotFoundError,
     ValidationError,
     WorkflowFatalError,
     WorkflowTimeoutError,
@@ -26,12 +27,13 @@ from .. import codec
 from ..crash import crash_point
 from ..durations import format_duration, parse_duration, timed_out
 from ..logs import current as current_step
+from ..retry import DYNAMIC_DELAY, DelayFunctionFailed, ask_delay_function, backoff_delay
 from ..store.base import AttemptRow, HistoryRow, StepRow, StepWrite
 from ..threads import STEP_THREADS
 from ..tracebacks import format_traceback
 from . import register
 from .decorated import StepCallable
-from .kind import EventSpec, StepKind, StepStatus, Wake, error_line
+from .kind import REDACTED, EventSpec, StepKind, StepStatus, Wake, error_line, is_sensitive
 
 if TYPE_CHECKING:
     from ..engine import Execution
@@ -70,7 +72,7 @@ def _retries(name: str, config: dict) -> dict:
 class StepConfig:
     """A step's retry and timeout policy, merged over the defaults and checked."""
 
-    __slots__ = ("limit", "delay", "backoff", "timeout", "display")
+    __slots__ = ("limit", "delay", "delay_fn", "backoff", "timeout", "display", "context")
 
     def __init__(self, name: str, config: dict | None):
         if config is not None and not isinstance(config, dict):
@@ -79,11 +81,17 @@ class StepConfig:
                 'e.g. {"retries": {"limit": 3, "delay": "5 seconds"}, "timeout": "1 minute"}',
             )
         config = config or {}
-        unknown = set(config) - {"retries", "timeout"}
+        unknown = set(config) - {"retries", "timeout", "sensitive"}
         if unknown:
             raise ValidationError(
                 f"config of step {name!r} has unknown key {sorted(unknown)[0]!r}",
-                "allowed keys are 'retries' and 'timeout'",
+                "allowed keys are 'retries', 'timeout' and 'sensitive'",
+            )
+        sensitive = config.get("sensitive")
+        if sensitive not in (None, "output"):
+            raise ValidationError(
+                f"sensitive of step {name!r} must be 'output', got {sensitive!r}",
+                "write 'sensitive': 'output' to show the step's output as [REDACTED] everywhere",
             )
         merged = _retries(name, config)
         self.limit = merged["limit"]
@@ -92,7 +100,11 @@ class StepConfig:
                 f"retries.limit of step {name!r} must be an integer from 0 to 10000, got {self.limit!r}",
                 "limit counts retries: 0 means one attempt",
             )
-        self.delay = parse_duration(merged["delay"], f"retries.delay of step {name!r}")
+        # a function of the failed attempt (Cloudflare's dynamic delay), asked at each failure
+        self.delay_fn = merged["delay"] if callable(merged["delay"]) else None
+        if self.delay_fn is not None:
+            merged["delay"] = DYNAMIC_DELAY
+        self.delay = 0.0 if self.delay_fn else parse_duration(merged["delay"], f"retries.delay of step {name!r}")
         self.backoff = merged["backoff"]
         if self.backoff not in BACKOFFS:
             raise ValidationError(
@@ -104,15 +116,14 @@ class StepConfig:
             raise ValidationError(
                 f"timeout of step {name!r} must be more than zero, got {timeout!r}", "e.g. '30 seconds'"
             )
-        self.display = {"retries": merged, "timeout": timeout}
+        self.display = {"retries": merged, "timeout": timeout, **({"sensitive": "output"} if sensitive else {})}
+        # what ctx.config shows: as stored, but without a delay that is a function (as Cloudflare)
+        retries = {k: v for k, v in merged.items() if not (k == "delay" and self.delay_fn)}
+        self.context = {**self.display, "retries": retries} if self.delay_fn else self.display
 
     def delay_after(self, attempt: int) -> float:
         """Seconds to wait after failed attempt number `attempt` (1-based)."""
-        if self.backoff == "constant":
-            return self.delay
-        if self.backoff == "linear":
-            return self.delay * attempt
-        return self.delay * 2 ** (attempt - 1)
+        return backoff_delay(self.backoff, self.delay, attempt)
 
 
 _DEFAULT_STEP_CONFIG = StepConfig("default", None)
@@ -272,10 +283,16 @@ class Do(StepKind):
                 await self._succeeded(x, state, rec, attempt, started, now, value)
                 return codec.decode(value)
             info, trace = error_info(value), format_traceback(value)
+            failed = AttemptRow(attempt, started, now, info, trace)
             if outcome == "final" or attempt > cfg.limit:
-                await self._failed(x, state, rec, AttemptRow(attempt, started, now, info, trace), now)
+                await self._failed(x, state, rec, failed, now)
                 raise rebuild_error(info)
-            rec.status, rec.error, rec.wake_at = DoStatus.RETRYING.value, info, now + cfg.delay_after(attempt)
+            try:
+                pause = await self._retry_delay(x, rec, cfg, attempt, value)
+            except DelayFunctionFailed as bad:  # the step fails for good, with the delay function's error
+                await self._failed(x, state, rec, failed, now, bad.info)
+                raise rebuild_error(bad.info) from None
+            rec.status, rec.error, rec.wake_at = DoStatus.RETRYING.value, info, now + pause
             status, wake = x.instance_state(rec.wake_at)
             delay_ms = round((rec.wake_at - now) * 1000)
             retry = {"attempt": attempt, "error": info, "retryDelayMs": delay_ms, "nextRetryAt": rec.wake_at}
@@ -288,26 +305,41 @@ class Do(StepKind):
             await x.wait(self, rec.wake_at)
             rec.status = DoStatus.RUNNING.value
 
+    async def _retry_delay(self, x: Execution, rec: StepRow, cfg: StepConfig, attempt: int, exc: Any) -> float:
+        """Seconds before the next attempt: the configured delay, or the delay function's answer
+        (asked once per failure; the wait it gives is stored, so a replay never asks again), through
+        the backoff."""
+        if cfg.delay_fn is None:
+            return cfg.delay_after(attempt)
+        ctx = StepContext(rec.name, rec.n, attempt, cfg.context)
+        x.active_attempts += 1  # user code runs, as in an attempt (a test clock may move past its limit)
+        try:
+            base = await ask_delay_function(cfg.delay_fn, ctx, exc, f"{rec.name}-{rec.n}", x.clock, call_step)
+        finally:
+            x.active_attempts -= 1
+        return backoff_delay(cfg.backoff, base, attempt)
+
     async def _succeeded(self, x, state, rec: StepRow, attempt: int, started: float, now: float, value: str) -> None:
         rec.status, rec.output, rec.ended_at, rec.wake_at, rec.error = DoStatus.COMPLETE.value, value, now, None, None
         if attempt == 1 and (rec.pos, 1) not in state.announced:  # the common case, one log row
-            events = [self.log(rec, now, "step_ok", {"startedAt": started, "output": _preview(value)})]
+            events = [self.log(rec, now, "step_ok", {"startedAt": started, "output": _preview(value, rec)})]
         else:
             events = self._attempt_started(state, rec, attempt, started) + [
                 self.log(rec, now, "attempt_completed", {"attempt": attempt}),
-                self.log(rec, now, "step_completed", {"output": _preview(value)}),
+                self.log(rec, now, "step_completed", {"output": _preview(value, rec)}),
             ]
         status, wake = x.instance_state()
         await x.commit(StepWrite(rec, AttemptRow(attempt, started, now, None), status, wake, events=events))
         crash_point("after-commit", rec.name)
         x.after_step()
 
-    async def _failed(self, x, state, rec: StepRow, a: AttemptRow, now: float) -> None:
-        """The last attempt failed: the step ends errored (the caller raises its error in `run()`)."""
-        info = a.error
+    async def _failed(self, x, state, rec: StepRow, a: AttemptRow, now: float, error: dict | None = None) -> None:
+        """The last attempt failed: the step ends errored with `error` (default: the attempt's), which
+        the caller raises in `run()`."""
+        info = a.error if error is None else error
         rec.status, rec.error, rec.ended_at, rec.wake_at = DoStatus.ERRORED.value, info, now, None
         events = self._attempt_started(state, rec, a.attempt, a.started_at) + [
-            self.log(rec, now, "attempt_errored", {"attempt": a.attempt, "error": info, **_traced(a.traceback)}),
+            self.log(rec, now, "attempt_errored", {"attempt": a.attempt, "error": a.error, **_traced(a.traceback)}),
             self.log(rec, now, "step_errored", {"error": info}),
         ]
         status, wake = x.instance_state()
@@ -326,7 +358,7 @@ class Do(StepKind):
     ) -> tuple[str, Any]:
         """("ok", json) | ("retry", exc) | ("final", exc)."""
         x.check_trusted()
-        ctx = StepContext(rec.name, rec.n, attempt, cfg.display)
+        ctx = StepContext(rec.name, rec.n, attempt, cfg.context)
         x.active_attempts += 1
         started = x.clock.now()
         marker = x.clock.call_at(
@@ -422,6 +454,23 @@ class Do(StepKind):
             out["output"] = d["output"]
         return out
 
+    def full_output(self, d: dict, attempt: int | None = None) -> dict:
+        if attempt is None:
+            if d["status"] in (DoStatus.RUNNING, DoStatus.RETRYING):  # retrying: running, with the last error
+                return {"status": "running", "error": d.get("error"), "output": None}
+            return super().full_output(d)
+        tries = d.get("attempts", [])
+        if not 1 <= attempt <= len(tries):
+            raise NotFoundError(
+                f"step {d['name']!r} #{d['count']} has no attempt {attempt}", f"it has made {len(tries)} attempt(s)"
+            )
+        a = tries[attempt - 1]
+        if a["end"] is None:
+            return {"status": "running", "error": None, "output": None}
+        if a["error"] is not None:
+            return {"status": "errored", "error": a["error"], "output": None}
+        return {"status": "complete", "error": None, "output": d.get("output")}
+
     def with_times(self, d: dict, iso: Callable) -> dict:
         out = super().with_times(d, iso)
         out["attempts"] = [{**a, "start": iso(a["start"]), "end": iso(a["end"])} for a in d.get("attempts", [])]
@@ -468,8 +517,9 @@ def _param_names(fn: Callable) -> tuple[str, ...]:
         return ()
 
 
-async def call_step(fn: Callable, ctx: StepContext) -> Any:
-    """One attempt of a step function: async on the loop, sync on a thread of its own (threads.py)."""
+async def call_step(fn: Callable, ctx: Any) -> Any:
+    """One attempt of a step function (or a delay function): async on the loop, sync on a thread of
+    its own (threads.py); `ctx` is passed when the function takes an argument."""
     args = (ctx,) if _param_names(fn) else ()
     if inspect.iscoroutinefunction(fn):
         return await fn(*args)
@@ -497,8 +547,10 @@ def _with_stack(error: dict | None, trace: str | None) -> dict | None:
     return {**error, "stack": trace} if error is not None and trace else error
 
 
-def _preview(output_json: str) -> Any:
-    """A step's output for the event log: itself when small, else its size."""
+def _preview(output_json: str, rec: StepRow) -> Any:
+    """A step's output for the event log: itself when small, else its size; hidden when sensitive."""
+    if is_sensitive(rec.config):
+        return REDACTED
     if len(output_json) <= PREVIEW_MAX:
         return codec.decode(output_json)
     return {"truncated": True, "bytes": len(output_json.encode())}

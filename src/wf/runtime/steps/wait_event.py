@@ -166,6 +166,14 @@ class WaitForEvent(StepKind):
             "timeout_at": s.wake_at if s.status == WaitStatus.WAITING else None,
         }
 
+    def full_output(self, d: dict, attempt: int | None = None) -> dict:
+        """The event's payload as the output (Cloudflare's), and the type waited for."""
+        out = super().full_output(d, attempt)
+        event = out["output"]
+        if isinstance(event, dict) and "payload" in event:
+            out["output"] = event["payload"]
+        return {**out, "event_type": d.get("event_type")}
+
     def cloudflare(self, d: dict, iso: Callable) -> dict:
         out = super().cloudflare(d, iso)
         output = out["output"]

@@ -14,14 +14,14 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .config import Config
 from .errors import ConflictError, NotFoundError, ValidationError
 from .runtime import codec
-from .runtime.status import STATUSES
+from .runtime.status import STATUSES, TERMINAL
 from .runtime.store import db_path, open_store
 from .runtime.store.base import HistoryRow, InstanceRow
 from .runtime.store.urls import is_postgres, redact
@@ -33,6 +33,8 @@ if TYPE_CHECKING:  # the async side (asyncio, threads) is imported only by those
     from .runtime.store.aio import AsyncStore
 
 BATCH_MAX = 100
+SUBSCRIBE_PAGE = 1000  # log entries a subscription reads at once
+SUBSCRIBE_POLL = 0.1  # seconds between reads of a subscription that has caught up
 _List = list  # `list` inside Client names its method
 LIST_MAX = 1_000_000_000  # instances a list may ask for or skip (SQLite integers are 64-bit; keep far from it)
 
@@ -295,6 +297,42 @@ class Client:
         seq = instance.seq if instance is not None else None
         return expand(self.store.history(after, seq, workflow if instance is None else None, limit))
 
+    def subscribe(
+        self, id: str, workflow: str | None = None, *, types: Iterable[str] | None = None, after: int | None = None
+    ) -> Iterator[dict]:
+        """The instance's events, as Cloudflare's `instance.subscribe()` gives them: its whole log
+        first, then each new event as it is written, until the instance ends (a run that a restart
+        replaced does not end it). `types` keeps only those event types (the end still ends it);
+        `after` is the `eventId` of the last event already handled, to resume after it."""
+        row = self.get(id, workflow)
+        wanted, cursor = subscription_options(types, after)
+        while True:
+            events, cursor, over = self.subscription_page(row, cursor, wanted)
+            yield from events
+            if over:
+                return
+            if len(events) < SUBSCRIBE_PAGE:
+                time.sleep(SUBSCRIBE_POLL)
+
+    def subscription_page(
+        self, row: InstanceRow, after: int, types: frozenset[str] | None = None
+    ) -> tuple[_List[dict], int, bool]:
+        """One read of a subscription: the events after `after` (of `types`, when given), where to
+        read on from, and whether the subscription is over: the instance is gone, or has ended
+        with nothing after its end. The status is read before the log, so an end written between
+        the two reads is delivered before the subscription says it is over."""
+        from .runtime.events import event_json, instance_event
+
+        now = self.store.get_by_seq(row.seq)
+        rows = self.history(after, instance=row, limit=SUBSCRIBE_PAGE)
+        ended = now is None or now.status in TERMINAL
+        if rows:
+            after = rows[-1].seq
+            last = instance_event(rows[-1].type)
+            ended = ended and last is not None and last.ends and len(rows) < SUBSCRIBE_PAGE
+        events = [event_json(h) for h in rows if types is None or h.type in types]
+        return events, after, ended
+
     def last_history_seq(self) -> int:
         """The number of the newest event log entry (0 when there is none)."""
         return self.store.last_history_seq()
@@ -369,6 +407,28 @@ class Client:
             after=after,
             limit=limit,
         )
+
+
+def subscription_options(types: Iterable[str] | str | None, after: int | None) -> tuple[frozenset[str] | None, int]:
+    """`subscribe()`'s options, checked: the event types to keep (None: all) and the cursor."""
+    if isinstance(types, str):
+        types = [types]
+    wanted = None
+    if types is not None:
+        wanted = frozenset(types)
+        bad = [t for t in wanted if not isinstance(t, str) or not t]
+        if bad or not wanted:
+            raise ValidationError(
+                f"subscribe types {sorted(map(str, bad)) if bad else []!r} must be event type names",
+                'pass a list such as ["step_completed", "workflow_completed"], or None for every event',
+            )
+    if after is None:
+        return wanted, 0
+    if isinstance(after, bool) or not isinstance(after, int) or after < 0:
+        raise ValidationError(
+            f"subscribe cursor {after!r} is not an eventId", "pass the eventId of the last event handled, or None"
+        )
+    return wanted, after
 
 
 def _naming(exc, row: InstanceRow):

@@ -9,11 +9,12 @@ The same bindings are a workflow's `self.env` under the runner.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import asyncio
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .client import AsyncClient, Client
+from .client import SUBSCRIBE_PAGE, SUBSCRIBE_POLL, AsyncClient, Client, subscription_options
 from .config import Config, load_config
 from .errors import ValidationError
 
@@ -50,6 +51,10 @@ class SyncInstance:
 
     def delete(self) -> None:
         self._client.delete(self.id, self.workflow)
+
+    def subscribe(self, types: Iterable[str] | None = None, after: int | None = None) -> Iterator[dict]:
+        """The instance's events, history first, then live, until it ends (see `Client.subscribe`)."""
+        return self._client.subscribe(self.id, self.workflow, types=types, after=after)
 
     def __repr__(self) -> str:
         return f"Instance({self.workflow!r}, {self.id!r})"
@@ -122,6 +127,23 @@ class AsyncInstance:
 
     async def delete(self) -> None:
         await self._a.call(self._sync.delete)
+
+    async def subscribe(self, types: Iterable[str] | None = None, after: int | None = None) -> AsyncIterator[dict]:
+        """Cloudflare's `instance.subscribe()`: `async for event in instance.subscribe(): ...` gives
+        the instance's events (`{"type", "eventId", "instanceId", "timestamp", ...}`), its history
+        first, then each new one as it happens, and ends when the instance ends. `types` keeps only
+        those event types; `after` resumes after the event with that `eventId`."""
+        wanted, cursor = subscription_options(types, after)
+        client = self._sync._client
+        row = await self._a.call(client.get, self.id, self.workflow)
+        while True:
+            events, cursor, over = await self._a.call(client.subscription_page, row, cursor, wanted)
+            for event in events:
+                yield event
+            if over:
+                return
+            if len(events) < SUBSCRIBE_PAGE:
+                await asyncio.sleep(SUBSCRIBE_POLL)
 
     def __repr__(self) -> str:
         return f"Instance({self.workflow!r}, {self.id!r})"

@@ -14,7 +14,12 @@ A reader that meets a name neither family declares fails loudly (`UnknownKindErr
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+from .durations import iso_time
+
+if TYPE_CHECKING:
+    from .store.base import HistoryRow
 
 
 class LogEvent(NamedTuple):
@@ -63,3 +68,27 @@ _INSTANCE = {e.value: e for e in InstanceEvent}
 def instance_event(name: str) -> InstanceEvent | None:
     """The instance event called `name`, or None when the name is not one (a step kind's, perhaps)."""
     return _INSTANCE.get(name)
+
+
+def shape(
+    type: str, at: float, instance_id: Any, workflow: Any, step: str | None, n: int | None, data: dict | None
+) -> dict:
+    """Cloudflare's instance event shape, `{"type", "instanceId", "workflow", "timestamp", "stepName",
+    "count", ...data}`, with every time (`timestamp`, `nextRetryAt`, `wakeAt`...) in ISO 8601."""
+    out: dict[str, Any] = {"type": type, "instanceId": instance_id, "workflow": workflow, "timestamp": iso_time(at)}
+    if step is not None:
+        out["stepName"], out["count"] = step, n
+    for key, value in (data or {}).items():
+        if value is None and key == "traceback":
+            continue
+        is_time = key.endswith("At") and isinstance(value, (int, float)) and not isinstance(value, bool)
+        out.setdefault(key, iso_time(value) if is_time else value)
+    return out
+
+
+def event_json(h: HistoryRow) -> dict:
+    """A log entry as `subscribe()` and `wf tail --json` give it: its type, its number in the log
+    (`eventId`: the cursor to resume after; the events one compact entry stands for share it),
+    then Cloudflare's fields."""
+    out = shape(h.type, h.at, h.instance_id, h.workflow, h.step, h.n, h.data)
+    return {"type": out.pop("type"), "eventId": h.seq, **out}

@@ -1,0 +1,148 @@
+"""`instance.subscribe()` (Cloudflare 2026-09): an instance's events, its history first and then
+live, resumable from an `eventId`, filtered by type; and `wf tail ID --json`, built on it."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import _wf_env, wait_until
+
+import wf
+from wf.errors import ValidationError
+
+WORKFLOW = """
+from wf import WorkflowEntrypoint
+
+class Approval(WorkflowEntrypoint):
+    async def run(self, event, step):
+        await step.do("prepare", lambda: {"order": event.payload["order"]})
+        approval = await step.wait_for_event("approval", "approval", timeout="1 hour")
+        return {"by": approval.payload["by"]}
+"""
+
+
+def make_project(root: Path) -> Path:
+    (root / "src").mkdir(parents=True)
+    (root / "src" / "index.py").write_text(WORKFLOW)
+    (root / "wrangler.jsonc").write_text(
+        json.dumps(
+            {
+                "name": "subscribe",
+                "main": "src/index.py",
+                "workflows": [{"name": "approval", "binding": "APPROVAL", "class_name": "Approval"}],
+            }
+        )
+    )
+    return root
+
+
+def _waits(project: Path, runs: int) -> bool:
+    """The instance waits for its event in its `runs`-th run (counted by the log's wait_started)."""
+    from wf.client import Client
+    from wf.config import load_config
+
+    client = Client(load_config(project / "wrangler.jsonc"))
+    try:
+        row = client.get("s-1")
+        started = [h for h in client.history(0, instance=row) if h.type == "wait_started"]
+        return row.status == "waiting" and len(started) >= runs
+    finally:
+        client.close()
+
+
+def _tail(project: Path) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "wf", "tail", "s-1", "--json"],
+        cwd=project,
+        env=_wf_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _lines(proc: subprocess.Popen, timeout: float = 20) -> list[dict]:
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err
+    return [json.loads(line) for line in out.splitlines()]
+
+
+@pytest.mark.slow
+def test_subscribe_streams_history_then_live_events_and_follows_a_restart_to_the_new_runs_end(tmp_path, wf_procs):
+    project = make_project(tmp_path / "p")
+    wf_procs.cli(project, "trigger", "approval", '{"order": "o-1"}', "--id", "s-1")
+    wf_procs.worker(project).wait_ready()
+    wait_until(lambda: _waits(project, 1), 20, "the first run to wait for its event")
+
+    async def scenario() -> list[dict]:
+        env = wf.connect(project / "wrangler.jsonc")
+        instance = await env.APPROVAL.get("s-1")
+        seen: list[dict] = []
+
+        async def collect():
+            async for event in instance.subscribe():
+                seen.append(event)
+
+        reader = asyncio.create_task(collect())
+        await asyncio.to_thread(wait_until, lambda: any(e["type"] == "wait_started" for e in seen), 20, "history")
+        assert not reader.done()  # history delivered, the subscription now waits for live events
+        await instance.restart()  # a running instance restarted: the subscription follows the new run
+        await asyncio.to_thread(wait_until, lambda: _waits(project, 2), 20, "the second run to wait")
+        await instance.send_event(type="approval", payload={"by": "ann"})
+        await asyncio.wait_for(reader, 20)
+        return seen
+
+    tail = _tail(project)  # started before the restart: it follows it too
+    events = asyncio.run(scenario())
+    types = [e["type"] for e in events]
+    assert types[0] == "workflow_queued" and types[-1] == "workflow_completed"
+    restart = types.index("workflow_restarted")
+    assert "wait_started" in types[:restart] and "wait_started" in types[restart:]
+    assert types.count("workflow_completed") == 1
+    assert events[-1]["output"] == {"by": "ann"}
+    assert all(e["instanceId"] == "s-1" for e in events)
+    ids = [e["eventId"] for e in events]
+    assert ids == sorted(ids)
+    assert [e["type"] for e in _lines(tail)] == types  # `wf tail --json` is the same stream
+
+    # the instance ended and is restarted: a subscription started now passes the old run's end
+    wf_procs.cli(project, "restart", "s-1")
+    tail = _tail(project)
+    wait_until(lambda: _waits(project, 3), 20, "the third run to wait")
+    assert tail.poll() is None, "wf tail stopped at the old run's workflow_completed"
+    wf_procs.cli(project, "send-event", "s-1", "--type", "approval", "--payload", '{"by": "bob"}')
+    again = _lines(tail)
+    assert [e["type"] for e in again].count("workflow_completed") == 2
+    assert again[-1]["type"] == "workflow_completed" and again[-1]["output"] == {"by": "bob"}
+
+    # resumable from a cursor, filtered by type; a subscription of an ended instance ends at once
+    env = wf.connect_sync(project / "wrangler.jsonc")
+    instance = env.APPROVAL.get("s-1")
+    ends = list(instance.subscribe(types=["workflow_completed", "workflow_restarted"]))
+    assert [e["type"] for e in ends] == [
+        "workflow_restarted",
+        "workflow_completed",
+        "workflow_restarted",
+        "workflow_completed",
+    ]
+    after_first = list(instance.subscribe(after=ends[1]["eventId"]))
+    assert after_first == [e for e in again if e["eventId"] > ends[1]["eventId"]]
+    assert list(instance.subscribe(after=again[-1]["eventId"])) == []
+
+
+def test_subscribe_refuses_a_bad_cursor_or_filter(tmp_path):
+    project = make_project(tmp_path / "p")
+    env = wf.connect_sync(project / "wrangler.jsonc")
+    instance = env.APPROVAL.create(id="s-1")
+    with pytest.raises(ValidationError, match="cursor 'x' is not an eventId"):
+        next(instance.subscribe(after="x"))
+    with pytest.raises(ValidationError, match="must be event type names"):
+        next(instance.subscribe(types=[3]))

@@ -24,6 +24,7 @@ from .runtime import codec
 from .runtime.status import STATUSES, TERMINAL
 from .runtime.store import db_path, open_store
 from .runtime.store.base import HistoryRow, InstanceRow
+from .runtime.store.core import GC_BATCH
 from .runtime.store.urls import is_postgres, redact
 from .runtime.validate import check_event_type, check_id_prefix, check_instance_id
 
@@ -91,16 +92,30 @@ class Client:
 
     # -- create --------------------------------------------------------------------------
 
-    def _item(self, workflow: str, params: Any, id: str | None, trigger: dict | None = None) -> dict:
+    def _item(
+        self, workflow: str, params: Any, id: str | None, trigger: dict | None = None, retention: Any = None
+    ) -> dict:
         self.config.workflow(workflow)
         instance_id = check_instance_id(id) if id is not None else str(uuid.uuid4())
         text = codec.encode({} if params is None else params, f"params of instance {instance_id!r}")
-        return {"workflow": workflow, "id": instance_id, "params": text, "trigger": trigger}
+        item: dict[str, Any] = {"workflow": workflow, "id": instance_id, "params": text, "trigger": trigger}
+        if retention is not None:
+            from .runtime.durations import parse_retention
+
+            item.update(parse_retention(retention, f"retention of instance {instance_id!r}"))
+        return item
 
     def create(
-        self, workflow: str, params: Any = None, id: str | None = None, trigger: dict | None = None
+        self,
+        workflow: str,
+        params: Any = None,
+        id: str | None = None,
+        trigger: dict | None = None,
+        retention: dict | None = None,
     ) -> InstanceRow:
-        [row] = self.store.create_instances([self._item(workflow, params, id, trigger)], self.now())
+        """A queued instance. `retention` (`{"success_retention": "2 days", "error_retention": ...}`,
+        durations; numbers are seconds) overrides the workflow's `default_retention` for it."""
+        [row] = self.store.create_instances([self._item(workflow, params, id, trigger, retention)], self.now())
         self._notify("w")
         return row
 
@@ -111,7 +126,10 @@ class Client:
                 f"a batch of {len(items)} instances is not allowed",
                 f"create between 1 and {BATCH_MAX} instances per batch",
             )
-        prepared = [self._item(workflow, (i or {}).get("params"), (i or {}).get("id")) for i in items]
+        prepared = [
+            self._item(workflow, (i or {}).get("params"), (i or {}).get("id"), None, (i or {}).get("retention"))
+            for i in items
+        ]
         rows = self.store.create_instances(prepared, self.now(), skip_existing=True)
         if rows:
             self._notify("w")
@@ -351,6 +369,31 @@ class Client:
                 deleted += 1
         return deleted
 
+    def collect_expired(
+        self, workflow: str | None = None, *, dry_run: bool = False, batch: int = GC_BATCH, most: int | None = None
+    ) -> _List[dict]:
+        """Delete the ended instances kept past their retention (each its own `success_retention` /
+        `error_retention`, else its workflow's `default_retention`), with their history, `batch` at a
+        time (one transaction each); `dry_run`: only say which. What was (or would be) deleted."""
+        names = [self.config.workflow(workflow).name] if workflow else [w.name for w in self.config.workflows]
+        out: _List[dict] = []
+        for name in names:
+            w = self.config.workflow(name)
+            while most is None or len(out) < most:
+                limit = (most or LIST_MAX) if dry_run else batch if most is None else min(batch, most - len(out))
+                args = (name, w.success_retention, w.error_retention, self.now(), limit)
+                if dry_run:
+                    rows = self.store.expired(*args)
+                else:
+                    rows, woken = self.store.delete_expired(*args)
+                    for row in rows:
+                        self._notify(f"c:{row.seq}")
+                    self._wake(woken)
+                out += [_expired(r) for r in rows]
+                if dry_run or len(rows) < limit:
+                    break
+        return out
+
     def close(self) -> None:
         if self._store is not None:
             self._store.close()
@@ -429,6 +472,10 @@ def subscription_options(types: Iterable[str] | str | None, after: int | None) -
             f"subscribe cursor {after!r} is not an eventId", "pass the eventId of the last event handled, or None"
         )
     return wanted, after
+
+
+def _expired(row: InstanceRow) -> dict:
+    return {"id": row.id, "workflow": row.workflow, "status": row.status, "ended": row.ended_at}
 
 
 def _naming(exc, row: InstanceRow):

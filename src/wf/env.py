@@ -71,16 +71,16 @@ def _from_step(from_step) -> tuple[str | None, int, str]:
     )
 
 
-def _cloudflare_options(params: Any, id: str | None) -> tuple[Any, str | None]:
-    """`create(to_js({"id": ..., "params": ...}, dict_converter=Object.fromEntries))`, Cloudflare's
-    form, where wf's takes `params` first: a `to_js` object is read as the options object."""
+def _cloudflare_options(params: Any, id: str | None, retention: Any = None) -> tuple[Any, str | None, Any]:
+    """`create(to_js({"id": ..., "params": ..., "retention": ...}, dict_converter=Object.fromEntries))`,
+    Cloudflare's form, where wf's takes `params` first: a `to_js` object is read as the options object."""
     from .cloudflare.ffi import JsMap, JsObject
 
     if isinstance(params, (JsObject, JsMap)) and id is None:
-        from .cloudflare.bindings import create_options
+        from .cloudflare.bindings import create_options, create_retention
 
-        return create_options(params)
-    return params, id
+        return (*create_options(params), create_retention(params))
+    return params, id, retention
 
 
 class SyncWorkflow:
@@ -89,9 +89,9 @@ class SyncWorkflow:
     def __init__(self, client: Client, name: str):
         self._client, self.name = client, name
 
-    def create(self, params: Any = None, id: str | None = None) -> SyncInstance:
-        params, id = _cloudflare_options(params, id)
-        row = self._client.create(self.name, params, id)
+    def create(self, params: Any = None, id: str | None = None, *, retention: dict | None = None) -> SyncInstance:
+        params, id, retention = _cloudflare_options(params, id, retention)
+        row = self._client.create(self.name, params, id, retention=retention)
         return SyncInstance(self._client, self.name, row.id)
 
     def create_batch(self, items: Iterable[dict]) -> list[SyncInstance]:
@@ -156,8 +156,13 @@ class AsyncWorkflow:
         self._a, self._client, self.name = astore, client, name
         self._sync = SyncWorkflow(client, name)
 
-    async def create(self, params: Any = None, id: str | None = None) -> AsyncInstance:
-        inst = await self._a.call(self._sync.create, params, id)
+    async def create(
+        self, params: Any = None, id: str | None = None, *, retention: dict | None = None
+    ) -> AsyncInstance:
+        """A new instance; `retention={"success_retention": "2 days", "error_retention": "30 days"}`
+        (Cloudflare's `retention` option) keeps it that long once it ends, instead of the workflow's
+        `default_retention`."""
+        inst = await self._a.call(lambda: self._sync.create(params, id, retention=retention))
         return AsyncInstance(self._a, self._client, self.name, inst.id)
 
     async def create_batch(self, items: Iterable[dict]) -> list[AsyncInstance]:

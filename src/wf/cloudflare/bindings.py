@@ -13,7 +13,7 @@ as the JS object does. Vars pass through unchanged.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 from ..errors import ValidationError
@@ -46,10 +46,18 @@ def options(given: Any, keywords: Mapping[str, Any], allowed: tuple[str, ...], c
 
 
 def create_options(given: Any, keywords: Mapping[str, Any] | None = None) -> tuple[Any, str | None]:
-    """(params, id) from Cloudflare's `WorkflowInstanceCreateOptions`; `retention` is accepted and
-    not applied (instances are kept until deleted)."""
+    """(params, id) from Cloudflare's `WorkflowInstanceCreateOptions` (its `retention`: `create_retention`)."""
     opts = options(given, keywords or {}, CREATE_KEYS, "create()")
     return opts.get("params"), opts.get("id")
+
+
+def create_retention(given: Any, keywords: Mapping[str, Any] | None = None) -> dict | None:
+    """The `retention` of Cloudflare's create options (`{successRetention, errorRetention}`: duration
+    strings, or numbers of milliseconds as Cloudflare reads them), as seconds; None when absent."""
+    from ..runtime.durations import parse_retention
+
+    value = options(given, keywords or {}, CREATE_KEYS, "create()").get("retention")
+    return None if value is None else parse_retention(value, "create() retention", milliseconds=True)
 
 
 def event_options(given: Any, keywords: Mapping[str, Any] | None = None) -> tuple[str | None, Any]:
@@ -89,6 +97,11 @@ class WorkflowInstance:
     async def delete(self) -> None:
         await self._i.delete()
 
+    def subscribe(self, given: Any = None, /, **keywords: Any) -> AsyncIterator[dict]:
+        """`instance.subscribe(to_js({"filter": [...], "cursor": n}, ...))`: the instance's events."""
+        opts = options(given, keywords, ("filter", "cursor"), "subscribe()")
+        return self._i.subscribe(types=opts.get("filter"), after=opts.get("cursor"))
+
     def __repr__(self) -> str:
         return f"WorkflowInstance({self.id!r})"
 
@@ -101,7 +114,8 @@ class WorkflowBinding:
 
     async def create(self, given: Any = None, /, **keywords: Any) -> WorkflowInstance:
         params, id = create_options(given, keywords)
-        return WorkflowInstance(await self._b.create(params=params, id=id))
+        retention = create_retention(given, keywords)
+        return WorkflowInstance(await self._b.create(params=params, id=id, retention=retention))
 
     async def create_batch(self, batch: Any) -> list[WorkflowInstance]:
         if not isinstance(batch, (list, tuple)):
@@ -145,4 +159,4 @@ class WorkerEnv:
         return self._values.get(name, default)
 
 
-__all__ = ["WorkerEnv", "WorkflowBinding", "WorkflowInstance", "create_options", "event_options"]
+__all__ = ["WorkerEnv", "WorkflowBinding", "WorkflowInstance", "create_options", "create_retention", "event_options"]

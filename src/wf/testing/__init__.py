@@ -321,6 +321,7 @@ class WorkflowTest:
             replay_always=self.replay_always,
             keep_warm=self.keep_warm,
             reap_interval=math.inf,
+            gc_interval=math.inf,
             concurrency=self.concurrency,
         )
         self.runner.modifiers = self._registry
@@ -406,10 +407,19 @@ class WorkflowTest:
         request = Request(url if "://" in url else "http://localhost" + url, **options)
         return await worker.respond(request, WorkerEnv(self.env))
 
-    async def create(self, workflow: str, params: Any = None, id: str | None = None) -> InstanceIntrospector:
+    async def create(
+        self, workflow: str, params: Any = None, id: str | None = None, *, retention: dict | None = None
+    ) -> InstanceIntrospector:
         await self._ensure_started()
-        row = self.client.create(workflow, params, id)
+        row = self.client.create(workflow, params, id, retention=retention)
         return InstanceIntrospector(self, workflow, row.id)
+
+    async def collect_expired(self, workflow: str | None = None) -> list[dict]:
+        """Delete the instances kept past their retention at the fake clock's time (`advance()` to
+        get there), as a runner does in the background (not here: its timer would keep the fake
+        clock moving); what was deleted."""
+        await self.settle()
+        return self.client.collect_expired(workflow)
 
     def get(self, id: str, workflow: str | None = None) -> InstanceIntrospector:
         row = self.client.get(id, workflow)

@@ -97,13 +97,51 @@ class WorkflowInstance:
     async def delete(self) -> None:
         await self._i.delete()
 
-    def subscribe(self, given: Any = None, /, **keywords: Any) -> AsyncIterator[dict]:
-        """`instance.subscribe(to_js({"filter": [...], "cursor": n}, ...))`: the instance's events."""
+    async def subscribe(self, given: Any = None, /, **keywords: Any) -> Subscription:
+        """`subscription = await instance.subscribe(to_js({"filter": [...], "cursor": n}, ...))`,
+        then `await subscription.next()` (or `async for event in subscription`)."""
         opts = options(given, keywords, ("filter", "cursor"), "subscribe()")
-        return self._i.subscribe(types=opts.get("filter"), after=opts.get("cursor"))
+        return Subscription(self._i.subscribe(types=opts.get("filter"), after=opts.get("cursor")))
 
     def __repr__(self) -> str:
         return f"WorkflowInstance({self.id!r})"
+
+
+class Subscription:
+    """Cloudflare's subscription: `await subscription.next()` gives `{value, done}` (`value` an
+    instance event, whose keys read as attributes); `done` once the instance has ended. Also an
+    async iterator, and disposable (`with` / `dispose()`), as Cloudflare's is with `using`."""
+
+    def __init__(self, events: AsyncIterator[dict]):
+        self._events: Any = events
+        self._done = False
+
+    async def next(self) -> JsObject:
+        if not self._done:
+            try:
+                return JsObject(value=JsObject(await self._events.__anext__()), done=False)
+            except StopAsyncIteration:
+                self._done = True
+        return JsObject(value=None, done=True)
+
+    def __aiter__(self) -> Subscription:
+        return self
+
+    async def __anext__(self) -> JsObject:
+        result = await self.next()
+        if result.done:
+            raise StopAsyncIteration
+        return result.value
+
+    def dispose(self) -> None:
+        """Stop reading (Cloudflare's `subscription[Symbol.dispose]()`)."""
+        self._done = True
+
+    def __enter__(self) -> Subscription:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.dispose()
 
 
 class WorkflowBinding:
@@ -159,4 +197,12 @@ class WorkerEnv:
         return self._values.get(name, default)
 
 
-__all__ = ["WorkerEnv", "WorkflowBinding", "WorkflowInstance", "create_options", "create_retention", "event_options"]
+__all__ = [
+    "Subscription",
+    "WorkerEnv",
+    "WorkflowBinding",
+    "WorkflowInstance",
+    "create_options",
+    "create_retention",
+    "event_options",
+]

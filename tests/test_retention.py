@@ -15,6 +15,7 @@ import pytest
 from conftest import _wf_env
 from harness import harness_store, write_project  # noqa: F401  (the fixture)
 
+import wf
 from wf import NonRetryableError, WorkflowEntrypoint
 from wf.client import Client
 from wf.config import load_config
@@ -187,3 +188,35 @@ def test_retention_is_checked_on_create_and_in_the_config(tmp_path):
     assert plain.workflow("quick").success_retention == 7 * DAY  # Cloudflare's default since 2026-09
     assert math.isfinite(plain.workflow("quick").error_retention)
     assert _wf_env()  # the subprocess environment helper is importable here
+
+
+async def test_create_takes_cloudflare_retention_in_milliseconds_over_http_and_from_a_worker(tmp_path):
+    import httpx
+    from devserver import API, copy_devapp
+
+    from wf.cloudflare.bindings import WorkflowBinding
+    from wf.http import create_app
+
+    config = load_config(copy_devapp(tmp_path / "devapp") / "wrangler.jsonc")
+    transport = httpx.ASGITransport(app=create_app(config))
+    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as api:
+        body = {"id": "r-1", "instance_retention": {"success_retention": "1 day", "error_retention": 1000}}
+        made = await api.post(f"{API}/workflows/quick/instances", json=body)
+        assert made.status_code == 200, made.text
+        bad = await api.post(f"{API}/workflows/quick/instances", json={"instance_retention": {"error_retention": "x"}})
+        assert bad.status_code == 400
+        assert "error_retention 'x' is not a duration" in bad.json()["errors"][0]["message"]
+    env = wf.connect(config)
+    binding = WorkflowBinding(env.QUICK)  # a Worker's env.QUICK, Cloudflare's camelCase options
+    await binding.create({"id": "r-2", "retention": {"errorRetention": 1000, "successRetention": "1 day"}})
+
+    clock = _Hand()
+    clock.at = time.time()
+    client = Client(config, clock=clock)
+    try:
+        for id in ("r-1", "r-2"):
+            client.terminate(id)  # ended now: kept 1000 ms, as Cloudflare reads a number
+        clock.advance(2)
+        assert sorted(i["id"] for i in client.collect_expired(dry_run=True)) == ["r-1", "r-2"]
+    finally:
+        client.close()

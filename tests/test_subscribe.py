@@ -146,3 +146,39 @@ def test_subscribe_refuses_a_bad_cursor_or_filter(tmp_path):
         next(instance.subscribe(after="x"))
     with pytest.raises(ValidationError, match="must be event type names"):
         next(instance.subscribe(types=[3]))
+
+
+async def test_the_explorer_api_streams_an_instances_events_as_server_sent_events(tmp_path):
+    import httpx
+    from devserver import API, copy_devapp
+
+    from wf.client import Client
+    from wf.config import load_config
+    from wf.http import create_app
+
+    config = load_config(copy_devapp(tmp_path / "devapp") / "wrangler.jsonc")
+    client = Client(config)
+    client.create("quick", {}, "e-1")
+    client.terminate("e-1", "quick")  # ended: its stream is its whole log, then the end
+    base = f"{API}/workflows/quick/instances/e-1/subscribe"
+    transport = httpx.ASGITransport(app=create_app(config))
+    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as api:
+
+        async def stream(url: str, **headers: str) -> list[tuple[int, dict]]:
+            answer = await api.get(url, headers=headers)
+            assert answer.status_code == 200 and answer.headers["content-type"].startswith("text/event-stream")
+            frames = [f for f in answer.text.split("\n\n") if f.startswith("id: ")]
+            return [(int(f.split("\n")[0][4:]), json.loads(f.split("\n")[1][6:])) for f in frames]
+
+        events = await stream(base)
+        assert [e["type"] for _, e in events] == ["workflow_queued", "workflow_terminated"]
+        assert all(i == e["eventId"] and e["instanceId"] == "e-1" for i, e in events)
+        first = events[0][0]
+        assert [e["type"] for _, e in await stream(f"{base}?cursor={first}")] == ["workflow_terminated"]
+        assert [e["type"] for _, e in await stream(base, **{"Last-Event-ID": str(first)})] == ["workflow_terminated"]
+        assert [e["type"] for _, e in await stream(f"{base}?filter=workflow_queued")] == ["workflow_queued"]
+        bad = await api.get(f"{base}?cursor=-1")
+        assert bad.status_code == 400 and "cursor" in bad.json()["errors"][0]["message"]
+        missing = await api.get(f"{API}/workflows/quick/instances/nope/subscribe")
+        assert missing.status_code == 404
+    client.close()

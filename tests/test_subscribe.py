@@ -110,7 +110,7 @@ def test_subscribe_streams_history_then_live_events_and_follows_a_restart_to_the
     assert events[-1]["output"] == {"by": "ann"}
     assert all(e["instanceId"] == "s-1" for e in events)
     ids = [e["eventId"] for e in events]
-    assert ids == sorted(ids)
+    assert ids == sorted(ids) and len(set(ids)) == len(ids)  # one id per event, increasing
     assert [e["type"] for e in _lines(tail)] == types  # `wf tail --json` is the same stream
 
     # the instance ended and is restarted: a subscription started now passes the old run's end
@@ -136,6 +136,11 @@ def test_subscribe_streams_history_then_live_events_and_follows_a_restart_to_the
     after_first = list(instance.subscribe(after=ends[1]["eventId"]))
     assert after_first == [e for e in again if e["eventId"] > ends[1]["eventId"]]
     assert list(instance.subscribe(after=again[-1]["eventId"])) == []
+    # a step that succeeded at once is one log entry standing for four events: resuming after its
+    # first event gives the other three
+    started = next(e for e in again if e["type"] == "step_started")
+    resumed = [e["type"] for e in instance.subscribe(after=started["eventId"])][:3]
+    assert resumed == ["attempt_started", "attempt_completed", "step_completed"]
 
 
 def test_subscribe_refuses_a_bad_cursor_or_filter(tmp_path):

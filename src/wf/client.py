@@ -339,17 +339,26 @@ class Client:
         read on from, and whether the subscription is over: the instance is gone, or has ended
         with nothing after its end. The status is read before the log, so an end written between
         the two reads is delivered before the subscription says it is over."""
-        from .runtime.events import event_json, instance_event
+        from .runtime.events import ID_SLOTS, event_json, instance_event, numbered
 
         now = self.store.get_by_seq(row.seq)
-        rows = self.history(after, instance=row, limit=SUBSCRIBE_PAGE)
+        entry = after // ID_SLOTS  # the log entry of the event `after` names: read it again, skip up to it
+        raw = self.store.history(max(0, entry - 1), row.seq, None, SUBSCRIBE_PAGE)
+        rows = [(h, i) for h, i in numbered(self._expand(raw)) if i > after]
         ended = now is None or now.status in TERMINAL
+        if raw:
+            last = instance_event(raw[-1].type)
+            ended = ended and last is not None and last.ends and len(raw) < SUBSCRIBE_PAGE
         if rows:
-            after = rows[-1].seq
-            last = instance_event(rows[-1].type)
-            ended = ended and last is not None and last.ends and len(rows) < SUBSCRIBE_PAGE
-        events = [event_json(h) for h in rows if types is None or h.type in types]
+            after = rows[-1][1]
+        events = [event_json(h, i) for h, i in rows if types is None or h.type in types]
         return events, after, ended
+
+    @staticmethod
+    def _expand(rows: _List[HistoryRow]) -> _List[HistoryRow]:
+        from .runtime.history import expand
+
+        return expand(rows)
 
     def last_history_seq(self) -> int:
         """The number of the newest event log entry (0 when there is none)."""

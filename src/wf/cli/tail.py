@@ -24,11 +24,11 @@ POLL = 0.1
 ENDS = tuple(e.value for e in InstanceEvent if e.ends)
 
 
-def event_json(h) -> dict:
-    """A history row as Cloudflare's instance event shape (times in ISO 8601), with its log number."""
+def event_json(h, id: int | None = None) -> dict:
+    """A history row as Cloudflare's instance event shape (times in ISO 8601), with its event id."""
     from ..runtime.events import event_json as shaped
 
-    return shaped(h)
+    return shaped(h, id)
 
 
 @app.command()
@@ -76,9 +76,11 @@ def _follow_json(c, cursor, instance, workflow, limit) -> None:
             sys.stdout.write(json.dumps(event, default=str) + "\n")
             sys.stdout.flush()
         return
+    from ..runtime.events import numbered
+
     for rows in _batches(c, cursor, instance, workflow):
-        for h in rows:
-            sys.stdout.write(json.dumps(event_json(h), default=str) + "\n")
+        for h, id in numbered(rows):
+            sys.stdout.write(json.dumps(event_json(h, id), default=str) + "\n")
         if rows:
             sys.stdout.flush()
 

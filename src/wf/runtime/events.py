@@ -86,9 +86,29 @@ def shape(
     return out
 
 
-def event_json(h: HistoryRow) -> dict:
-    """A log entry as `subscribe()` and `wf tail --json` give it: its type, its number in the log
-    (`eventId`: the cursor to resume after; the events one compact entry stands for share it),
-    then Cloudflare's fields."""
+ID_SLOTS = 16  # event ids per log entry: a compact entry stands for up to this many events
+
+
+def event_id(seq: int, index: int = 0) -> int:
+    """The `eventId` of the `index`-th event that log entry `seq` stands for: unique, increasing,
+    so a subscription resumes after any event, even one in the middle of a compact entry."""
+    if not 0 <= index < ID_SLOTS:
+        raise ValueError(f"log entry {seq} stands for more than {ID_SLOTS} events")
+    return seq * ID_SLOTS + index
+
+
+def numbered(rows: list[HistoryRow]) -> list[tuple[HistoryRow, int]]:
+    """Expanded log rows with the event ids they get (rows of one entry are adjacent)."""
+    out: list[tuple[HistoryRow, int]] = []
+    index = 0
+    for i, row in enumerate(rows):
+        index = index + 1 if i and rows[i - 1].seq == row.seq else 0
+        out.append((row, event_id(row.seq, index)))
+    return out
+
+
+def event_json(h: HistoryRow, id: int | None = None) -> dict:
+    """A log entry as `subscribe()` and `wf tail --json` give it: its type, its `eventId` (the
+    cursor to resume after; `numbered` gives it), then Cloudflare's fields."""
     out = shape(h.type, h.at, h.instance_id, h.workflow, h.step, h.n, h.data)
-    return {"type": out.pop("type"), "eventId": h.seq, **out}
+    return {"type": out.pop("type"), "eventId": event_id(h.seq) if id is None else id, **out}

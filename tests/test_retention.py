@@ -220,3 +220,19 @@ async def test_create_takes_cloudflare_retention_in_milliseconds_over_http_and_f
         assert sorted(i["id"] for i in client.collect_expired(dry_run=True)) == ["r-1", "r-2"]
     finally:
         client.close()
+
+
+async def test_wf_testing_collects_expired_instances_on_its_fake_clock():
+    from wf.testing import WorkflowTest
+
+    async with WorkflowTest({"quick": Cquick}) as t:
+        kept = await t.create("quick", {}, "kept")  # the default: 7 days
+        brief = await t.create("quick", {}, "brief", retention={"success_retention": "1 hour"})
+        for inst in (kept, brief):
+            await inst.wait_for_status("complete")
+        await t.advance(HOUR)
+        assert [i["id"] for i in await t.collect_expired()] == ["brief"]
+        await t.advance(7 * DAY)
+        assert [i["id"] for i in await t.collect_expired()] == ["kept"]
+        with pytest.raises(NotFoundError):
+            t.get("kept")

@@ -13,7 +13,9 @@ import pytest
 from conftest import _wf_env, wait_until
 
 import wf
+from wf import WorkflowEntrypoint
 from wf.errors import ValidationError
+from wf.testing import WorkflowTest
 
 WORKFLOW = """
 from wf import WorkflowEntrypoint
@@ -55,9 +57,9 @@ def _waits(project: Path, runs: int) -> bool:
         client.close()
 
 
-def _tail(project: Path) -> subprocess.Popen:
+def _tail(project: Path, *options: str) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-m", "wf", "tail", "s-1", "--json"],
+        [sys.executable, "-m", "wf", "tail", "s-1", *(options or ("--json",))],
         cwd=project,
         env=_wf_env(),
         stdout=subprocess.PIPE,
@@ -115,11 +117,17 @@ def test_subscribe_streams_history_then_live_events_and_follows_a_restart_to_the
 
     # the instance ended and is restarted: a subscription started now passes the old run's end
     wf_procs.cli(project, "restart", "s-1")
-    tail = _tail(project)
+    tail, view = _tail(project), _tail(project, "--limit", "3")  # the JSON stream, and the live view
     wait_until(lambda: _waits(project, 3), 20, "the third run to wait")
-    assert tail.poll() is None, "wf tail stopped at the old run's workflow_completed"
+    assert tail.poll() is None, "wf tail --json stopped at the old run's workflow_completed"
+    assert view.poll() is None, "wf tail stopped at the old run's workflow_completed"
     wf_procs.cli(project, "send-event", "s-1", "--type", "approval", "--payload", '{"by": "bob"}')
     again = _lines(tail)
+    try:
+        out, err = view.communicate(timeout=20)  # the live view ends with the new run too
+    finally:
+        view.kill()
+    assert view.returncode == 0 and "complete" in out, err
     assert [e["type"] for e in again].count("workflow_completed") == 2
     assert again[-1]["type"] == "workflow_completed" and again[-1]["output"] == {"by": "bob"}
 
@@ -187,3 +195,18 @@ async def test_the_explorer_api_streams_an_instances_events_as_server_sent_event
         missing = await api.get(f"{API}/workflows/quick/instances/nope/subscribe")
         assert missing.status_code == 404
     client.close()
+
+
+class Sleeper(WorkflowEntrypoint):
+    async def run(self, event, step):
+        await step.do("before", lambda: 1)
+        await step.sleep("nap", "1 day")
+        return "rested"
+
+
+async def test_wf_testing_subscribe_moves_the_fake_clock_until_the_instance_ends():
+    async with WorkflowTest({"sleeper": Sleeper}) as t:
+        inst = await t.create("sleeper", {}, "z-1")
+        wanted = ["sleep_started", "sleep_completed", "workflow_completed"]
+        assert [e["type"] async for e in inst.subscribe(types=wanted)] == wanted
+        assert (await inst.status())["output"] == "rested"

@@ -57,7 +57,24 @@ def _waits(project: Path, runs: int) -> bool:
         client.close()
 
 
+STARTED: list[subprocess.Popen] = []  # every `wf tail` a test started: killed at its end
+
+
+@pytest.fixture(autouse=True)
+def _no_tail_outlives_its_test():
+    yield
+    while STARTED:
+        proc = STARTED.pop()
+        proc.kill()
+        proc.wait(10)
+
+
 def _tail(project: Path, *options: str) -> subprocess.Popen:
+    STARTED.append(proc := _popen(project, *options))
+    return proc
+
+
+def _popen(project: Path, *options: str) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "wf", "tail", "s-1", *(options or ("--json",))],
         cwd=project,

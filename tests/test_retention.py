@@ -167,6 +167,9 @@ def test_wf_gc_on_demand_and_retention_on_trigger(tmp_path, wf_procs):
     assert wf_procs.cli(project, "status", "gone", check=False).returncode != 0
     assert wf_procs.cli(project, "status", "kept", check=False).returncode == 0
 
+    described = json.loads(wf_procs.cli(project, "workflows", "describe", "quick", "--json").stdout)
+    assert described["default_retention"] == {"success_retention": HOUR, "error_retention": 2 * HOUR}
+    assert "Retention" in wf_procs.cli(project, "workflows", "describe", "quick").stdout
     bad = wf_procs.cli(project, "trigger", "quick", "--success-retention", "soon", check=False)
     assert bad.returncode != 0 and "success_retention 'soon' is not a duration" in bad.stderr
     assert "Traceback" not in bad.stderr

@@ -212,15 +212,16 @@ async def test_create_takes_cloudflare_retention_in_milliseconds_over_http_and_f
     env = wf.connect(config)
     binding = WorkflowBinding(env.QUICK)  # a Worker's env.QUICK, Cloudflare's camelCase options
     await binding.create({"id": "r-2", "retention": {"errorRetention": 1000, "successRetention": "1 day"}})
+    await binding.create_batch([{"id": "r-3", "retention": {"errorRetention": 1000}}])
 
     clock = _Hand()
     clock.at = time.time()
     client = Client(config, clock=clock)
     try:
-        for id in ("r-1", "r-2"):
+        for id in ("r-1", "r-2", "r-3"):
             client.terminate(id)  # ended now: kept 1000 ms, as Cloudflare reads a number
         clock.advance(2)
-        assert sorted(i["id"] for i in client.collect_expired(dry_run=True)) == ["r-1", "r-2"]
+        assert sorted(i["id"] for i in client.collect_expired(dry_run=True)) == ["r-1", "r-2", "r-3"]
     finally:
         client.close()
 

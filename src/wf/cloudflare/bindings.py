@@ -158,7 +158,9 @@ class WorkflowBinding:
     async def create_batch(self, batch: Any) -> list[WorkflowInstance]:
         if not isinstance(batch, (list, tuple)):
             raise ValidationError(f"create_batch() takes a list of options objects, got {batch!r}", "pass [...]")
-        items = [dict(zip(("params", "id"), create_options(item))) for item in batch]
+        items = [
+            {**dict(zip(("params", "id"), create_options(item))), "retention": create_retention(item)} for item in batch
+        ]
         return [WorkflowInstance(i) for i in await self._b.create_batch(items)]
 
     createBatch = create_batch

@@ -378,9 +378,7 @@ class Client:
                 deleted += 1
         return deleted
 
-    def collect_expired(
-        self, workflow: str | None = None, *, dry_run: bool = False, batch: int = GC_BATCH, most: int | None = None
-    ) -> _List[dict]:
+    def collect_expired(self, workflow: str | None = None, *, dry_run: bool = False, batch: int = GC_BATCH) -> _List[dict]:
         """Delete the ended instances kept past their retention (each its own `success_retention` /
         `error_retention`, else its workflow's `default_retention`), with their history, `batch` at a
         time (one transaction each); `dry_run`: only say which. What was (or would be) deleted."""
@@ -388,18 +386,17 @@ class Client:
         out: _List[dict] = []
         for name in names:
             w = self.config.workflow(name)
-            while most is None or len(out) < most:
-                limit = (most or LIST_MAX) if dry_run else batch if most is None else min(batch, most - len(out))
-                args = (name, w.success_retention, w.error_retention, self.now(), limit)
-                if dry_run:
-                    rows = self.store.expired(*args)
-                else:
-                    rows, woken = self.store.delete_expired(*args)
-                    for row in rows:
-                        self._notify(f"c:{row.seq}")
-                    self._wake(woken)
+            kept = (name, w.success_retention, w.error_retention)
+            if dry_run:
+                out += [_expired(r) for r in self.store.expired(*kept, self.now(), LIST_MAX)]
+                continue
+            while True:
+                rows, woken = self.store.delete_expired(*kept, self.now(), batch)
+                for row in rows:
+                    self._notify(f"c:{row.seq}")
+                self._wake(woken)
                 out += [_expired(r) for r in rows]
-                if dry_run or len(rows) < limit:
+                if len(rows) < batch:
                     break
         return out
 

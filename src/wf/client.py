@@ -378,7 +378,9 @@ class Client:
                 deleted += 1
         return deleted
 
-    def collect_expired(self, workflow: str | None = None, *, dry_run: bool = False, batch: int = GC_BATCH) -> _List[dict]:
+    def collect_expired(
+        self, workflow: str | None = None, *, dry_run: bool = False, batch: int = GC_BATCH
+    ) -> _List[dict]:
         """Delete the ended instances kept past their retention (each its own `success_retention` /
         `error_retention`, else its workflow's `default_retention`), with their history, `batch` at a
         time (one transaction each); `dry_run`: only say which. What was (or would be) deleted."""

@@ -143,6 +143,7 @@ def test_collect_expired_deletes_in_bounded_batches_and_a_dry_run_deletes_nothin
         client.close()
 
 
+@pytest.mark.slow
 def test_wf_gc_on_demand_and_retention_on_trigger(tmp_path, wf_procs):
     config = _config(tmp_path)
     project = config.root

@@ -227,3 +227,39 @@ async def test_wf_testing_subscribe_moves_the_fake_clock_until_the_instance_ends
         wanted = ["sleep_started", "sleep_completed", "workflow_completed"]
         assert [e["type"] async for e in inst.subscribe(types=wanted)] == wanted
         assert (await inst.status())["output"] == "rested"
+
+
+@pytest.mark.slow
+def test_wf_dev_streams_a_live_subscription_and_stops_with_streams_open(tmp_path):
+    import httpx
+    from devserver import API, DevProcesses, copy_devapp
+
+    devs = DevProcesses(tmp_path)
+    try:
+        dev = devs.start(copy_devapp(tmp_path / "devapp")).wait_ready()
+        base = f"{dev.url}{API}/workflows/order-processing/instances"
+        for id in ("live-1", "open-1"):
+            made = httpx.post(base, json={"id": id, "params": {"orderId": id}}, timeout=10)
+            assert made.status_code == 200, made.text
+        seen = []
+        with httpx.stream("GET", f"{base}/live-1/subscribe", timeout=20) as stream:
+            for line in stream.iter_lines():
+                if not line.startswith("data: "):
+                    continue
+                seen.append(json.loads(line[6:]))
+                if seen[-1]["type"] == "wait_started":  # live now: the event arrives after we subscribed
+                    sent = httpx.post(f"{base}/live-1/events/approval", json={"ok": True}, timeout=10)
+                    assert sent.status_code == 200, sent.text
+        types = [e["type"] for e in seen]
+        assert types[0] == "workflow_queued" and types[-1] == "workflow_completed"
+        assert types.index("wait_started") < types.index("event_received") < types.index("wait_completed")
+        assert seen[-1]["output"]["approved"] == {"ok": True}
+
+        # a stream that never ends (its instance waits an hour) does not hold up a graceful stop
+        with httpx.stream("GET", f"{base}/open-1/subscribe", timeout=20) as stream:
+            lines = stream.iter_lines()
+            while "wait_started" not in next(lines):
+                pass
+            assert dev.stop(timeout=15) == 0
+    finally:
+        devs.cleanup()

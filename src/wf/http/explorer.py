@@ -34,6 +34,7 @@ INVALID = 10001  # miniflare's validation error code
 CONFLICT = 10409
 PER_PAGE_DEFAULT, PER_PAGE_MAX = 25, 100
 BATCH_DELETE_MAX = 100
+KEEPALIVE = 20  # idle reads of a subscription stream between two comments (2 s)
 COUNTED = ("complete", "errored", "paused", "queued", "running", "terminated", "waiting", "waitingForPause")
 ACTIONS = ("pause", "resume", "restart", "terminate")
 LIST_STATUSES = tuple(s for s in STATUSES if s != "unknown")
@@ -392,14 +393,18 @@ class Explorer:
         wanted, cursor = subscription_options(names or None, cursor)
 
         async def stream():
-            after, over = cursor, False
+            after, over, idle = cursor, False, 0
             while not over:
                 events, after, over = await self.call(self.client.subscription_page, row, after, wanted)
                 for event in events:
                     yield f"id: {event['eventId']}\ndata: {json.dumps(event, default=str)}\n\n"
-                if not events and not over:
-                    yield ": waiting\n\n"  # a comment: finds a client that left, keeps proxies open
-                    await asyncio.sleep(SUBSCRIBE_POLL * 5)
+                if events or over:
+                    idle = 0
+                    continue
+                idle += 1
+                if idle % KEEPALIVE == 0:
+                    yield ": waiting\n\n"  # a comment: a write finds a client that left, keeps proxies open
+                await asyncio.sleep(SUBSCRIBE_POLL)
 
         return StreamingResponse(stream(), media_type="text/event-stream", headers={"cache-control": "no-cache"})
 

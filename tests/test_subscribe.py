@@ -159,7 +159,10 @@ def test_subscribe_streams_history_then_live_events_and_follows_a_restart_to_the
         "workflow_completed",
     ]
     after_first = list(instance.subscribe(after=ends[1]["eventId"]))
-    assert after_first == [e for e in again if e["eventId"] > ends[1]["eventId"]]
+    later = [e for e in again if e["eventId"] > ends[1]["eventId"]]
+    assert [(e["eventId"], e["type"]) for e in after_first] == [(e["eventId"], e["type"]) for e in later]
+    # times: epoch seconds in Python, ISO 8601 in the command line's JSON
+    assert isinstance(after_first[0]["timestamp"], float) and later[0]["timestamp"].endswith("Z")
     assert list(instance.subscribe(after=again[-1]["eventId"])) == []
     # a step that succeeded at once is one log entry standing for four events: resuming after its
     # first event gives the other three

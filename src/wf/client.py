@@ -316,16 +316,23 @@ class Client:
         return expand(self.store.history(after, seq, workflow if instance is None else None, limit))
 
     def subscribe(
-        self, id: str, workflow: str | None = None, *, types: Iterable[str] | None = None, after: int | None = None
+        self,
+        id: str,
+        workflow: str | None = None,
+        *,
+        types: Iterable[str] | None = None,
+        after: int | None = None,
+        iso: bool = False,
     ) -> Iterator[dict]:
         """The instance's events, as Cloudflare's `instance.subscribe()` gives them: its whole log
         first, then each new event as it is written, until the instance ends (a run that a restart
         replaced does not end it). `types` keeps only those event types (the end still ends it);
-        `after` is the `eventId` of the last event already handled, to resume after it."""
+        `after` is the `eventId` of the last event already handled, to resume after it. Times are
+        epoch seconds, or ISO 8601 strings with `iso` (as JSON output writes them)."""
         row = self.get(id, workflow)
         wanted, cursor = subscription_options(types, after)
         while True:
-            events, cursor, over = self.subscription_page(row, cursor, wanted)
+            events, cursor, over = self.subscription_page(row, cursor, wanted, iso)
             yield from events
             if over:
                 return
@@ -333,7 +340,7 @@ class Client:
                 time.sleep(SUBSCRIBE_POLL)
 
     def subscription_page(
-        self, row: InstanceRow, after: int, types: frozenset[str] | None = None
+        self, row: InstanceRow, after: int, types: frozenset[str] | None = None, iso: bool = False
     ) -> tuple[_List[dict], int, bool]:
         """One read of a subscription: the events after `after` (of `types`, when given), where to
         read on from, and whether the subscription is over: the instance is gone, or has ended
@@ -351,7 +358,7 @@ class Client:
             ended = ended and last is not None and last.ends and len(raw) < SUBSCRIBE_PAGE
         if rows:
             after = rows[-1][1]
-        events = [event_json(h, i) for h, i in rows if types is None or h.type in types]
+        events = [event_json(h, i, iso) for h, i in rows if types is None or h.type in types]
         return events, after, ended
 
     @staticmethod

@@ -72,7 +72,7 @@ def _batches(c, cursor: int, instance, workflow: str | None):
 
 def _follow_json(c, cursor, instance, workflow, limit) -> None:
     if instance is not None:  # one instance: its subscription, as `instance.subscribe()` gives it
-        for event in c.subscribe(instance.id, instance.workflow):
+        for event in c.subscribe(instance.id, instance.workflow, iso=True):
             sys.stdout.write(json.dumps(event, default=str) + "\n")
             sys.stdout.flush()
         return

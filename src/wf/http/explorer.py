@@ -395,7 +395,7 @@ class Explorer:
         async def stream():
             after, over, idle = cursor, False, 0
             while not over:
-                events, after, over = await self.call(self.client.subscription_page, row, after, wanted)
+                events, after, over = await self.call(self.client.subscription_page, row, after, wanted, True)
                 for event in events:
                     yield f"id: {event['eventId']}\ndata: {json.dumps(event, default=str)}\n\n"
                 if events or over:

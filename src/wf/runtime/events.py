@@ -71,18 +71,27 @@ def instance_event(name: str) -> InstanceEvent | None:
 
 
 def shape(
-    type: str, at: float, instance_id: Any, workflow: Any, step: str | None, n: int | None, data: dict | None
+    type: str,
+    at: float,
+    instance_id: Any,
+    workflow: Any,
+    step: str | None,
+    n: int | None,
+    data: dict | None,
+    iso: bool = True,
 ) -> dict:
     """Cloudflare's instance event shape, `{"type", "instanceId", "workflow", "timestamp", "stepName",
-    "count", ...data}`, with every time (`timestamp`, `nextRetryAt`, `wakeAt`...) in ISO 8601."""
-    out: dict[str, Any] = {"type": type, "instanceId": instance_id, "workflow": workflow, "timestamp": iso_time(at)}
+    "count", ...data}`, with every time (`timestamp`, `nextRetryAt`, `wakeAt`...) in ISO 8601 (the
+    command line's and the HTTP API's JSON), or as epoch seconds (`iso=False`: the Python API's)."""
+    when = iso_time if iso else (lambda ts: ts)
+    out: dict[str, Any] = {"type": type, "instanceId": instance_id, "workflow": workflow, "timestamp": when(at)}
     if step is not None:
         out["stepName"], out["count"] = step, n
     for key, value in (data or {}).items():
         if value is None and key == "traceback":
             continue
         is_time = key.endswith("At") and isinstance(value, (int, float)) and not isinstance(value, bool)
-        out.setdefault(key, iso_time(value) if is_time else value)
+        out.setdefault(key, when(value) if is_time else value)
     return out
 
 
@@ -107,8 +116,8 @@ def numbered(rows: list[HistoryRow]) -> list[tuple[HistoryRow, int]]:
     return out
 
 
-def event_json(h: HistoryRow, id: int | None = None) -> dict:
+def event_json(h: HistoryRow, id: int | None = None, iso: bool = True) -> dict:
     """A log entry as `subscribe()` and `wf tail --json` give it: its type, its `eventId` (the
-    cursor to resume after; `numbered` gives it), then Cloudflare's fields."""
-    out = shape(h.type, h.at, h.instance_id, h.workflow, h.step, h.n, h.data)
+    cursor to resume after; `numbered` gives it), then Cloudflare's fields (times as `shape`)."""
+    out = shape(h.type, h.at, h.instance_id, h.workflow, h.step, h.n, h.data, iso)
     return {"type": out.pop("type"), "eventId": event_id(h.seq) if id is None else id, **out}

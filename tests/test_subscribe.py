@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from conftest import _wf_env, wait_until
+from harness import harness_store  # noqa: F401  (the fixture: SQLite, then PostgreSQL)
 
 import wf
 from wf import WorkflowEntrypoint
@@ -266,3 +267,67 @@ def test_wf_dev_streams_a_live_subscription_and_stops_with_streams_open(tmp_path
             assert dev.stop(timeout=15) == 0
     finally:
         devs.cleanup()
+
+
+class Approve(WorkflowEntrypoint):
+    async def run(self, event, step):
+        await step.do("prepare", lambda: 1)
+        approval = await step.wait_for_event("approval", "approval", timeout="1 hour")
+        return approval.payload
+
+
+@pytest.mark.usefixtures("harness_store")
+async def test_subscribe_follows_restarts_on_both_stores(tmp_path):
+    import harness  # its STORE_URL is the store of this run
+
+    from wf.config import load_config
+    from wf.service import build_runner
+
+    config = load_config(harness.write_project(tmp_path, ["approve"]), store=harness.STORE_URL)
+    runner = build_runner(config, {"approve": Approve})
+    await runner.start()
+    env = wf.connect(config)
+    try:
+        inst = await env.APPROVE.create(id="b-1")
+
+        async def waits(runs: int) -> None:  # the instance waits for its event in its `runs`-th run
+            deadline = asyncio.get_running_loop().time() + 20
+            while True:
+                status = (await inst.status())["status"]
+                started = await asyncio.to_thread(_count, config, "b-1", "wait_started")
+                if status == "waiting" and started >= runs:
+                    return
+                assert asyncio.get_running_loop().time() < deadline, f"run {runs} never waited"
+                await asyncio.sleep(0.02)
+
+        async def collect() -> list[dict]:
+            return [e async for e in inst.subscribe()]
+
+        reader = asyncio.create_task(collect())
+        await waits(1)
+        await inst.restart()
+        await waits(2)
+        await inst.send_event(type="approval", payload={"by": "ann"})
+        first = [e["type"] for e in await asyncio.wait_for(reader, 20)]
+        assert first.count("workflow_restarted") == 1 and first[-1] == "workflow_completed"
+
+        await inst.restart()  # ended, then restarted: a new subscription passes the old end
+        reader = asyncio.create_task(collect())
+        await waits(3)
+        assert not reader.done()
+        await inst.send_event(type="approval", payload={"by": "bob"})
+        events = await asyncio.wait_for(reader, 20)
+        assert [e["type"] for e in events].count("workflow_completed") == 2
+        assert events[-1]["output"] == {"by": "bob"}
+    finally:
+        await runner.stop()
+
+
+def _count(config, id: str, type: str) -> int:
+    from wf.client import Client
+
+    client = Client(config)
+    try:
+        return sum(1 for h in client.history(0, instance=client.get(id)) if h.type == type)
+    finally:
+        client.close()

@@ -162,6 +162,7 @@ def test_wf_gc_on_demand_and_retention_on_trigger(tmp_path, wf_procs):
     wf_procs.cli(project, "trigger", "quick", "--id", "gone", "--success-retention", "0 seconds", "--wait")
     dry = json.loads(wf_procs.cli(project, "gc", "--dry-run", "--json").stdout)
     assert dry["dry_run"] is True and [i["id"] for i in dry["instances"]] == ["gone"]
+    assert dry["instances"][0]["status"] == "complete" and dry["instances"][0]["ended"].endswith("Z")
     assert wf_procs.cli(project, "status", "gone", check=False).returncode == 0
     done = json.loads(wf_procs.cli(project, "gc", "--json").stdout)
     assert [i["id"] for i in done["instances"]] == ["gone"]

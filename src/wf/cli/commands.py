@@ -229,10 +229,13 @@ def gc(
         gone = c.collect_expired(workflow, dry_run=dry_run)
     finally:
         c.close()
+    from ..runtime.durations import iso_time
+
+    gone = [{**item, "ended": iso_time(item["ended"])} for item in gone]  # JSON output's times: ISO 8601
     if as_json:
         out_json({"dry_run": dry_run, "instances": gone})
         return
     verb = "would delete" if dry_run else "deleted"
     for item in gone:
-        print(f"{item['id']}  {item['workflow']}  {item['status']}")
+        print(f"{item['id']}  {item['workflow']}  {item['status']}  ended {item['ended']}")
     say(f"{verb} {len(gone)} instance(s) kept past their retention")

@@ -90,6 +90,7 @@ EXERCISED = {
     ("python", "class OrderWorkflow"): "test_the_workflow_and_config_examples_run",
     ("jsonc", '"name": "shop"'): "test_the_workflow_and_config_examples_run",
     ("python", "wf.connect()"): "test_the_python_api_example_runs",
+    ("python", "inst.subscribe(types="): "test_the_subscribe_example_follows_an_instance_to_its_end",
     ("text", "POST /api/orders 201"): "test_the_runner_log_example_is_what_the_runner_prints",
     ("python", "from wf.testing import WorkflowTest"): "test_the_testing_example_runs_under_plain_pytest",
     ("jsonc", '"name": "reports"'): "test_the_cron_example_fires_on_the_fake_clock",
@@ -168,6 +169,30 @@ def test_the_python_api_example_runs(tmp_path):
         "{'status': 'queued', 'output': None, 'error': None}",
         "{'status': 'queued', 'output': None, 'error': None}",
     ]
+
+
+@pytest.mark.slow
+def test_the_subscribe_example_follows_an_instance_to_its_end(tmp_path):
+    project = tmp_path / "shop"
+    (project / "src").mkdir(parents=True)
+    (project / "src" / "index.py").write_text(
+        "from wf import WorkflowEntrypoint\n\n\n"
+        "class OrderWorkflow(WorkflowEntrypoint):\n"
+        "    async def run(self, event, step):\n"
+        "        await step.do('charge', lambda: 'charged')\n"
+        "        await step.do('ship', lambda: 'shipped')\n"
+        "        return 'done'\n"
+    )
+    (project / "wrangler.jsonc").write_text(example("jsonc", '"name": "shop"'))
+    (project / "example.py").write_text(example("python", "inst.subscribe(types="))
+    env = {k: v for k, v in os.environ.items() if k not in ("WF_STORE", "WF_CRASH_AT")}
+    wf = [sys.executable, "-m", "wf"]
+    subprocess.run([*wf, "trigger", "order-processing", "--id", "o-1", "--wait"], cwd=project, env=env, check=True)
+    result = subprocess.run(
+        [sys.executable, "example.py"], cwd=project, capture_output=True, text=True, timeout=60, env=env
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == ["step_completed charge", "step_completed ship", "workflow_completed None"]
 
 
 def test_the_runner_log_example_is_what_the_runner_prints():

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,9 +22,10 @@ from . import batches
 from .config import Config
 from .errors import ConflictError, NotFoundError, ValidationError, WfError
 from .runtime import codec
-from .runtime.status import STATUSES
+from .runtime.status import STATUSES, TERMINAL
 from .runtime.store import db_path, open_store
 from .runtime.store.base import HistoryRow, InstanceRow
+from .runtime.store.core import GC_BATCH
 from .runtime.store.urls import is_postgres, redact
 from .runtime.validate import check_event_type, check_id_prefix, check_instance_id
 
@@ -33,6 +34,8 @@ if TYPE_CHECKING:  # the async side (asyncio, threads) is imported only by those
     from .runtime.clock import Clock
     from .runtime.store.aio import AsyncStore
 
+SUBSCRIBE_PAGE = 1000  # log entries a subscription reads at once
+SUBSCRIBE_POLL = 0.1  # seconds between reads of a subscription that has caught up
 _List = list  # `list` inside Client names its method
 LIST_MAX = 1_000_000_000  # instances a list may ask for or skip (SQLite integers are 64-bit; keep far from it)
 
@@ -89,16 +92,30 @@ class Client:
 
     # -- create --------------------------------------------------------------------------
 
-    def _item(self, workflow: str, params: Any, id: str | None, trigger: dict | None = None) -> dict:
+    def _item(
+        self, workflow: str, params: Any, id: str | None, trigger: dict | None = None, retention: Any = None
+    ) -> dict:
         self.config.workflow(workflow)
         instance_id = check_instance_id(id) if id is not None else str(uuid.uuid4())
         text = codec.encode({} if params is None else params, f"params of instance {instance_id!r}")
-        return {"workflow": workflow, "id": instance_id, "params": text, "trigger": trigger}
+        item: dict[str, Any] = {"workflow": workflow, "id": instance_id, "params": text, "trigger": trigger}
+        if retention is not None:
+            from .runtime.durations import parse_retention
+
+            item.update(parse_retention(retention, f"retention of instance {instance_id!r}"))
+        return item
 
     def create(
-        self, workflow: str, params: Any = None, id: str | None = None, trigger: dict | None = None
+        self,
+        workflow: str,
+        params: Any = None,
+        id: str | None = None,
+        trigger: dict | None = None,
+        retention: dict | None = None,
     ) -> InstanceRow:
-        [row] = self.store.create_instances([self._item(workflow, params, id, trigger)], self.now())
+        """A queued instance. `retention` (`{"success_retention": "2 days", "error_retention": ...}`,
+        durations; numbers are seconds) overrides the workflow's `default_retention` for it."""
+        [row] = self.store.create_instances([self._item(workflow, params, id, trigger, retention)], self.now())
         self._notify("w")
         return row
 
@@ -107,18 +124,20 @@ class Client:
         (`create_many` is the newer form, which says why each one left out was.)"""
         items = [batches.entry(i or {}) for i in items]
         batches.check_size(len(items), "instances")
-        prepared = [self._item(workflow, i.get("params"), i.get("id")) for i in items]
+        prepared = [self._item(workflow, i.get("params"), i.get("id"), None, i.get("retention")) for i in items]
         rows = self.store.create_instances(prepared, self.now(), skip_existing=True)
         if rows:
             self._notify("w")
         return rows
 
-    def create_many(self, workflow: str, options: Mapping) -> dict:
+    def create_many(self, workflow: str, options: Mapping, retention: Any = None) -> dict:
         """Cloudflare's `createBatch({count, params})` or `createBatch({instances: [...]})`:
         `{"created": [{"id"}], "errors": [{"index", "id", "code", "message"}]}`, an error for each
         entry left out (an id repeated in the batch, or one that exists), by its place in the input."""
         items = batches.entries(options)
-        prepared = [self._item(workflow, i.get("params"), i.get("id")) for i in items]
+        prepared = [
+            self._item(workflow, i.get("params"), i.get("id"), None, i.get("retention", retention)) for i in items
+        ]
         errors, fresh, seen = [], [], set()
         for index, (item, entry) in enumerate(zip(items, prepared)):
             if item.get("id") is not None and entry["id"] in seen:
@@ -373,6 +392,58 @@ class Client:
         seq = instance.seq if instance is not None else None
         return expand(self.store.history(after, seq, workflow if instance is None else None, limit))
 
+    def subscribe(
+        self,
+        id: str,
+        workflow: str | None = None,
+        *,
+        types: Iterable[str] | None = None,
+        after: int | None = None,
+        iso: bool = False,
+    ) -> Iterator[dict]:
+        """The instance's events, as Cloudflare's `instance.subscribe()` gives them: its whole log
+        first, then each new event as it is written, until the instance ends (a run that a restart
+        replaced does not end it). `types` keeps only those event types (the end still ends it);
+        `after` is the `eventId` of the last event already handled, to resume after it. Times are
+        epoch seconds, or ISO 8601 strings with `iso` (as JSON output writes them)."""
+        row = self.get(id, workflow)
+        wanted, cursor = subscription_options(types, after)
+        while True:
+            events, cursor, over = self.subscription_page(row, cursor, wanted, iso)
+            yield from events
+            if over:
+                return
+            if len(events) < SUBSCRIBE_PAGE:
+                time.sleep(SUBSCRIBE_POLL)
+
+    def subscription_page(
+        self, row: InstanceRow, after: int, types: frozenset[str] | None = None, iso: bool = False
+    ) -> tuple[_List[dict], int, bool]:
+        """One read of a subscription: the events after `after` (of `types`, when given), where to
+        read on from, and whether the subscription is over: the instance is gone, or has ended
+        with nothing after its end. The status is read before the log, so an end written between
+        the two reads is delivered before the subscription says it is over."""
+        from .runtime.events import ID_SLOTS, event_json, instance_event, numbered
+
+        now = self.store.get_by_seq(row.seq)
+        entry = after // ID_SLOTS  # the log entry of the event `after` names: read it again, skip up to it
+        raw = self.store.history(max(0, entry - 1), row.seq, None, SUBSCRIBE_PAGE)
+        rows = [(h, i) for h, i in numbered(self._expand(raw)) if i > after]
+        ended = now is None or now.status in TERMINAL
+        if raw:
+            last = instance_event(raw[-1].type)
+            ended = ended and last is not None and last.ends and len(raw) < SUBSCRIBE_PAGE
+        if rows:
+            after = rows[-1][1]
+        events = [event_json(h, i, iso) for h, i in rows if types is None or h.type in types]
+        return events, after, ended
+
+    @staticmethod
+    def _expand(rows: _List[HistoryRow]) -> _List[HistoryRow]:
+        from .runtime.history import expand
+
+        return expand(rows)
+
     def last_history_seq(self) -> int:
         """The number of the newest event log entry (0 when there is none)."""
         return self.store.last_history_seq()
@@ -390,6 +461,30 @@ class Client:
                 self._wake(woken)
                 deleted += 1
         return deleted
+
+    def collect_expired(
+        self, workflow: str | None = None, *, dry_run: bool = False, batch: int = GC_BATCH
+    ) -> _List[dict]:
+        """Delete the ended instances kept past their retention (each its own `success_retention` /
+        `error_retention`, else its workflow's `default_retention`), with their history, `batch` at a
+        time (one transaction each); `dry_run`: only say which. What was (or would be) deleted."""
+        names = [self.config.workflow(workflow).name] if workflow else [w.name for w in self.config.workflows]
+        out: _List[dict] = []
+        for name in names:
+            w = self.config.workflow(name)
+            kept = (name, w.success_retention, w.error_retention)
+            if dry_run:
+                out += [_expired(r) for r in self.store.expired(*kept, self.now(), LIST_MAX)]
+                continue
+            while True:
+                rows, woken = self.store.delete_expired(*kept, self.now(), batch)
+                for row in rows:
+                    self._notify(f"c:{row.seq}")
+                self._wake(woken)
+                out += [_expired(r) for r in rows]
+                if len(rows) < batch:
+                    break
+        return out
 
     def close(self) -> None:
         if self._store is not None:
@@ -447,6 +542,32 @@ class Client:
             after=after,
             limit=limit,
         )
+
+
+def subscription_options(types: Iterable[str] | str | None, after: int | None) -> tuple[frozenset[str] | None, int]:
+    """`subscribe()`'s options, checked: the event types to keep (None: all) and the cursor."""
+    if isinstance(types, str):
+        types = [types]
+    wanted = None
+    if types is not None:
+        wanted = frozenset(types)
+        bad = [t for t in wanted if not isinstance(t, str) or not t]
+        if bad or not wanted:
+            raise ValidationError(
+                f"subscribe types {sorted(map(str, bad)) if bad else []!r} must be event type names",
+                'pass a list such as ["step_completed", "workflow_completed"], or None for every event',
+            )
+    if after is None:
+        return wanted, 0
+    if isinstance(after, bool) or not isinstance(after, int) or after < 0:
+        raise ValidationError(
+            f"subscribe cursor {after!r} is not an eventId", "pass the eventId of the last event handled, or None"
+        )
+    return wanted, after
+
+
+def _expired(row: InstanceRow) -> dict:
+    return {"id": row.id, "workflow": row.workflow, "status": row.status, "ended": row.ended_at}
 
 
 def _naming(exc, row: InstanceRow):

@@ -9,11 +9,12 @@ The same bindings are a workflow's `self.env` under the runner.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import asyncio
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .client import AsyncClient, Client
+from .client import SUBSCRIBE_PAGE, SUBSCRIBE_POLL, AsyncClient, Client, subscription_options
 from .config import Config, load_config
 from .errors import ValidationError
 from .runtime.engine import stop_if_own
@@ -54,6 +55,10 @@ class SyncInstance:
         self._client.delete(self.id, self.workflow)
         stop_if_own(self.workflow, self.id)
 
+    def subscribe(self, types: Iterable[str] | None = None, after: int | None = None) -> Iterator[dict]:
+        """The instance's events, history first, then live, until it ends (see `Client.subscribe`)."""
+        return self._client.subscribe(self.id, self.workflow, types=types, after=after)
+
     def __repr__(self) -> str:
         return f"Instance({self.workflow!r}, {self.id!r})"
 
@@ -69,16 +74,16 @@ def _from_step(from_step) -> tuple[str | None, int, str]:
     )
 
 
-def _cloudflare_options(params: Any, id: str | None) -> tuple[Any, str | None]:
-    """`create(to_js({"id": ..., "params": ...}, dict_converter=Object.fromEntries))`, Cloudflare's
-    form, where wf's takes `params` first: a `to_js` object is read as the options object."""
+def _cloudflare_options(params: Any, id: str | None, retention: Any = None) -> tuple[Any, str | None, Any]:
+    """`create(to_js({"id": ..., "params": ..., "retention": ...}, dict_converter=Object.fromEntries))`,
+    Cloudflare's form, where wf's takes `params` first: a `to_js` object is read as the options object."""
     from .cloudflare.ffi import JsMap, JsObject
 
     if isinstance(params, (JsObject, JsMap)) and id is None:
-        from .cloudflare.bindings import create_options
+        from .cloudflare.bindings import create_options, create_retention
 
-        return create_options(params)
-    return params, id
+        return (*create_options(params), create_retention(params))
+    return params, id, retention
 
 
 class SyncWorkflow:
@@ -87,9 +92,9 @@ class SyncWorkflow:
     def __init__(self, client: Client, name: str):
         self._client, self.name = client, name
 
-    def create(self, params: Any = None, id: str | None = None) -> SyncInstance:
-        params, id = _cloudflare_options(params, id)
-        row = self._client.create(self.name, params, id)
+    def create(self, params: Any = None, id: str | None = None, *, retention: dict | None = None) -> SyncInstance:
+        params, id, retention = _cloudflare_options(params, id, retention)
+        row = self._client.create(self.name, params, id, retention=retention)
         return SyncInstance(self._client, self.name, row.id)
 
     def create_batch(self, items: Iterable[dict] | Mapping) -> Any:
@@ -139,6 +144,23 @@ class AsyncInstance:
         await self._a.call(self._client.delete, self.id, self.workflow)
         stop_if_own(self.workflow, self.id)
 
+    async def subscribe(self, types: Iterable[str] | None = None, after: int | None = None) -> AsyncIterator[dict]:
+        """Cloudflare's `instance.subscribe()`: `async for event in instance.subscribe(): ...` gives
+        the instance's events (`{"type", "eventId", "instanceId", "timestamp", ...}`), its history
+        first, then each new one as it happens, and ends when the instance ends. `types` keeps only
+        those event types; `after` resumes after the event with that `eventId`."""
+        wanted, cursor = subscription_options(types, after)
+        client = self._sync._client
+        row = await self._a.call(client.get, self.id, self.workflow)
+        while True:
+            events, cursor, over = await self._a.call(client.subscription_page, row, cursor, wanted)
+            for event in events:
+                yield event
+            if over:
+                return
+            if len(events) < SUBSCRIBE_PAGE:
+                await asyncio.sleep(SUBSCRIBE_POLL)
+
     def __repr__(self) -> str:
         return f"Instance({self.workflow!r}, {self.id!r})"
 
@@ -150,8 +172,13 @@ class AsyncWorkflow:
         self._a, self._client, self.name = astore, client, name
         self._sync = SyncWorkflow(client, name)
 
-    async def create(self, params: Any = None, id: str | None = None) -> AsyncInstance:
-        inst = await self._a.call(self._sync.create, params, id)
+    async def create(
+        self, params: Any = None, id: str | None = None, *, retention: dict | None = None
+    ) -> AsyncInstance:
+        """A new instance; `retention={"success_retention": "2 days", "error_retention": "30 days"}`
+        (Cloudflare's `retention` option) keeps it that long once it ends, instead of the workflow's
+        `default_retention`."""
+        inst = await self._a.call(lambda: self._sync.create(params, id, retention=retention))
         return AsyncInstance(self._a, self._client, self.name, inst.id)
 
     async def create_batch(self, items: Iterable[dict] | Mapping) -> Any:

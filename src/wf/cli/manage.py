@@ -357,6 +357,7 @@ def workflows_describe(name: str = typer.Argument(..., help="Name of the workflo
         "step_limit": w.step_limit,
         "concurrency_limit": w.concurrency_limit,
         "schedules": list(w.schedules),
+        "default_retention": {"success_retention": w.success_retention, "error_retention": w.error_retention},
         "instances": counts,
     }
     if as_json:
@@ -376,6 +377,7 @@ def workflows_describe(name: str = typer.Argument(..., help="Name of the workflo
                 ("Step Limit", str(w.step_limit)),
                 ("Concurrency Limit", "-" if w.concurrency_limit is None else str(w.concurrency_limit)),
                 ("Schedules", ", ".join(w.schedules) or "-"),
+                ("Retention", f"{_span(w.success_retention)} complete, {_span(w.error_retention)} errored"),
             ]
         )
     )

@@ -12,6 +12,7 @@ Every handler runs the `Client` on the store's own thread (`AsyncClient.call`).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 import re
@@ -35,6 +36,7 @@ CONFLICT = 10409
 PER_PAGE_DEFAULT, PER_PAGE_MAX = 25, 100
 BATCH_DELETE_MAX = 100
 STEP_NAME = re.compile(r"^(.+)-([1-9][0-9]{0,8})$")  # a step as Cloudflare names it: <name>-<count>
+KEEPALIVE = 20  # idle reads of a subscription stream between two comments (2 s)
 COUNTED = ("complete", "errored", "paused", "queued", "running", "terminated", "waiting", "waitingForPause")
 ACTIONS = ("pause", "resume", "restart", "terminate")
 LIST_STATUSES = tuple(s for s in STATUSES if s != "unknown")
@@ -112,6 +114,7 @@ class Explorer:
             Route("/workflows/{name}/instances/{id}/step", h(self.step_output), methods=["GET"]),
             Route("/workflows/{name}/instances/{id}/status", h(self.change_status), methods=["PATCH"]),
             Route("/workflows/{name}/instances/{id}/events/{type}", h(self.send_event), methods=["POST"]),
+            Route("/workflows/{name}/instances/{id}/subscribe", h(self.subscribe), methods=["GET"]),
         ]
 
     async def openapi(self, request: Request) -> Response:
@@ -278,7 +281,12 @@ class Explorer:
         instance_id = body.get("id")
         if instance_id is not None:
             check_instance_id(instance_id)
-        row = await self.call(self.client.create, w.name, body.get("params"), instance_id)
+        retention = body.get("instance_retention", body.get("retention"))  # the API's name, the binding's
+        if retention is not None:  # numbers are milliseconds, as Cloudflare's API reads them
+            from ..runtime.durations import parse_retention
+
+            retention = parse_retention(retention, "instance_retention", milliseconds=True)
+        row = await self.call(lambda: self.client.create(w.name, body.get("params"), instance_id, retention=retention))
         return envelope({"id": row.id})
 
     async def batch_delete(self, request: Request) -> Response:
@@ -381,6 +389,38 @@ class Explorer:
         else:
             await self.call({"pause": c.pause, "resume": c.resume, "terminate": c.terminate}[action], row.id, w.name)
         return envelope({"success": True})
+
+    async def subscribe(self, request: Request) -> Response:
+        """Cloudflare's `GET …/instances/{id}/subscribe`: the instance's events as server-sent events
+        (`id:` the eventId, `data:` the event), history first, then live, ending with the instance.
+        `?cursor=N` (or the `Last-Event-ID` header of a reconnecting client) resumes after event N;
+        `?filter=a,b` (or repeated) keeps only those event types."""
+        from starlette.responses import StreamingResponse
+
+        from ..client import SUBSCRIBE_POLL, subscription_options
+
+        w = self._workflow(request)
+        row = await self._instance(request, w.name)
+        given = request.headers.get("last-event-id")
+        cursor = self._int_query(request, "cursor", int(given) if given and given.isdigit() else 0, 0)
+        names = [n for v in request.query_params.getlist("filter") for n in v.split(",") if n]
+        wanted, cursor = subscription_options(names or None, cursor)
+
+        async def stream():
+            after, over, idle = cursor, False, 0
+            while not over:
+                events, after, over = await self.call(self.client.subscription_page, row, after, wanted, True)
+                for event in events:
+                    yield f"id: {event['eventId']}\ndata: {json.dumps(event, default=str)}\n\n"
+                if events or over:
+                    idle = 0
+                    continue
+                idle += 1
+                if idle % KEEPALIVE == 0:
+                    yield ": waiting\n\n"  # a comment: a write finds a client that left, keeps proxies open
+                await asyncio.sleep(SUBSCRIBE_POLL)
+
+        return StreamingResponse(stream(), media_type="text/event-stream", headers={"cache-control": "no-cache"})
 
     async def send_event(self, request: Request) -> Response:
         w = self._workflow(request)

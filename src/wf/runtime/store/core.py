@@ -34,6 +34,7 @@ from .base import (
 from .ops import Ops, _read, _write
 from .runs import RunnerOps
 
+GC_BATCH = 100  # expired instances deleted per transaction (by the runner, and `wf gc`)
 PAGE_SORT_MAX = 2000  # page_instances on SQLite: up to this many matches, sorting them beats walking by time
 
 
@@ -222,6 +223,8 @@ class SQLStore(RunnerOps, Ops):
                 params=item["params"],
                 now=now,
                 trigger=to_json(trigger),
+                success_retention=item.get("success_retention"),
+                error_retention=item.get("error_retention"),
             )
             if seq is None:
                 if skip_existing:
@@ -339,6 +342,28 @@ class SQLStore(RunnerOps, Ops):
             self._run(query, seq=seq)
         self.db.notify(f"c:{seq}")
         return self._wake_waiters(seq, now)
+
+    # -- retention -----------------------------------------------------------------------
+
+    @_read
+    def expired(self, workflow: str, success: float, error: float, now: float, limit: int) -> list[InstanceRow]:
+        """Ended instances of `workflow` kept past their retention (their own, else `success` /
+        `error` seconds for complete / errored and terminated ones), longest ended first."""
+        rows = self._all("expired_instances", workflow=workflow, success=success, error=error, now=now, limit=limit)
+        return [instance_from_row(r) for r in rows]
+
+    @_write
+    def delete_expired(
+        self, workflow: str, success: float, error: float, now: float, limit: int
+    ) -> tuple[list[InstanceRow], list[int]]:
+        """Delete up to `limit` expired instances of `workflow` (as `expired` finds them) with all
+        they hold, in one transaction; on PostgreSQL rows another collector holds are skipped. The
+        deleted instances, and the instances that waited for them (woken)."""
+        rows = self.expired(workflow, success, error, now, limit)
+        woken: list[int] = []
+        for row in rows:
+            woken += self.delete(row.seq, now)
+        return rows, woken
 
     @_write
     def hold(self, seq: int, now: float, why: str) -> bool:

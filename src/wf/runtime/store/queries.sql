@@ -90,8 +90,9 @@ INSERT INTO wf_history (instance, at, type, step, n, data) VALUES (:seq, :at, :t
 -- client writes --------------------------------------------------------------------------------
 
 -- name: insert_instance
-INSERT INTO wf_instances (workflow, id, params, status, created_at, updated_at, wake_at, trigger)
-VALUES (:workflow, :id, :params, 'queued', :now, :now, :now, :trigger)
+INSERT INTO wf_instances (workflow, id, params, status, created_at, updated_at, wake_at, trigger,
+  success_retention, error_retention)
+VALUES (:workflow, :id, :params, 'queued', :now, :now, :now, :trigger, :success_retention, :error_retention)
 ON CONFLICT (workflow, id) DO NOTHING RETURNING seq
 
 -- name: lock_instance
@@ -163,6 +164,17 @@ DELETE FROM wf_waits WHERE waiter = :seq
 
 -- name: forget_waits_from
 DELETE FROM wf_waits WHERE waiter = :seq AND pos >= :pos
+
+-- retention ------------------------------------------------------------------------------------
+
+-- Ended instances of a workflow kept past their retention (their own, else the workflow's
+-- default): complete ones by `success_retention`, errored and terminated ones by `error_retention`.
+-- name: expired_instances
+SELECT {instance_columns} FROM wf_instances
+WHERE workflow = :workflow AND ended_at IS NOT NULL AND (
+  (status = 'complete' AND ended_at + COALESCE(success_retention, :success) <= :now)
+  OR (status IN ('errored', 'terminated') AND ended_at + COALESCE(error_retention, :error) <= :now))
+ORDER BY ended_at, seq LIMIT :limit {skip_locked}
 
 -- cron schedules ------------------------------------------------------------------------------
 

@@ -90,3 +90,15 @@ def test_the_worker_starts_an_order_and_reads_its_status():
         assert status["status"] == "complete" and status["output"]["trackingNumber"] == "TRK-o-1001"
 
     scenario(test)
+
+
+def test_the_worker_answers_how_an_order_ended_from_its_event_subscription():
+    async def test(t):
+        order = await t.create("order-processing", ORDER, id="sub-1")
+        await order.wait_for_status("complete")
+        ended = await (await t.fetch("/api/workflows/sub-1/result")).json()
+        assert ended["type"] == "workflow_completed" and ended["output"]["trackingNumber"] == "TRK-o-1001"
+        events = [e["type"] async for e in order.subscribe()]  # the whole log, as subscribe() streams it
+        assert events[0] == "workflow_queued" and events[-1] == "workflow_completed"
+
+    scenario(test)

@@ -41,8 +41,18 @@ class SyncInstance:
     def resume(self) -> None:
         self._client.resume(self.id, self.workflow)
 
-    def terminate(self) -> None:
-        self._client.terminate(self.id, self.workflow)
+    def terminate(self, options: Mapping | None = None, /, *, rollback: bool = False) -> None:
+        """End the instance; `rollback=True` (or Cloudflare's `{"rollback": True}`) runs its rollback
+        handlers first."""
+        if options is not None:
+            from .cloudflare.bindings import options as checked
+
+            rollback = bool(
+                checked(options, {"rollback": rollback} if rollback else {}, ("rollback",), "terminate()").get(
+                    "rollback"
+                )
+            )
+        self._client.terminate(self.id, self.workflow, rollback=rollback)
 
     def restart(self, from_step: str | dict | None = None) -> None:
         name, count, kind = _from_step(from_step)
@@ -114,8 +124,8 @@ class AsyncInstance:
     async def resume(self) -> None:
         await self._a.call(self._sync.resume)
 
-    async def terminate(self) -> None:
-        await self._a.call(self._sync.terminate)
+    async def terminate(self, options: Mapping | None = None, /, *, rollback: bool = False) -> None:
+        await self._a.call(lambda: self._sync.terminate(options, rollback=rollback))
 
     async def restart(self, from_step: str | dict | None = None) -> None:
         await self._a.call(self._sync.restart, from_step)

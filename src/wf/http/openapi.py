@@ -454,8 +454,8 @@ _DOC: dict[str, Any] = {
                                     },
                                     "rollback": {
                                         "type": "boolean",
-                                        "enum": [False],
-                                        "description": "rollback handlers are not supported by wf",
+                                        "description": "terminate only: run the instance's rollback handlers "
+                                        "(newest step first) before it ends terminated",
                                     },
                                 },
                                 "anyOf": [{"required": ["action"]}, {"required": ["status"]}],

@@ -30,6 +30,7 @@ from .entrypoint import StepEvent, WorkflowEvent
 from .events import InstanceEvent, LogEvent
 from .logs import current as current_step
 from .report import report
+from .steps import rollback
 from .steps.do import StepCallable, StepContext
 from .steps.kind import StepKind, Wake
 from .store.base import StepRow, StepWrite
@@ -48,6 +49,11 @@ class Interrupt(BaseException):
     def __init__(self, reason: str, cause: BaseException | None = None):
         super().__init__(reason)
         self.reason, self.cause = reason, cause
+
+
+class Terminating(BaseException):
+    """Unwinds `run()` at its first step not already finished when `terminate(rollback=True)` asked
+    for the instance to end: its rollback handlers run, then it ends terminated."""
 
 
 def check_step_name(name: object) -> str:
@@ -81,9 +87,13 @@ class WorkflowStep:
         config: dict | None = None,
         concurrent: bool = False,
         depends: list | None = None,
+        rollback: Any = None,
+        rollback_config: dict | None = None,
     ):
-        """`await step.do(name, fn, config=...)`, or `@step.do(name)` over a function (then call it)."""
-        return steps.method("do")(self._x, name, fn, config=config, concurrent=concurrent, depends=depends)
+        """`await step.do(name, fn, config=...)`, or `@step.do(name)` over a function (then call it);
+        `rollback=` registers a compensation that runs if the instance fails (steps/rollback.py)."""
+        extra = {"rollback": rollback, "rollback_config": rollback_config} if rollback is not None else {}
+        return steps.method("do")(self._x, name, fn, config=config, concurrent=concurrent, depends=depends, **extra)
 
     async def sleep(self, name: str, duration: Any) -> None:
         await steps.method("sleep")(self._x, name, duration)
@@ -130,6 +140,7 @@ class Execution:
         self.suspect = False  # the last lease renewal did not list this instance as held
         self.task: asyncio.Task | None = None
         self.traceback: str | None = None  # of the error that ended run(), if one did
+        self.end_events: list[LogEvent] = []  # logged with the instance's end (a rollback's outcome)
         self.log_buffer: list = []
         self._partial: dict = {}
         self._log_flush: asyncio.TimerHandle | None = None
@@ -152,7 +163,10 @@ class Execution:
         self.counters[counter] += 1
         key = (kind.name, name, self.counters[counter])
         self.seen.add(key)
-        return key, self.history.get(key)
+        rec = self.history.get(key)
+        if self.row.terminating and not kind.finished(rec):
+            raise Terminating()
+        return key, rec
 
     def history_ahead(self) -> bool:
         """Does the history hold steps this run has not reached yet? Then an earlier run went on past
@@ -344,16 +358,26 @@ class Execution:
         )
 
     async def execute(self) -> tuple[str, Any]:
-        """Run (or replay) `run()`; returns ("complete", output_json) or ("errored", error_info)."""
+        """Run (or replay) `run()`, then unwind its rollback handlers if it failed; returns ("complete",
+        output_json), ("errored", error_info) or ("terminated", None) after `terminate(rollback=True)`."""
         entry = self.cls(None, self.env)
         current_step.set((self, None, None))
+        failure: BaseException | None = None
         try:
             result = entry.run(self.event(), WorkflowStep(self))
             if inspect.isawaitable(result):
                 result = await result
-            return "complete", codec.encode(result, "the workflow's return value")
+            outcome: tuple[str, Any] = "complete", codec.encode(result, "the workflow's return value")
         except Interrupt:
             raise
+        except Terminating:
+            outcome, failure = ("terminated", None), rollback.Terminated()
         except Exception as exc:
             self.traceback = format_traceback(exc)  # for the event log (the runner's log, `wf tail`)
-            return "errored", error_info(exc)
+            outcome, failure = ("errored", error_info(exc)), exc
+        if self.row.terminating:
+            outcome, failure = ("terminated", None), failure or rollback.Terminated()
+        if failure is not None:  # the rollback handlers registered by the steps run, newest first
+            await rollback.unwind(self, failure)
+        self.end_events = rollback.outcome(self.history)
+        return outcome

@@ -111,3 +111,6 @@ CREATE TABLE wf_code (
     fingerprint TEXT NOT NULL,      -- a hash of the project's code: the replay check ran against it
     checked_at  DOUBLE PRECISION NOT NULL
 );
+
+-- migration 7: terminate with rollback: the runner unwinds the instance's rollback handlers, then ends it terminated
+ALTER TABLE wf_instances ADD COLUMN terminating INTEGER NOT NULL DEFAULT 0;

@@ -3,13 +3,13 @@ middle of a rollback and restarted runs each handler to completion exactly once,
 `wf terminate --rollback` and the explorer API's `rollback: true` (through `wf dev`) run the
 handlers before the instance ends terminated.
 
-The project's handlers write to a ledger file named in the params; the refund handler waits for a
-gate file (bounded), so the test can kill the worker while it runs.
+The project (tests/fixtures/sagaapp) has handlers that write to a ledger file named in the params;
+the refund handler waits for a gate file (bounded), so the test can kill the worker while it runs.
 """
 
 from __future__ import annotations
 
-import json
+import shutil
 from pathlib import Path
 
 import httpx
@@ -23,60 +23,7 @@ from wf.config import load_config
 
 pytestmark = [pytest.mark.slow]
 
-CONFIG = {
-    "name": "saga-shop",
-    "main": "src/entry.py",
-    "compatibility_date": "2026-11-01",
-    "workflows": [
-        {"name": "transfer", "binding": "TRANSFERS", "class_name": "TransferWorkflow"},
-        {"name": "booking", "binding": "BOOKINGS", "class_name": "BookingWorkflow"},
-    ],
-}
-
-ENTRY = '''
-"""Cloudflare's saga: debit, credit, notify; notify fails for good, so credit then debit are undone."""
-
-import time
-from pathlib import Path
-
-from wf import NonRetryableError, WorkflowEntrypoint
-
-
-def write(ledger, line):
-    with open(ledger, "a") as f:
-        f.write(line + "\\n")
-
-
-class TransferWorkflow(WorkflowEntrypoint):
-    async def run(self, event, step):
-        ledger, gate = event.payload["ledger"], event.payload["gate"]
-
-        def refund(ctx, output):
-            write(ledger, "refund-started")
-            deadline = time.monotonic() + 60
-            while not Path(gate).exists() and time.monotonic() < deadline:
-                time.sleep(0.02)
-            write(ledger, f"refund {output['debited']}")
-
-        def reverse(output):
-            write(ledger, f"reverse {output['credited']}")
-
-        def notify():
-            raise NonRetryableError("the mail server refused the message")
-
-        await step.do("debit", lambda: {"debited": 40}, rollback=refund)
-        await step.do("credit", lambda: {"credited": 40}, rollback=reverse)
-        await step.do("notify", notify)
-
-
-class BookingWorkflow(WorkflowEntrypoint):
-    async def run(self, event, step):
-        ledger = event.payload["ledger"]
-        release = lambda output: write(ledger, f"release {output['seat']}")  # noqa: E731
-        await step.do("reserve", lambda: {"seat": "12A"}, rollback=release)
-        await step.wait_for_event("wait for payment", "paid", timeout="1 hour")
-        write(ledger, "paid")
-'''
+SAGAAPP = Path(__file__).parent / "fixtures" / "sagaapp"
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -91,11 +38,7 @@ def store(request):
 
 @pytest.fixture
 def project(tmp_path) -> Path:
-    root = tmp_path / "saga-shop"
-    (root / "src").mkdir(parents=True)
-    (root / "wrangler.jsonc").write_text(json.dumps(CONFIG, indent=2))
-    (root / "src" / "entry.py").write_text(ENTRY)
-    return root
+    return Path(shutil.copytree(SAGAAPP, tmp_path / "saga-shop", ignore=shutil.ignore_patterns(".wf", "__pycache__")))
 
 
 @pytest.fixture

@@ -112,11 +112,33 @@ class PythonFormWorkflow(WorkflowEntrypoint):
             raise
 
 
+class SlowUndoWorkflow(WorkflowEntrypoint):
+    """The undo fails once and retries an hour later: the instance waits in the middle of its rollback."""
+
+    async def run(self, event, step):
+        def undo():
+            n = 1 + sum(1 for c in CALLS if c[0] == "slow undo")
+            CALLS.append(("slow undo", n))
+            if n == 1:
+                raise RuntimeError("the ledger is locked")
+
+        retry = {"retries": {"limit": 1, "delay": "1 hour", "backoff": "constant"}}
+        await step.do("book", lambda: "booked", rollback=undo, rollback_config=retry)
+        if event.payload.get("bad_handler"):
+            await step.do("typo", lambda: 1, rollback="not a function")
+
+        def fail():
+            raise NonRetryableError("fail")
+
+        await step.do("fail", fail)
+
+
 WORKFLOWS = {
     "saga": SagaWorkflow,
     "failing-undo": FailingUndoWorkflow,
     "waits": WaitsWorkflow,
     "python-form": PythonFormWorkflow,
+    "slow-undo": SlowUndoWorkflow,
 }
 
 
@@ -251,3 +273,25 @@ def test_terminate_rollback_must_be_a_boolean(tmp_path):
         client.terminate(row.id, rollback="yes")  # type: ignore[arg-type]
     assert client.status(row.id)["status"] == "queued"
     t.close_sync()
+
+
+async def test_a_rollback_retry_waits_durably_and_the_replay_check_matches_there(store, calls):
+    async with WorkflowTest(WORKFLOWS, store=store) as t:
+        inst = await t.create("slow-undo", {})
+        await t.run_until(inst.id, ["waiting"])
+        assert calls == [("slow undo", 1)]
+        assert (await inst.status())["status"] == "waiting"  # an hour before the retry
+        [verdict] = t.client.replay_check(id=inst.id, classes=WORKFLOWS)
+        assert verdict["verdict"] == "matches", verdict
+        assert (verdict["at"]["type"], verdict["at"]["name"]) == ("rollback", "book")
+        await inst.wait_for_status("errored")  # the fake clock jumps the hour
+        assert calls == [("slow undo", 1), ("slow undo", 2)]
+        assert (await inst.status())["rollback"] == {"outcome": "complete", "error": None}
+
+
+async def test_a_rollback_that_is_not_a_function_fails_the_instance_naming_it(store, calls):
+    async with WorkflowTest(WORKFLOWS, store=store) as t:
+        inst = await t.create("slow-undo", {"bad_handler": True})
+        await inst.wait_for_status("errored")
+        error = (await inst.status())["error"]
+        assert error["message"] == "rollback of step 'typo' must be a function, got 'not a function'"

@@ -168,6 +168,12 @@ class Execution:
             raise Terminating()
         return key, rec
 
+    def reach(self, kind: StepKind, key: tuple[str, str, int]) -> StepRow | None:
+        """The row of a step whose identity its kind fixes (a rollback handler's run: the undone
+        step's name and count), None when it is new."""
+        self.check_stopped()
+        return self.history.get(key)
+
     def history_ahead(self) -> bool:
         """Does the history hold steps this run has not reached yet? Then an earlier run went on past
         this point (the test `step.patched` makes: such an instance took the path without the patch)."""

@@ -194,8 +194,7 @@ class Rollback(Do):
         if step is None or (reg.only_completed and step.status != "complete"):
             return  # never started, or nothing to undo
         key = (self.name, step.name, step.n)
-        x.check_stopped()
-        rec = x.history.get(key)
+        rec = x.reach(self, key)
         if self.finished(rec):
             if rec.status == RollbackStatus.ERRORED:
                 raise rebuild_error(rec.error or {})

@@ -107,6 +107,8 @@ def test_wf_terminate_rollback_runs_the_handlers_then_terminates(project, client
         "error": None,
         "rollback": {"outcome": "complete", "error": None},
     }
+    shown = procs.cli(project, "instances", "describe", row.id).stdout
+    assert "↩ complete: every handler ran" in shown and "↩ Rollback" in shown and "↩ Rolled back" in shown
     again = procs.cli(project, "terminate", row.id, "--rollback", check=False)
     assert again.returncode != 0 and "already terminated" in again.stderr and "Traceback" not in again.stderr
 

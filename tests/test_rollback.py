@@ -295,3 +295,21 @@ async def test_a_rollback_that_is_not_a_function_fails_the_instance_naming_it(st
         await inst.wait_for_status("errored")
         error = (await inst.status())["error"]
         assert error["message"] == "rollback of step 'typo' must be a function, got 'not a function'"
+
+
+async def test_wf_testing_mocks_of_a_step_leave_its_handler_real_and_retry_delays_can_be_disabled(calls):
+    async with WorkflowTest(WORKFLOWS) as t:
+        with t.introspect("saga") as intro:
+            intro.modify_all(lambda m: m.mock_step_result("debit", {"debited": 7}).disable_retry_delays())
+            inst = await t.create("saga", {"amount": 30})
+            await inst.wait_for_status("errored")
+        assert [c[0] for c in calls] == ["reverse", "refund"]
+        assert calls[1][5] == {"debited": 7}  # the handler ran for real, on the mocked output
+
+        with t.introspect("slow-undo") as intro:
+            intro.modify_all(lambda m: m.disable_retry_delays())
+            slow = await t.create("slow-undo", {})
+            await slow.wait_for_status("errored")
+        [undo] = [s for s in (await slow.describe())["steps"] if s["type"] == "rollback"]
+        first, second = undo["attempts"]
+        assert second["start"] - first["end"] < 60  # not the hour rollback_config asks for

@@ -313,3 +313,20 @@ async def test_wf_testing_mocks_of_a_step_leave_its_handler_real_and_retry_delay
         [undo] = [s for s in (await slow.describe())["steps"] if s["type"] == "rollback"]
         first, second = undo["attempts"]
         assert second["start"] - first["end"] < 60  # not the hour rollback_config asks for
+
+
+async def test_the_bindings_terminate_with_rollback_in_python_and_cloudflares_shapes(calls):
+    from wf.cloudflare.bindings import WorkflowBinding
+
+    async with WorkflowTest(WORKFLOWS) as t:
+        plain = await t.env.WAITS.create(id="plain")
+        shaped = await WorkflowBinding(t.env.WAITS).create({"id": "shaped"})
+        await t.run_until("plain", ["waiting"])
+        await t.run_until("shaped", ["waiting"])
+        await plain.terminate(rollback=True)  # wf's binding
+        await shaped.terminate({"rollback": True})  # Cloudflare's terminate({rollback: true})
+        await t.get("plain").wait_for_status("terminated")
+        await t.get("shaped").wait_for_status("terminated")
+        assert calls == [("release", {"seat": "12A"}), ("release", {"seat": "12A"})]
+        with pytest.raises(Exception, match="terminate\\(\\) options have unknown key 'rollbak'"):
+            await shaped.terminate({"rollbak": True})

@@ -130,6 +130,7 @@ def test_the_explorer_api_terminates_with_rollback(project, tmp_path):
         assert lines(ledger) == ["release 12A"]
         shown = httpx.get(f"{dev.url}{API}/workflows/booking/instances/{row.id}", timeout=10).json()["result"]
         assert [s["name"] for s in shown["steps"] if s["type"] == "rollback"] == ["reserve-1"]
+        assert shown["status"] == "terminated" and shown["rollback"] == {"outcome": "complete", "error": None}
     finally:
         client.close()
         devs.cleanup()

@@ -322,6 +322,8 @@ class Explorer:
             "steps": steps,
             "step_count": len(steps),
         }
+        if d.get("rollback"):  # handlers ran: Cloudflare's {outcome, error}, as status() reports it
+            result["rollback"] = d["rollback"]
         source = (row.trigger or {}).get("source") if isinstance(row.trigger, dict) else None
         if source in ("api", "binding", "event", "cron", "unknown"):
             result["trigger"] = {"source": source}

@@ -114,7 +114,7 @@ ATTEMPT = {
     "required": ["start", "end", "success", "error"],
     "properties": {"start": TS, "end": TS, "success": {"type": "boolean", "nullable": True}, "error": ERROR_OBJ},
 }
-STEP_DO = {
+STEP_DO: dict[str, Any] = {
     "type": "object",
     "required": ["name", "start", "end", "success", "type", "config", "attempts"],
     "properties": {

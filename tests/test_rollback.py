@@ -330,3 +330,24 @@ async def test_the_bindings_terminate_with_rollback_in_python_and_cloudflares_sh
         assert calls == [("release", {"seat": "12A"}), ("release", {"seat": "12A"})]
         with pytest.raises(Exception, match="terminate\\(\\) options have unknown key 'rollbak'"):
             await shaped.terminate({"rollbak": True})
+
+
+async def test_wf_tail_shows_each_handlers_run_beside_the_step_it_undoes(calls):
+    from wf.cli.tail import TailModel
+
+    async with WorkflowTest(WORKFLOWS) as t:
+        inst = await t.create("saga", {"amount": 30})
+        await inst.wait_for_status("errored")
+        model = TailModel()
+        for row in t.client.history(instance=t.client.get(inst.id)):
+            model.apply(row)
+        [view] = model.instances.values()
+        shown = [(s.kind.name, s.name, s.state) for s in view.steps.values()]
+        assert shown == [
+            ("do", "debit", "complete"),
+            ("do", "credit", "complete"),
+            ("do", "notify", "errored"),
+            ("rollback", "credit", "complete"),
+            ("rollback", "debit", "complete"),
+        ]
+        assert view.status == "errored"

@@ -21,7 +21,6 @@ and key access, as Cloudflare passes `{ctx, output, error}`). An `@fn.undo` hand
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -296,7 +295,6 @@ class WithRollback:
     def __init__(self, x: Execution, name: str, fn: Callable, undo, config, undo_config):
         self._x, self.name, self.fn, self.config = x, name, fn, config
         self._undo, self._undo_config = undo, undo_config
-        self._result: asyncio.Future | None = None
         self.__name__ = getattr(fn, "__name__", name)
 
     def undo(self, handler: Callable) -> Callable:
@@ -304,9 +302,8 @@ class WithRollback:
         return handler
 
     def __call__(self):
-        if self._result is None:
-            self._result = asyncio.ensure_future(self._execute())
-        return asyncio.shield(self._result)
+        """Run the step (a coroutine, awaited by the caller: no task of its own outlives the run)."""
+        return self._execute()
 
     async def _execute(self):
         if self._undo is None:

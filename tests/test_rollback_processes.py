@@ -85,6 +85,7 @@ def test_a_worker_killed_in_the_middle_of_a_rollback_runs_each_handler_exactly_o
     assert status["rollback"] == {"outcome": "complete", "error": None}
     # reverse ran once and never again; refund was cut short once, then ran to its end once
     assert lines(ledger) == ["reverse 40", "refund-started", "refund-started", "refund 40"]
+    wait_until(lambda: "rolled back: every handler ran" in fresh.output(), 10, "the worker to log the rollback")
     log = [h.type for h in client.history(instance=client.get(row.id)) if h.type.startswith("rollback_")]
     assert log.count("rollback_started") == 1 and log[-1] == "rollback_completed"
     assert log.count("rollback_step_completed") + log.count("rollback_step_ok") == 2

@@ -351,3 +351,15 @@ async def test_wf_tail_shows_each_handlers_run_beside_the_step_it_undoes(calls):
             ("rollback", "debit", "complete"),
         ]
         assert view.status == "errored"
+
+
+async def test_pause_and_resume_in_the_middle_of_a_rollback(store, calls):
+    async with WorkflowTest(WORKFLOWS, store=store) as t:
+        inst = await t.create("slow-undo", {})
+        await t.run_until(inst.id, ["waiting"])  # the undo failed once; its retry is an hour away
+        await inst.pause()
+        await inst.wait_for_status("paused")
+        await inst.resume()
+        await inst.wait_for_status("errored")
+        assert calls == [("slow undo", 1), ("slow undo", 2)]  # resumed where it stood: no handler ran again
+        assert (await inst.status())["rollback"] == {"outcome": "complete", "error": None}

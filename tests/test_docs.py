@@ -108,6 +108,7 @@ EXERCISED = {
         "test_the_changing_code_examples_check_and_branch_as_the_readme_says"
     ),
     ("python", "class TokenWorkflow"): "test_the_delay_function_and_sensitive_example_runs",
+    ("python", "class TransferWorkflow"): "test_the_rollback_example_undoes_credit_then_debit",
 }
 
 
@@ -394,3 +395,22 @@ async def test_the_delay_function_and_sensitive_example_runs(tmp_path):
     assert issue["output"] == "[REDACTED]" and issue["config"]["retries"]["delay"] == "[dynamic]"
     first, second = issue["attempts"]
     assert round(second["start"] - first["end"], 3) == 3  # the wait the delay function read from the error
+
+
+async def test_the_rollback_example_undoes_credit_then_debit(capsys):
+    from wf.testing import WorkflowTest
+
+    scope: dict = {}
+    exec(compile(example("python", "class TransferWorkflow"), "README.md", "exec"), scope)
+    async with WorkflowTest({"transfer": scope["TransferWorkflow"]}) as t:
+        inst = await t.create("transfer", {"amount": 40})
+        await inst.wait_for_status("errored")
+        status = await inst.status()
+        assert status["error"] == {"name": "NonRetryableError", "message": "the mail server refused the message"}
+        assert status["rollback"] == {"outcome": "complete", "error": None}
+        undone = [s for s in (await inst.describe())["steps"] if s["type"] == "rollback"]
+        assert [s["name"] for s in undone] == ["credit", "debit"]  # newest step first
+        because = "the mail server refused the message"
+        assert undone[1]["output"] == {"refunded": 40, "step": "debit", "because": because}
+        assert undone[1]["config"]["timeout"] == "2 minutes"
+    assert "reversing the credit of 40" in capsys.readouterr().out

@@ -199,7 +199,7 @@ async def test_status_actions_and_their_refusals(api, client):
         10001,
         "'rollback' is only valid when terminating.",
     )
-    refused(await api.patch(url, json={"action": "terminate", "rollback": True}), 400, 10001, "not supported")
+    refused(await api.patch(url, json={"action": "terminate", "rollback": "yes"}), 400, 10001, "Expected boolean")
     refused(await api.patch(url, json={"action": "restart", "from": {"count": 2}}), 400, 10001, "'from.name'")
     refused(await api.patch(url, json={"action": "restart", "from": {"name": "x", "count": 0}}), 400, 10001)
     refused(await api.patch(url, json={"action": "restart", "from": {"name": "x", "type": "nap"}}), 400, 10001)

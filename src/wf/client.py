@@ -172,7 +172,20 @@ class Client:
         return row
 
     def status(self, id: str, workflow: str | None = None) -> dict:
-        return status_shape(self.get(id, workflow))
+        """Cloudflare's `status()`; with `rollback` ({outcome, error}) once rollback handlers ran."""
+        row = self.get(id, workflow)
+        return self._with_rollback(row, status_shape(row))
+
+    def _with_rollback(self, row: InstanceRow, shape: dict, steps: Iterable | None = None) -> dict:
+        """`shape` plus the outcome of the instance's rollback, when handlers ran and it has ended."""
+        if row.status not in TERMINAL:
+            return shape
+        from .runtime.steps.rollback import Rollback, status_of
+
+        if steps is None:
+            steps = self.store.steps_of_kind(row.seq, Rollback.name)
+        rollback = status_of([s for s in steps if s.kind == Rollback.name])
+        return {**shape, "rollback": rollback} if rollback is not None else shape
 
     def list(
         self,
@@ -214,8 +227,13 @@ class Client:
     def resume(self, id: str, workflow: str | None = None) -> str:
         return self._control(self.get(id, workflow), self.store.resume)
 
-    def terminate(self, id: str, workflow: str | None = None) -> None:
-        self._wake(self._control(self.get(id, workflow), self.store.terminate))
+    def terminate(self, id: str, workflow: str | None = None, rollback: bool = False) -> None:
+        """End the instance `terminated`. With `rollback`, a runner first runs the rollback handlers
+        its steps registered (newest first); the instance stays running until they are done."""
+        if not isinstance(rollback, bool):
+            raise ValidationError(f"rollback must be true or false, got {rollback!r}", "pass rollback=True")
+        row = self.get(id, workflow)
+        self._wake(self._control(row, lambda seq, now: self.store.terminate(seq, now, rollback)))
 
     def restart(
         self, id: str, workflow: str | None = None, from_step: str | None = None, count: int = 1, type: str = "do"
@@ -285,7 +303,7 @@ class Client:
         row = self.get(id, workflow)
         steps = self.store.steps(row.seq, with_attempts=True)
         return {
-            **status_shape(row),
+            **self._with_rollback(row, status_shape(row), steps),
             "id": row.id,
             "workflow": row.workflow,
             "params": codec.decode(row.params),

@@ -43,9 +43,23 @@ class SyncInstance:
     def resume(self) -> None:
         self._client.resume(self.id, self.workflow)
 
-    def terminate(self) -> None:
-        self._client.terminate(self.id, self.workflow)
-        stop_if_own(self.workflow, self.id)
+    def terminate(self, options: Mapping | None = None, /, *, rollback: bool = False) -> None:
+        """End the instance; `rollback=True` (or Cloudflare's `{"rollback": True}`) runs its rollback
+        handlers first. An instance terminating itself without rollback stops there."""
+        if not self._terminate(options, rollback):
+            stop_if_own(self.workflow, self.id)
+
+    def _terminate(self, options: Mapping | None, rollback: bool) -> bool:
+        if options is not None:
+            from .cloudflare.bindings import options as checked
+
+            rollback = bool(
+                checked(options, {"rollback": rollback} if rollback else {}, ("rollback",), "terminate()").get(
+                    "rollback"
+                )
+            )
+        self._client.terminate(self.id, self.workflow, rollback=rollback)
+        return rollback
 
     def restart(self, from_step: str | dict | None = None) -> None:
         name, count, kind = _from_step(from_step)
@@ -133,9 +147,9 @@ class AsyncInstance:
     async def resume(self) -> None:
         await self._a.call(self._sync.resume)
 
-    async def terminate(self) -> None:
-        await self._a.call(self._client.terminate, self.id, self.workflow)
-        stop_if_own(self.workflow, self.id)
+    async def terminate(self, options: Mapping | None = None, /, *, rollback: bool = False) -> None:
+        if not await self._a.call(self._sync._terminate, options, rollback):
+            stop_if_own(self.workflow, self.id)
 
     async def restart(self, from_step: str | dict | None = None) -> None:
         await self._a.call(self._sync.restart, from_step)

@@ -207,19 +207,29 @@ def resume(
 def terminate(
     id: str = typer.Argument(..., help="Instance id, or 'latest'."),
     workflow: str | None = _workflow,
+    rollback: bool = typer.Option(
+        False, "--rollback", help="Run the instance's rollback handlers (newest step first) before terminating."
+    ),
     as_json: bool = _json,
 ):
     """Terminate an instance that has not finished; it never runs again (unless restarted).
 
-    Example: wf terminate 5f2c0d7e-... --workflow order-processing
+    Example: wf terminate 5f2c0d7e-... --workflow order-processing [--rollback]
     """
     c = client()
     try:
         row = c.get(id, workflow)
-        c.terminate(row.id, row.workflow)
+        c.terminate(row.id, row.workflow, rollback=rollback)
+        alive = c.runner_alive() if rollback else True
     finally:
         c.close()
-    _done(row, "terminated", as_json, f'🥷 The instance "{row.id}" from {row.workflow} was terminated successfully')
+    who = f'The instance "{row.id}" from {row.workflow}'
+    if not rollback:
+        _done(row, "terminated", as_json, f"🥷 {who} was terminated successfully")
+        return
+    _done(row, "running", as_json, f"🥷 {who} is terminating: its rollback handlers run first, then it ends terminated")
+    if not alive:
+        say(f"note: no runner is active, so the rollback of {row.id} waits. Start one with `wf worker` (or `wf dev`).")
 
 
 @app.command()

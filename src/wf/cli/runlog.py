@@ -147,6 +147,14 @@ class HumanLines(logging.Formatter):
             return f"{step} took an event"
         if kind == "wait_timed_out":
             return self.paint(f"{step} timed out waiting", "red") + (f": {_error(data)}" if data.get("error") else "")
+        if kind == "rollback_started":
+            return self.paint("rolling back: the rollback handlers run, newest step first", "yellow")
+        if kind == "rollback_attempt_errored":
+            return self.failed(f"rollback of {step}", data, event.at)
+        if kind == "rollback_completed":
+            return self.paint("rolled back", "green") + ": every handler ran"
+        if kind == "rollback_errored":
+            return self.paint(f"rollback stopped: the handler of {step} failed for good", "red") + f": {_error(data)}"
         if kind == "log":
             return self.paint(f"{step + ' ' if event.step else ''}│ {data.get('line', '')}", "dim")
         return f"{step} {kind}" if event.step else kind

@@ -163,7 +163,9 @@ class TailModel:
                 inst.error = inst.traceback = None
             return
         if event is InstanceEvent.LOG:
-            target = inst.steps.get((h.step, h.n)) if h.step else None
+            # the newest step of that name and count: a rollback handler's run prints under its step's name
+            same = [s for key, s in inst.steps.items() if key[1:] == (h.step, h.n)] if h.step else []
+            target = same[-1] if same else None
             (target.logs if target else inst.logs).append(data.get("line", ""))
             return
         if event is not None or h.step is None:
@@ -172,9 +174,9 @@ class TailModel:
 
     def _apply_step(self, inst: InstanceView, h, data: dict) -> None:
         kind, spec = kinds.event(h.type)  # an event no kind declares stops the view, naming it
-        step = inst.steps.get((h.step, h.n))
+        step = inst.steps.get((kind.name, h.step, h.n))  # by kind too: a rollback run shares its step's name
         if step is None:
-            step = inst.steps[(h.step, h.n)] = StepView(kind, h.step, h.n, h.at)
+            step = inst.steps[(kind.name, h.step, h.n)] = StepView(kind, h.step, h.n, h.at)
         if inst.status not in ("paused", "waitingForPause"):
             inst.status = "running"
         if kind.follow(step, spec, h.at, data):

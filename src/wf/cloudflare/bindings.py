@@ -87,8 +87,9 @@ class WorkflowInstance:
     async def resume(self) -> None:
         await self._i.resume()
 
-    async def terminate(self, _options: Any = None, /, **_keywords: Any) -> None:
-        await self._i.terminate()
+    async def terminate(self, given: Any = None, /, **keywords: Any) -> None:
+        opts = options(given, keywords, ("rollback",), "terminate()")
+        await self._i.terminate(rollback=bool(opts.get("rollback")))
 
     async def restart(self, given: Any = None, /, **keywords: Any) -> None:
         opts = options(given, keywords, ("from",), "restart()")

@@ -328,6 +328,8 @@ class Explorer:
             "steps": steps,
             "step_count": len(steps),
         }
+        if d.get("rollback"):  # handlers ran: Cloudflare's {outcome, error}, as status() reports it
+            result["rollback"] = d["rollback"]
         source = (row.trigger or {}).get("source") if isinstance(row.trigger, dict) else None
         if source in ("api", "binding", "event", "cron", "unknown"):
             result["trigger"] = {"source": source}
@@ -366,8 +368,6 @@ class Explorer:
             raise _invalid("rollback: Expected boolean.")
         if rollback is not None and action != "terminate":
             raise _invalid("'rollback' is only valid when terminating.")
-        if rollback:
-            raise _invalid("'rollback' is not supported by wf: terminate without it.")
         start = body.get("from")
         if start is not None and action != "restart":
             raise _invalid("'from' is only valid when restarting.")
@@ -386,8 +386,10 @@ class Explorer:
         c = self.client
         if action == "restart":
             await self.call(c.restart, row.id, w.name, *(target or (None, 1, "do")))
+        elif action == "terminate":  # with rollback, a runner runs the rollback handlers first
+            await self.call(c.terminate, row.id, w.name, bool(rollback))
         else:
-            await self.call({"pause": c.pause, "resume": c.resume, "terminate": c.terminate}[action], row.id, w.name)
+            await self.call({"pause": c.pause, "resume": c.resume}[action], row.id, w.name)
         return envelope({"success": True})
 
     async def subscribe(self, request: Request) -> Response:

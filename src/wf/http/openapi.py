@@ -103,7 +103,7 @@ ATTEMPT = {
     "required": ["start", "end", "success", "error"],
     "properties": {"start": TS, "end": TS, "success": {"type": "boolean", "nullable": True}, "error": ERROR_OBJ},
 }
-STEP_DO = {
+STEP_DO: dict[str, Any] = {
     "type": "object",
     "required": ["name", "start", "end", "success", "type", "config", "attempts"],
     "properties": {
@@ -164,6 +164,15 @@ STEP_PATCH = {  # wf's own kind (step.patched): the mark that this instance took
     "required": ["name", "start", "end", "finished", "type", "error"],
     "properties": {**STEP_SLEEP["properties"], "type": {"type": "string", "enum": ["patch"]}},
 }
+STEP_ROLLBACK = {  # a rollback handler's run (issue 17): a step of its own type, named as the step it undoes
+    **STEP_DO,
+    "properties": {**STEP_DO["properties"], "type": {"type": "string", "enum": ["rollback"]}},
+}
+ROLLBACK = {  # present once rollback handlers ran: how the rollback ended
+    "type": "object",
+    "required": ["outcome", "error"],
+    "properties": {"outcome": {"type": "string", "enum": ["complete", "failed"]}, "error": ERROR_OBJ},
+}
 DETAILS = {
     "type": "object",
     "required": ["status", "params", "queued", "start", "end", "output", "error", "steps", "step_count"],
@@ -178,9 +187,10 @@ DETAILS = {
         "trigger": {"type": "object", "properties": {"source": {"type": "string"}}},
         "steps": {
             "type": "array",
-            "items": {"anyOf": [STEP_DO, STEP_SLEEP, STEP_WAIT, STEP_WAIT_INSTANCE, STEP_PATCH]},
+            "items": {"anyOf": [STEP_DO, STEP_SLEEP, STEP_WAIT, STEP_WAIT_INSTANCE, STEP_PATCH, STEP_ROLLBACK]},
         },
         "step_count": {"type": "integer", "minimum": 0},
+        "rollback": ROLLBACK,
     },
 }
 
@@ -492,8 +502,8 @@ _DOC: dict[str, Any] = {
                                     },
                                     "rollback": {
                                         "type": "boolean",
-                                        "enum": [False],
-                                        "description": "rollback handlers are not supported by wf",
+                                        "description": "terminate only: run the instance's rollback handlers "
+                                        "(newest step first) before it ends terminated",
                                     },
                                 },
                                 "anyOf": [{"required": ["action"]}, {"required": ["status"]}],

@@ -30,6 +30,7 @@ from .entrypoint import StepEvent, WorkflowEvent
 from .events import InstanceEvent, LogEvent
 from .logs import current as current_step
 from .report import report
+from .steps import rollback
 from .steps.do import StepCallable, StepContext
 from .steps.kind import StepKind, Wake
 from .store.base import StepRow, StepWrite
@@ -66,6 +67,11 @@ def stop_if_own(workflow: str, id: str) -> None:
         raise x.interrupt("lost")
 
 
+class Terminating(BaseException):
+    """Unwinds `run()` at its first step not already finished when `terminate(rollback=True)` asked
+    for the instance to end: its rollback handlers run, then it ends terminated."""
+
+
 def check_step_name(name: object) -> str:
     if not isinstance(name, str) or not name:
         raise ValidationError(f"step name {name!r} must be a non-empty string", "name every step, e.g. 'charge-card'")
@@ -97,9 +103,13 @@ class WorkflowStep:
         config: dict | None = None,
         concurrent: bool = False,
         depends: list | None = None,
+        rollback: Any = None,
+        rollback_config: dict | None = None,
     ):
-        """`await step.do(name, fn, config=...)`, or `@step.do(name)` over a function (then call it)."""
-        return steps.method("do")(self._x, name, fn, config=config, concurrent=concurrent, depends=depends)
+        """`await step.do(name, fn, config=...)`, or `@step.do(name)` over a function (then call it);
+        `rollback=` registers a compensation that runs if the instance fails (steps/rollback.py)."""
+        extra = {"rollback": rollback, "rollback_config": rollback_config} if rollback is not None else {}
+        return steps.method("do")(self._x, name, fn, config=config, concurrent=concurrent, depends=depends, **extra)
 
     async def sleep(self, name: str, duration: Any) -> None:
         await steps.method("sleep")(self._x, name, duration)
@@ -147,6 +157,7 @@ class Execution:
         self.task: asyncio.Task | None = None
         self.children: set[asyncio.Task] = set()  # other tasks running this run's steps (see reap_children)
         self.traceback: str | None = None  # of the error that ended run(), if one did
+        self.end_events: list[LogEvent] = []  # logged with the instance's end (a rollback's outcome)
         self.log_buffer: list = []
         self._partial: dict = {}
         self._log_flush: asyncio.TimerHandle | None = None
@@ -172,7 +183,16 @@ class Execution:
         self.counters[counter] += 1
         key = (kind.name, name, self.counters[counter])
         self.seen.add(key)
-        return key, self.history.get(key)
+        rec = self.history.get(key)
+        if self.row.terminating and not kind.finished(rec):
+            raise Terminating()
+        return key, rec
+
+    def reach(self, kind: StepKind, key: tuple[str, str, int]) -> StepRow | None:
+        """The row of a step whose identity its kind fixes (a rollback handler's run: the undone
+        step's name and count), None when it is new."""
+        self.check_stopped()
+        return self.history.get(key)
 
     def history_ahead(self) -> bool:
         """Does the history hold steps this run has not reached yet? Then an earlier run went on past
@@ -364,21 +384,31 @@ class Execution:
         )
 
     async def execute(self) -> tuple[str, Any]:
-        """Run (or replay) `run()`; returns ("complete", output_json) or ("errored", error_info)."""
+        """Run (or replay) `run()`, then unwind its rollback handlers if it failed; returns ("complete",
+        output_json), ("errored", error_info) or ("terminated", None) after `terminate(rollback=True)`."""
         entry = self.cls(None, self.env)
         current_step.set((self, None, None))
+        failure: BaseException | None = None
         try:
             result = entry.run(self.event(), WorkflowStep(self))
             if inspect.isawaitable(result):
                 result = await result
-            return "complete", codec.encode(result, "the workflow's return value")
+            outcome: tuple[str, Any] = "complete", codec.encode(result, "the workflow's return value")
         except Interrupt:
             raise
+        except Terminating:
+            outcome, failure = ("terminated", None), rollback.Terminated()
         except Exception as exc:
             self.traceback = format_traceback(exc)  # for the event log (the runner's log, `wf tail`)
-            return "errored", error_info(exc)
+            outcome, failure = ("errored", error_info(exc)), exc
         finally:
             await self.reap_children()
+        if self.row.terminating:
+            outcome, failure = ("terminated", None), failure or rollback.Terminated()
+        if failure is not None:  # the rollback handlers registered by the steps run, newest first
+            await rollback.unwind(self, failure)
+        self.end_events = rollback.outcome(self.history)
+        return outcome
 
     async def reap_children(self) -> None:
         """No task of this run outlives it. A step run in a task of its own (a decorated step, a

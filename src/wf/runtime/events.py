@@ -60,6 +60,9 @@ class InstanceEvent(StrEnum):
     EVENT_RECEIVED = "event_received"
     RUNNER_LOST = "runner_lost"
     LOG = "log"  # a line printed or logged by workflow code
+    ROLLBACK_STARTED = "rollback_started"  # the first rollback handler starts (steps/rollback.py)
+    ROLLBACK_COMPLETED = "rollback_completed"  # every handler ran, logged with the instance's end
+    ROLLBACK_ERRORED = "rollback_errored"  # a handler failed for good: the rollback stopped there
 
 
 _INSTANCE = {e.value: e for e in InstanceEvent}

@@ -364,9 +364,9 @@ class Runner:
         output, error = (value, None) if status == "complete" else (None, value)
         try:
             end = (status, output, error, self.clock.now(), x.traceback)
-            done = await self.astore.write(self.store_ops.finish_instance, self.owner, x.seq, x.gen, *end)
+            done = await self.astore.write(self.store_ops.finish_instance, self.owner, x.seq, x.gen, *end, x.end_events)
             if done and report_enabled():
-                report(x.row, [_ended(*end)])
+                report(x.row, [*x.end_events, _ended(*end)])
         except StoreError as exc:  # its end is not stored: it runs again (by replay) when the store is back
             log.error("could not record the end of instance %s (%s); it will be replayed", x.row.id, exc)
             return await self._hand_back(x.seq, x.gen, self.clock.now())

@@ -95,8 +95,9 @@ class InstanceIntrospector:
     async def resume(self) -> None:
         self._t.client.resume(self.id, self.workflow)
 
-    async def terminate(self) -> None:
-        self._t.client.terminate(self.id, self.workflow)
+    async def terminate(self, rollback: bool = False) -> None:
+        """End the instance; with `rollback`, its rollback handlers run first (as on Cloudflare)."""
+        self._t.client.terminate(self.id, self.workflow, rollback=rollback)
 
     async def restart(self, from_step: str | None = None) -> None:
         self._t.client.restart(self.id, self.workflow, from_step)

@@ -226,8 +226,13 @@ class Do(StepKind):
         config: dict | None = None,
         concurrent: bool = False,
         depends: list | None = None,
+        rollback: Callable | None = None,
+        rollback_config: dict | None = None,
     ):
-        """`await step.do(name, fn, config=...)`, or `@step.do(name)` over a function (then call it)."""
+        """`await step.do(name, fn, config=...)`, or `@step.do(name)` over a function (then call it).
+        `rollback=` registers a compensation (steps/rollback.py), with its own `rollback_config`."""
+        if rollback is not None and fn is not None:
+            return self.run(x, name, fn, config, rollback=(rollback, rollback_config, False))
         if callable(name) and fn is None:  # @step.do without parentheses
             return self._decorate(x, name.__name__, name, config, concurrent, depends)
         if fn is None:
@@ -248,8 +253,14 @@ class Do(StepKind):
 
     # -- running -----------------------------------------------------------------------------
 
-    async def run(self, x: Execution, name: str, fn: Callable, config: dict | None) -> Any:
+    async def run(
+        self, x: Execution, name: str, fn: Callable, config: dict | None, rollback: tuple | None = None
+    ) -> Any:
         key, rec = x.lookup(self, name)
+        if rollback is not None:  # (handler, rollback_config, undo form): registered on every replay
+            from .rollback import remember
+
+            remember(x, key, rollback[0], rollback[1], undo=rollback[2])
         state = _state(x)
         state.calls += 1
         if state.calls > x.step_limit:

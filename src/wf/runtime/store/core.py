@@ -154,6 +154,11 @@ class SQLStore(RunnerOps, Ops):
         return steps
 
     @_read
+    def steps_of_kind(self, seq: int, kind: str) -> list[StepRow]:
+        """The steps of one kind (the rollback handlers' runs, say), in start order."""
+        return [step_from_row(r) for r in self._all("steps_of_kind", seq=seq, kind=kind)]
+
+    @_read
     def load_run(self, seq: int, progress: Iterable[str] = ()) -> tuple[list[StepRow], int]:
         """What a runner needs to resume an instance: its steps, and how often runners died on it
         since it last made progress (an entry of a type in `progress` in its log)."""
@@ -296,14 +301,21 @@ class SQLStore(RunnerOps, Ops):
         return Status.QUEUED
 
     @_write
-    def terminate(self, seq: int, now: float) -> list[int]:
-        """End the instance `terminated`; the instances that waited for it (woken) are returned."""
+    def terminate(self, seq: int, now: float, rollback: bool = False) -> list[int]:
+        """End the instance `terminated`; the instances that waited for it (woken) are returned.
+        With `rollback`, a runner first unwinds its rollback handlers (the instance stays running
+        meanwhile, as on Cloudflare) and then ends it terminated."""
         status, _ = self._locked_status(seq)
         if status in TERMINAL:
             raise ConflictError(
                 f"cannot terminate the instance: it is already {status}",
                 "only queued, running, waiting or paused instances can be terminated",
             )
+        if rollback:
+            self._run("set_terminating", seq=seq, now=now)
+            self.db.notify(f"c:{seq}")
+            self.db.notify("w")
+            return []
         self._run("set_terminated", seq=seq, now=now)
         self._log(seq, now, "workflow_terminated")
         self.db.notify(f"c:{seq}")

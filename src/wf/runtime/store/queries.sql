@@ -8,7 +8,7 @@
 
 -- name: instance_columns
 seq, workflow, id, params, status, output, error, created_at, started_at, ended_at, wake_at, owner, gen,
-paused_at, trigger
+paused_at, trigger, terminating
 
 -- name: step_columns
 pos, kind, name, n, status, output, error, attempts, config, started_at, ended_at, wake_at, event_type
@@ -44,6 +44,9 @@ SELECT status, count(*) FROM wf_instances WHERE workflow = :workflow GROUP BY st
 
 -- name: steps_of
 SELECT {step_columns} FROM wf_steps WHERE instance = :seq ORDER BY pos
+
+-- name: steps_of_kind
+SELECT {step_columns} FROM wf_steps WHERE instance = :seq AND kind = :kind ORDER BY pos
 
 -- name: attempts_of
 SELECT pos, attempt, started_at, ended_at, error, traceback FROM wf_attempts WHERE instance = :seq ORDER BY pos, attempt
@@ -127,6 +130,13 @@ UPDATE wf_instances SET status = 'terminated', ended_at = :now, updated_at = :no
   wake_at = NULL, paused_at = NULL, gen = gen + 1
 WHERE seq = :seq
 
+-- Terminate with rollback: the runner that claims it replays run(), unwinds the rollback handlers,
+-- then ends it terminated; whoever held it is fenced out.
+-- name: set_terminating
+UPDATE wf_instances SET status = 'running', terminating = 1, owner = NULL, lease_until = NULL, wake_at = :now,
+  paused_at = NULL, gen = gen + 1, started_at = COALESCE(started_at, :now), updated_at = :now
+WHERE seq = :seq
+
 -- name: step_position
 SELECT pos FROM wf_steps WHERE instance = :seq AND kind = :kind AND name = :name AND n = :n
 
@@ -141,7 +151,8 @@ DELETE FROM wf_events WHERE instance = :seq AND consumed_by >= :pos
 
 -- name: set_restarted
 UPDATE wf_instances SET status = 'queued', output = NULL, error = NULL, ended_at = NULL, started_at = NULL,
-  paused_at = NULL, owner = NULL, lease_until = NULL, wake_at = :now, gen = gen + 1, updated_at = :now
+  paused_at = NULL, owner = NULL, lease_until = NULL, wake_at = :now, gen = gen + 1, updated_at = :now,
+  terminating = 0
 WHERE seq = :seq
 
 -- name: delete_steps

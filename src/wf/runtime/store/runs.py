@@ -158,9 +158,11 @@ class RunnerOps(WaitOps):
         error: dict | None,
         now: float,
         traceback: str | None = None,
+        events: Iterable = (),
     ) -> bool:
         """End the instance if `owner` still holds it; `traceback` (of the error that ended `run()`)
-        goes to the event log only: the instance's error is Cloudflare's {name, message}."""
+        goes to the event log only: the instance's error is Cloudflare's {name, message}. `events`
+        are logged just before the end (a rollback's outcome)."""
         done = (
             self._run(
                 "finish_instance",
@@ -175,6 +177,8 @@ class RunnerOps(WaitOps):
             == 1
         )
         if done:
+            if events:
+                self.append_history(seq, list(events))
             data: dict[str, Any] = {"output": from_json(output)} if status == Status.COMPLETE else {"error": error}
             if traceback and status != Status.COMPLETE:
                 data["traceback"] = traceback

@@ -120,3 +120,6 @@ CREATE TABLE wf_code (
 ALTER TABLE wf_instances ADD COLUMN success_retention REAL;
 ALTER TABLE wf_instances ADD COLUMN error_retention REAL;
 CREATE INDEX wf_instances_ended ON wf_instances (workflow, ended_at) WHERE ended_at IS NOT NULL;
+
+-- migration 8: terminate with rollback: the runner unwinds the instance's rollback handlers, then ends it terminated
+ALTER TABLE wf_instances ADD COLUMN terminating INTEGER NOT NULL DEFAULT 0;

@@ -8,6 +8,7 @@ import asyncio
 import json
 from pathlib import Path
 
+from wf import NonRetryableError
 from wf.testing import from_config
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -45,6 +46,19 @@ def test_payment_fails_twice_then_succeeds():
         await inst.wait_for_status("complete")
         payment = [s for s in await inst.steps() if s["name"] == "process-payment"][0]
         assert payment["attempts"] == [False, False, True]
+
+    scenario(test)
+
+
+def test_a_shipment_that_fails_for_good_refunds_the_payment():
+    async def test(t):
+        inst = t.introspect_instance("order-processing", "refund-1")
+        inst.modify(lambda m: m.mock_step_error("create-shipment", NonRetryableError("no courier")))
+        await t.create("order-processing", ORDER, id="refund-1")
+        await inst.wait_for_status("errored")
+        assert (await inst.status())["rollback"] == {"outcome": "complete", "error": None}
+        undone = [s for s in (await inst.describe())["steps"] if s["type"] == "rollback"]
+        assert [(s["name"], s["output"]) for s in undone] == [("process-payment", {"refunded": "txn-o-1001"})]
 
     scenario(test)
 

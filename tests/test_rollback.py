@@ -65,7 +65,9 @@ class FailingUndoWorkflow(WorkflowEntrypoint):
 
         retry_fast = {"retries": {"limit": 2, "delay": "1 second", "backoff": "constant"}, "timeout": "5 seconds"}
         await step.do("a", lambda: 1, rollback=undo("a"))
-        await step.do("b", lambda: 2, rollback=undo("b", fails=True), rollback_config={"retries": {"limit": 0}})
+        await step.do(
+            "b", lambda: 2, rollback=undo("b", fails=True), rollback_config={"retries": {"limit": 0, "delay": 0}}
+        )
         await step.do("c", lambda: 3, rollback=lambda: flaky_undo(), rollback_config=retry_fast)
 
         def boom():

@@ -34,8 +34,6 @@ if TYPE_CHECKING:  # the async side (asyncio, threads) is imported only by those
     from .runtime.clock import Clock
     from .runtime.store.aio import AsyncStore
 
-SUBSCRIBE_PAGE = 1000  # log entries a subscription reads at once
-SUBSCRIBE_POLL = 0.1  # seconds between reads of a subscription that has caught up
 _List = list  # `list` inside Client names its method
 LIST_MAX = 1_000_000_000  # instances a list may ask for or skip (SQLite integers are 64-bit; keep far from it)
 
@@ -419,48 +417,12 @@ class Client:
         after: int | None = None,
         iso: bool = False,
     ) -> Iterator[dict]:
-        """The instance's events, as Cloudflare's `instance.subscribe()` gives them: its whole log
-        first, then each new event as it is written, until the instance ends (a run that a restart
-        replaced does not end it). `types` keeps only those event types (the end still ends it);
-        `after` is the `eventId` of the last event already handled, to resume after it. Times are
-        epoch seconds, or ISO 8601 strings with `iso` (as JSON output writes them)."""
-        row = self.get(id, workflow)
-        wanted, cursor = subscription_options(types, after)
-        while True:
-            events, cursor, over = self.subscription_page(row, cursor, wanted, iso)
-            yield from events
-            if over:
-                return
-            if len(events) < SUBSCRIBE_PAGE:
-                time.sleep(SUBSCRIBE_POLL)
+        """The instance's events, as Cloudflare's `instance.subscribe()` gives them (see
+        wf/subscriptions.py): `types` keeps only those event types (the end still ends it); `after`
+        is the `eventId` of the last event handled; times are epoch seconds, or ISO with `iso`."""
+        from . import subscriptions
 
-    def subscription_page(
-        self, row: InstanceRow, after: int, types: frozenset[str] | None = None, iso: bool = False
-    ) -> tuple[_List[dict], int, bool]:
-        """One read of a subscription: the events after `after` (of `types`, when given), where to
-        read on from, and whether the subscription is over: the instance is gone, or has ended
-        with nothing after its end. The status is read before the log, so an end written between
-        the two reads is delivered before the subscription says it is over."""
-        from .runtime.events import ID_SLOTS, event_json, instance_event, numbered
-
-        now = self.store.get_by_seq(row.seq)
-        entry = after // ID_SLOTS  # the log entry of the event `after` names: read it again, skip up to it
-        raw = self.store.history(max(0, entry - 1), row.seq, None, SUBSCRIBE_PAGE)
-        rows = [(h, i) for h, i in numbered(self._expand(raw)) if i > after]
-        ended = now is None or now.status in TERMINAL
-        if raw:
-            last = instance_event(raw[-1].type)
-            ended = ended and last is not None and last.ends and len(raw) < SUBSCRIBE_PAGE
-        if rows:
-            after = rows[-1][1]
-        events = [event_json(h, i, iso) for h, i in rows if types is None or h.type in types]
-        return events, after, ended
-
-    @staticmethod
-    def _expand(rows: _List[HistoryRow]) -> _List[HistoryRow]:
-        from .runtime.history import expand
-
-        return expand(rows)
+        return subscriptions.follow(self, self.get(id, workflow), types, after, iso)
 
     def last_history_seq(self) -> int:
         """The number of the newest event log entry (0 when there is none)."""
@@ -560,28 +522,6 @@ class Client:
             after=after,
             limit=limit,
         )
-
-
-def subscription_options(types: Iterable[str] | str | None, after: int | None) -> tuple[frozenset[str] | None, int]:
-    """`subscribe()`'s options, checked: the event types to keep (None: all) and the cursor."""
-    if isinstance(types, str):
-        types = [types]
-    wanted = None
-    if types is not None:
-        wanted = frozenset(types)
-        bad = [t for t in wanted if not isinstance(t, str) or not t]
-        if bad or not wanted:
-            raise ValidationError(
-                f"subscribe types {sorted(map(str, bad)) if bad else []!r} must be event type names",
-                'pass a list such as ["step_completed", "workflow_completed"], or None for every event',
-            )
-    if after is None:
-        return wanted, 0
-    if isinstance(after, bool) or not isinstance(after, int) or after < 0:
-        raise ValidationError(
-            f"subscribe cursor {after!r} is not an eventId", "pass the eventId of the last event handled, or None"
-        )
-    return wanted, after
 
 
 def _expired(row: InstanceRow) -> dict:

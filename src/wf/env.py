@@ -14,10 +14,11 @@ from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .client import SUBSCRIBE_PAGE, SUBSCRIBE_POLL, AsyncClient, Client, subscription_options
+from .client import AsyncClient, Client
 from .config import Config, load_config
 from .errors import ValidationError
 from .runtime.engine import stop_if_own
+from .subscriptions import SUBSCRIBE_PAGE, SUBSCRIBE_POLL, page, subscription_options
 
 if TYPE_CHECKING:
     from .runtime.store.aio import AsyncStore
@@ -167,7 +168,7 @@ class AsyncInstance:
         client = self._sync._client
         row = await self._a.call(client.get, self.id, self.workflow)
         while True:
-            events, cursor, over = await self._a.call(client.subscription_page, row, cursor, wanted)
+            events, cursor, over = await self._a.call(page, client, row, cursor, wanted)
             for event in events:
                 yield event
             if over:

@@ -399,7 +399,7 @@ class Explorer:
         `?filter=a,b` (or repeated) keeps only those event types."""
         from starlette.responses import StreamingResponse
 
-        from ..client import SUBSCRIBE_POLL, subscription_options
+        from ..subscriptions import SUBSCRIBE_POLL, page, subscription_options
 
         w = self._workflow(request)
         row = await self._instance(request, w.name)
@@ -411,7 +411,7 @@ class Explorer:
         async def stream():
             after, over, idle = cursor, False, 0
             while not over:
-                events, after, over = await self.call(self.client.subscription_page, row, after, wanted, True)
+                events, after, over = await self.call(page, self.client, row, after, wanted, True)
                 for event in events:
                     yield f"id: {event['eventId']}\ndata: {json.dumps(event, default=str)}\n\n"
                 if events or over:

@@ -35,7 +35,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from ..client import Client, subscription_options
+from ..client import Client
 from ..config import Config, WorkflowConfig, load_config
 from ..errors import ValidationError, rebuild_error
 from ..loader import load_workflow_classes
@@ -43,6 +43,8 @@ from ..runtime import steps as kinds
 from ..runtime.clock import FakeClock
 from ..runtime.runner import Runner
 from ..runtime.status import STATUSES, TERMINAL
+from ..subscriptions import page as read_page
+from ..subscriptions import subscription_options
 from .mocks import Modifier, WorkflowTestError, _apply, _Plan, _Registry, _selector
 
 __all__ = [
@@ -184,7 +186,7 @@ class InstanceIntrospector:
 
         def read() -> bool | None:
             nonlocal cursor, over
-            events, cursor, over = client.subscription_page(row, cursor, wanted)
+            events, cursor, over = read_page(client, row, cursor, wanted)
             page.extend(events)
             return True if page or over else None
 

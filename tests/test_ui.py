@@ -360,7 +360,7 @@ def test_an_open_instance_page_gets_each_change_from_the_log_and_the_server_stil
 
 
 @pytest.mark.slow
-def test_a_page_drawn_while_a_resumed_instance_was_queued_shows_it_running_again(project, devs, client):
+def test_a_page_drawn_while_a_resumed_instance_was_queued_shows_it_waiting_again(project, devs, client):
     """A resumed instance goes back to running when a runner takes it, and waiting again where it
     waited, without a new step event: that return must be in the log too. It was not, and a page
     drawn while the instance was queued (its live stream follows the log) said Queued for ever

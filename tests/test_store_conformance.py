@@ -438,6 +438,16 @@ def test_history_follows_the_instance(store):
     assert store.history(after=last.seq) == []
 
 
+def test_a_long_batch_of_log_lines_is_kept_whole_and_in_order(store):
+    """More lines than PostgreSQL's multi-row INSERT takes at once (postgres.py) go in whole, in order."""
+    [row] = create(store, "a")
+    lines = [(T0 + i / 1000, "log", None, None, {"stream": "stdout", "line": f"line {i}"}) for i in range(1201)]
+    batch(store, lambda: store.append_history(row.seq, lines))
+    logged = [h for h in store.history(instance=row.seq, limit=2000) if h.type == "log"]
+    assert [h.data["line"] for h in logged] == [f"line {i}" for i in range(1201)]
+    assert [h.seq for h in logged] == sorted(h.seq for h in logged)
+
+
 # -- the web UI's instance pages (issue 12) ---------------------------------------------
 
 

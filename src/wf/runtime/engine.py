@@ -137,6 +137,7 @@ class Execution:
     def __init__(self, host, row, workflow_cls, step_limit: int, rows: list[StepRow], env: Any):
         self.host, self.row, self.cls, self.step_limit, self.env = host, row, workflow_cls, step_limit, env
         self.seq, self.gen = row.seq, row.gen
+        self.status = row.status  # the instance's status as the store last told it (claim, commits)
         self.history = {s.key: s for s in rows}
         self.next_pos = max((s.pos for s in rows), default=-1) + 1
         self.counters: dict[tuple[str, str], int] = defaultdict(int)
@@ -245,14 +246,20 @@ class Execution:
         )
         if status is None:
             raise self.interrupt("lost")
+        self.status = status
         report(self.row, write.events)
         if status == "waitingForPause":
             self.pause_pending = True
 
     async def hold_waiting(self, rec: StepRow) -> None:
-        """On replay into a pending timer, record the instance as waiting again."""
+        """On replay into a pending timer, record the instance as waiting again. When that changes
+        its status (a resumed instance was queued, then running from its claim), the event log says
+        so: live pages and `wf tail` follow the log, and would show it queued or running for ever."""
         status, wake = self.instance_state(rec.wake_at)
-        await self.commit(StepWrite(rec, instance_status=status, instance_wake_at=wake))
+        events = []
+        if status == "waiting" and self.status != "waiting":
+            events.append(LogEvent(self.clock.now(), InstanceEvent.WAITING.value))
+        await self.commit(StepWrite(rec, instance_status=status, instance_wake_at=wake, events=events))
 
     def interrupt(self, reason: str, cause: BaseException | None = None) -> Interrupt:
         """The Interrupt that stops this execution, remembered: run() code that catches it (an

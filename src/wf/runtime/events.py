@@ -57,6 +57,9 @@ class InstanceEvent(StrEnum):
     RESUMED = "workflow_resumed", "queued"
     RESTARTED = "workflow_restarted", "queued", True
     WAITING_FOR_PAUSE = "workflow_waiting_for_pause", "waitingForPause"
+    # waiting again with no step event of its own: a replay found the wait it had been in (after a
+    # resume, the claim made the queued instance running); readers that follow the log learn it here
+    WAITING = "workflow_waiting", "waiting"
     EVENT_RECEIVED = "event_received"
     RUNNER_LOST = "runner_lost"
     LOG = "log"  # a line printed or logged by workflow code

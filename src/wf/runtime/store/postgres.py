@@ -112,7 +112,7 @@ class PostgresDB:
             max_size=max(1, pool_size),
             open=False,
             name="wf",
-            kwargs={"autocommit": False, "connect_timeout": CONNECT_TIMEOUT, **_session(url, durability, lease)},
+            kwargs={"autocommit": True, "connect_timeout": CONNECT_TIMEOUT, **_session(url, durability, lease)},
         )
         try:
             self.pool.open(wait=True, timeout=CONNECT_TIMEOUT)
@@ -199,28 +199,36 @@ class PostgresDB:
         )
 
     # -- statements and transactions -----------------------------------------------------
+    #
+    # A write transaction runs in libpq's pipeline mode: BEGIN, the statements, savepoints and
+    # COMMIT are sent without waiting for each answer, and the connection waits only where the
+    # caller reads a result (a fetch or a rowcount) and once at COMMIT. Across a network each wait
+    # is a round trip; a step commit costs one or two of them instead of one per statement. A
+    # read outside a write runs its statements one by one in autocommit (no BEGIN or COMMIT to wait
+    # for; under READ COMMITTED each statement had its own snapshot anyway).
 
     @property
-    def _conn(self):
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
+    def _tx(self) -> _Tx:
+        tx = getattr(self._local, "tx", None)
+        if tx is None:
             raise RuntimeError("a PostgreSQL statement outside a transaction")
-        return conn
+        return tx
 
-    def execute(self, name: str, params: dict, parts: dict[str, str]):
+    def execute(self, name: str, params: dict, parts: dict[str, str]) -> _Result:
         text, params = self.dialect.prepare(name, params, parts)
-        return self._conn.execute(text, params)
+        tx = self._tx
+        return _Result(tx.conn.execute(text, params), tx.pipe)
 
     def executemany(self, name: str, rows: list[dict]) -> None:
         text, _ = self.dialect.query(name)
-        self._conn.cursor().executemany(text, rows)
+        self._tx.writable().conn.cursor().executemany(text, rows)
 
     def notify(self, note: str) -> None:
         """Wake the workers when this transaction commits (PostgreSQL drops duplicates within it)."""
-        self._conn.execute("SELECT pg_notify(%s, %s)", (self.channel, note))
+        self._tx.writable().conn.execute("SELECT pg_notify(%s, %s)", (self.channel, note))
 
     def lock(self, key: str) -> None:
-        self._conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (key,))
+        self._tx.writable().conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (key,))
 
     def listen_statement(self):
         """`LISTEN <channel>`, quoted, for the runner's notification connection."""
@@ -229,19 +237,24 @@ class PostgresDB:
     @contextmanager
     def transaction(self):
         """A transaction on this thread, or a savepoint of the one already open."""
-        conn = getattr(self._local, "conn", None)
-        if conn is not None:
-            with conn.transaction():
+        tx = getattr(self._local, "tx", None)
+        if tx is not None:
+            with tx.writable().savepoint():
                 yield self
             return
         try:
-            with self.pool.connection() as conn:
-                self._local.conn = conn
+            with self.pool.connection() as conn, conn.pipeline() as pipe:
+                self._local.tx = tx = _Tx(conn, pipe)
                 try:
-                    with conn.transaction():
-                        yield self
+                    conn.execute("BEGIN")
+                    yield self
+                    conn.execute("COMMIT")
+                    pipe.sync()
+                except BaseException:
+                    tx.rollback()
+                    raise
                 finally:
-                    self._local.conn = None
+                    self._local.tx = None
         except psycopg.Error as exc:
             if _deadlock(exc):
                 raise _Retry() from exc
@@ -252,7 +265,7 @@ class PostgresDB:
             raise
 
     def writing(self, fn: Callable[[], Any]) -> Any:
-        if getattr(self._local, "conn", None) is not None:
+        if getattr(self._local, "tx", None) is not None:
             return fn()
 
         def attempt():
@@ -264,32 +277,130 @@ class PostgresDB:
         except _Retry as exc:
             raise self.error(exc.__cause__ or exc) from None
 
-    reading = writing
+    def reading(self, fn: Callable[[], Any]) -> Any:
+        if getattr(self._local, "tx", None) is not None:
+            return fn()
+        try:
+            with self.pool.connection() as conn:
+                self._local.tx = _Tx(conn, None)
+                try:
+                    return fn()
+                finally:
+                    self._local.tx = None
+        except psycopg.Error as exc:
+            raise self.error(exc) from None
+        except Exception as exc:
+            if type(exc).__module__.startswith("psycopg_pool"):
+                raise self.error(exc) from None
+            raise
 
     def batch(self, ops: list[Callable[[], Any]]) -> list[Any]:
         """Several writers' operations in one transaction (group commit), each under a savepoint:
         one op's failure is returned as its result and does not undo the others. A deadlock runs the
-        whole batch again; a failure of the database itself fails the whole batch."""
+        whole batch again; a failure of the database itself fails the whole batch.
 
-        def run() -> list[Any]:
-            results: list[Any] = []
-            for op in ops:
-                try:
-                    with self._conn.transaction():
-                        results.append(op())
-                except psycopg.Error as exc:
-                    if isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError) or _deadlock(exc):
-                        raise
-                    results.append(Failed(self.error(exc)))
-                except StoreError as exc:
-                    if exc.transient:
-                        raise
-                    results.append(Failed(exc))
-                except Exception as exc:
-                    results.append(Failed(exc))
-            return results
+        The ops are pipelined, so a statement that fails may be reported while a later op reads
+        its own results: then the batch is rolled back and run again with a wait after each op,
+        which pins the failure on its op."""
+        try:
+            return self.writing(lambda: self._batch(ops, careful=False))
+        except StoreError as exc:
+            if exc.transient or getattr(self._local, "tx", None) is not None:
+                raise
+        return self.writing(lambda: self._batch(ops, careful=True))
 
-        return self.writing(run)
+    def _batch(self, ops: list[Callable[[], Any]], careful: bool) -> list[Any]:
+        tx = self._tx
+        results: list[Any] = []
+        for op in ops:
+            try:
+                with tx.savepoint(careful):
+                    results.append(op())
+            except psycopg.Error as exc:
+                if not careful or isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError) or _deadlock(exc):
+                    raise
+                results.append(Failed(self.error(exc)))
+            except StoreError as exc:
+                if exc.transient:
+                    raise
+                results.append(Failed(exc))
+            except Exception as exc:
+                results.append(Failed(exc))
+        return results
+
+
+class _Tx:
+    """This thread's connection while it runs a transaction (`pipe` set) or a read (`pipe` None)."""
+
+    __slots__ = ("conn", "pipe", "depth")
+
+    def __init__(self, conn, pipe):
+        self.conn, self.pipe, self.depth = conn, pipe, 0
+
+    def writable(self) -> _Tx:
+        if self.pipe is None:
+            raise RuntimeError("a PostgreSQL write inside a read")
+        return self
+
+    @contextmanager
+    def savepoint(self, wait: bool = False):
+        """A savepoint around the block, rolled back if it raises. `wait`: make sure the block's
+        statements ran (one round trip) before leaving it, so that their errors are its own."""
+        self.depth += 1
+        name = f"wf_{self.depth}"
+        self.conn.execute(f"SAVEPOINT {name}")
+        try:
+            yield
+            if wait:
+                self.pipe.sync()
+        except BaseException as exc:
+            if isinstance(exc, psycopg.Error):
+                self._settle()
+            self.conn.execute(f"ROLLBACK TO SAVEPOINT {name}")
+            if isinstance(exc, psycopg.Error):
+                self.pipe.sync()  # back on track, or the error is the transaction's
+            raise
+        else:
+            self.conn.execute(f"RELEASE SAVEPOINT {name}")
+        finally:
+            self.depth -= 1
+
+    def _settle(self) -> None:
+        """After a failed statement: read what the pipeline still holds, errors included."""
+        try:
+            self.pipe.sync()
+        except psycopg.Error:
+            pass
+
+    def rollback(self) -> None:
+        try:
+            self._settle()
+            self.conn.execute("ROLLBACK")
+            self.pipe.sync()
+        except Exception:  # a broken connection: the pool throws it away
+            pass
+
+
+class _Result:
+    """A statement's results. In a pipelined transaction they arrive later: the first read of
+    them (rows or the row count) waits for them (a round trip with whatever else is queued)."""
+
+    __slots__ = ("cursor", "pipe")
+
+    def __init__(self, cursor, pipe):
+        self.cursor, self.pipe = cursor, pipe
+
+    def fetchone(self):
+        return self.cursor.fetchone()
+
+    def fetchall(self) -> list:
+        return self.cursor.fetchall()
+
+    @property
+    def rowcount(self) -> int:
+        if self.cursor.pgresult is None and self.pipe is not None:
+            self.pipe.sync()
+        return self.cursor.rowcount
 
 
 def _deadlock(exc: BaseException) -> bool:

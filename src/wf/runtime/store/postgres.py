@@ -230,6 +230,12 @@ class PostgresDB:
     def lock(self, key: str) -> None:
         self._tx.writable().conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (key,))
 
+    @contextmanager
+    def savepoint(self):
+        """Undo the block's writes if it raises, inside the open transaction (no round trip)."""
+        with self._tx.writable().savepoint():
+            yield
+
     def listen_statement(self):
         """`LISTEN <channel>`, quoted, for the runner's notification connection."""
         return sql.SQL("LISTEN {}").format(sql.Identifier(self.channel))

@@ -100,6 +100,18 @@ SELECT status, paused_at FROM wf_instances WHERE seq = :seq {for_update}
 -- name: insert_event
 INSERT INTO wf_events (instance, type, payload, created_at) VALUES (:seq, :type, :payload, :now) RETURNING seq
 
+-- An event is stored only for an instance that has not ended (the row is locked first).
+-- name: insert_event_if_open
+INSERT INTO wf_events (instance, type, payload, created_at)
+SELECT seq, :type, :payload, :now FROM wf_instances
+WHERE seq = :seq AND status NOT IN ('complete', 'errored', 'terminated')
+RETURNING seq
+
+-- name: log_if_open
+INSERT INTO wf_history (instance, at, type, data)
+SELECT seq, :at, :type, :data FROM wf_instances
+WHERE seq = :seq AND status NOT IN ('complete', 'errored', 'terminated')
+
 -- name: wake_if_waiting
 UPDATE wf_instances SET wake_at = :now WHERE seq = :seq AND status = 'waiting'
 

@@ -244,7 +244,7 @@ class Runner:
         caps = {n: r.concurrency_limit for n, r in self.workflows.items() if r.concurrency_limit}
         due = await self.astore.call(self.store_ops.next_wake, names, caps, self.only)
         room = len(self._tasks) < self.concurrency or any(x.is_idle() for x in self.executions.values())
-        if due is not None and due <= self.clock.now() and room:
+        if due is not None and due <= self.clock.now() and room and self._window_room() > 0:
             self.wake()
             return True
         return await self._poke_waiters() > 0
@@ -268,8 +268,10 @@ class Runner:
         if kind in ("e", "c") and arg.isdigit():
             x = self.executions.get(int(arg))
             if x is not None:
-                if kind == "e":
+                if kind == "e":  # it is here already: nothing to claim, no store work before its own
                     x.poke()
+                    self.activity()
+                    return
                 else:
                     self.background(self._check_control(x), f"checking instance {x.row.id} for a control change")
         self.wake()
@@ -295,8 +297,8 @@ class Runner:
             x.suspend_types = list(x.wait_types)
             x.task.cancel()
 
-    def _spawn(self, row) -> None:
-        task = asyncio.get_running_loop().create_task(self._drive(row))
+    def _spawn(self, row, loaded: tuple[list, int] | None = None) -> None:
+        task = asyncio.get_running_loop().create_task(self._drive(row, loaded))
         self._tasks.add(task)
         task.add_done_callback(self._task_done)
 
@@ -307,10 +309,13 @@ class Runner:
             log.error("an instance's execution failed: %s: %s", type(exc).__name__, exc)
         self.activity()
 
-    async def _drive(self, row) -> None:
+    async def _drive(self, row, loaded: tuple[list, int] | None = None) -> None:
+        """Run a claimed instance; `loaded`: its steps and losses, read with its claim."""
         reg = self.workflows[row.workflow]
         try:
-            rows, losses = await self.astore.call(self.store_ops.load_run, row.seq, steps.progress_events())
+            if loaded is None:
+                loaded = await self.astore.call(self.store_ops.load_run, row.seq, steps.progress_events())
+            rows, losses = loaded
         except Exception as exc:
             log.error("could not load instance %s (%s); it will be run again", row.id, exc)
             return await self._hand_back(row.seq, row.gen, self.clock.now() + 1)
@@ -435,32 +440,57 @@ class Runner:
                 await self._reap(now)
                 next_reap = now + self.reap_interval
             next_tick = await self.crons.fire_due() if self.trusted() else math.inf  # a fired one starts at once
-            free = self.concurrency - len(self._tasks) if self.trusted() else 0  # loading ones count too
+            room = self.concurrency - len(self._tasks) if self.trusted() else 0  # loading ones count too
+            free = min(room, self._window_room())
             rows = []
             if free > 0:
-                rows = await self.astore.call(
-                    self.store_ops.claim, self.owner, now, self.lease, free, names, caps, self.only
+                claimed = await self.astore.call(
+                    self.store_ops.claim_runs,
+                    self.owner,
+                    now,
+                    self.lease,
+                    free,
+                    names,
+                    caps,
+                    self.only,
+                    steps.progress_events(),
                 )
-                for row in rows:
-                    self._spawn(row)
+                for row, done, losses in claimed:
+                    rows.append(row)
+                    self._spawn(row, (done, losses))
                     if row.started_at == now:  # its first claim: the store logged it as started
                         report(row, [LogEvent(now, InstanceEvent.STARTED.value)])
             if rows and len(rows) == free:
                 await asyncio.sleep(0)
                 continue
             due = None
-            if free > len(rows) or free <= 0:
+            if free > len(rows) or (room <= 0 and free <= 0):  # (a full window: woken as instances finish)
                 due = await self.astore.call(self.store_ops.next_wake, names, caps, self.only)
-            if free <= 0 and self.trusted() and due is not None and due <= now:
+            if room <= 0 and self.trusted() and due is not None and due <= now:
                 self._make_room()  # those suspended wake this loop as they finish
                 due = None
             await self._sleep_until(min(due if due is not None else math.inf, next_reap, next_tick))
 
     def now_idle(self, x: Execution) -> None:
-        """An instance in memory started to wait: if the runner is full, look again for due work."""
-        if len(self._tasks) >= self.concurrency:
+        """An instance in memory started to wait: if the runner is full (or its claim window
+        was), look again for due work."""
+        windowed = self.coord is not None and self.coord.claim_window is not None
+        if len(self._tasks) >= self.concurrency or (windowed and self._window_room() == 1):
             self.wake()
         self.activity()
+
+    def _window_room(self) -> int:
+        """How many more instances this runner may take on now by its coordination's claim window
+        (instances that only wait do not count): on PostgreSQL a worker does not claim every due
+        instance at once, so that the other workers find work too."""
+        window = self.coord.claim_window if self.coord is not None else None
+        if window is None:
+            return self.concurrency
+        return window - sum(1 for x in self.executions.values() if not x.is_idle()) - self._loading()
+
+    def _loading(self) -> int:
+        """Claimed instances whose execution is not in memory yet."""
+        return max(0, len(self._tasks) - len(self.executions))
 
     def _make_room(self) -> None:
         """The runner is full and work is due: suspend instances that only wait (they hold no

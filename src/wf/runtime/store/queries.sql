@@ -68,6 +68,17 @@ UNION
 SELECT w.waiter FROM wf_waits w LEFT JOIN wf_instances t ON t.seq = w.target
 WHERE w.waiter {in:seqs} AND (t.seq IS NULL OR t.status IN ('complete', 'errored', 'terminated'))
 
+-- The steps of several instances at once (a runner's claimed batch), by instance then position.
+-- name: steps_of_many
+SELECT instance, {step_columns} FROM wf_steps WHERE instance {in:seqs} ORDER BY instance, pos
+
+-- losses_since_progress for several instances at once; an instance with none has no row.
+-- name: losses_of_many
+SELECT h.instance, count(*) FROM wf_history h
+WHERE h.instance {in:seqs} AND h.type = 'runner_lost' AND h.seq > COALESCE(
+  (SELECT max(p.seq) FROM wf_history p WHERE p.instance = h.instance AND p.type {in:progress}), 0)
+GROUP BY h.instance
+
 -- name: losses_since_progress
 SELECT count(*) FROM wf_history
 WHERE instance = :seq AND type = 'runner_lost' AND seq > COALESCE(

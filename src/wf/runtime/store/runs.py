@@ -11,7 +11,7 @@ from typing import Any
 
 from ...errors import ConflictError
 from ..status import Status
-from .base import InstanceRow, StepRow, StepWrite, from_json, instance_from_row, to_json
+from .base import InstanceRow, StepRow, StepWrite, from_json, instance_from_row, step_from_row, to_json
 from .ops import Undone, _read, _step_params, _write
 from .waits import WaitOps
 
@@ -80,6 +80,38 @@ class RunnerOps(WaitOps):
             if row.started_at == now:
                 self._log(row.seq, now, "workflow_started")
         return claimed
+
+    def claim_runs(
+        self,
+        owner: str,
+        now: float,
+        lease: float,
+        limit: int,
+        workflows: list[str],
+        caps: dict[str, int] | None = None,
+        only: list[int] | None = None,
+        progress: Iterable[str] = (),
+    ) -> list[tuple[InstanceRow, list[StepRow], int]]:
+        """`claim`, with what each claimed instance needs to run (`load_run`'s answer) read in the same
+        transaction: two statements for the whole batch, whose answers arrive with the commit."""
+        claimed, steps, losses = self._claim_and_read(owner, now, lease, limit, workflows, caps, only, progress)
+        if not claimed:
+            return []
+        by_seq: dict[int, list[StepRow]] = {r.seq: [] for r in claimed}
+        for row in steps.fetchall():
+            by_seq[row[0]].append(step_from_row(row[1:]))
+        lost = {seq: int(n) for seq, n in losses.fetchall()}
+        return [(r, by_seq[r.seq], lost.get(r.seq, 0)) for r in claimed]
+
+    @_write
+    def _claim_and_read(self, owner, now, lease, limit, workflows, caps, only, progress) -> tuple[list, Any, Any]:
+        claimed = self.claim(owner, now, lease, limit, workflows, caps, only)
+        if not claimed:
+            return claimed, None, None
+        seqs = [r.seq for r in claimed]
+        steps = self._run("steps_of_many", seqs=seqs)
+        losses = self._run("losses_of_many", seqs=seqs, progress=list(progress))
+        return claimed, steps, losses
 
     def _claim_due(
         self, owner: str, now: float, lease: float, limit: int, workflows: list[str], extra: str, **params: Any

@@ -224,6 +224,24 @@ def test_run_batch_isolates_a_failing_op(store):
     assert [s.name for s in store.steps(a.seq)] == ["a"] and [s.name for s in store.steps(b.seq)] == ["x"]
 
 
+def test_claim_runs_reads_what_each_claimed_instance_needs(store):
+    """claim_runs answers, for each instance it claims, what load_run would: its steps and losses."""
+    create(store, "a", "b")
+    row = claim_one(store, owner="dead")
+    done = StepWrite(step(), events=[LogEvent(T0 + 2, "step_ok", "a", 1, {"startedAt": T0 + 1})])
+    batch(store, lambda: store.commit_step("dead", row.seq, row.gen, done, T0 + 2))
+    assert store.release_owner("dead", T0 + 3) == 1
+    claimed = store.claim_runs("r2", T0 + 4, 30.0, 5, ["w"], None, None, PROGRESS)
+    assert sorted(r.id for r, _, _ in claimed) == ["a", "b"]
+    for r, done_steps, losses in claimed:
+        assert (done_steps, losses) == store.load_run(r.seq, PROGRESS), r.id
+    assert {r.id: ([s.name for s in done_steps], losses) for r, done_steps, losses in claimed} == {
+        "a": (["a"], 1),
+        "b": ([], 0),
+    }
+    assert store.claim_runs("r3", T0 + 4, 30.0, 5, ["w"]) == []
+
+
 def test_finish_instance_ends_and_releases(store):
     create(store, "a")
     row = claim_one(store)
@@ -539,6 +557,29 @@ def pg_schema():
     schema = Schema(require_base_url())
     yield schema
     schema.drop()
+
+
+@pytest.mark.postgres
+def test_postgres_batch_isolates_an_op_whose_statement_the_database_refuses(pg_schema, tmp_path):
+    """The ops' statements are pipelined, so PostgreSQL may report the refusal while a later op
+    reads its results: the batch is then run again op by op, and only the guilty op fails. (On
+    SQLite any driver error fails the whole batch, as a failure of the database.)"""
+    store = open_store(tmp_path, pg_schema.url)
+    create(store, "a", "b")
+    a, b = store.claim("r1", T0 + 1, 30.0, 2, ["w"])
+    refused = {"seq": a.seq, "type": None, "payload": None, "now": T0}  # wf_events.type is NOT NULL
+    results = store.run_batch(
+        [
+            lambda: store.commit_step("r1", a.seq, a.gen, StepWrite(step()), T0 + 2),
+            lambda: store.db.execute("insert_event", refused, {}),
+            lambda: store.commit_step("r1", b.seq, b.gen, StepWrite(step(name="x")), T0 + 2),
+        ]
+    )
+    assert results[0] == "running" and results[2] == "running", results
+    assert isinstance(results[1], Failed) and isinstance(results[1].exc, StoreError), results
+    assert [s.name for s in store.steps(a.seq)] == ["a"] and [s.name for s in store.steps(b.seq)] == ["x"]
+    assert [e for e, _ in store.events(a.seq)] == []
+    store.close()
 
 
 @pytest.mark.postgres

@@ -321,7 +321,8 @@ class PostgresDB:
         for op in ops:
             try:
                 with tx.savepoint(careful):
-                    results.append(op())
+                    result = op()
+                results.append(result)  # (careful: its statements ran; they may fail on leaving)
             except psycopg.Error as exc:
                 if not careful or isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError) or _deadlock(exc):
                     raise
@@ -349,22 +350,30 @@ class _Tx:
         return self
 
     @contextmanager
-    def savepoint(self, wait: bool = False):
-        """A savepoint around the block, rolled back if it raises. `wait`: make sure the block's
-        statements ran (one round trip) before leaving it, so that their errors are its own."""
+    def savepoint(self, careful: bool = False):
+        """A savepoint around the block, rolled back if the block raises. A statement that fails
+        stops the pipeline (what follows it, this SAVEPOINT maybe, is skipped): the error is
+        passed on and the transaction is lost, unless `careful`, where the block's statements are
+        waited for before it is left (one round trip), so that a failure is known to be the
+        block's, and undone, and the transaction goes on."""
         self.depth += 1
         name = f"wf_{self.depth}"
         self.conn.execute(f"SAVEPOINT {name}")
         try:
             yield
-            if wait:
+            if careful:
                 self.pipe.sync()
-        except BaseException as exc:
-            if isinstance(exc, psycopg.Error):
-                self._settle()
+        except psycopg.Error:
+            if not careful:
+                raise
+            self._settle()
             self.conn.execute(f"ROLLBACK TO SAVEPOINT {name}")
-            if isinstance(exc, psycopg.Error):
-                self.pipe.sync()  # back on track, or the error is the transaction's
+            self.conn.execute(f"RELEASE SAVEPOINT {name}")
+            self.pipe.sync()  # back on track, or the error is the transaction's
+            raise
+        except BaseException:
+            self.conn.execute(f"ROLLBACK TO SAVEPOINT {name}")
+            self.conn.execute(f"RELEASE SAVEPOINT {name}")
             raise
         else:
             self.conn.execute(f"RELEASE SAVEPOINT {name}")

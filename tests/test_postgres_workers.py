@@ -345,14 +345,14 @@ def test_four_workers_1000_orders_one_killed(tmp_path, stub_service, pg_store_ur
 
 
 def test_workers_with_room_for_every_instance_still_share_a_burst(project, pg_store_url, workers):
-    """Each worker has room for all 400 instances (--concurrency 1000), and the first to hear of a
-    batch could claim it whole; it claims at most its window of busy instances instead, so that
-    the others run their share from the start."""
+    """Each worker has room for all 400 instances (--concurrency 1000), created in one transaction,
+    and the first worker to hear of them could claim them all; it claims at most its window of
+    busy instances instead, so that the others run their share from the start."""
     client = Client(load_config(project / "wrangler.jsonc", store=pg_store_url))
     pool = workers(4, concurrency=1000)
     ids = [f"burst-{i:03d}" for i in range(400)]
-    for at in range(0, len(ids), 100):
-        client.create_batch("ledger-flow", [{"id": i, "params": {"work": 0.2}} for i in ids[at : at + 100]])
+    items = [{"workflow": "ledger-flow", "id": i, "params": json.dumps({"work": 0.2})} for i in ids]
+    client.store.create_instances(items, time.time())  # one commit, one note (create_batch takes 100 at most)
 
     def done():
         for w in pool:

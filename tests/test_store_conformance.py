@@ -225,13 +225,16 @@ def test_run_batch_isolates_a_failing_op(store):
 
 
 def test_claim_runs_reads_what_each_claimed_instance_needs(store):
-    """claim_runs answers, for each instance it claims, what load_run would: its steps and losses."""
+    """claim_runs answers, for each instance it claims, what load_run would (its steps and losses),
+    and what next_wake would once they are claimed."""
     create(store, "a", "b")
     row = claim_one(store, owner="dead")
     done = StepWrite(step(), events=[LogEvent(T0 + 2, "step_ok", "a", 1, {"startedAt": T0 + 1})])
     batch(store, lambda: store.commit_step("dead", row.seq, row.gen, done, T0 + 2))
     assert store.release_owner("dead", T0 + 3) == 1
-    claimed = store.claim_runs("r2", T0 + 4, 30.0, 5, ["w"], None, None, PROGRESS)
+    create(store, "later", now=T0 + 100)
+    claimed, wake = store.claim_runs("r2", T0 + 4, 30.0, 5, ["w"], None, None, PROGRESS)
+    assert wake == T0 + 100  # the earliest of what it left unclaimed
     assert sorted(r.id for r, _, _ in claimed) == ["a", "b"]
     for r, done_steps, losses in claimed:
         assert (done_steps, losses) == store.load_run(r.seq, PROGRESS), r.id
@@ -239,7 +242,7 @@ def test_claim_runs_reads_what_each_claimed_instance_needs(store):
         "a": (["a"], 1),
         "b": ([], 0),
     }
-    assert store.claim_runs("r3", T0 + 4, 30.0, 5, ["w"]) == []
+    assert store.claim_runs("r3", T0 + 4, 30.0, 5, ["w"]) == ([], T0 + 100)
 
 
 def test_finish_instance_ends_and_releases(store):

@@ -99,6 +99,7 @@ class Runner:
         self._tasks: set[asyncio.Task] = set()  # one per claimed instance
         self._background: set[asyncio.Task] = set()  # marks, log flushes, control checks
         self._unreleased: dict[int, tuple[int, float]] = {}  # seq -> (gen, wake_at): claims to hand back
+        self._backlog = True  # the last claim may have left due work for want of room (see _room_made)
         # Until when (time.monotonic()) this runner may trust its claims: the coordination moves it
         # forward with each confirmed lease renewal; no step attempt starts after it.
         self.trusted_until = math.inf
@@ -325,12 +326,16 @@ class Runner:
         x = Execution(self, row, reg.cls, reg.step_limit, rows, self.env)
         x.task = asyncio.current_task()
         self.executions[row.seq] = x
+        ended = False
         try:
-            await self._execute(x)
+            ended = await self._execute(x)
         finally:
             if self.executions.get(row.seq) is x:  # a restart may have brought in a newer one
                 del self.executions[row.seq]
-            self.wake()
+            if ended:
+                self._room_made()
+            else:  # handed back to the store: its wake time may be the next one this loop must keep
+                self.wake()
 
     async def _give_up(self, row) -> None:
         """A step keeps killing its runner: end the instance instead of crashing forever."""
@@ -347,17 +352,18 @@ class Runner:
         ):
             report(row, [_ended("errored", None, error, now)])
 
-    async def _execute(self, x: Execution) -> None:
+    async def _execute(self, x: Execution) -> bool:
+        """Run the instance until it ends (True) or stops here (False: suspended, handed back, lost)."""
         try:
             status, value = await x.execute()
         except Interrupt as stop:
-            return await self._settle(x, stop.reason, self.clock.now())
+            await self._settle(x, stop.reason, self.clock.now())
+            return False
         except asyncio.CancelledError:
             if x.stop_reason is None:
                 raise
-            return await self._settle(
-                x, x.stop_reason, x.suspend_wake if x.suspend_wake is not None else self.clock.now()
-            )
+            await self._settle(x, x.stop_reason, x.suspend_wake if x.suspend_wake is not None else self.clock.now())
+            return False
         except BaseException as exc:  # SystemExit or the like from workflow code: the instance fails
             log.exception("instance %s raised %s", x.row.id, type(exc).__name__)
             status, value = "errored", error_info(exc)
@@ -369,9 +375,11 @@ class Runner:
                 report(x.row, [_ended(*end)])
         except StoreError as exc:  # its end is not stored: it runs again (by replay) when the store is back
             log.error("could not record the end of instance %s (%s); it will be replayed", x.row.id, exc)
-            return await self._hand_back(x.seq, x.gen, self.clock.now())
+            await self._hand_back(x.seq, x.gen, self.clock.now())
+            return False
         if done and self.finished is not None:
             self.finished.put_nowait((x.seq, status))
+        return bool(done)
 
     async def _settle(self, x: Execution, reason: str, wake_at: float) -> None:
         store, now = self.store_ops, self.clock.now()
@@ -442,9 +450,9 @@ class Runner:
             next_tick = await self.crons.fire_due() if self.trusted() else math.inf  # a fired one starts at once
             room = self.concurrency - len(self._tasks) if self.trusted() else 0  # loading ones count too
             free = min(room, self._window_room())
-            rows = []
+            rows, due = [], None
             if free > 0:
-                claimed = await self.astore.call(
+                claimed, due = await self.astore.call(
                     self.store_ops.claim_runs,
                     self.owner,
                     now,
@@ -460,23 +468,38 @@ class Runner:
                     self._spawn(row, (done, losses))
                     if row.started_at == now:  # its first claim: the store logged it as started
                         report(row, [LogEvent(now, InstanceEvent.STARTED.value)])
+            # more may be due than it took: claim again as instances finish (or at once, below)
+            self._backlog = free <= 0 or len(rows) == free or bool(caps)
             if rows and len(rows) == free:
                 await asyncio.sleep(0)
                 continue
-            due = None
-            if free > len(rows) or (room <= 0 and free <= 0):  # (a full window: woken as instances finish)
+            if room <= 0:
                 due = await self.astore.call(self.store_ops.next_wake, names, caps, self.only)
+            elif free <= 0:
+                due = None  # a full claim window: the instances finishing wake this loop
             if room <= 0 and self.trusted() and due is not None and due <= now:
                 self._make_room()  # those suspended wake this loop as they finish
                 due = None
             await self._sleep_until(min(due if due is not None else math.inf, next_reap, next_tick))
 
     def now_idle(self, x: Execution) -> None:
-        """An instance in memory started to wait: if the runner is full (or its claim window
-        was), look again for due work."""
-        windowed = self.coord is not None and self.coord.claim_window is not None
-        if len(self._tasks) >= self.concurrency or (windowed and self._window_room() == 1):
+        """An instance in memory started to wait: if the runner is full, look again for due work."""
+        if len(self._tasks) >= self.concurrency:
             self.wake()
+        else:
+            self._room_made()
+        self.activity()
+
+    def _room_made(self) -> None:
+        """An instance finished or started to wait: claim again if the last claim may have left
+        due work behind for want of room. A windowed runner waits until a quarter of its window
+        is free (or nothing runs), so that its claims, a round trip or two each, come in batches."""
+        if self._backlog:
+            window = self.coord.claim_window if self.coord is not None else None
+            room = self._window_room()
+            if window is None or room >= max(1, window // 4) or room >= window - self._loading():
+                self.wake()
+                return
         self.activity()
 
     def _window_room(self) -> int:

@@ -91,27 +91,31 @@ class RunnerOps(WaitOps):
         caps: dict[str, int] | None = None,
         only: list[int] | None = None,
         progress: Iterable[str] = (),
-    ) -> list[tuple[InstanceRow, list[StepRow], int]]:
-        """`claim`, with what each claimed instance needs to run (`load_run`'s answer) read in the same
-        transaction: two statements for the whole batch, whose answers arrive with the commit."""
-        claimed, steps, losses = self._claim_and_read(owner, now, lease, limit, workflows, caps, only, progress)
+    ) -> tuple[list[tuple[InstanceRow, list[StepRow], int]], float | None]:
+        """`claim`, with what each claimed instance needs to run (`load_run`'s answer), and the
+        earliest wake time of what is left unclaimed (`next_wake`), in one transaction: its reads
+        are sent before its commit and read after it (on PostgreSQL, two waits in all)."""
+        claimed, steps, losses, due = self._claim_and_read(owner, now, lease, limit, workflows, caps, only, progress)
+        wake = due.fetchone()[0]
         if not claimed:
-            return []
+            return [], wake
         by_seq: dict[int, list[StepRow]] = {r.seq: [] for r in claimed}
         for row in steps.fetchall():
             by_seq[row[0]].append(step_from_row(row[1:]))
         lost = {seq: int(n) for seq, n in losses.fetchall()}
-        return [(r, by_seq[r.seq], lost.get(r.seq, 0)) for r in claimed]
+        return [(r, by_seq[r.seq], lost.get(r.seq, 0)) for r in claimed], wake
 
     @_write
-    def _claim_and_read(self, owner, now, lease, limit, workflows, caps, only, progress) -> tuple[list, Any, Any]:
+    def _claim_and_read(self, owner, now, lease, limit, workflows, caps, only, progress) -> tuple:
         claimed = self.claim(owner, now, lease, limit, workflows, caps, only)
-        if not claimed:
-            return claimed, None, None
-        seqs = [r.seq for r in claimed]
-        steps = self._run("steps_of_many", seqs=seqs)
-        losses = self._run("losses_of_many", seqs=seqs, progress=list(progress))
-        return claimed, steps, losses
+        steps = losses = None
+        if claimed:
+            seqs = [r.seq for r in claimed]
+            steps = self._run("steps_of_many", seqs=seqs)
+            losses = self._run("losses_of_many", seqs=seqs, progress=list(progress))
+        parts = {"extra": "AND seq {in:only}" if only else ""}
+        due = self._run("next_wake", parts, workflows=list(workflows), capped=list(caps or ()), only=only or [])
+        return claimed, steps, losses, due
 
     def _claim_due(
         self, owner: str, now: float, lease: float, limit: int, workflows: list[str], extra: str, **params: Any

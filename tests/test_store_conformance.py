@@ -224,6 +224,32 @@ def test_run_batch_isolates_a_failing_op(store):
     assert [s.name for s in store.steps(a.seq)] == ["a"] and [s.name for s in store.steps(b.seq)] == ["x"]
 
 
+def test_run_batch_undoes_what_a_fenced_or_failing_op_wrote(store):
+    """A fenced-out step commit among others writes nothing (and says None); an op that writes and
+    then fails, alone in its batch or not, leaves nothing behind either."""
+    create(store, "a", "b")
+    a, b = store.claim("r1", T0 + 1, 30.0, 2, ["w"])
+    entry = [(T0 + 2, "note", None, None, None)]
+
+    def write_then_fail():
+        store.append_history(a.seq, entry)
+        raise ValueError("after writing")
+
+    before = len(store.history(instance=a.seq))
+    results = store.run_batch(
+        [
+            lambda: store.commit_step("intruder", a.seq, a.gen, StepWrite(step(name="no")), T0 + 2),
+            lambda: store.commit_step("r1", b.seq, b.gen, StepWrite(step(name="yes")), T0 + 2),
+            write_then_fail,
+        ]
+    )
+    assert results[0] is None and results[1] == "running" and isinstance(results[2], Failed), results
+    [alone] = store.run_batch([write_then_fail])
+    assert isinstance(alone, Failed) and isinstance(alone.exc, ValueError)
+    assert store.steps(a.seq) == [] and [s.name for s in store.steps(b.seq)] == ["yes"]
+    assert len(store.history(instance=a.seq)) == before
+
+
 def test_claim_runs_reads_what_each_claimed_instance_needs(store):
     """claim_runs answers, for each instance it claims, what load_run would (its steps and losses),
     and what next_wake would once they are claimed."""

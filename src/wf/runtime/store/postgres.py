@@ -217,18 +217,20 @@ class PostgresDB:
     def execute(self, name: str, params: dict, parts: dict[str, str]) -> _Result:
         text, params = self.dialect.prepare(name, params, parts)
         tx = self._tx
-        return _Result(tx.conn.execute(text, params), tx.pipe)
+        return _Result(tx.send(text, params), tx.pipe)
 
     def executemany(self, name: str, rows: list[dict]) -> None:
         text, _ = self.dialect.query(name)
-        self._tx.writable().conn.cursor().executemany(text, rows)
+        tx = self._tx.writable()
+        tx.fresh = None
+        tx.conn.cursor().executemany(text, rows)
 
     def notify(self, note: str) -> None:
         """Wake the workers when this transaction commits (PostgreSQL drops duplicates within it)."""
-        self._tx.writable().conn.execute("SELECT pg_notify(%s, %s)", (self.channel, note))
+        self._tx.writable().send("SELECT pg_notify(%s, %s)", (self.channel, note))
 
     def lock(self, key: str) -> None:
-        self._tx.writable().conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (key,))
+        self._tx.writable().send("SELECT pg_advisory_xact_lock(hashtext(%s))", (key,))
 
     @contextmanager
     def savepoint(self):
@@ -308,15 +310,29 @@ class PostgresDB:
         The ops are pipelined, so a statement that fails may be reported while a later op reads
         its own results: then the batch is rolled back and run again with a wait after each op,
         which pins the failure on its op."""
+        alone = len(ops) == 1 and getattr(self._local, "tx", None) is None
         try:
-            return self.writing(lambda: self._batch(ops, careful=False))
+            return self.writing(lambda: self._batch(ops, careful=False, alone=alone))
+        except _OpFailed as failed:  # a batch of one op: its transaction was its savepoint
+            return [Failed(failed.exc)]
         except StoreError as exc:
             if exc.transient or getattr(self._local, "tx", None) is not None:
                 raise
         return self.writing(lambda: self._batch(ops, careful=True))
 
-    def _batch(self, ops: list[Callable[[], Any]], careful: bool) -> list[Any]:
+    def _batch(self, ops: list[Callable[[], Any]], careful: bool, alone: bool = False) -> list[Any]:
         tx = self._tx
+        if alone and not careful:  # one op in a transaction of its own: the transaction undoes it if it fails
+            try:
+                return [ops[0]()]
+            except psycopg.Error:
+                raise
+            except StoreError as exc:
+                if exc.transient:
+                    raise
+                raise _OpFailed(exc) from None
+            except Exception as exc:
+                raise _OpFailed(exc) from None
         results: list[Any] = []
         for op in ops:
             try:
@@ -336,13 +352,25 @@ class PostgresDB:
         return results
 
 
+class _OpFailed(Exception):
+    """The one op of a batch failed: its transaction is rolled back, the failure is its result."""
+
+    def __init__(self, exc: BaseException):
+        self.exc = exc
+
+
 class _Tx:
     """This thread's connection while it runs a transaction (`pipe` set) or a read (`pipe` None)."""
 
-    __slots__ = ("conn", "pipe", "depth")
+    __slots__ = ("conn", "pipe", "depth", "fresh")
 
     def __init__(self, conn, pipe):
         self.conn, self.pipe, self.depth = conn, pipe, 0
+        self.fresh: str | None = None  # a savepoint just set, nothing sent since
+
+    def send(self, text, params=None):
+        self.fresh = None
+        return self.conn.execute(text, params)
 
     def writable(self) -> _Tx:
         if self.pipe is None:
@@ -356,9 +384,15 @@ class _Tx:
         passed on and the transaction is lost, unless `careful`, where the block's statements are
         waited for before it is left (one round trip), so that a failure is known to be the
         block's, and undone, and the transaction goes on."""
+        if self.fresh is not None and not careful:
+            # nothing was sent since the enclosing savepoint was set: undoing to it undoes this block
+            with self._reuse(self.fresh):
+                yield
+            return
         self.depth += 1
         name = f"wf_{self.depth}"
         self.conn.execute(f"SAVEPOINT {name}")
+        self.fresh = name
         try:
             yield
             if careful:
@@ -367,18 +401,29 @@ class _Tx:
             if not careful:
                 raise
             self._settle()
-            self.conn.execute(f"ROLLBACK TO SAVEPOINT {name}")
-            self.conn.execute(f"RELEASE SAVEPOINT {name}")
+            self.send(f"ROLLBACK TO SAVEPOINT {name}")
+            self.send(f"RELEASE SAVEPOINT {name}")
             self.pipe.sync()  # back on track, or the error is the transaction's
             raise
         except BaseException:
-            self.conn.execute(f"ROLLBACK TO SAVEPOINT {name}")
-            self.conn.execute(f"RELEASE SAVEPOINT {name}")
+            self.send(f"ROLLBACK TO SAVEPOINT {name}")
+            self.send(f"RELEASE SAVEPOINT {name}")
             raise
         else:
-            self.conn.execute(f"RELEASE SAVEPOINT {name}")
+            self.send(f"RELEASE SAVEPOINT {name}")
         finally:
             self.depth -= 1
+
+    @contextmanager
+    def _reuse(self, name: str):
+        try:
+            yield
+        except psycopg.Error:
+            raise
+        except BaseException:
+            self.conn.execute(f"ROLLBACK TO SAVEPOINT {name}")
+            self.fresh = name  # back to where nothing was sent since it
+            raise
 
     def _settle(self) -> None:
         """After a failed statement: read what the pipeline still holds, errors included."""

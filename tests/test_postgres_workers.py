@@ -374,3 +374,24 @@ def test_workers_with_room_for_every_instance_still_share_a_burst(project, pg_st
     for w in pool:
         w.proc.send_signal(signal.SIGTERM)
         assert w.proc.wait(20) == 0, w.output()
+
+
+def test_a_lone_worker_widens_its_claim_window_for_work_nobody_else_takes(project, pg_store_url, workers):
+    """The claim window holds back only while other workers may take the work: 100 instances whose
+    steps take 2 s each, one worker, and soon all 100 run at once (not 64, then the rest)."""
+    client = Client(load_config(project / "wrangler.jsonc", store=pg_store_url))
+    [worker] = workers(1, concurrency=1000)
+    ids = [f"long-{i:03d}" for i in range(100)]
+    client.create_batch("ledger-flow", [{"id": i, "params": {"work": 2.0}} for i in ids])
+
+    def done():
+        assert worker.proc.poll() is None, worker.output()
+        return client.store.count_by_status("ledger-flow").get("complete", 0) == len(ids)
+
+    wait_until(done, 120, "all 100 instances to complete", interval=0.2)
+    changes = sorted((e["t"], 1 if e["ev"] == "start" else -1) for e in ledger(project))
+    running = most = 0
+    for _, change in changes:
+        running += change
+        most = max(most, running)
+    assert most == len(ids), f"at most {most} steps ran at once"

@@ -40,6 +40,7 @@ from .store.base import from_json
 
 log = logging.getLogger("wf.runner")
 _STORE_DOWN = Backoff(first=0.1, factor=2.0, most=5.0)
+WINDOW_GROWTH_AFTER = 1.0  # seconds a full claim window waits before it widens (see _adapt_window)
 
 
 @dataclass(frozen=True)
@@ -100,6 +101,8 @@ class Runner:
         self._background: set[asyncio.Task] = set()  # marks, log flushes, control checks
         self._unreleased: dict[int, tuple[int, float]] = {}  # seq -> (gen, wake_at): claims to hand back
         self._backlog = True  # the last claim may have left due work for want of room (see _room_made)
+        self._window: int | None = None  # busy instances before claiming more (the coordination's; grows)
+        self._full_since: float | None = None  # when the claim window last filled up
         # Until when (time.monotonic()) this runner may trust its claims: the coordination moves it
         # forward with each confirmed lease renewal; no step attempt starts after it.
         self.trusted_until = math.inf
@@ -120,6 +123,7 @@ class Runner:
         if self.capture_output:
             logs.install()
         self.coord = coordination_for(self.astore.store, self.state_dir)
+        self._window = self.coord.claim_window
         await self.coord.start(self)
         self._loop_task = asyncio.get_running_loop().create_task(self._main())
         return self
@@ -470,6 +474,8 @@ class Runner:
                         report(row, [LogEvent(now, InstanceEvent.STARTED.value)])
             # more may be due than it took: claim again as instances finish (or at once, below)
             self._backlog = free <= 0 or len(rows) == free or bool(caps)
+            if self._window is not None and self._adapt_window(now, room, free, len(rows)):
+                continue
             if rows and len(rows) == free:
                 await asyncio.sleep(0)
                 continue
@@ -495,18 +501,37 @@ class Runner:
         due work behind for want of room. A windowed runner waits until a quarter of its window
         is free (or nothing runs), so that its claims, a round trip or two each, come in batches."""
         if self._backlog:
-            window = self.coord.claim_window if self.coord is not None else None
+            window = self._window
             room = self._window_room()
             if window is None or room >= max(1, window // 4) or room >= window - self._loading():
                 self.wake()
                 return
         self.activity()
 
+    def _adapt_window(self, now: float, room: int, free: int, claimed: int) -> bool:
+        """The claim window shares a burst between workers; work that stays due while this worker's
+        window is full (no other worker took it: steps that take long, few workers) widens it,
+        doubling each second up to --concurrency. Back to the coordination's once a claim finds
+        less than it could take. True: it just widened, claim again."""
+        base, window = self.coord.claim_window, self._window
+        assert window is not None
+        if 0 < free and claimed < free:
+            self._window, self._full_since = base, None
+        elif free <= 0 < room:
+            if self._full_since is None:
+                self._full_since = now
+            elif now - self._full_since >= WINDOW_GROWTH_AFTER and window < self.concurrency:
+                self._window, self._full_since = min(self.concurrency, 2 * window), now
+                return True
+        else:
+            self._full_since = None
+        return False
+
     def _window_room(self) -> int:
         """How many more instances this runner may take on now by its coordination's claim window
         (instances that only wait do not count): on PostgreSQL a worker does not claim every due
         instance at once, so that the other workers find work too."""
-        window = self.coord.claim_window if self.coord is not None else None
+        window = self._window
         if window is None:
             return self.concurrency
         return window - sum(1 for x in self.executions.values() if not x.is_idle()) - self._loading()

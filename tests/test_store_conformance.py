@@ -422,6 +422,21 @@ def test_release_owner_hands_back_running_now_and_waiting_at_their_timer(store):
     assert store.load_run(b.seq, PROGRESS)[1] == 0
 
 
+def test_a_dead_runners_instance_waiting_for_pause_is_handed_back_paused(store):
+    """Cloudflare's engine pauses an instance found waitingForPause on restart without running its
+    step again: its runner is gone, so nothing is in flight (issue 17)."""
+    create(store, "a")
+    row = claim_one(store, owner="dead")
+    assert store.pause(row.seq, T0 + 2) == "waitingForPause"
+    assert store.release_owner("dead", T0 + 3) == 1
+    got = store.get_by_seq(row.seq)
+    assert (got.status, got.owner, got.wake_at, got.paused_at) == ("paused", None, None, T0 + 3)
+    assert store.claim("r2", T0 + 4, 30.0, 1, ["w"]) == []  # nothing runs until it is resumed
+    assert [h.type for h in store.history(instance=row.seq)][-2:] == ["runner_lost", "workflow_paused"]
+    assert store.resume(row.seq, T0 + 5) == "queued"
+    assert claim_one(store, owner="r2", now=T0 + 5).id == "a"
+
+
 def test_losses_are_counted_since_the_last_event_named_as_progress(store):
     create(store, "a")
     row = claim_one(store, owner="dead")

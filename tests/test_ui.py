@@ -261,7 +261,7 @@ def test_a_failed_attempts_traceback_and_a_sensitive_output_are_drawn_as_describ
                     }
                 ],
             },
-            {"name": "later", "count": 1, "type": "rollback", "status": "complete", "start": 14.0, "end": 14.0},
+            {"name": "later", "count": 1, "type": "checkpoint", "status": "complete", "start": 14.0, "end": 14.0},
         ],
     }
     log = [HistoryRow(1, 1, "w", "x", 11.0, "step_completed", "secret", 1, {"output": {"token": "hunter2"}})]

@@ -29,7 +29,8 @@ from typing import Any
 import pyjson5
 
 from wf import config_keys
-from wf.errors import ConfigError, NotFoundError
+from wf.errors import ConfigError, NotFoundError, ValidationError
+from wf.runtime.durations import RETENTION_DEFAULT
 from wf.runtime.settings import Settings
 
 CONFIG_NAMES = ("wrangler.jsonc", "wrangler.json", "wrangler.toml")
@@ -57,6 +58,8 @@ class WorkflowConfig:
     concurrency_limit: int | None = None
     schedules: tuple[str, ...] = ()
     script_name: str | None = None
+    success_retention: float = RETENTION_DEFAULT  # seconds an instance that completed is kept
+    error_retention: float = RETENTION_DEFAULT  # seconds an errored or terminated one is kept
 
 
 @dataclass(frozen=True)
@@ -352,7 +355,23 @@ def _workflow(item: Any, where: str, check: _Checker) -> WorkflowConfig:
         concurrency_limit=_positive(item, "concurrency", "limit", where, check),
         schedules=_schedules(item, where, check),
         script_name=_opt_str(item, "script_name", f"{where}.script_name", check),
+        **_retention(item, where, check),
     )
+
+
+def _retention(item: dict, where: str, check: _Checker) -> dict[str, float]:
+    """`default_retention: {"success_retention": "3 days", "error_retention": 604800000}`, as
+    wrangler takes it: duration strings, or whole numbers of milliseconds."""
+    value = item.get("default_retention", _MISSING)
+    if value is _MISSING:
+        return {}
+    from .runtime.durations import parse_retention
+
+    try:
+        return parse_retention(value, f"{where}.default_retention", milliseconds=True)
+    except ValidationError as exc:
+        check.error(f"{where}.default_retention", exc.message, key="default_retention", hint=exc.hint)
+        raise
 
 
 def _required_str(item: dict, key: str, where: str, check: _Checker) -> str:

@@ -181,6 +181,38 @@ def instances_describe(
     _show(d, events, full)
 
 
+@instances_app.command("step-output")
+def instances_step_output(
+    id: str = typer.Argument(..., help="Instance id, or 'latest'."),
+    name: str = typer.Argument(..., help="Step name, as given to step.do (without a counter)."),
+    count: int = typer.Option(1, "--count", help="1-based occurrence of the step name (a step in a loop)."),
+    type: str = typer.Option("step", "--type", help="Step type: step (step.do, default), waitForEvent, sleep..."),
+    attempt: int | None = typer.Option(None, "--attempt", help="One attempt of a step.do: its error or output."),
+    workflow: str | None = _workflow,
+    as_json: bool = _json,
+):
+    """Print one step's full output, never cut (describe cuts long outputs); a sensitive output
+    prints as "[REDACTED]". --json prints Cloudflare's {status, error, output}.
+
+    Example: wf instances step-output latest fetch-report --count 2
+    """
+    c = client()
+    try:
+        got = c.step_output(id, name, count, type, attempt, workflow)
+    finally:
+        c.close()
+    if as_json:
+        out_json(got)
+        return
+    if got["status"] == "complete":
+        out_json(got["output"])
+        return
+    error = f": {got['error'].get('name')}: {got['error'].get('message')}" if got.get("error") else ""
+    say(f"step {name!r} #{count} is {got['status']}{error}; it has no output")
+    if got["status"] == "errored":
+        raise typer.Exit(1)
+
+
 def _with_iso_times(d: dict, events: list[dict]) -> dict:
     """describe() as the command line's JSON shows it: times in ISO 8601, and the events."""
     from ..runtime import steps as kinds
@@ -210,6 +242,12 @@ def _show(d: dict, events: list[dict], full: bool) -> None:
         rows.append(("Output", Text(_shown(d["output"], full))))
     if d["error"]:
         rows.append(("Error", _error_text(d["error"])))
+    rollback = d.get("rollback")
+    if rollback:  # handlers ran (steps/rollback.py): how the rollback ended
+        if rollback["outcome"] == "complete":
+            rows.append(("Rollback", Text("↩ complete: every handler ran")))
+        else:
+            rows.append(("Rollback", Text("❌ failed: ").append(_error_text(rollback["error"] or {}))))
     pending = [e for e in events if not e["consumed"]]
     if pending:
         rows.append(("Pending Events", Text(", ".join(f"{e['type']} ({_when(e['created'])})" for e in pending))))

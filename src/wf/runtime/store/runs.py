@@ -205,10 +205,12 @@ class RunnerOps(WaitOps):
         error: dict | None,
         now: float,
         traceback: str | None = None,
+        events: Iterable = (),
     ) -> bool:
         """End the instance if `owner` still holds it; `traceback` (of the error that ended `run()`)
-        goes to the event log only: the instance's error is Cloudflare's {name, message}. Written
-        before the fence is read, and undone when it did not hold (see commit_step)."""
+        goes to the event log only: the instance's error is Cloudflare's {name, message}. `events`
+        are logged just before the end (a rollback's outcome). Written before the fence is read,
+        and undone when it did not hold (see commit_step)."""
         data: dict[str, Any] = {"output": from_json(output)} if status == Status.COMPLETE else {"error": error}
         if traceback and status != Status.COMPLETE:
             data["traceback"] = traceback
@@ -224,6 +226,8 @@ class RunnerOps(WaitOps):
                     error=to_json(error),
                     now=now,
                 )
+                if events:
+                    self.append_history(seq, list(events))
                 self._log(seq, now, f"workflow_{'completed' if status == Status.COMPLETE else status}", data)
                 self._wake_waiters(seq, now, ended)
         except Undone:
@@ -289,6 +293,8 @@ class RunnerOps(WaitOps):
         for seq, owner, status in rows:
             if status in (Status.RUNNING, Status.WAITING_FOR_PAUSE):
                 self._log(seq, now, "runner_lost", {"owner": owner})
+            if status == Status.WAITING_FOR_PAUSE:  # paused by hand_back, the step it was in not run again
+                self._log(seq, now, "workflow_paused")
         if rows:
             self._run("hand_back", seqs=[r[0] for r in rows], now=now)
             self.db.notify("w")

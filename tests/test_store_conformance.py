@@ -732,3 +732,30 @@ def test_an_old_sqlite_database_is_migrated_in_place(tmp_path):
     assert s.get_instance("w", "old").status == "queued"
     assert claim_one(s).id == "old"
     s.close()
+
+
+@pytest.mark.postgres
+def test_postgres_store_works_where_libpq_has_no_pipeline_mode(pg_schema, tmp_path, monkeypatch):
+    """With an older libpq (before 14) every statement waits for its answer; the operations, their
+    fences and a batch's isolation of a refused statement work the same."""
+    from wf.runtime.store import postgres
+
+    monkeypatch.setattr(postgres, "pipelining", lambda: False)
+    store = open_store(tmp_path, pg_schema.url)
+    create(store, "a", "b")
+    a, b = store.claim("r1", T0 + 1, 30.0, 2, ["w"])
+    refused = {"seq": a.seq, "type": None, "payload": None, "now": T0}
+    results = store.run_batch(
+        [
+            lambda: store.commit_step("r1", a.seq, a.gen, StepWrite(step()), T0 + 2),
+            lambda: store.db.execute("insert_event", refused, {}),
+            lambda: store.commit_step("intruder", b.seq, b.gen, StepWrite(step(name="x")), T0 + 2),
+        ]
+    )
+    assert results[0] == "running" and isinstance(results[1], Failed) and results[2] is None, results
+    assert store.add_event(a.seq, "go", None, T0 + 3) > 0
+    assert batch(store, lambda: store.finish_instance("r1", a.seq, a.gen, "complete", "1", None, T0 + 4))
+    with pytest.raises(ConflictError):
+        store.add_event(a.seq, "go", None, T0 + 5)
+    assert [s.name for s in store.steps(a.seq)] == ["a"] and store.steps(b.seq) == []
+    store.close()

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from importlib import resources
 from typing import Any
 
@@ -251,7 +251,7 @@ class PostgresDB:
                 yield self
             return
         try:
-            with self.pool.connection() as conn, conn.pipeline() as pipe:
+            with self.pool.connection() as conn, _pipeline(conn) as pipe:
                 self._local.tx = tx = _Tx(conn, pipe)
                 try:
                     conn.execute("BEGIN")
@@ -350,6 +350,23 @@ class PostgresDB:
             except Exception as exc:
                 results.append(Failed(exc))
         return results
+
+
+def pipelining() -> bool:
+    """Whether the driver's libpq has pipeline mode (libpq 14 or later: psycopg[binary] brings one);
+    without it each statement waits for its answer, as it would anyway."""
+    return psycopg.Pipeline.is_supported()
+
+
+def _pipeline(conn):
+    return conn.pipeline() if pipelining() else nullcontext(_Unpiped())
+
+
+class _Unpiped:
+    """Stands for the pipeline where libpq has none: every statement has already been answered."""
+
+    def sync(self) -> None:
+        pass
 
 
 class _OpFailed(Exception):

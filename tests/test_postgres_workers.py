@@ -342,3 +342,56 @@ def test_four_workers_1000_orders_one_killed(tmp_path, stub_service, pg_store_ur
         f"{picked_up_at - killed_at:.2f}s after the kill, last orphan's first call {takeover:.2f}s, "
         f"total {time.monotonic() - started:.1f}s"
     )
+
+
+def test_workers_with_room_for_every_instance_still_share_a_burst(project, pg_store_url, workers):
+    """Each worker has room for all 400 instances (--concurrency 1000), created in one transaction,
+    and the first worker to hear of them could claim them all; it claims at most its window of
+    busy instances instead, so that the others run their share from the start."""
+    client = Client(load_config(project / "wrangler.jsonc", store=pg_store_url))
+    pool = workers(4, concurrency=1000)
+    ids = [f"burst-{i:03d}" for i in range(400)]
+    items = [{"workflow": "ledger-flow", "id": i, "params": json.dumps({"work": 0.2})} for i in ids]
+    client.store.create_instances(items, time.time())  # one commit, one note (create_batch takes 100 at most)
+
+    def done():
+        for w in pool:
+            assert w.proc.poll() is None, f"worker {w.pid} exited:\n{w.output()}"
+        return client.store.count_by_status("ledger-flow").get("complete", 0) == len(ids)
+
+    wait_until(done, 120, "all 400 instances to complete", interval=0.2)
+    by_step = executions(ledger(project))
+    assert set(by_step) == {(i, s) for i in ids for s in STEPS}
+    assert_no_concurrent_runs(by_step)
+    first = defaultdict(int)  # who ran each instance's first step
+    for (_, name), runs in by_step.items():
+        if name == STEPS[0]:
+            first[runs[0][2]] += 1
+    # 400 instances of 4 × 0.2 s steps: three workers holding 64 each need over 1.6 s for all of
+    # them, so every worker gets some; one that claimed every instance would leave the rest none
+    assert set(first) == {w.pid for w in pool}, f"a worker ran nothing: {dict(first)}"
+    assert max(first.values()) <= 400 - 3 * 20, f"the work was not shared: {dict(first)}"
+    for w in pool:
+        w.proc.send_signal(signal.SIGTERM)
+        assert w.proc.wait(20) == 0, w.output()
+
+
+def test_a_lone_worker_widens_its_claim_window_for_work_nobody_else_takes(project, pg_store_url, workers):
+    """The claim window holds back only while other workers may take the work: 100 instances whose
+    steps take 2 s each, one worker, and soon all 100 run at once (not 64, then the rest)."""
+    client = Client(load_config(project / "wrangler.jsonc", store=pg_store_url))
+    [worker] = workers(1, concurrency=1000)
+    ids = [f"long-{i:03d}" for i in range(100)]
+    client.create_batch("ledger-flow", [{"id": i, "params": {"work": 2.0}} for i in ids])
+
+    def done():
+        assert worker.proc.poll() is None, worker.output()
+        return client.store.count_by_status("ledger-flow").get("complete", 0) == len(ids)
+
+    wait_until(done, 120, "all 100 instances to complete", interval=0.2)
+    changes = sorted((e["t"], 1 if e["ev"] == "start" else -1) for e in ledger(project))
+    running = most = 0
+    for _, change in changes:
+        running += change
+        most = max(most, running)
+    assert most == len(ids), f"at most {most} steps ran at once"

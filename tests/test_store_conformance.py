@@ -224,6 +224,53 @@ def test_run_batch_isolates_a_failing_op(store):
     assert [s.name for s in store.steps(a.seq)] == ["a"] and [s.name for s in store.steps(b.seq)] == ["x"]
 
 
+def test_run_batch_undoes_what_a_fenced_or_failing_op_wrote(store):
+    """A fenced-out step commit among others writes nothing (and says None); an op that writes and
+    then fails, alone in its batch or not, leaves nothing behind either."""
+    create(store, "a", "b")
+    a, b = store.claim("r1", T0 + 1, 30.0, 2, ["w"])
+    entry = [(T0 + 2, "note", None, None, None)]
+
+    def write_then_fail():
+        store.append_history(a.seq, entry)
+        raise ValueError("after writing")
+
+    before = len(store.history(instance=a.seq))
+    results = store.run_batch(
+        [
+            lambda: store.commit_step("intruder", a.seq, a.gen, StepWrite(step(name="no")), T0 + 2),
+            lambda: store.commit_step("r1", b.seq, b.gen, StepWrite(step(name="yes")), T0 + 2),
+            write_then_fail,
+        ]
+    )
+    assert results[0] is None and results[1] == "running" and isinstance(results[2], Failed), results
+    [alone] = store.run_batch([write_then_fail])
+    assert isinstance(alone, Failed) and isinstance(alone.exc, ValueError)
+    assert store.steps(a.seq) == [] and [s.name for s in store.steps(b.seq)] == ["yes"]
+    assert len(store.history(instance=a.seq)) == before
+
+
+def test_claim_runs_reads_what_each_claimed_instance_needs(store):
+    """claim_runs answers, for each instance it claims, what load_run would (its steps and losses),
+    and what next_wake would once they are claimed."""
+    create(store, "a", "b")
+    row = claim_one(store, owner="dead")
+    done = StepWrite(step(), events=[LogEvent(T0 + 2, "step_ok", "a", 1, {"startedAt": T0 + 1})])
+    batch(store, lambda: store.commit_step("dead", row.seq, row.gen, done, T0 + 2))
+    assert store.release_owner("dead", T0 + 3) == 1
+    create(store, "later", now=T0 + 100)
+    claimed, wake = store.claim_runs("r2", T0 + 4, 30.0, 5, ["w"], None, None, PROGRESS)
+    assert wake == T0 + 100  # the earliest of what it left unclaimed
+    assert sorted(r.id for r, _, _ in claimed) == ["a", "b"]
+    for r, done_steps, losses in claimed:
+        assert (done_steps, losses) == store.load_run(r.seq, PROGRESS), r.id
+    assert {r.id: ([s.name for s in done_steps], losses) for r, done_steps, losses in claimed} == {
+        "a": (["a"], 1),
+        "b": ([], 0),
+    }
+    assert store.claim_runs("r3", T0 + 4, 30.0, 5, ["w"]) == ([], T0 + 100)
+
+
 def test_finish_instance_ends_and_releases(store):
     create(store, "a")
     row = claim_one(store)
@@ -567,6 +614,29 @@ def pg_schema():
 
 
 @pytest.mark.postgres
+def test_postgres_batch_isolates_an_op_whose_statement_the_database_refuses(pg_schema, tmp_path):
+    """The ops' statements are pipelined, so PostgreSQL may report the refusal while a later op
+    reads its results: the batch is then run again op by op, and only the guilty op fails. (On
+    SQLite any driver error fails the whole batch, as a failure of the database.)"""
+    store = open_store(tmp_path, pg_schema.url)
+    create(store, "a", "b")
+    a, b = store.claim("r1", T0 + 1, 30.0, 2, ["w"])
+    refused = {"seq": a.seq, "type": None, "payload": None, "now": T0}  # wf_events.type is NOT NULL
+    results = store.run_batch(
+        [
+            lambda: store.commit_step("r1", a.seq, a.gen, StepWrite(step()), T0 + 2),
+            lambda: store.db.execute("insert_event", refused, {}),
+            lambda: store.commit_step("r1", b.seq, b.gen, StepWrite(step(name="x")), T0 + 2),
+        ]
+    )
+    assert results[0] == "running" and results[2] == "running", results
+    assert isinstance(results[1], Failed) and isinstance(results[1].exc, StoreError), results
+    assert [s.name for s in store.steps(a.seq)] == ["a"] and [s.name for s in store.steps(b.seq)] == ["x"]
+    assert [e for e, _ in store.events(a.seq)] == []
+    store.close()
+
+
+@pytest.mark.postgres
 def test_postgres_workers_starting_at_once_migrate_once(pg_schema, tmp_path):
     from wf.runtime.store.postgres import migrations
 
@@ -672,3 +742,30 @@ def test_an_old_sqlite_database_is_migrated_in_place(tmp_path):
     assert s.get_instance("w", "old").status == "queued"
     assert claim_one(s).id == "old"
     s.close()
+
+
+@pytest.mark.postgres
+def test_postgres_store_works_where_libpq_has_no_pipeline_mode(pg_schema, tmp_path, monkeypatch):
+    """With an older libpq (before 14) every statement waits for its answer; the operations, their
+    fences and a batch's isolation of a refused statement work the same."""
+    from wf.runtime.store import postgres
+
+    monkeypatch.setattr(postgres, "pipelining", lambda: False)
+    store = open_store(tmp_path, pg_schema.url)
+    create(store, "a", "b")
+    a, b = store.claim("r1", T0 + 1, 30.0, 2, ["w"])
+    refused = {"seq": a.seq, "type": None, "payload": None, "now": T0}
+    results = store.run_batch(
+        [
+            lambda: store.commit_step("r1", a.seq, a.gen, StepWrite(step()), T0 + 2),
+            lambda: store.db.execute("insert_event", refused, {}),
+            lambda: store.commit_step("intruder", b.seq, b.gen, StepWrite(step(name="x")), T0 + 2),
+        ]
+    )
+    assert results[0] == "running" and isinstance(results[1], Failed) and results[2] is None, results
+    assert store.add_event(a.seq, "go", None, T0 + 3) > 0
+    assert batch(store, lambda: store.finish_instance("r1", a.seq, a.gen, "complete", "1", None, T0 + 4))
+    with pytest.raises(ConflictError):
+        store.add_event(a.seq, "go", None, T0 + 5)
+    assert [s.name for s in store.steps(a.seq)] == ["a"] and store.steps(b.seq) == []
+    store.close()

@@ -32,6 +32,9 @@ log = logging.getLogger("wf.runner")
 # A worker trusts its claims until this share of a lease after its last confirmed renewal was
 # sent: the database cannot have handed them to another worker before the whole lease ran out.
 TRUST = 0.9
+# Most instances a worker on PostgreSQL runs at once (waiting ones aside) before it claims more: a
+# worker that claimed every due instance would leave the others idle while it works through them.
+CLAIM_WINDOW = 64
 _RECONNECT = Backoff(first=0.1, factor=2.0, most=5.0)
 
 
@@ -45,6 +48,8 @@ def coordination_for(store: Any, state_dir: str | Path):
 
 class LocalCoordination:
     """One machine, one state folder: flock liveness and Unix datagram notes."""
+
+    claim_window = None  # a runner claims all it has room for (one machine: no one else to leave work to)
 
     def __init__(self, state_dir: str | Path):
         self.state_dir = Path(state_dir)
@@ -106,6 +111,8 @@ class LocalCoordination:
 
 class PostgresCoordination:
     """Many machines, one database: leases renewed by heartbeat, LISTEN/NOTIFY for wake-ups."""
+
+    claim_window = CLAIM_WINDOW
 
     def __init__(self, store):
         self.store = store

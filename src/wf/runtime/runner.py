@@ -42,6 +42,7 @@ from .store.core import GC_BATCH
 
 log = logging.getLogger("wf.runner")
 _STORE_DOWN = Backoff(first=0.1, factor=2.0, most=5.0)
+WINDOW_GROWTH_AFTER = 1.0  # seconds a full claim window waits before it widens (see _adapt_window)
 
 
 @dataclass(frozen=True)
@@ -104,6 +105,9 @@ class Runner:
         self._tasks: set[asyncio.Task] = set()  # one per claimed instance
         self._background: set[asyncio.Task] = set()  # marks, log flushes, control checks
         self._unreleased: dict[int, tuple[int, float]] = {}  # seq -> (gen, wake_at): claims to hand back
+        self._backlog = True  # the last claim may have left due work for want of room (see _room_made)
+        self._window: int | None = None  # busy instances before claiming more (the coordination's; grows)
+        self._full_since: float | None = None  # when the claim window last filled up
         # Until when (time.monotonic()) this runner may trust its claims: the coordination moves it
         # forward with each confirmed lease renewal; no step attempt starts after it.
         self.trusted_until = math.inf
@@ -124,6 +128,7 @@ class Runner:
         if self.capture_output:
             logs.install()
         self.coord = coordination_for(self.astore.store, self.state_dir)
+        self._window = self.coord.claim_window
         await self.coord.start(self)
         self._loop_task = asyncio.get_running_loop().create_task(self._main())
         return self
@@ -249,7 +254,7 @@ class Runner:
         caps = {n: r.concurrency_limit for n, r in self.workflows.items() if r.concurrency_limit}
         due = await self.astore.call(self.store_ops.next_wake, names, caps, self.only)
         room = len(self._tasks) < self.concurrency or any(x.is_idle() for x in self.executions.values())
-        if due is not None and due <= self.clock.now() and room:
+        if due is not None and due <= self.clock.now() and room and self._window_room() > 0:
             self.wake()
             return True
         return await self._poke_waiters() > 0
@@ -273,8 +278,10 @@ class Runner:
         if kind in ("e", "c") and arg.isdigit():
             x = self.executions.get(int(arg))
             if x is not None:
-                if kind == "e":
+                if kind == "e":  # it is here already: nothing to claim, no store work before its own
                     x.poke()
+                    self.activity()
+                    return
                 else:
                     self.background(self._check_control(x), f"checking instance {x.row.id} for a control change")
         self.wake()
@@ -300,8 +307,8 @@ class Runner:
             x.suspend_types = list(x.wait_types)
             x.task.cancel()
 
-    def _spawn(self, row) -> None:
-        task = asyncio.get_running_loop().create_task(self._drive(row))
+    def _spawn(self, row, loaded: tuple[list, int] | None = None) -> None:
+        task = asyncio.get_running_loop().create_task(self._drive(row, loaded))
         self._tasks.add(task)
         task.add_done_callback(self._task_done)
 
@@ -312,10 +319,13 @@ class Runner:
             log.error("an instance's execution failed: %s: %s", type(exc).__name__, exc)
         self.activity()
 
-    async def _drive(self, row) -> None:
+    async def _drive(self, row, loaded: tuple[list, int] | None = None) -> None:
+        """Run a claimed instance; `loaded`: its steps and losses, read with its claim."""
         reg = self.workflows[row.workflow]
         try:
-            rows, losses = await self.astore.call(self.store_ops.load_run, row.seq, steps.progress_events())
+            if loaded is None:
+                loaded = await self.astore.call(self.store_ops.load_run, row.seq, steps.progress_events())
+            rows, losses = loaded
         except Exception as exc:
             log.error("could not load instance %s (%s); it will be run again", row.id, exc)
             return await self._hand_back(row.seq, row.gen, self.clock.now() + 1)
@@ -325,12 +335,16 @@ class Runner:
         x = Execution(self, row, reg.cls, reg.step_limit, rows, self.env)
         x.task = asyncio.current_task()
         self.executions[row.seq] = x
+        ended = False
         try:
-            await self._execute(x)
+            ended = await self._execute(x)
         finally:
             if self.executions.get(row.seq) is x:  # a restart may have brought in a newer one
                 del self.executions[row.seq]
-            self.wake()
+            if ended:
+                self._room_made()
+            else:  # handed back to the store: its wake time may be the next one this loop must keep
+                self.wake()
 
     async def _give_up(self, row) -> None:
         """A step keeps killing its runner: end the instance instead of crashing forever."""
@@ -347,17 +361,18 @@ class Runner:
         ):
             report(row, [_ended("errored", None, error, now)])
 
-    async def _execute(self, x: Execution) -> None:
+    async def _execute(self, x: Execution) -> bool:
+        """Run the instance until it ends (True) or stops here (False: suspended, handed back, lost)."""
         try:
             status, value = await x.execute()
         except Interrupt as stop:
-            return await self._settle(x, stop.reason, self.clock.now())
+            await self._settle(x, stop.reason, self.clock.now())
+            return False
         except asyncio.CancelledError:
             if x.stop_reason is None:
                 raise
-            return await self._settle(
-                x, x.stop_reason, x.suspend_wake if x.suspend_wake is not None else self.clock.now()
-            )
+            await self._settle(x, x.stop_reason, x.suspend_wake if x.suspend_wake is not None else self.clock.now())
+            return False
         except BaseException as exc:  # SystemExit or the like from workflow code: the instance fails
             log.exception("instance %s raised %s", x.row.id, type(exc).__name__)
             status, value = "errored", error_info(exc)
@@ -369,9 +384,11 @@ class Runner:
                 report(x.row, [*x.end_events, _ended(*end)])
         except StoreError as exc:  # its end is not stored: it runs again (by replay) when the store is back
             log.error("could not record the end of instance %s (%s); it will be replayed", x.row.id, exc)
-            return await self._hand_back(x.seq, x.gen, self.clock.now())
+            await self._hand_back(x.seq, x.gen, self.clock.now())
+            return False
         if done and self.finished is not None:
             self.finished.put_nowait((x.seq, status))
+        return bool(done)
 
     async def _settle(self, x: Execution, reason: str, wake_at: float) -> None:
         store, now = self.store_ops, self.clock.now()
@@ -444,23 +461,38 @@ class Runner:
                 more = await self._collect_expired(now)
                 next_gc = now if more else now + self.gc_interval
             next_tick = await self.crons.fire_due() if self.trusted() else math.inf  # a fired one starts at once
-            free = self.concurrency - len(self._tasks) if self.trusted() else 0  # loading ones count too
-            rows = []
+            room = self.concurrency - len(self._tasks) if self.trusted() else 0  # loading ones count too
+            free = min(room, self._window_room())
+            rows, due = [], None
             if free > 0:
-                rows = await self.astore.call(
-                    self.store_ops.claim, self.owner, now, self.lease, free, names, caps, self.only
+                claimed, due = await self.astore.call(
+                    self.store_ops.claim_runs,
+                    self.owner,
+                    now,
+                    self.lease,
+                    free,
+                    names,
+                    caps,
+                    self.only,
+                    steps.progress_events(),
                 )
-                for row in rows:
-                    self._spawn(row)
+                for row, done, losses in claimed:
+                    rows.append(row)
+                    self._spawn(row, (done, losses))
                     if row.started_at == now:  # its first claim: the store logged it as started
                         report(row, [LogEvent(now, InstanceEvent.STARTED.value)])
+            # more may be due than it took: claim again as instances finish (or at once, below)
+            self._backlog = free <= 0 or len(rows) == free or bool(caps)
+            if self._window is not None and self._adapt_window(now, room, free, len(rows)):
+                continue
             if rows and len(rows) == free:
                 await asyncio.sleep(0)
                 continue
-            due = None
-            if free > len(rows) or free <= 0:
+            if room <= 0:
                 due = await self.astore.call(self.store_ops.next_wake, names, caps, self.only)
-            if free <= 0 and self.trusted() and due is not None and due <= now:
+            elif free <= 0:
+                due = None  # a full claim window: the instances finishing wake this loop
+            if room <= 0 and self.trusted() and due is not None and due <= now:
                 self._make_room()  # those suspended wake this loop as they finish
                 due = None
             await self._sleep_until(min(due if due is not None else math.inf, next_reap, next_tick, next_gc))
@@ -469,7 +501,53 @@ class Runner:
         """An instance in memory started to wait: if the runner is full, look again for due work."""
         if len(self._tasks) >= self.concurrency:
             self.wake()
+        else:
+            self._room_made()
         self.activity()
+
+    def _room_made(self) -> None:
+        """An instance finished or started to wait: claim again if the last claim may have left
+        due work behind for want of room. A windowed runner waits until a quarter of its window
+        is free (or nothing runs), so that its claims, a round trip or two each, come in batches."""
+        if self._backlog:
+            window = self._window
+            room = self._window_room()
+            if window is None or room >= max(1, window // 4) or room >= window - self._loading():
+                self.wake()
+                return
+        self.activity()
+
+    def _adapt_window(self, now: float, room: int, free: int, claimed: int) -> bool:
+        """The claim window shares a burst between workers; work that stays due while this worker's
+        window is full (no other worker took it: steps that take long, few workers) widens it,
+        doubling each second up to --concurrency. Back to the coordination's once a claim finds
+        less than it could take. True: it just widened, claim again."""
+        base, window = self.coord.claim_window, self._window
+        assert window is not None
+        if 0 < free and claimed < free:
+            self._window, self._full_since = base, None
+        elif free <= 0 < room:
+            if self._full_since is None:
+                self._full_since = now
+            elif now - self._full_since >= WINDOW_GROWTH_AFTER and window < self.concurrency:
+                self._window, self._full_since = min(self.concurrency, 2 * window), now
+                return True
+        else:
+            self._full_since = None
+        return False
+
+    def _window_room(self) -> int:
+        """How many more instances this runner may take on now by its coordination's claim window
+        (instances that only wait do not count): on PostgreSQL a worker does not claim every due
+        instance at once, so that the other workers find work too."""
+        window = self._window
+        if window is None:
+            return self.concurrency
+        return window - sum(1 for x in self.executions.values() if not x.is_idle()) - self._loading()
+
+    def _loading(self) -> int:
+        """Claimed instances whose execution is not in memory yet."""
+        return max(0, len(self._tasks) - len(self.executions))
 
     def _make_room(self) -> None:
         """The runner is full and work is due: suspend instances that only wait (they hold no

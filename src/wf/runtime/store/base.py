@@ -118,6 +118,7 @@ class Database(Protocol):
     def reading(self, fn: Callable[[], Any]) -> Any: ...
     def transaction(self) -> Any: ...  # a context manager: later calls on this thread join it
     def batch(self, ops: list[Callable[[], Any]]) -> list[Any]: ...  # group commit, a savepoint per op
+    def savepoint(self) -> Any: ...  # a context manager: the block's writes are undone if it raises
 
     on_notes: Any  # SQLite: told each committed transaction's notes (a runner's store); PostgreSQL NOTIFYs
 

@@ -217,59 +217,75 @@ class SQLStore(RunnerOps, Ops):
 
     @_write
     def create_instances(self, items: list[dict], now: float, skip_existing: bool = False) -> list[InstanceRow]:
-        """Insert queued instances; ConflictError on an existing id unless `skip_existing`."""
-        created = []
-        for item in items:
-            trigger = item.get("trigger")
-            seq = self._value(
+        """Insert queued instances; ConflictError on an existing id unless `skip_existing`. The inserts
+        are all sent before their seqs are read (on PostgreSQL, one wait for the whole batch)."""
+        inserted = [
+            self._run(
                 "insert_instance",
                 workflow=item["workflow"],
                 id=item["id"],
                 params=item["params"],
                 now=now,
-                trigger=to_json(trigger),
+                trigger=to_json(item.get("trigger")),
                 success_retention=item.get("success_retention"),
                 error_retention=item.get("error_retention"),
             )
-            if seq is None:
+            for item in items
+        ]
+        created = []
+        for item, result in zip(items, inserted):
+            row = result.fetchone()
+            if row is None:
                 if skip_existing:
                     continue
                 raise ConflictError(
                     f"an instance with id {item['id']!r} already exists in workflow {item['workflow']!r}",
                     "choose another id, or restart the existing instance",
                 )
-            self._log(seq, now, "workflow_queued")
             created.append(
                 InstanceRow(
-                    seq,
+                    row[0],
                     item["workflow"],
                     item["id"],
                     item["params"],
                     Status.QUEUED,
                     created_at=now,
                     wake_at=now,
-                    trigger=trigger,
+                    trigger=item.get("trigger"),
                 )
             )
         if created:
+            queued = {"at": now, "type": "workflow_queued", "step": None, "n": None, "data": None}
+            self.db.executemany("append_history", [{"seq": r.seq, **queued} for r in created])
             self.db.notify("w")
         return created
 
-    @_write
     def add_event(self, seq: int, type: str, payload: str | None, now: float) -> int:
-        status, _ = self._locked_status(seq)
-        if status in TERMINAL:
+        """Store an event for instance `seq` (NotFoundError, or ConflictError when it has ended).
+        The transaction decides nothing on the way: the event and its log entry are inserted only
+        if the instance is open, and what it found is read after the commit (on PostgreSQL the
+        whole send is one round trip)."""
+        found, event = self._add_event(seq, type, payload, now)
+        row = found.fetchone()
+        if row is None:
+            raise NotFoundError("the instance was deleted", "list instances with `wf instances list`")
+        if row[0] in TERMINAL:
             raise ConflictError(
-                f"the instance is {status}; it cannot receive events",
+                f"the instance is {row[0]}; it cannot receive events",
                 "send events only to instances that are still running, waiting or paused",
             )
-        event = self._value("insert_event", seq=seq, type=type, payload=payload, now=now)
+        return int(event.fetchone()[0])
+
+    @_write
+    def _add_event(self, seq: int, type: str, payload: str | None, now: float) -> tuple[Any, Any]:
+        found = self._run("lock_instance", seq=seq)
+        event = self._run("insert_event_if_open", seq=seq, type=type, payload=payload, now=now)
         # also when a runner holds it: if that runner is dead, its instances are handed back
         # keeping a waiting instance's wake_at, so the event must have moved it to now
         self._run("wake_if_waiting", seq=seq, now=now)
-        self._log(seq, now, "event_received", {"eventType": type})
+        self._run("log_if_open", seq=seq, at=now, type="event_received", data=to_json({"eventType": type}))
         self.db.notify(f"e:{seq}")
-        return int(event)
+        return found, event
 
     @_write
     def pause(self, seq: int, now: float) -> str:

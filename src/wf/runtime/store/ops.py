@@ -11,6 +11,11 @@ from ...errors import NotFoundError
 from .base import Database, StepRow, to_json
 
 
+class Undone(Exception):
+    """A write that found its instance no longer held (fenced out): what it wrote is undone
+    (`Database.savepoint`)."""
+
+
 def _write(method: Callable) -> Callable:
     """Run the method in this thread's transaction, or in a new write transaction."""
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 import threading
 from collections.abc import Callable
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from importlib import resources
 from typing import Any
 
@@ -116,7 +116,7 @@ class PostgresDB:
             max_size=max(1, pool_size),
             open=False,
             name="wf",
-            kwargs={"autocommit": False, "connect_timeout": CONNECT_TIMEOUT, **_session(url, durability, lease)},
+            kwargs={"autocommit": True, "connect_timeout": CONNECT_TIMEOUT, **_session(url, durability, lease)},
         )
         try:
             self.pool.open(wait=True, timeout=CONNECT_TIMEOUT)
@@ -203,17 +203,25 @@ class PostgresDB:
         )
 
     # -- statements and transactions -----------------------------------------------------
+    #
+    # A write transaction can run in libpq's pipeline mode (see pipelining(): off for now): BEGIN,
+    # the statements, savepoints and COMMIT are sent without waiting for each answer, and the
+    # connection waits only where the caller reads a result (a fetch or a rowcount) and at COMMIT.
+    # Across a network each wait is a round trip. A read outside a write runs its statements one
+    # by one in autocommit (no BEGIN or COMMIT to wait for; under READ COMMITTED each statement had
+    # its own snapshot anyway).
 
     @property
-    def _conn(self):
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
+    def _tx(self) -> _Tx:
+        tx = getattr(self._local, "tx", None)
+        if tx is None:
             raise RuntimeError("a PostgreSQL statement outside a transaction")
-        return conn
+        return tx
 
-    def execute(self, name: str, params: dict, parts: dict[str, str]):
+    def execute(self, name: str, params: dict, parts: dict[str, str]) -> _Result:
         text, params = self.dialect.prepare(name, params, parts)
-        return self._conn.execute(text, params)
+        tx = self._tx
+        return _Result(tx.send(text, params), tx.pipe)
 
     def executemany(self, name: str, rows: list[dict]) -> None:
         """Run an `INSERT ... VALUES (...)` query for each of `rows`, as one plain multi-row statement.
@@ -223,24 +231,31 @@ class PostgresDB:
         until the next plain statement; seen on PostgreSQL 15 with psycopg 3.3). A worker stopped right
         after one (SIGSTOP, a frozen VM) held its rows locked for ever, and every takeover skipped them."""
         text, _ = self.dialect.query(name)
+        tx = self._tx.writable()
         match = _VALUES.search(text)
         if match is None or "DO UPDATE" in text.upper() or _PLACEHOLDER.search(text, match.end()):
             for row in rows:  # not a plain multi-row INSERT: one statement per row (still no pipeline)
-                self._conn.execute(text, row)
+                tx.send(text, row)
             return
         head, values, tail = text[: match.start(1)], match.group(1), text[match.end(1) :]
         for start in range(0, len(rows), _ROWS_PER_INSERT):
             chunk = rows[start : start + _ROWS_PER_INSERT]
             tuples = ", ".join(_PLACEHOLDER.sub(rf"%(\1_{i})s", values) for i in range(len(chunk)))
             params = {f"{key}_{i}": value for i, row in enumerate(chunk) for key, value in row.items()}
-            self._conn.execute(head + tuples + tail, params)
+            tx.send(head + tuples + tail, params)
 
     def notify(self, note: str) -> None:
         """Wake the workers when this transaction commits (PostgreSQL drops duplicates within it)."""
-        self._conn.execute("SELECT pg_notify(%s, %s)", (self.channel, note))
+        self._tx.writable().send("SELECT pg_notify(%s, %s)", (self.channel, note))
 
     def lock(self, key: str) -> None:
-        self._conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (key,))
+        self._tx.writable().send("SELECT pg_advisory_xact_lock(hashtext(%s))", (key,))
+
+    @contextmanager
+    def savepoint(self):
+        """Undo the block's writes if it raises, inside the open transaction (no round trip)."""
+        with self._tx.writable().savepoint():
+            yield
 
     def listen_statement(self):
         """`LISTEN <channel>`, quoted, for the runner's notification connection."""
@@ -249,19 +264,24 @@ class PostgresDB:
     @contextmanager
     def transaction(self):
         """A transaction on this thread, or a savepoint of the one already open."""
-        conn = getattr(self._local, "conn", None)
-        if conn is not None:
-            with conn.transaction():
+        tx = getattr(self._local, "tx", None)
+        if tx is not None:
+            with tx.writable().savepoint():
                 yield self
             return
         try:
-            with self.pool.connection() as conn:
-                self._local.conn = conn
+            with self.pool.connection() as conn, _pipeline(conn) as pipe:
+                self._local.tx = tx = _Tx(conn, pipe)
                 try:
-                    with conn.transaction():
-                        yield self
+                    conn.execute("BEGIN")
+                    yield self
+                    conn.execute("COMMIT")
+                    pipe.sync()
+                except BaseException:
+                    tx.rollback()
+                    raise
                 finally:
-                    self._local.conn = None
+                    self._local.tx = None
         except psycopg.Error as exc:
             if _deadlock(exc):
                 raise _Retry() from exc
@@ -272,7 +292,7 @@ class PostgresDB:
             raise
 
     def writing(self, fn: Callable[[], Any]) -> Any:
-        if getattr(self._local, "conn", None) is not None:
+        if getattr(self._local, "tx", None) is not None:
             return fn()
 
         def attempt():
@@ -284,32 +304,203 @@ class PostgresDB:
         except _Retry as exc:
             raise self.error(exc.__cause__ or exc) from None
 
-    reading = writing
+    def reading(self, fn: Callable[[], Any]) -> Any:
+        if getattr(self._local, "tx", None) is not None:
+            return fn()
+        try:
+            with self.pool.connection() as conn:
+                self._local.tx = _Tx(conn, None)
+                try:
+                    return fn()
+                finally:
+                    self._local.tx = None
+        except psycopg.Error as exc:
+            raise self.error(exc) from None
+        except Exception as exc:
+            if type(exc).__module__.startswith("psycopg_pool"):
+                raise self.error(exc) from None
+            raise
 
     def batch(self, ops: list[Callable[[], Any]]) -> list[Any]:
         """Several writers' operations in one transaction (group commit), each under a savepoint:
         one op's failure is returned as its result and does not undo the others. A deadlock runs the
-        whole batch again; a failure of the database itself fails the whole batch."""
+        whole batch again; a failure of the database itself fails the whole batch.
 
-        def run() -> list[Any]:
-            results: list[Any] = []
-            for op in ops:
-                try:
-                    with self._conn.transaction():
-                        results.append(op())
-                except psycopg.Error as exc:
-                    if isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError) or _deadlock(exc):
-                        raise
-                    results.append(Failed(self.error(exc)))
-                except StoreError as exc:
-                    if exc.transient:
-                        raise
-                    results.append(Failed(exc))
-                except Exception as exc:
-                    results.append(Failed(exc))
-            return results
+        The ops are pipelined, so a statement that fails may be reported while a later op reads
+        its own results: then the batch is rolled back and run again with a wait after each op,
+        which pins the failure on its op."""
+        alone = len(ops) == 1 and getattr(self._local, "tx", None) is None
+        try:
+            return self.writing(lambda: self._batch(ops, careful=False, alone=alone))
+        except _OpFailed as failed:  # a batch of one op: its transaction was its savepoint
+            return [Failed(failed.exc)]
+        except StoreError as exc:
+            if exc.transient or getattr(self._local, "tx", None) is not None:
+                raise
+        return self.writing(lambda: self._batch(ops, careful=True))
 
-        return self.writing(run)
+    def _batch(self, ops: list[Callable[[], Any]], careful: bool, alone: bool = False) -> list[Any]:
+        tx = self._tx
+        if alone and not careful:  # one op in a transaction of its own: the transaction undoes it if it fails
+            try:
+                return [ops[0]()]
+            except psycopg.Error:
+                raise
+            except StoreError as exc:
+                if exc.transient:
+                    raise
+                raise _OpFailed(exc) from None
+            except Exception as exc:
+                raise _OpFailed(exc) from None
+        results: list[Any] = []
+        for op in ops:
+            try:
+                with tx.savepoint(careful):
+                    result = op()
+                results.append(result)  # (careful: its statements ran; they may fail on leaving)
+            except psycopg.Error as exc:
+                if not careful or isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError) or _deadlock(exc):
+                    raise
+                results.append(Failed(self.error(exc)))
+            except StoreError as exc:
+                if exc.transient:
+                    raise
+                results.append(Failed(exc))
+            except Exception as exc:
+                results.append(Failed(exc))
+        return results
+
+
+def pipelining() -> bool:
+    """Whether write transactions are pipelined. Not now, though libpq 14+ can: PostgreSQL arms its
+    idle-in-transaction timer only when it has answered a Sync, and a pipeline sends statements
+    without one. A worker stopped (SIGSTOP, a frozen VM) after sending some of a transaction's
+    statements would hold that transaction's row locks for ever, instead of one lease (see
+    tests/test_faults.py's worker stopped inside a transaction). Until each batch ends with a Sync
+    that nothing waits for, each statement waits for its answer; the code below serves both ways."""
+    return False
+
+
+def _pipeline(conn):
+    return conn.pipeline() if pipelining() else nullcontext(_Unpiped())
+
+
+class _Unpiped:
+    """Stands for the pipeline where libpq has none: every statement has already been answered."""
+
+    def sync(self) -> None:
+        pass
+
+
+class _OpFailed(Exception):
+    """The one op of a batch failed: its transaction is rolled back, the failure is its result."""
+
+    def __init__(self, exc: BaseException):
+        self.exc = exc
+
+
+class _Tx:
+    """This thread's connection while it runs a transaction (`pipe` set) or a read (`pipe` None)."""
+
+    __slots__ = ("conn", "pipe", "depth", "fresh")
+
+    def __init__(self, conn, pipe):
+        self.conn, self.pipe, self.depth = conn, pipe, 0
+        self.fresh: str | None = None  # a savepoint just set, nothing sent since
+
+    def send(self, text, params=None):
+        self.fresh = None
+        return self.conn.execute(text, params)
+
+    def writable(self) -> _Tx:
+        if self.pipe is None:
+            raise RuntimeError("a PostgreSQL write inside a read")
+        return self
+
+    @contextmanager
+    def savepoint(self, careful: bool = False):
+        """A savepoint around the block, rolled back if the block raises. A statement that fails
+        stops the pipeline (what follows it, this SAVEPOINT maybe, is skipped): the error is
+        passed on and the transaction is lost, unless `careful`, where the block's statements are
+        waited for before it is left (one round trip), so that a failure is known to be the
+        block's, and undone, and the transaction goes on."""
+        if self.fresh is not None and not careful:
+            # nothing was sent since the enclosing savepoint was set: undoing to it undoes this block
+            with self._reuse(self.fresh):
+                yield
+            return
+        self.depth += 1
+        name = f"wf_{self.depth}"
+        self.conn.execute(f"SAVEPOINT {name}")
+        self.fresh = name
+        try:
+            yield
+            if careful:
+                self.pipe.sync()
+        except psycopg.Error:
+            if not careful:
+                raise
+            self._settle()
+            self.send(f"ROLLBACK TO SAVEPOINT {name}")
+            self.send(f"RELEASE SAVEPOINT {name}")
+            self.pipe.sync()  # back on track, or the error is the transaction's
+            raise
+        except BaseException:
+            self.send(f"ROLLBACK TO SAVEPOINT {name}")
+            self.send(f"RELEASE SAVEPOINT {name}")
+            raise
+        else:
+            self.send(f"RELEASE SAVEPOINT {name}")
+        finally:
+            self.depth -= 1
+
+    @contextmanager
+    def _reuse(self, name: str):
+        try:
+            yield
+        except psycopg.Error:
+            raise
+        except BaseException:
+            self.conn.execute(f"ROLLBACK TO SAVEPOINT {name}")
+            self.fresh = name  # back to where nothing was sent since it
+            raise
+
+    def _settle(self) -> None:
+        """After a failed statement: read what the pipeline still holds, errors included."""
+        try:
+            self.pipe.sync()
+        except psycopg.Error:
+            pass
+
+    def rollback(self) -> None:
+        try:
+            self._settle()
+            self.conn.execute("ROLLBACK")
+            self.pipe.sync()
+        except Exception:  # a broken connection: the pool throws it away
+            pass
+
+
+class _Result:
+    """A statement's results. In a pipelined transaction they arrive later: the first read of
+    them (rows or the row count) waits for them (a round trip with whatever else is queued)."""
+
+    __slots__ = ("cursor", "pipe")
+
+    def __init__(self, cursor, pipe):
+        self.cursor, self.pipe = cursor, pipe
+
+    def fetchone(self):
+        return self.cursor.fetchone()
+
+    def fetchall(self) -> list:
+        return self.cursor.fetchall()
+
+    @property
+    def rowcount(self) -> int:
+        if self.cursor.pgresult is None and self.pipe is not None:
+            self.pipe.sync()
+        return self.cursor.rowcount
 
 
 def _deadlock(exc: BaseException) -> bool:

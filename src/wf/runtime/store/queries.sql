@@ -71,6 +71,17 @@ UNION
 SELECT w.waiter FROM wf_waits w LEFT JOIN wf_instances t ON t.seq = w.target
 WHERE w.waiter {in:seqs} AND (t.seq IS NULL OR t.status IN ('complete', 'errored', 'terminated'))
 
+-- The steps of several instances at once (a runner's claimed batch), by instance then position.
+-- name: steps_of_many
+SELECT instance, {step_columns} FROM wf_steps WHERE instance {in:seqs} ORDER BY instance, pos
+
+-- losses_since_progress for several instances at once; an instance with none has no row.
+-- name: losses_of_many
+SELECT h.instance, count(*) FROM wf_history h
+WHERE h.instance {in:seqs} AND h.type = 'runner_lost' AND h.seq > COALESCE(
+  (SELECT max(p.seq) FROM wf_history p WHERE p.instance = h.instance AND p.type {in:progress}), 0)
+GROUP BY h.instance
+
 -- name: losses_since_progress
 SELECT count(*) FROM wf_history
 WHERE instance = :seq AND type = 'runner_lost' AND seq > COALESCE(
@@ -103,6 +114,18 @@ SELECT status, paused_at FROM wf_instances WHERE seq = :seq {for_update}
 
 -- name: insert_event
 INSERT INTO wf_events (instance, type, payload, created_at) VALUES (:seq, :type, :payload, :now) RETURNING seq
+
+-- An event is stored only for an instance that has not ended (the row is locked first).
+-- name: insert_event_if_open
+INSERT INTO wf_events (instance, type, payload, created_at)
+SELECT seq, :type, :payload, :now FROM wf_instances
+WHERE seq = :seq AND status NOT IN ('complete', 'errored', 'terminated')
+RETURNING seq
+
+-- name: log_if_open
+INSERT INTO wf_history (instance, at, type, data)
+SELECT seq, :at, :type, :data FROM wf_instances
+WHERE seq = :seq AND status NOT IN ('complete', 'errored', 'terminated')
 
 -- name: wake_if_waiting
 UPDATE wf_instances SET wake_at = :now WHERE seq = :seq AND status = 'waiting'

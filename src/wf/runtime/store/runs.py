@@ -11,8 +11,8 @@ from typing import Any
 
 from ...errors import ConflictError
 from ..status import Status
-from .base import InstanceRow, StepRow, StepWrite, from_json, instance_from_row, to_json
-from .ops import _read, _step_params, _write
+from .base import InstanceRow, StepRow, StepWrite, from_json, instance_from_row, step_from_row, to_json
+from .ops import Undone, _read, _step_params, _write
 from .waits import WaitOps
 
 
@@ -81,6 +81,42 @@ class RunnerOps(WaitOps):
                 self._log(row.seq, now, "workflow_started")
         return claimed
 
+    def claim_runs(
+        self,
+        owner: str,
+        now: float,
+        lease: float,
+        limit: int,
+        workflows: list[str],
+        caps: dict[str, int] | None = None,
+        only: list[int] | None = None,
+        progress: Iterable[str] = (),
+    ) -> tuple[list[tuple[InstanceRow, list[StepRow], int]], float | None]:
+        """`claim`, with what each claimed instance needs to run (`load_run`'s answer), and the
+        earliest wake time of what is left unclaimed (`next_wake`), in one transaction: its reads
+        are sent before its commit and read after it (on PostgreSQL, two waits in all)."""
+        claimed, steps, losses, due = self._claim_and_read(owner, now, lease, limit, workflows, caps, only, progress)
+        wake = due.fetchone()[0]
+        if not claimed:
+            return [], wake
+        by_seq: dict[int, list[StepRow]] = {r.seq: [] for r in claimed}
+        for row in steps.fetchall():
+            by_seq[row[0]].append(step_from_row(row[1:]))
+        lost = {seq: int(n) for seq, n in losses.fetchall()}
+        return [(r, by_seq[r.seq], lost.get(r.seq, 0)) for r in claimed], wake
+
+    @_write
+    def _claim_and_read(self, owner, now, lease, limit, workflows, caps, only, progress) -> tuple:
+        claimed = self.claim(owner, now, lease, limit, workflows, caps, only)
+        steps = losses = None
+        if claimed:
+            seqs = [r.seq for r in claimed]
+            steps = self._run("steps_of_many", seqs=seqs)
+            losses = self._run("losses_of_many", seqs=seqs, progress=list(progress))
+        parts = {"extra": "AND seq {in:only}" if only else ""}
+        due = self._run("next_wake", parts, workflows=list(workflows), capped=list(caps or ()), only=only or [])
+        return claimed, steps, losses, due
+
     def _claim_due(
         self, owner: str, now: float, lease: float, limit: int, workflows: list[str], extra: str, **params: Any
     ) -> list[InstanceRow]:
@@ -100,36 +136,47 @@ class RunnerOps(WaitOps):
     def commit_step(self, owner: str, seq: int, gen: int, w: StepWrite, now: float) -> str | None:
         """Record one step transition if `owner` still holds the instance at `gen`. The instance
         status after it (`waitingForPause` tells the engine to stop at this boundary), or None when
-        the claim was lost (fenced out)."""
-        status = self._value(
-            "commit_instance",
-            seq=seq,
-            owner=owner,
-            gen=gen,
-            status=w.instance_status,
-            wake_at=w.instance_wake_at,
-            now=now,
-        )
-        if status is None:
+        the claim was lost (fenced out).
+
+        Every statement is sent before the fence is read, and undone (a savepoint) when it did not
+        hold: on PostgreSQL the commit then waits for the database once, not once per statement."""
+        try:
+            with self.db.savepoint():
+                fence = self._run(
+                    "commit_instance",
+                    seq=seq,
+                    owner=owner,
+                    gen=gen,
+                    status=w.instance_status,
+                    wake_at=w.instance_wake_at,
+                    now=now,
+                )
+                s = w.step
+                self._run("upsert_step", **_step_params(seq, s))
+                if w.attempt is not None:
+                    a = w.attempt
+                    self._run(
+                        "upsert_attempt",
+                        seq=seq,
+                        pos=s.pos,
+                        attempt=a.attempt,
+                        started_at=a.started_at,
+                        ended_at=a.ended_at,
+                        error=to_json(a.error),
+                        traceback=a.traceback,
+                    )
+                self.append_history(seq, w.events)
+                taken = None
+                if w.consume_event is not None:
+                    taken = self._run("consume_event", pos=s.pos, event=w.consume_event)
+                row = fence.fetchone()
+                if row is None:
+                    raise Undone()
+                if taken is not None and taken.rowcount != 1:
+                    raise ConflictError("the event was already taken by another wait", "retry the wait")
+                return row[0]
+        except Undone:
             return None
-        s = w.step
-        self._run("upsert_step", **_step_params(seq, s))
-        if w.attempt is not None:
-            a = w.attempt
-            self._run(
-                "upsert_attempt",
-                seq=seq,
-                pos=s.pos,
-                attempt=a.attempt,
-                started_at=a.started_at,
-                ended_at=a.ended_at,
-                error=to_json(a.error),
-                traceback=a.traceback,
-            )
-        self.append_history(seq, w.events)
-        if w.consume_event is not None and self._run("consume_event", pos=s.pos, event=w.consume_event).rowcount != 1:
-            raise ConflictError("the event was already taken by another wait", "retry the wait")
-        return status
 
     def _fenced(self, owner: str, seq: int, gen: int) -> bool:
         return self._one("fenced", seq=seq, owner=owner, gen=gen) is not None
@@ -162,29 +209,30 @@ class RunnerOps(WaitOps):
     ) -> bool:
         """End the instance if `owner` still holds it; `traceback` (of the error that ended `run()`)
         goes to the event log only: the instance's error is Cloudflare's {name, message}. `events`
-        are logged just before the end (a rollback's outcome)."""
-        done = (
-            self._run(
-                "finish_instance",
-                seq=seq,
-                owner=owner,
-                gen=gen,
-                status=status,
-                output=output,
-                error=to_json(error),
-                now=now,
-            ).rowcount
-            == 1
-        )
-        if done:
-            if events:
-                self.append_history(seq, list(events))
-            data: dict[str, Any] = {"output": from_json(output)} if status == Status.COMPLETE else {"error": error}
-            if traceback and status != Status.COMPLETE:
-                data["traceback"] = traceback
-            self._log(seq, now, f"workflow_{'completed' if status == Status.COMPLETE else status}", data)
-            self._wake_waiters(seq, now)
-        return done
+        are logged just before the end (a rollback's outcome). Written before the fence is read,
+        and undone when it did not hold (see commit_step)."""
+        data: dict[str, Any] = {"output": from_json(output)} if status == Status.COMPLETE else {"error": error}
+        if traceback and status != Status.COMPLETE:
+            data["traceback"] = traceback
+        try:
+            with self.db.savepoint():
+                ended = self._run(
+                    "finish_instance",
+                    seq=seq,
+                    owner=owner,
+                    gen=gen,
+                    status=status,
+                    output=output,
+                    error=to_json(error),
+                    now=now,
+                )
+                if events:
+                    self.append_history(seq, list(events))
+                self._log(seq, now, f"workflow_{'completed' if status == Status.COMPLETE else status}", data)
+                self._wake_waiters(seq, now, ended)
+        except Undone:
+            return False
+        return True
 
     @_write
     def pause_at_boundary(self, owner: str, seq: int, gen: int, now: float) -> bool:

@@ -331,6 +331,20 @@ class SQLiteDB:
         del self._notes[notes:]  # the op's notes go with its writes
         results.append(Failed(exc))
 
+    @contextmanager
+    def savepoint(self):
+        """Undo the block's writes (and its notes) if it raises, inside the open transaction."""
+        self._savepoint("SAVEPOINT part")
+        mark = len(self._notes)
+        try:
+            yield
+        except BaseException:
+            self._savepoint("ROLLBACK TO part")
+            self._savepoint("RELEASE part")
+            del self._notes[mark:]
+            raise
+        self._savepoint("RELEASE part")
+
     def _savepoint(self, statement: str) -> None:
         try:
             self.conn.execute(statement)

@@ -464,8 +464,8 @@ def pg_faults_row(p: dict) -> list[str]:
         f"lost **{p.get('lost')}**; errored **{p.get('errored')}**; stuck **{p.get('stuck')}**; committed steps started "
         f"again **{p.get('committed_steps_started_again')}**; concurrent runs of one step **{p.get('concurrent_runs')}** "
         f"(all goal 0); complete {p.get('complete')}/{p.get('instances')}; steps run by two workers (uncommitted when "
-        f"taken over: allowed) {p.get('steps_run_by_two_workers')}; stopped attempts resumed beside the new owner "
-        f"{p.get('stale_attempts_resumed_beside_new_owner')}",
+        f"taken over: allowed) {p.get('steps_run_by_two_workers')}; attempts in flight when their worker lost the "
+        f"instance (allowed, their commit refused) {p.get('in_flight_when_the_claim_was_lost')}",
         verdict(
             None
             if "lost" not in p

@@ -515,6 +515,11 @@ def pg_faults(
             f'JOIN "{schema}".wf_instances i ON i.seq = s.instance WHERE s.status = %s AND s.kind = %s',
             ("complete", "do"),
         ).fetchall()
+        handed_back = admin.execute(  # the reaper's record of each claim it took from a runner whose lease ran out
+            f'SELECT i.id, h.at, h.data FROM "{schema}".wf_history h '
+            f'JOIN "{schema}".wf_instances i ON i.seq = h.instance WHERE h.type = %s',
+            ("runner_lost",),
+        ).fetchall()
     finally:
         exits = {w.pid: w.proc.poll() for w in pool}
         codes = [w.stop() for w in pool]
@@ -525,6 +530,14 @@ def pg_faults(
             admin.close()
     entries = [json.loads(line) for line in ledger_path.read_text().splitlines() if line.strip()]
     logs = "".join(w.log.read_text(errors="replace") for w in pool)
+    owners = {}  # worker pid -> the runner id it prints in its "ready" line (the owner the store records)
+    for w in pool:
+        m = re.search(r"wf worker (\S+) ready", w.log.read_text(errors="replace"))
+        if m:
+            owners[w.pid] = m.group(1)
+    lost_claims: dict[tuple[str, str], list[float]] = {}
+    for iid, at, data in handed_back:
+        lost_claims.setdefault((iid, json.loads(data or "{}").get("owner")), []).append(at)
     return {
         "instances": instances,
         "workers": workers,
@@ -533,7 +546,7 @@ def pg_faults(
         "stopped_s": [round(b - a, 2) for v in stop_windows.values() for a, b in v],
         "connection_cuts": len(cut_log),
         "backends_terminated": sum(n for _, n in cut_log),
-        **_pg_verdict(ids, rows, committed, entries, stop_windows, lease),
+        **_pg_verdict(ids, rows, committed, entries, stop_windows, lost_claims, owners, lease),
         "create_errors": len(feed_errors),
         "create_error_examples": feed_errors[:3],
         "workers_exited_during_run": sum(1 for code in exits.values() if code is not None),
@@ -544,7 +557,7 @@ def pg_faults(
     }
 
 
-def _pg_verdict(ids, rows, committed, entries, stop_windows, lease) -> dict:
+def _pg_verdict(ids, rows, committed, entries, stop_windows, lost_claims, owners, lease) -> dict:
     """The counts of pg_faults from the store's rows and the ledger."""
     status = {r[0]: (r[1], r[2]) for r in rows}
     lost = [i for i in ids if i not in status]
@@ -571,28 +584,29 @@ def _pg_verdict(ids, rows, committed, entries, stop_windows, lease) -> dict:
     rerun = [(k, t) for k, t in commit_at.items() for s, _, _ in by_step.get(k, []) if s > t]
     never_ran = [k for k in commit_at if k not in by_step]
 
-    def frozen(pid: int, t: float) -> tuple[float, float] | None:
-        return next(((a, b) for a, b in stop_windows.get(pid, []) if a <= t < b), None)
+    def frozen(pid: int, t: float) -> bool:
+        return any(a <= t < b for a, b in stop_windows.get(pid, []))
 
-    # two runs of one step in different workers: the later one must not start while the earlier one was
-    # running (its process not stopped), nor while it was stopped for less than a lease (it still held
-    # the claim). A run stopped past its lease that resumes while the new owner runs the step is an
-    # attempt in flight at the stop (counted, allowed: a step's attempt can run again until committed).
-    started_beside, taken_early, resumed_beside, cut_off = [], [], [], 0
+    # Two runs of one step in different workers, the later starting before the earlier ended: allowed only
+    # when the reaper took the instance from the earlier run's worker (its lease ran out: stopped past it,
+    # or cut off from the store) after that run started and before the later one did. Such an attempt was
+    # in flight when its worker lost the instance; its commit is refused and the new owner runs the step
+    # again. The reaper's time is read just before it looks for lapsed leases, so a run that started up to
+    # a lease before it still counts as started before the loss.
+    beside, in_flight, in_flight_stopped, cut_off = [], 0, 0, 0
     for key, rs in by_step.items():
-        rs.sort()
+        rs.sort(key=lambda r: r[0])
         cut_off += sum(1 for _, e, _ in rs if e is None)
         for a, (s1, e1, p1) in enumerate(rs):
-            for s2, e2, p2 in rs[a + 1 :]:
+            for s2, _e2, p2 in rs[a + 1 :]:
                 if p1 == p2 or (e1 is not None and s2 >= e1):
                     continue
-                window = frozen(p1, s2)
-                if window is None:
-                    started_beside.append((key, p1, p2))
-                elif s2 - window[0] < lease:
-                    taken_early.append((key, p1, p2))
-                elif e2 is None or e2 > window[1]:
-                    resumed_beside.append((key, p1, p2))
+                taken = [t for t in lost_claims.get((key[0], owners.get(p1)), []) if s1 - lease <= t <= s2]
+                if not taken:
+                    beside.append((key, p1, p2))
+                else:
+                    in_flight += 1
+                    in_flight_stopped += frozen(p1, taken[0])
     retaken = sum(1 for rs in by_step.values() if len({p for _, _, p in rs}) > 1)
     return {
         "complete": sum(1 for i in ids if status.get(i, ("",))[0] == "complete"),
@@ -606,11 +620,10 @@ def _pg_verdict(ids, rows, committed, entries, stop_windows, lease) -> dict:
         "committed_steps_started_again": len(rerun),
         "examples_started_again": [list(k) for k, _ in rerun[:5]],
         "committed_steps_without_a_run": len(never_ran),
-        "started_beside_a_running_attempt": len(started_beside),
-        "taken_before_the_lease_ran_out": len(taken_early),
-        "concurrent_examples": [[list(k), p1, p2] for k, p1, p2 in (started_beside + taken_early)[:5]],
-        "concurrent_runs": len(started_beside) + len(taken_early),
-        "stale_attempts_resumed_beside_new_owner": len(resumed_beside),
+        "concurrent_runs": len(beside),
+        "concurrent_examples": [[list(k), p1, p2] for k, p1, p2 in beside[:5]],
+        "in_flight_when_the_claim_was_lost": in_flight,
+        "of_which_worker_stopped": in_flight_stopped,
         "steps_run_by_two_workers": retaken,
         "attempts_cut_off": cut_off,
         "step_executions": len(runs),

@@ -439,6 +439,7 @@ def pg_faults(
     ids = [f"pg-{i:05d}" for i in range(instances)]
     stop_windows: dict[int, list[tuple[float, float]]] = {w.pid: [] for w in pool}
     cut_log: list[tuple[float, int]] = []  # (time, backends terminated)
+    leases: dict[str, list[tuple[float, float]]] = {}  # runner -> [(asked at, its lease_until then)]
     feed_errors: list[str] = []
     hold = (1.4 * lease, 2.5 * lease)  # how long a stopped worker stays stopped: always past its lease
     fault_phase = stops * (sum(hold) / 2 + 1.5)
@@ -480,10 +481,20 @@ def pg_faults(
                 ).fetchall()
                 cut_log.append((time.time(), sum(1 for _, ok in rows if ok)))
 
+        def watch():  # each runner's lease as the store holds it, sampled: when it had surely run out
+            with psycopg.connect(base, autocommit=True, connect_timeout=5) as conn:
+                while not done_watching.wait(0.05):
+                    asked = time.time()  # the rows are as of some instant after this
+                    for owner, until in conn.execute(f'SELECT owner, lease_until FROM "{schema}".wf_runners'):
+                        leases.setdefault(owner, []).append((asked, until))
+
+        done_watching = threading.Event()
         feeder = threading.Thread(target=feed, daemon=True)
         cuts_thread = threading.Thread(target=cutter, daemon=True)
+        watcher = threading.Thread(target=watch, daemon=True)
         feeder.start()
         cuts_thread.start()
+        watcher.start()
         for k in range(stops):  # one worker at a time, round robin; the others carry on
             time.sleep(rng.uniform(0.5, 2.5))
             w = pool[k % workers]
@@ -509,6 +520,8 @@ def pg_faults(
         except TimeoutError:
             pass
         total_s = time.time() - t_start
+        done_watching.set()
+        watcher.join()
         rows = admin.execute(f'SELECT id, status, output FROM "{schema}".wf_instances').fetchall()
         committed = admin.execute(
             f'SELECT i.id, s.name, s.ended_at FROM "{schema}".wf_steps s '
@@ -521,6 +534,7 @@ def pg_faults(
             ("runner_lost",),
         ).fetchall()
     finally:
+        done_watching.set()
         exits = {w.pid: w.proc.poll() for w in pool}
         codes = [w.stop() for w in pool]
         client.close()
@@ -535,6 +549,11 @@ def pg_faults(
         m = re.search(r"wf worker (\S+) ready", w.log.read_text(errors="replace"))
         if m:
             owners[w.pid] = m.group(1)
+    (work / "evidence.json").write_text(  # for a look afterwards: the schema is dropped
+        json.dumps(
+            {"stops": stop_windows, "cuts": cut_log, "owners": owners, "handed_back": handed_back, "leases": leases}
+        )
+    )
     lost_claims: dict[tuple[str, str], list[float]] = {}
     for iid, at, data in handed_back:
         lost_claims.setdefault((iid, json.loads(data or "{}").get("owner")), []).append(at)
@@ -546,7 +565,7 @@ def pg_faults(
         "stopped_s": [round(b - a, 2) for v in stop_windows.values() for a, b in v],
         "connection_cuts": len(cut_log),
         "backends_terminated": sum(n for _, n in cut_log),
-        **_pg_verdict(ids, rows, committed, entries, stop_windows, lost_claims, owners, lease),
+        **_pg_verdict(ids, rows, committed, entries, stop_windows, lost_claims, leases, owners, lease),
         "create_errors": len(feed_errors),
         "create_error_examples": feed_errors[:3],
         "workers_exited_during_run": sum(1 for code in exits.values() if code is not None),
@@ -557,7 +576,7 @@ def pg_faults(
     }
 
 
-def _pg_verdict(ids, rows, committed, entries, stop_windows, lost_claims, owners, lease) -> dict:
+def _pg_verdict(ids, rows, committed, entries, stop_windows, lost_claims, leases, owners, lease) -> dict:
     """The counts of pg_faults from the store's rows and the ledger."""
     status = {r[0]: (r[1], r[2]) for r in rows}
     lost = [i for i in ids if i not in status]
@@ -584,15 +603,24 @@ def _pg_verdict(ids, rows, committed, entries, stop_windows, lost_claims, owners
     rerun = [(k, t) for k, t in commit_at.items() for s, _, _ in by_step.get(k, []) if s > t]
     never_ran = [k for k in commit_at if k not in by_step]
 
-    def frozen(pid: int, t: float) -> bool:
-        return any(a <= t < b for a, b in stop_windows.get(pid, []))
+    def stopped_since(pid: int, t: float) -> float | None:
+        """When the stop of `pid` that covers time `t` began, if one does."""
+        return next((a for a, b in stop_windows.get(pid, []) if a <= t < b), None)
+
+    def lease_ran_out(pid: int, t: float) -> bool:
+        """Had the lease of `pid`'s runner surely run out at `t`? A lease only ever moves forward, so
+        the first sample asked after `t` bounds it from above."""
+        after = next((until for asked, until in leases.get(owners.get(pid, ""), []) if asked >= t), None)
+        return after is not None and after < t
 
     # Two runs of one step in different workers, the later starting before the earlier ended: allowed only
-    # when the reaper took the instance from the earlier run's worker (its lease ran out: stopped past it,
-    # or cut off from the store) after that run started and before the later one did. Such an attempt was
-    # in flight when its worker lost the instance; its commit is refused and the new owner runs the step
-    # again. The reaper's time is read just before it looks for lapsed leases, so a run that started up to
-    # a lease before it still counts as started before the loss.
+    # when the earlier run's worker had lost the instance by the time the later run started. The evidence,
+    # any of: its runner's lease had surely run out then (the store's lease_until, sampled every 50 ms);
+    # the reaper recorded taking the instance from it (`runner_lost`) after that run started and before
+    # the later one did (its time is read just before it looks for lapsed leases: a run that started up
+    # to a lease before it still counts); it had been stopped for over 1.1 leases then (it cannot renew
+    # while stopped). Such an attempt was in flight when its worker lost the instance: its commit is
+    # refused and the new owner runs the step again, as it may any uncommitted attempt.
     beside, in_flight, in_flight_stopped, cut_off = [], 0, 0, 0
     for key, rs in by_step.items():
         rs.sort(key=lambda r: r[0])
@@ -601,12 +629,13 @@ def _pg_verdict(ids, rows, committed, entries, stop_windows, lost_claims, owners
             for s2, _e2, p2 in rs[a + 1 :]:
                 if p1 == p2 or (e1 is not None and s2 >= e1):
                     continue
-                taken = [t for t in lost_claims.get((key[0], owners.get(p1)), []) if s1 - lease <= t <= s2]
-                if not taken:
-                    beside.append((key, p1, p2))
-                else:
+                since = stopped_since(p1, s2)
+                taken = any(s1 - lease <= t <= s2 for t in lost_claims.get((key[0], owners.get(p1)), []))
+                if lease_ran_out(p1, s2) or taken or (since is not None and s2 - since > 1.1 * lease):
                     in_flight += 1
-                    in_flight_stopped += frozen(p1, taken[0])
+                    in_flight_stopped += since is not None
+                else:
+                    beside.append((key, p1, p2, round(s1, 3), round(s2, 3), since and round(since, 3)))
     retaken = sum(1 for rs in by_step.values() if len({p for _, _, p in rs}) > 1)
     return {
         "complete": sum(1 for i in ids if status.get(i, ("",))[0] == "complete"),
@@ -621,7 +650,7 @@ def _pg_verdict(ids, rows, committed, entries, stop_windows, lost_claims, owners
         "examples_started_again": [list(k) for k, _ in rerun[:5]],
         "committed_steps_without_a_run": len(never_ran),
         "concurrent_runs": len(beside),
-        "concurrent_examples": [[list(k), p1, p2] for k, p1, p2 in beside[:5]],
+        "concurrent_examples": [[list(k), *rest] for k, *rest in beside[:5]],
         "in_flight_when_the_claim_was_lost": in_flight,
         "of_which_worker_stopped": in_flight_stopped,
         "steps_run_by_two_workers": retaken,

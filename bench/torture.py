@@ -471,7 +471,7 @@ def pg_faults(
         done_faulting = threading.Event()
 
         def cutter():
-            every = fault_phase / max(1, cuts)
+            every = 0.8 * fault_phase / max(1, cuts)  # all of them before the stops end, as a rule
             for _ in range(cuts):
                 if done_faulting.wait(rng.uniform(0.5, 1.5) * every):
                     return

@@ -102,6 +102,11 @@ class Runner:
         # Until when (time.monotonic()) this runner may trust its claims: the coordination moves it
         # forward with each confirmed lease renewal; no step attempt starts after it.
         self.trusted_until = math.inf
+        # When (time.monotonic()) trust last came back after it had lapsed: a claim asked for before
+        # then may have been taken over in between, so it is checked before its instance runs.
+        self.regained_at = -math.inf
+        self._claimed: dict[int, int] = {}  # seq -> number of this runner's latest claim of it
+        self._claims = 0
         self.failure: str | None = None  # why this runner stopped working for good (see fail())
         self.failed = asyncio.Event()
         self._changed: asyncio.Event | None = None  # set on any activity while someone awaits quiescence
@@ -158,6 +163,7 @@ class Runner:
         was = self.trusted()
         self.trusted_until = deadline
         if not was and self.trusted():
+            self.regained_at = time.monotonic()
             self.wake()
 
     def fail(self, reason: str) -> None:
@@ -295,8 +301,11 @@ class Runner:
             x.suspend_types = list(x.wait_types)
             x.task.cancel()
 
-    def _spawn(self, row) -> None:
-        task = asyncio.get_running_loop().create_task(self._drive(row))
+    def _spawn(self, row, asked: float) -> None:
+        """Run a claimed instance; `asked`: when (time.monotonic()) the claim was asked for."""
+        self._claims += 1
+        self._claimed[row.seq] = self._claims
+        task = asyncio.get_running_loop().create_task(self._drive(row, asked, self._claims))
         self._tasks.add(task)
         task.add_done_callback(self._task_done)
 
@@ -307,10 +316,36 @@ class Runner:
             log.error("an instance's execution failed: %s: %s", type(exc).__name__, exc)
         self.activity()
 
-    async def _drive(self, row) -> None:
+    async def _drive(self, row, asked: float, claim: int) -> None:
+        try:
+            await self._load_and_execute(row, asked, claim)
+        finally:
+            if self._claimed.get(row.seq) == claim:
+                del self._claimed[row.seq]
+
+    async def _still_ours(self, row, asked: float, claim: int) -> bool:
+        """Loaded, about to run: is the claim still this runner's? Not when a newer claim of the same
+        instance was made here (it runs that one), nor when trust lapsed since the claim was asked for
+        (the runner was stopped or cut off past its lease) and the store now says the instance is
+        someone else's: loading it then was reading another runner's progress. Once the execution is in
+        `executions`, the coordination's renewals tell it what it lost."""
+        since = asked
+        while self._claimed.get(row.seq) == claim:
+            if self.regained_at <= since:
+                return True
+            since = time.monotonic()
+            current = await self.astore.call(self.store_ops.get_by_seq, row.seq)
+            if current is None or current.gen != row.gen or current.owner != self.owner:
+                log.info("instance %s is no longer this runner's (its lease ran out unrenewed); not run here", row.id)
+                return False
+        return False
+
+    async def _load_and_execute(self, row, asked: float, claim: int) -> None:
         reg = self.workflows[row.workflow]
         try:
             rows, losses = await self.astore.call(self.store_ops.load_run, row.seq, steps.progress_events())
+            if not await self._still_ours(row, asked, claim):
+                return
         except Exception as exc:
             log.error("could not load instance %s (%s); it will be run again", row.id, exc)
             return await self._hand_back(row.seq, row.gen, self.clock.now() + 1)
@@ -438,11 +473,12 @@ class Runner:
             free = self.concurrency - len(self._tasks) if self.trusted() else 0  # loading ones count too
             rows = []
             if free > 0:
+                asked = time.monotonic()
                 rows = await self.astore.call(
                     self.store_ops.claim, self.owner, now, self.lease, free, names, caps, self.only
                 )
                 for row in rows:
-                    self._spawn(row)
+                    self._spawn(row, asked)
                     if row.started_at == now:  # its first claim: the store logged it as started
                         report(row, [LogEvent(now, InstanceEvent.STARTED.value)])
             if rows and len(rows) == free:

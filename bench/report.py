@@ -413,6 +413,7 @@ def reliability(r: dict) -> list[str]:
             f"kill phase {fmt(k.get('kill_phase_s'), ' s', 0)}, finish {fmt(k.get('finish_phase_s'), ' s', 0)}{err_note(k)}",
         ]
     )
+    rel.append(pg_faults_row(r.get("pg_faults", {})))
     c = r.get("contention", {})
     rel.append(
         [
@@ -444,6 +445,35 @@ def reliability(r: dict) -> list[str]:
     for case in b.get("not_handled") or []:
         lines.append(f"- not handled: {case['group']}: {case['case']}: {'; '.join(case.get('problems', []))[:400]}")
     return lines
+
+
+def pg_faults_row(p: dict) -> list[str]:
+    if p.get("skipped"):
+        return [
+            "PostgreSQL faults: workers stopped past their lease, connections cut",
+            f"skipped: {p['skipped']}",
+            "n/a",
+            "",
+        ]
+    zero = ("lost", "errored", "stuck", "committed_steps_started_again", "concurrent_runs")
+    return [
+        f"PostgreSQL faults: {p.get('instances')} instances, {p.get('workers')} workers (lease {p.get('lease_s')} s); "
+        f"{p.get('stops')} SIGSTOPs past the lease ({fmt(min(p.get('stopped_s') or [0]), ' s', 1)}–"
+        f"{fmt(max(p.get('stopped_s') or [0]), ' s', 1)}) then SIGCONT; {p.get('connection_cuts')} cuts of the workers' "
+        f"connections ({p.get('backends_terminated')} backends terminated)",
+        f"lost **{p.get('lost')}**; errored **{p.get('errored')}**; stuck **{p.get('stuck')}**; committed steps started "
+        f"again **{p.get('committed_steps_started_again')}**; concurrent runs of one step **{p.get('concurrent_runs')}** "
+        f"(all goal 0); complete {p.get('complete')}/{p.get('instances')}; steps run by two workers (uncommitted when "
+        f"taken over: allowed) {p.get('steps_run_by_two_workers')}; attempts in flight when their worker lost the "
+        f"instance (allowed, their commit refused) {p.get('in_flight_when_the_claim_was_lost')}",
+        verdict(
+            None
+            if "lost" not in p
+            else all(p[k] == 0 for k in zero) and p["complete"] == p["instances"] and not p.get("failed")
+        ),
+        f"fault phase {fmt(p.get('fault_phase_s'), ' s', 0)}, all ended {fmt(p.get('wall_s_run'), ' s', 0)} "
+        f"after the first create; {p.get('step_executions')} step executions in the ledger{err_note(p)}",
+    ]
 
 
 def missing(r: dict) -> list[str]:

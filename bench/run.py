@@ -55,6 +55,9 @@ FULL = dict(
     list_reps=5,
     kill_instances=1000,
     kills=100,
+    pg_fault_instances=1000,
+    pg_stops=20,
+    pg_cuts=40,
     cont_instances=2000,
     dbos_recovery_reps=3,
     restate_recovery_reps=3,
@@ -91,6 +94,9 @@ QUICK = dict(
     list_reps=1,
     kill_instances=30,
     kills=6,
+    pg_fault_instances=60,
+    pg_stops=2,
+    pg_cuts=4,
     cont_instances=200,
     dbos_recovery_reps=1,
     restate_recovery_reps=1,
@@ -206,6 +212,10 @@ class Bench:
 
     def reliability(self) -> None:
         self.torture("kill_loop", "kill_loop", instances=self.s["kill_instances"], kills=self.s["kills"])
+        s = self.s  # on the server WF_TEST_POSTGRES names; recorded as skipped without it
+        self.torture(
+            "pg_faults", "pg_faults", instances=s["pg_fault_instances"], stops=s["pg_stops"], cuts=s["pg_cuts"]
+        )
         self.torture("contention", "contention", instances=self.s["cont_instances"])
         self.torture("bad_input", "bad_input")
 

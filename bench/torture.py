@@ -5,6 +5,11 @@ kill_loop   the shop's order workflow against a stub service that writes a ledge
             instances are being triggered; then one last worker runs everything to the end.
 contention  several `wf worker` processes on one SQLite file, clients writing and reading at the
             same time: no instance step run by two runners at once, no "database is locked".
+pg_faults   1,000 instances on PostgreSQL with 3 `wf worker` processes and a short lease: workers are
+            SIGSTOPped past their lease then SIGCONTed, and the workers' store connections are cut
+            (pg_terminate_backend), again and again while the instances run. Each step execution
+            appends start and end lines (pid, time) to a ledger; with the commit times the store
+            keeps, it shows whether a committed step started again or one step ran in two workers.
 bad_input   the bad-input tests (tests/test_bad_input.py) plus damaged state databases and
             malformed HTTP sent to `wf dev`: each must end in a clean error and leave no damage.
 """
@@ -286,6 +291,391 @@ def contention(work: Path, runners: int = 4, instances: int = 2000, clients: int
         "error_examples": (errors + cli_errors)[:5],
         "worker_tracebacks": worker_logs.count("Traceback"),
     }
+
+
+# -- PostgreSQL: stopped workers and cut connections --------------------------------------
+
+PG_WORKFLOW = """
+import asyncio
+import json
+import os
+import time
+import uuid
+
+from wf import WorkflowEntrypoint
+
+STEPS = %r
+
+
+def append(path, record):
+    line = (json.dumps(record) + "\\n").encode()
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, line)  # one write, one line: lines from several processes never interleave
+    finally:
+        os.close(fd)
+
+
+# STEPS steps that record their start and their end (or failure) with the pid that ran them; a durable
+# nap between the second and the third; with `flaky`, each step's first attempt fails and is retried a
+# second later (a timer held in the worker's memory: what a worker resumed from SIGSTOP acts on first).
+class Ledger(WorkflowEntrypoint):
+    async def run(self, event, step):
+        p = event.payload
+        config = {"retries": {"limit": 3, "delay": "1 second", "backoff": "constant"}}
+        done = []
+        for k, name in enumerate(STEPS):
+
+            async def body(ctx, name=name):
+                run = {"run": uuid.uuid4().hex, "id": event.instance_id, "step": name, "pid": os.getpid(),
+                       "attempt": ctx.attempt}
+                append(self.env.LEDGER, {**run, "ev": "start", "t": time.time()})
+                await asyncio.sleep(p["work"])
+                if p.get("flaky") and ctx.attempt == 1:
+                    append(self.env.LEDGER, {**run, "ev": "fail", "t": time.time()})
+                    raise RuntimeError("the first attempt fails")
+                append(self.env.LEDGER, {**run, "ev": "end", "t": time.time()})
+                return f"{name}:{event.instance_id}"
+
+            done.append(await step.do(name, body, config=config))
+            if k == 1 and p.get("nap"):
+                await step.sleep("nap", p["nap"])
+        return {"steps": done}
+"""
+PG_STEPS = ("reserve", "charge", "ship", "notify")
+
+
+class PgWorker:
+    """A `wf worker` on the PostgreSQL store; its connections carry `app` as their application_name."""
+
+    def __init__(self, project: Path, url: str, lease: float, app: str, log: Path):
+        self.log = log
+        e = {**env(), "WF_STORE": url, "WF_LEASE": str(lease), "PGAPPNAME": app}
+        with open(log, "wb") as err:
+            self.proc = subprocess.Popen(
+                [PY, "-m", "wf", "worker"],
+                cwd=project,
+                env=e,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=err,
+                start_new_session=True,
+            )
+        self.pid = self.proc.pid
+
+    def ready(self) -> bool:
+        if self.proc.poll() is not None:
+            raise RuntimeError(f"worker {self.pid} exited {self.proc.returncode}:\n{self.log.read_text()[-3000:]}")
+        return "ready" in self.log.read_text(errors="replace")
+
+    def signal(self, sig: int) -> None:
+        if self.proc.poll() is None:
+            os.kill(self.pid, sig)
+
+    def stop(self) -> int | None:
+        self.signal(signal.SIGCONT)
+        self.signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.pid, signal.SIGKILL)
+            self.proc.wait()
+            return None
+
+
+def _pg_scratch(base: str) -> tuple[str, str]:
+    """A fresh schema on the server `base` names: (its name, a store URL whose search_path is it)."""
+    import uuid
+    from urllib.parse import quote
+
+    import psycopg
+
+    name = f"wf_torture_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(base, autocommit=True, connect_timeout=5) as conn:
+        conn.execute(f'CREATE SCHEMA "{name}"')
+    sep = "&" if "?" in base else "?"
+    return name, f"{base}{sep}options={quote(f'-csearch_path={name}')}"
+
+
+def pg_faults(
+    work: Path,
+    instances: int = 1000,
+    workers: int = 3,
+    lease: float = 2.0,
+    stops: int = 12,
+    cuts: int = 30,
+    work_s: float = 0.05,
+    deadline: float = 300.0,
+    seed: int = 13,
+    url: str | None = None,
+) -> dict:
+    import uuid
+
+    import psycopg
+
+    base = url or os.environ.get("WF_TEST_POSTGRES")
+    if not base:
+        return {"skipped": "WF_TEST_POSTGRES is not set (.ci/postgres.sh prints a URL)"}
+    rng = random.Random(seed)
+    schema, store_url = _pg_scratch(base)
+    app = f"wf-torture-{uuid.uuid4().hex[:8]}"  # the workers' application_name: only their backends are cut
+    project = work / "project"
+    (project / "src").mkdir(parents=True, exist_ok=True)
+    (project / "src" / "index.py").write_text(PG_WORKFLOW % (PG_STEPS,))
+    ledger_path = work / "ledger.jsonl"
+    (project / "wrangler.jsonc").write_text(
+        json.dumps(
+            {
+                "name": "pg-faults",
+                "main": "src/index.py",
+                "vars": {"LEDGER": str(ledger_path)},
+                "workflows": [{"name": "ledger", "binding": "LEDGER_FLOW", "class_name": "Ledger"}],
+            }
+        )
+    )
+    client = Client(load_config(str(project / "wrangler.jsonc"), store=store_url))
+    admin = psycopg.connect(base, autocommit=True, connect_timeout=5)
+    pool = [PgWorker(project, store_url, lease, app, work / f"worker-{i}.log") for i in range(workers)]
+    ids = [f"pg-{i:05d}" for i in range(instances)]
+    stop_windows: dict[int, list[tuple[float, float]]] = {w.pid: [] for w in pool}
+    cut_log: list[tuple[float, int]] = []  # (time, backends terminated)
+    leases: dict[str, list[tuple[float, float]]] = {}  # runner -> [(asked at, its lease_until then)]
+    feed_errors: list[str] = []
+    hold = (1.4 * lease, 2.5 * lease)  # how long a stopped worker stays stopped: always past its lease
+    fault_phase = stops * (sum(hold) / 2 + 1.5)
+    t_start = time.time()
+    try:
+        wait_for(lambda: all(w.ready() for w in pool), 60, "every worker to be ready", 0.05)
+        t_start = time.time()
+
+        def feed():
+            c = Client(load_config(str(project / "wrangler.jsonc"), store=store_url))
+            batch = max(1, instances // 40)
+            try:
+                for k in range(0, instances, batch):
+                    target = t_start + fault_phase * 0.8 * k / instances
+                    time.sleep(max(0.0, target - time.time()))
+                    rows = []
+                    for j, iid in enumerate(ids[k : k + batch], start=k):
+                        params = {"work": work_s * rng.choice((0.2, 1, 3)), "flaky": j % 7 == 0}
+                        if j % 3 == 0:
+                            params["nap"] = "1 second"
+                        rows.append({"id": iid, "params": params})
+                    try:
+                        c.create_batch("ledger", rows)
+                    except Exception as exc:  # noqa: BLE001 - counted: a create the store refused
+                        feed_errors.append(f"{type(exc).__name__}: {exc}")
+            finally:
+                c.close()
+
+        done_faulting = threading.Event()
+
+        def cutter():
+            every = 0.8 * fault_phase / max(1, cuts)  # all of them before the stops end, as a rule
+            for _ in range(cuts):
+                if done_faulting.wait(rng.uniform(0.5, 1.5) * every):
+                    return
+                rows = admin.execute(
+                    "SELECT pid, pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = %s",
+                    (app,),
+                ).fetchall()
+                cut_log.append((time.time(), sum(1 for _, ok in rows if ok)))
+
+        def watch():  # each runner's lease as the store holds it, sampled: when it had surely run out
+            with psycopg.connect(base, autocommit=True, connect_timeout=5) as conn:
+                while not done_watching.wait(0.05):
+                    asked = time.time()  # the rows are as of some instant after this
+                    for owner, until in conn.execute(f'SELECT owner, lease_until FROM "{schema}".wf_runners'):
+                        leases.setdefault(owner, []).append((asked, until))
+
+        done_watching = threading.Event()
+        feeder = threading.Thread(target=feed, daemon=True)
+        cuts_thread = threading.Thread(target=cutter, daemon=True)
+        watcher = threading.Thread(target=watch, daemon=True)
+        feeder.start()
+        cuts_thread.start()
+        watcher.start()
+        for k in range(stops):  # one worker at a time, round robin; the others carry on
+            time.sleep(rng.uniform(0.5, 2.5))
+            w = pool[k % workers]
+            if w.proc.poll() is not None:
+                continue
+            w.signal(signal.SIGSTOP)
+            stopped_at = time.time()  # taken after the signal: the window counted as stopped is never too wide
+            time.sleep(rng.uniform(*hold))
+            resumed_at = time.time()
+            w.signal(signal.SIGCONT)
+            stop_windows[w.pid].append((stopped_at, resumed_at))
+        feeder.join()
+        done_faulting.set()
+        cuts_thread.join()
+        fault_s = time.time() - t_start
+
+        def finished() -> bool:
+            counts = client.store.count_by_status("ledger")
+            return sum(counts.get(s, 0) for s in TERMINAL) >= instances
+
+        try:
+            wait_for(finished, deadline, "every instance to end", 0.2)
+        except TimeoutError:
+            pass
+        total_s = time.time() - t_start
+        done_watching.set()
+        watcher.join()
+        rows = admin.execute(f'SELECT id, status, output FROM "{schema}".wf_instances').fetchall()
+        committed = admin.execute(
+            f'SELECT i.id, s.name, s.ended_at FROM "{schema}".wf_steps s '
+            f'JOIN "{schema}".wf_instances i ON i.seq = s.instance WHERE s.status = %s AND s.kind = %s',
+            ("complete", "do"),
+        ).fetchall()
+        handed_back = admin.execute(  # the reaper's record of each claim it took from a runner whose lease ran out
+            f'SELECT i.id, h.at, h.data FROM "{schema}".wf_history h '
+            f'JOIN "{schema}".wf_instances i ON i.seq = h.instance WHERE h.type = %s',
+            ("runner_lost",),
+        ).fetchall()
+    finally:
+        done_watching.set()
+        exits = {w.pid: w.proc.poll() for w in pool}
+        codes = [w.stop() for w in pool]
+        client.close()
+        try:
+            admin.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        finally:
+            admin.close()
+    entries = [json.loads(line) for line in ledger_path.read_text().splitlines() if line.strip()]
+    logs = "".join(w.log.read_text(errors="replace") for w in pool)
+    owners = {}  # worker pid -> the runner id it prints in its "ready" line (the owner the store records)
+    for w in pool:
+        m = re.search(r"wf worker (\S+) ready", w.log.read_text(errors="replace"))
+        if m:
+            owners[w.pid] = m.group(1)
+    (work / "evidence.json").write_text(  # for a look afterwards: the schema is dropped
+        json.dumps(
+            {"stops": stop_windows, "cuts": cut_log, "owners": owners, "handed_back": handed_back, "leases": leases}
+        )
+    )
+    lost_claims: dict[tuple[str, str], list[float]] = {}
+    for iid, at, data in handed_back:
+        lost_claims.setdefault((iid, json.loads(data or "{}").get("owner")), []).append(at)
+    return {
+        "instances": instances,
+        "workers": workers,
+        "lease_s": lease,
+        "stops": sum(len(v) for v in stop_windows.values()),
+        "stopped_s": [round(b - a, 2) for v in stop_windows.values() for a, b in v],
+        "connection_cuts": len(cut_log),
+        "backends_terminated": sum(n for _, n in cut_log),
+        **_pg_verdict(ids, rows, committed, entries, stop_windows, lost_claims, leases, owners, lease),
+        "create_errors": len(feed_errors),
+        "create_error_examples": feed_errors[:3],
+        "workers_exited_during_run": sum(1 for code in exits.values() if code is not None),
+        "worker_exit_codes": codes,
+        "worker_tracebacks": logs.count("Traceback"),
+        "fault_phase_s": round(fault_s, 2),
+        "wall_s_run": round(total_s, 2),
+    }
+
+
+def _pg_verdict(ids, rows, committed, entries, stop_windows, lost_claims, leases, owners, lease) -> dict:
+    """The counts of pg_faults from the store's rows and the ledger."""
+    status = {r[0]: (r[1], r[2]) for r in rows}
+    lost = [i for i in ids if i not in status]
+    errored = [i for i in ids if i in status and status[i][0] == "errored"]
+    stuck = [i for i in ids if i in status and status[i][0] not in TERMINAL]
+    other = [i for i in ids if i in status and status[i][0] == "terminated"]
+    wrong = [
+        i
+        for i in ids
+        if i in status
+        and status[i][0] == "complete"
+        and json.loads(status[i][1]) != {"steps": [f"{s}:{i}" for s in PG_STEPS]}
+    ]
+    # one run per step execution: (start, end or None, pid)
+    runs: dict[str, dict] = {}
+    for e in entries:
+        r = runs.setdefault(e["run"], {"key": (e["id"], e["step"]), "pid": e["pid"]})
+        r[e["ev"]] = e["t"]
+    by_step: dict[tuple, list] = {}
+    for r in runs.values():
+        by_step.setdefault(r["key"], []).append((r["start"], r.get("end", r.get("fail")), r["pid"]))
+    # a step committed at T (its ended_at: taken before its commit) has no start after T, by anyone
+    commit_at = {(i, s): t for i, s, t in committed}
+    rerun = [(k, t) for k, t in commit_at.items() for s, _, _ in by_step.get(k, []) if s > t]
+    never_ran = [k for k in commit_at if k not in by_step]
+
+    def stopped_since(pid: int, t: float) -> float | None:
+        """When the stop of `pid` that covers time `t` began, if one does."""
+        return next((a for a, b in stop_windows.get(pid, []) if a <= t < b), None)
+
+    def lease_ran_out(pid: int, t: float) -> bool:
+        """Had the lease of `pid`'s runner surely run out at `t`? A lease only ever moves forward, so
+        the first sample asked after `t` bounds it from above."""
+        after = next((until for asked, until in leases.get(owners.get(pid, ""), []) if asked >= t), None)
+        return after is not None and after < t
+
+    # Two runs of one step in different workers, the later starting before the earlier ended: allowed only
+    # when the earlier run's worker had lost the instance by the time the later run started. The evidence,
+    # any of: its runner's lease had surely run out then (the store's lease_until, sampled every 50 ms);
+    # the reaper recorded taking the instance from it (`runner_lost`) after that run started and before
+    # the later one did (its time is read just before it looks for lapsed leases: a run that started up
+    # to a lease before it still counts); it had been stopped for over 1.1 leases then (it cannot renew
+    # while stopped). Such an attempt was in flight when its worker lost the instance: its commit is
+    # refused and the new owner runs the step again, as it may any uncommitted attempt.
+    beside, in_flight, in_flight_stopped, cut_off = [], 0, 0, 0
+    for key, rs in by_step.items():
+        rs.sort(key=lambda r: r[0])
+        cut_off += sum(1 for _, e, _ in rs if e is None)
+        for a, (s1, e1, p1) in enumerate(rs):
+            for s2, _e2, p2 in rs[a + 1 :]:
+                if p1 == p2 or (e1 is not None and s2 >= e1):
+                    continue
+                since = stopped_since(p1, s2)
+                taken = any(s1 - lease <= t <= s2 for t in lost_claims.get((key[0], owners.get(p1)), []))
+                if lease_ran_out(p1, s2) or taken or (since is not None and s2 - since > 1.1 * lease):
+                    in_flight += 1
+                    in_flight_stopped += since is not None
+                else:
+                    beside.append((key, p1, p2, round(s1, 3), round(s2, 3), since and round(since, 3)))
+    retaken = sum(1 for rs in by_step.values() if len({p for _, _, p in rs}) > 1)
+    return {
+        "complete": sum(1 for i in ids if status.get(i, ("",))[0] == "complete"),
+        "lost": len(lost),
+        "errored": len(errored),
+        "errored_examples": errored[:5],
+        "stuck": len(stuck),
+        "stuck_examples": [(i, status[i][0]) for i in stuck[:5]],
+        "terminated": len(other),
+        "wrong_output": len(wrong),
+        "committed_steps_started_again": len(rerun),
+        "examples_started_again": [list(k) for k, _ in rerun[:5]],
+        "committed_steps_without_a_run": len(never_ran),
+        "concurrent_runs": len(beside),
+        "concurrent_examples": [[list(k), *rest] for k, *rest in beside[:5]],
+        "in_flight_when_the_claim_was_lost": in_flight,
+        "of_which_worker_stopped": in_flight_stopped,
+        "steps_run_by_two_workers": retaken,
+        "attempts_cut_off": cut_off,
+        "step_executions": len(runs),
+    }
+
+
+MUST_BE_ZERO = (
+    "lost",
+    "errored",
+    "stuck",
+    "terminated",
+    "wrong_output",
+    "committed_steps_started_again",
+    "committed_steps_without_a_run",
+    "concurrent_runs",
+    "create_errors",
+    "workers_exited_during_run",
+)
+
+
+def pg_faults_failed(result: dict) -> list[str]:
+    """The counts of a pg_faults result that must be 0 and are not."""
+    return [k for k in MUST_BE_ZERO if result.get(k)]
 
 
 # -- bad input ----------------------------------------------------------------------------
@@ -627,10 +1017,15 @@ def _http_cases(work: Path) -> list[dict]:
     return out
 
 
-FIGURES = {"kill_loop": kill_loop, "contention": contention, "bad_input": bad_input}
+FIGURES = {"kill_loop": kill_loop, "contention": contention, "pg_faults": pg_faults, "bad_input": bad_input}
 
 if __name__ == "__main__":
     figure, work = sys.argv[1], Path(sys.argv[2])
     work.mkdir(parents=True, exist_ok=True)
     kwargs = {k: json.loads(v) for k, v in (a.split("=", 1) for a in sys.argv[3:])}
-    emit(FIGURES[figure](work, **kwargs))
+    result = FIGURES[figure](work, **kwargs)
+    if figure == "pg_faults" and "skipped" not in result:
+        result["failed"] = pg_faults_failed(result)
+    emit(result)
+    if result.get("failed"):
+        sys.exit(1)

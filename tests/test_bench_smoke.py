@@ -98,6 +98,7 @@ def test_every_wf_figure_is_measured(quick):
         "a day's sleep then a 24-hour wait",
         "kill loop",
         "contention",
+        "PostgreSQL faults",
         "bad-input catalogue",
         "Machine:",
         "Versions:",
@@ -167,6 +168,20 @@ def test_kill_loop_loses_nothing_and_reruns_no_committed_step(quick):
     assert k["complete"] == k["instances"], k
     assert k["wrong_output"] == 0, k
     assert k["committed_steps_run_again"] == 0, k
+
+
+def test_postgres_faults_lose_nothing_and_start_no_committed_step_again(quick):
+    """Workers SIGSTOPped past their lease and their connections cut (bench/torture.py pg_faults)."""
+    _, r, _ = quick
+    p = r["pg_faults"]
+    if "skipped" in p and not os.environ.get("CI"):
+        pytest.skip(p["skipped"])
+    assert "error" not in p and "skipped" not in p, p
+    assert p["stops"] >= 1 and p["connection_cuts"] >= 1 and p["backends_terminated"] >= 1, p
+    assert p["complete"] == p["instances"], p
+    for count in ("lost", "errored", "stuck", "committed_steps_started_again", "concurrent_runs"):
+        assert p[count] == 0, (count, p)
+    assert p["failed"] == [], p
 
 
 def test_contention_runs_no_instance_twice_at_once(quick):

@@ -211,8 +211,17 @@ class PostgresCoordination:
 
     def _renewed(self, held: set, trusted_until: float) -> None:
         r = self.runner
-        for seq, x in r.executions.items():  # not held: lost, or locked by our own commit (checked next)
-            x.suspect = seq not in held
+        lapsed = not r.trusted()
+        for seq, x in r.executions.items():
+            if seq in held:
+                x.suspect = False
+            elif lapsed:
+                # Trust had lapsed: another runner may have taken it. Or its row was locked by one of
+                # our own commits (the renewal skips locked rows): checked next; no attempt starts
+                # until then. While trust holds, no other runner can have taken anything (our lease
+                # in the store outlives our trust), so a row skipped then is only ours being
+                # committed: suspecting it would send the instance to be replayed for nothing.
+                x.suspect = True
         r.trust_until(trusted_until)
         r.background(self._drop_lost(held), "dropping lost claims")
 

@@ -63,3 +63,14 @@ def report(row: Any, events: Iterable) -> None:
             step,
             extra={"wf_event": {"id": row.id, "workflow": row.workflow, "event": event}},
         )
+
+
+def ended_event(status: str, output: str | None, error: dict | None, now: float, traceback: str | None = None):
+    """The log entry the store wrote for an instance's end, to report it."""
+    from .events import InstanceEvent, LogEvent
+    from .status import Status
+    from .store.base import from_json
+
+    if status == Status.COMPLETE:
+        return LogEvent(now, InstanceEvent.COMPLETED.value, data={"output": from_json(output)})
+    return LogEvent(now, f"workflow_{status}", data={"error": error, "traceback": traceback})

@@ -31,18 +31,17 @@ from .durations import RETENTION_DEFAULT
 from .engine import Execution, Interrupt
 from .events import InstanceEvent, LogEvent
 from .report import enabled as report_enabled
-from .report import report
+from .report import ended_event, report
+from .retention import collect_expired
 from .retry import Backoff
 from .settings import Settings
 from .status import Status
 from .store import open_store
 from .store.aio import AsyncStore
-from .store.base import from_json
-from .store.core import GC_BATCH
+from .window import ClaimWindow
 
 log = logging.getLogger("wf.runner")
 _STORE_DOWN = Backoff(first=0.1, factor=2.0, most=5.0)
-WINDOW_GROWTH_AFTER = 1.0  # seconds a full claim window waits before it widens (see _adapt_window)
 
 
 @dataclass(frozen=True)
@@ -106,11 +105,15 @@ class Runner:
         self._background: set[asyncio.Task] = set()  # marks, log flushes, control checks
         self._unreleased: dict[int, tuple[int, float]] = {}  # seq -> (gen, wake_at): claims to hand back
         self._backlog = True  # the last claim may have left due work for want of room (see _room_made)
-        self._window: int | None = None  # busy instances before claiming more (the coordination's; grows)
-        self._full_since: float | None = None  # when the claim window last filled up
+        self._window: ClaimWindow | None = None  # busy instances before claiming more (see window.py)
         # Until when (time.monotonic()) this runner may trust its claims: the coordination moves it
         # forward with each confirmed lease renewal; no step attempt starts after it.
         self.trusted_until = math.inf
+        # When (time.monotonic()) trust last came back after it had lapsed: a claim asked for before
+        # then may have been taken over in between, so it is checked before its instance runs.
+        self.regained_at = -math.inf
+        self._claimed: dict[int, int] = {}  # seq -> number of this runner's latest claim of it
+        self._claims = 0
         self.failure: str | None = None  # why this runner stopped working for good (see fail())
         self.failed = asyncio.Event()
         self._changed: asyncio.Event | None = None  # set on any activity while someone awaits quiescence
@@ -128,7 +131,7 @@ class Runner:
         if self.capture_output:
             logs.install()
         self.coord = coordination_for(self.astore.store, self.state_dir)
-        self._window = self.coord.claim_window
+        self._window = ClaimWindow(self.coord.claim_window, self.concurrency) if self.coord.claim_window else None
         await self.coord.start(self)
         self._loop_task = asyncio.get_running_loop().create_task(self._main())
         return self
@@ -168,6 +171,7 @@ class Runner:
         was = self.trusted()
         self.trusted_until = deadline
         if not was and self.trusted():
+            self.regained_at = time.monotonic()
             self.wake()
 
     def fail(self, reason: str) -> None:
@@ -307,8 +311,12 @@ class Runner:
             x.suspend_types = list(x.wait_types)
             x.task.cancel()
 
-    def _spawn(self, row, loaded: tuple[list, int] | None = None) -> None:
-        task = asyncio.get_running_loop().create_task(self._drive(row, loaded))
+    def _spawn(self, row, asked: float, loaded: tuple[list, int] | None = None) -> None:
+        """Run a claimed instance; `asked`: when (time.monotonic()) the claim was asked for; `loaded`:
+        its steps and losses, when read with its claim."""
+        self._claims += 1
+        self._claimed[row.seq] = self._claims
+        task = asyncio.get_running_loop().create_task(self._drive(row, asked, self._claims, loaded))
         self._tasks.add(task)
         task.add_done_callback(self._task_done)
 
@@ -319,13 +327,38 @@ class Runner:
             log.error("an instance's execution failed: %s: %s", type(exc).__name__, exc)
         self.activity()
 
-    async def _drive(self, row, loaded: tuple[list, int] | None = None) -> None:
-        """Run a claimed instance; `loaded`: its steps and losses, read with its claim."""
+    async def _drive(self, row, asked: float, claim: int, loaded: tuple[list, int] | None = None) -> None:
+        try:
+            await self._load_and_execute(row, asked, claim, loaded)
+        finally:
+            if self._claimed.get(row.seq) == claim:
+                del self._claimed[row.seq]
+
+    async def _still_ours(self, row, asked: float, claim: int) -> bool:
+        """Loaded, about to run: is the claim still this runner's? Not when a newer claim of the same
+        instance was made here (it runs that one), nor when trust lapsed since the claim was asked for
+        (the runner was stopped or cut off past its lease) and the store now says the instance is
+        someone else's: loading it then was reading another runner's progress. Once the execution is in
+        `executions`, the coordination's renewals tell it what it lost."""
+        since = asked
+        while self._claimed.get(row.seq) == claim:
+            if self.regained_at <= since:
+                return True
+            since = time.monotonic()
+            current = await self.astore.call(self.store_ops.get_by_seq, row.seq)
+            if current is None or current.gen != row.gen or current.owner != self.owner:
+                log.info("instance %s is no longer this runner's (its lease ran out unrenewed); not run here", row.id)
+                return False
+        return False
+
+    async def _load_and_execute(self, row, asked: float, claim: int, loaded: tuple[list, int] | None) -> None:
         reg = self.workflows[row.workflow]
         try:
             if loaded is None:
                 loaded = await self.astore.call(self.store_ops.load_run, row.seq, steps.progress_events())
             rows, losses = loaded
+            if not await self._still_ours(row, asked, claim):
+                return
         except Exception as exc:
             log.error("could not load instance %s (%s); it will be run again", row.id, exc)
             return await self._hand_back(row.seq, row.gen, self.clock.now() + 1)
@@ -359,7 +392,7 @@ class Runner:
         if await self.astore.write(
             self.store_ops.finish_instance, self.owner, row.seq, row.gen, "errored", None, error, now
         ):
-            report(row, [_ended("errored", None, error, now)])
+            report(row, [ended_event("errored", None, error, now)])
 
     async def _execute(self, x: Execution) -> bool:
         """Run the instance until it ends (True) or stops here (False: suspended, handed back, lost)."""
@@ -381,7 +414,7 @@ class Runner:
             end = (status, output, error, self.clock.now(), x.traceback)
             done = await self.astore.write(self.store_ops.finish_instance, self.owner, x.seq, x.gen, *end, x.end_events)
             if done and report_enabled():
-                report(x.row, [*x.end_events, _ended(*end)])
+                report(x.row, [*x.end_events, ended_event(*end)])
         except StoreError as exc:  # its end is not stored: it runs again (by replay) when the store is back
             log.error("could not record the end of instance %s (%s); it will be replayed", x.row.id, exc)
             await self._hand_back(x.seq, x.gen, self.clock.now())
@@ -458,13 +491,14 @@ class Runner:
                 await self._reap(now)
                 next_reap = now + self.reap_interval
             if now >= next_gc and self.trusted():
-                more = await self._collect_expired(now)
+                more = await collect_expired(self, now)
                 next_gc = now if more else now + self.gc_interval
             next_tick = await self.crons.fire_due() if self.trusted() else math.inf  # a fired one starts at once
             room = self.concurrency - len(self._tasks) if self.trusted() else 0  # loading ones count too
             free = min(room, self._window_room())
             rows, due = [], None
             if free > 0:
+                asked = time.monotonic()
                 claimed, due = await self.astore.call(
                     self.store_ops.claim_runs,
                     self.owner,
@@ -478,12 +512,12 @@ class Runner:
                 )
                 for row, done, losses in claimed:
                     rows.append(row)
-                    self._spawn(row, (done, losses))
+                    self._spawn(row, asked, (done, losses))
                     if row.started_at == now:  # its first claim: the store logged it as started
                         report(row, [LogEvent(now, InstanceEvent.STARTED.value)])
             # more may be due than it took: claim again as instances finish (or at once, below)
             self._backlog = free <= 0 or len(rows) == free or bool(caps)
-            if self._window is not None and self._adapt_window(now, room, free, len(rows)):
+            if self._window is not None and self._window.adapt(now, room, free, len(rows)):
                 continue
             if rows and len(rows) == free:
                 await asyncio.sleep(0)
@@ -510,40 +544,20 @@ class Runner:
         due work behind for want of room. A windowed runner waits until a quarter of its window
         is free (or nothing runs), so that its claims, a round trip or two each, come in batches."""
         if self._backlog:
-            window = self._window
+            window = self._window.size if self._window is not None else None
             room = self._window_room()
             if window is None or room >= max(1, window // 4) or room >= window - self._loading():
                 self.wake()
                 return
         self.activity()
 
-    def _adapt_window(self, now: float, room: int, free: int, claimed: int) -> bool:
-        """The claim window shares a burst between workers; work that stays due while this worker's
-        window is full (no other worker took it: steps that take long, few workers) widens it,
-        doubling each second up to --concurrency. Back to the coordination's once a claim finds
-        less than it could take. True: it just widened, claim again."""
-        base, window = self.coord.claim_window, self._window
-        assert window is not None
-        if 0 < free and claimed < free:
-            self._window, self._full_since = base, None
-        elif free <= 0 < room:
-            if self._full_since is None:
-                self._full_since = now
-            elif now - self._full_since >= WINDOW_GROWTH_AFTER and window < self.concurrency:
-                self._window, self._full_since = min(self.concurrency, 2 * window), now
-                return True
-        else:
-            self._full_since = None
-        return False
-
     def _window_room(self) -> int:
         """How many more instances this runner may take on now by its coordination's claim window
         (instances that only wait do not count): on PostgreSQL a worker does not claim every due
         instance at once, so that the other workers find work too."""
-        window = self._window
-        if window is None:
+        if self._window is None:
             return self.concurrency
-        return window - sum(1 for x in self.executions.values() if not x.is_idle()) - self._loading()
+        return self._window.size - sum(1 for x in self.executions.values() if not x.is_idle()) - self._loading()
 
     def _loading(self) -> int:
         """Claimed instances whose execution is not in memory yet."""
@@ -572,28 +586,8 @@ class Runner:
             handle.cancel()
             waiter.cancel()
 
-    async def _collect_expired(self, now: float) -> bool:
-        """Delete one batch of each workflow's instances kept past their retention (a transaction a
-        batch, so a backlog never holds the store long); True if there may be more."""
-        more = False
-        for name, reg in self.workflows.items():
-            rows, woken = await self.astore.call(self.store_ops.delete_expired, name, *reg.retention, now, GC_BATCH)
-            for seq in woken:
-                self.coord.notify(f"e:{seq}")
-            if rows:
-                log.info("deleted %d instance(s) of %s kept past their retention", len(rows), name)
-            more = more or len(rows) == GC_BATCH
-        return more
-
     async def _reap(self, now: float) -> None:
         """Hand back the instances of runners that died (the coordination knows how), and, in case
         a note was lost (a full socket buffer drops it), look for events nobody was told about."""
         await self._poke_waiters()
         await self.coord.reap(now)
-
-
-def _ended(status: str, output: str | None, error: dict | None, now: float, traceback: str | None = None) -> LogEvent:
-    """The log entry the store wrote for an instance's end, to report it."""
-    if status == Status.COMPLETE:
-        return LogEvent(now, InstanceEvent.COMPLETED.value, data={"output": from_json(output)})
-    return LogEvent(now, f"workflow_{status}", data={"error": error, "traceback": traceback})

@@ -13,7 +13,6 @@ the same methods on the store's own thread.
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -91,7 +90,7 @@ class Client:
 
     def _item(self, workflow: str, params: Any, id: str | None, trigger: dict | None = None) -> dict:
         self.config.workflow(workflow)
-        instance_id = check_instance_id(id) if id is not None else str(uuid.uuid4())
+        instance_id = check_instance_id(id) if id is not None else _new_id()
         text = codec.encode({} if params is None else params, f"params of instance {instance_id!r}")
         return {"workflow": workflow, "id": instance_id, "params": text, "trigger": trigger}
 
@@ -440,3 +439,9 @@ class AsyncClient:
 
 
 __all__ = ["Client", "AsyncClient", "check_instance_id", "status_shape"]
+
+
+def _new_id() -> str:
+    import uuid  # here, not at import: uuid loads platform, and most commands never make an id
+
+    return str(uuid.uuid4())

@@ -18,7 +18,6 @@ import json
 import keyword
 import os
 import re
-import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
@@ -26,10 +25,9 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-import pyjson5
-
 from wf import config_keys
 from wf.errors import ConfigError, NotFoundError
+from wf.jsonc import as_json, finite
 from wf.runtime.settings import Settings
 
 CONFIG_NAMES = ("wrangler.jsonc", "wrangler.json", "wrangler.toml")
@@ -173,6 +171,14 @@ def parse_config_text(text: str, path: Path) -> dict:
 def _parse_jsonc(text: str, path: Path) -> Any:
     if not text.strip():
         raise ConfigError("The config file is empty.", hint="run `wf init` for a starting config", path=str(path))
+    plain = as_json(text)
+    if plain is not None:
+        try:
+            return json.loads(plain, parse_float=finite)
+        except (ValueError, RecursionError):
+            pass  # pyjson5 below says what is wrong, or reads what JSONC-as-JSON does not (JSON5's extras)
+    import pyjson5  # its import costs more than reading a config: only configs beyond JSON with comments
+
     try:
         return pyjson5.loads(text)
     except pyjson5.Json5Exception as exc:
@@ -212,6 +218,8 @@ def _jsonc_reason(message: str) -> tuple[str, int | None]:
 
 
 def _parse_toml(text: str, path: Path) -> dict:
+    import tomllib  # only TOML configs load it
+
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

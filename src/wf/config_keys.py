@@ -11,7 +11,6 @@ ignores.
 
 from __future__ import annotations
 
-import difflib
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -103,6 +102,8 @@ def _keys(data: dict, prefix: str, ours: frozenset, theirs: frozenset, text: str
         if key in theirs:
             notes.append(KeyNote("ignored", prefix + key, key, None, line, column, WHY_IGNORED.get(key)))
         else:
+            import difflib  # only a config with an unknown key loads it
+
             guess = difflib.get_close_matches(str(key), sorted(ours | theirs), n=1, cutoff=0.6)
             notes.append(KeyNote("unknown", prefix + str(key), str(key), guess[0] if guess else None, line, column))
     return notes

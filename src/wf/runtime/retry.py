@@ -8,7 +8,6 @@ claim loop (a store outage) and the PostgreSQL LISTEN connection.
 
 from __future__ import annotations
 
-import random
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -29,7 +28,7 @@ class Backoff:
         """The pauses between attempts (one fewer than `attempts`)."""
         pause, n = self.first, 1
         while self.attempts is None or n < self.attempts:
-            yield pause * (1 - random.uniform(0, self.jitter)) if self.jitter else pause
+            yield pause * (1 - _random().uniform(0, self.jitter)) if self.jitter else pause
             pause, n = min(pause * self.factor, self.most), n + 1
 
     def call(
@@ -48,3 +47,10 @@ class Backoff:
                 if pause is None:
                     raise
             sleep(pause)
+
+
+def _random():
+    """The random module, imported on the first jittered pause (not at every start of `wf`)."""
+    import random
+
+    return random

@@ -10,12 +10,13 @@ retires after `idle_for` seconds.
 
 from __future__ import annotations
 
-import asyncio
 import contextvars
 import threading
 from collections.abc import Callable
-from concurrent.futures import Future
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from concurrent.futures import Future
 
 IDLE_FOR = 30.0
 
@@ -50,6 +51,8 @@ class StepThreads:
         self.started = 0  # threads started so far (for tests and benchmarks)
 
     def submit(self, fn: Callable, *args: Any) -> Future:
+        from concurrent.futures import Future  # here, as asyncio below: the command line imports this module
+
         future: Future = Future()
         job = (fn, args, future)
         with self._lock:
@@ -78,6 +81,8 @@ class StepThreads:
 
     async def run(self, fn: Callable, *args: Any) -> Any:
         """`fn(*args)` on a thread of this pool, with the caller's context variables."""
+        import asyncio
+
         context = contextvars.copy_context()
         return await asyncio.wrap_future(self.submit(context.run, fn, *args))
 

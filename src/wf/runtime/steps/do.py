@@ -8,7 +8,6 @@ durably; the final outcome, value or error, is committed before `run()` goes on.
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 from collections.abc import Callable
 from dataclasses import replace
@@ -33,6 +32,8 @@ from . import register
 from .kind import EventSpec, StepKind, StepStatus, Wake, error_line
 
 if TYPE_CHECKING:
+    import asyncio
+
     from ..engine import Execution
 
 DEFAULT_CONFIG: dict[str, Any] = {
@@ -306,6 +307,8 @@ class Do(StepKind):
         self, x: Execution, state: _RunState, rec: StepRow, fn: Callable, cfg: StepConfig, attempt: int
     ) -> tuple[str, Any]:
         """("ok", json) | ("retry", exc) | ("final", exc)."""
+        import asyncio  # here: `wf instances describe` reads this kind without an event loop
+
         x.check_trusted()
         ctx = StepContext(rec.name, rec.n, attempt, cfg.display)
         x.active_attempts += 1
@@ -442,11 +445,15 @@ class StepCallable:
         return self._run()
 
     async def _run(self):
+        import asyncio
+
         if self._result is None:
             self._result = asyncio.ensure_future(self._execute())
         return await asyncio.shield(self._result)
 
     async def _execute(self):
+        import asyncio
+
         decorated = _state(self._x).decorated
         params = _param_names(self.fn)
         deps = [p for p in params if p in decorated and p != "ctx"]

@@ -5,7 +5,6 @@ end wakes the instances waiting for it (waits.py) in the same transaction."""
 from __future__ import annotations
 
 import os
-import socket
 from collections.abc import Iterable
 from typing import Any
 
@@ -248,6 +247,8 @@ class RunnerOps(WaitOps):
 
     @_write
     def register_runner(self, owner: str, now: float, lease: float) -> None:
+        import socket
+
         self._run("register_runner", owner=owner, host=socket.gethostname(), pid=os.getpid(), now=now, lease=lease)
 
     @_write

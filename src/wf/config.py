@@ -19,7 +19,6 @@ import keyword
 import os
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from types import MappingProxyType
@@ -28,6 +27,7 @@ from typing import Any
 from wf import config_keys
 from wf.errors import ConfigError, NotFoundError
 from wf.jsonc import as_json, finite
+from wf.records import dataclass, field
 from wf.runtime.settings import Settings
 
 CONFIG_NAMES = ("wrangler.jsonc", "wrangler.json", "wrangler.toml")

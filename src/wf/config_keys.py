@@ -12,8 +12,9 @@ ignores.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from typing import Any
+
+from wf.records import dataclass
 
 # the keys wf reads (config.py), at the top level, in an `env.<name>` section, and per workflow
 WF_TOP = frozenset({"name", "main", "compatibility_date", "compatibility_flags", "vars", "workflows", "env"})

@@ -8,9 +8,7 @@ durably; the final outcome, value or error, is committed before `run()` goes on.
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable
-from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from ...errors import (
@@ -21,6 +19,7 @@ from ...errors import (
     error_info,
     rebuild_error,
 )
+from ...records import replace
 from .. import codec
 from ..crash import crash_point
 from ..durations import format_duration, parse_duration
@@ -472,6 +471,8 @@ class StepCallable:
             return fn(**kwargs)
 
         call.__wf_params__ = ("ctx",)  # the engine passes ctx; `call` spreads it
+        import inspect
+
         if inspect.iscoroutinefunction(fn):
 
             async def acall(ctx):
@@ -487,6 +488,8 @@ def _param_names(fn: Callable) -> tuple[str, ...]:
     marked = getattr(fn, "__wf_params__", None)
     if marked is not None:
         return marked
+    import inspect  # here, not at import: `wf instances describe` reads this kind and runs no step
+
     code = getattr(fn, "__code__", None)
     if code is not None and not inspect.ismethod(fn):
         required = code.co_argcount - len(getattr(fn, "__defaults__", None) or ())
@@ -503,6 +506,8 @@ def _param_names(fn: Callable) -> tuple[str, ...]:
 
 async def call_step(fn: Callable, ctx: StepContext) -> Any:
     """One attempt of a step function: async on the loop, sync on a thread of its own (threads.py)."""
+    import inspect
+
     args = (ctx,) if _param_names(fn) else ()
     if inspect.iscoroutinefunction(fn):
         return await fn(*args)

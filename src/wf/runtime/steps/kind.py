@@ -14,11 +14,11 @@ key, the history, new rows, commits, the instance's state, waiting, the after-st
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, ClassVar, TypeGuard
 
 from ...errors import UnknownKindError, rebuild_error
+from ...records import dataclass, field
 from .. import codec
 from ..events import LogEvent
 

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from ...records import dataclass, field
 from ..status import ACTIVE, STATUSES, TERMINAL  # noqa: F401  (re-exported for readers of rows)
 
 

@@ -73,8 +73,16 @@ def _console():
     )
 
 
+def _printer():
+    """The console of the read commands: plain.py's when the output is plain text (no terminal),
+    which writes it without importing rich when it can."""
+    from . import plain
+
+    return plain.console(_console)
+
+
 def _status_text(status: str):
-    from rich.text import Text
+    from .plain import Text
 
     return Text(STATUS_LABEL.get(status, f"❓ {status}"), style=STATUS_STYLE.get(status, ""))
 
@@ -122,7 +130,7 @@ def _shown(value: Any, full: bool) -> str:
 
 
 def _error_text(error: dict | None):
-    from rich.text import Text
+    from .plain import Text
 
     if not error:
         return Text("-")
@@ -131,8 +139,7 @@ def _error_text(error: dict | None):
 
 def _fields(rows: list[tuple[str, Any]]):
     """Aligned `Key:  value` lines (no trailing padding, unlike a grid table)."""
-    from rich.console import Group
-    from rich.text import Text
+    from .plain import Group, Text
 
     width = max((len(k) for k, _ in rows), default=0) + 3
     lines = []
@@ -223,10 +230,9 @@ def _nothing(workflow: str | None, status: str | None, page: int) -> None:
 def _table(rows) -> None:
     """Ids whole, always (they are there to be copied): a table when it fits the terminal with
     every id on one line, else each instance on two lines, its id alone on the first."""
-    from rich.table import Table
-    from rich.text import Text
+    from .plain import Table, Text
 
-    console = _console()
+    console = _printer()
     widest = max(len(r.id) for r in rows)
     others = max(len(r.workflow) for r in rows) + len("2026-11-01 09:30:00.000") + len("⏱️ Waiting for Pause")
     if widest + others + 13 > console.width:  # 13: the table's borders and padding
@@ -280,10 +286,9 @@ def _with_iso_times(d: dict, events: list[dict]) -> dict:
 
 
 def _show(d: dict, events: list[dict], full: bool) -> None:
-    from rich.console import Group
-    from rich.text import Text
+    from .plain import Group, Text
 
-    console = _console()
+    console = _printer()
     rows: list[tuple[str, Any]] = [
         ("Workflow Name", d["workflow"]),
         ("Instance Id", d["id"]),
@@ -317,10 +322,8 @@ def _show(d: dict, events: list[dict], full: bool) -> None:
 
 
 def _step_renderables(s: dict, full: bool) -> list:
-    from rich.table import Table
-    from rich.text import Text
-
     from ..runtime import steps as kinds
+    from .plain import Table, Text
 
     kind = kinds.by_type(s["type"])
     name = s["name"] + (f" (#{s['count']})" if s["count"] > 1 else "")
@@ -356,7 +359,7 @@ def _step_renderables(s: dict, full: bool) -> list:
 
 
 def _attempt_state(a: dict):
-    from rich.text import Text
+    from .plain import Text
 
     if a["end"] is None:
         return Text("🔄 Working", style="blue")
@@ -367,7 +370,7 @@ def _attempt_state(a: dict):
 
 def _traceback(a: dict, full: bool):
     """An attempt's traceback under the table, the user's frames first (as stored)."""
-    from rich.text import Text
+    from .plain import Text
 
     lines = a["traceback"].rstrip("\n").splitlines()
     if not full and len(lines) > TRACEBACK_LINES:
@@ -380,7 +383,7 @@ def _traceback(a: dict, full: bool):
 
 def _field(how: str, value: Any, full: bool):
     """One of a step kind's own fields (`StepKind.human`), rendered as its kind asks."""
-    from rich.text import Text
+    from .plain import Text
 
     if how == "when":
         return f"{_when(value)} ({_relative(value)})"
@@ -404,11 +407,11 @@ def list_workflows(config: Any, as_json: bool) -> None:
     if not config.workflows:
         say(f'There are no workflows in {config.path}. Declare one under "workflows".')
         return
-    from rich.table import Table
+    from .plain import Table
 
     table = Table()
     for col in ("Name", "Binding", "Class name"):
         table.add_column(col, no_wrap=True)
     for w in config.workflows:
         table.add_row(w.name, w.binding, w.class_name)
-    _console().print(table)
+    _printer().print(table)

@@ -15,7 +15,6 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 from .config import Config
 from .errors import ConflictError, NotFoundError, ValidationError
@@ -26,7 +25,10 @@ from .runtime.store.base import HistoryRow, InstanceRow
 from .runtime.store.urls import is_postgres, redact
 from .runtime.validate import check_event_type, check_id_prefix, check_instance_id
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (which `wf status` would pay for)
 if TYPE_CHECKING:  # the async side (asyncio, threads) is imported only by those who use it
+    from typing import Any
+
     from .env import Env
     from .runtime.clock import Clock
     from .runtime.store.aio import AsyncStore

@@ -22,13 +22,16 @@ from collections.abc import Callable, Mapping
 from datetime import date
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
 
 from wf import config_keys
 from wf.errors import ConfigError, NotFoundError
 from wf.jsonc import as_json, finite
 from wf.records import dataclass, field
 from wf.runtime.settings import Settings
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (which `wf status` would pay for)
+if TYPE_CHECKING:
+    from typing import Any
 
 CONFIG_NAMES = ("wrangler.jsonc", "wrangler.json", "wrangler.toml")
 INHERITABLE = ("name", "main", "compatibility_date", "compatibility_flags")

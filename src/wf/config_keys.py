@@ -12,9 +12,12 @@ ignores.
 from __future__ import annotations
 
 import re
-from typing import Any
 
 from wf.records import dataclass
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (which `wf status` would pay for)
+if TYPE_CHECKING:
+    from typing import Any
 
 # the keys wf reads (config.py), at the top level, in an `env.<name>` section, and per workflow
 WF_TOP = frozenset({"name", "main", "compatibility_date", "compatibility_flags", "vars", "workflows", "env"})

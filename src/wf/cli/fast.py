@@ -14,7 +14,10 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable
-from typing import Any
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (which `wf status` would pay for)
+if TYPE_CHECKING:
+    from typing import Any
 
 # the options `wf` takes before a command (core.py's `_globals`): those with a value, and flags
 GLOBAL_VALUES = {

@@ -12,8 +12,10 @@ import os
 import sys
 import time
 from collections.abc import Callable
-from datetime import datetime
-from typing import Any
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (which `wf status` would pay for)
+if TYPE_CHECKING:
+    from typing import Any
 
 PER_PAGE_MAX = 1000
 TRACEBACK_LINES = 12  # of an attempt's traceback in the human view; --full and --json show all
@@ -90,6 +92,8 @@ def _status_text(status: str):
 def _when(ts: float | None) -> str:
     if ts is None:
         return "-"
+    from datetime import datetime  # here: `wf status --json` goes through this module and shows no time
+
     return datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
 
 
@@ -208,6 +212,8 @@ def _when_arg(text: str | None, option: str) -> float | None:
     except ValidationError:
         pass
     try:
+        from datetime import datetime
+
         return datetime.fromisoformat(text.strip()).timestamp()
     except ValueError:
         raise ValidationError(

@@ -13,10 +13,11 @@ from __future__ import annotations
 import contextvars
 import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (which `wf status` would pay for)
 if TYPE_CHECKING:
     from concurrent.futures import Future
+    from typing import Any
 
 IDLE_FOR = 30.0
 

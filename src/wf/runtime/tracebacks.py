@@ -11,11 +11,14 @@ exception is.
 
 from __future__ import annotations
 
-import traceback
 from functools import cache
 from pathlib import Path
 
 import wf
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (which `wf status` would pay for)
+if TYPE_CHECKING:
+    import traceback
 
 MAX_CHARS = 8000
 
@@ -49,6 +52,8 @@ def format_traceback(exc: BaseException, max_chars: int = MAX_CHARS) -> str | No
     """`exc`'s traceback with wf's own frames left out (None when it has no frame at all)."""
     if exc.__traceback__ is None and exc.__cause__ is None and exc.__context__ is None:
         return None
+    import traceback  # here: `wf instances describe` imports this module and formats no traceback
+
     te = traceback.TracebackException.from_exception(exc, capture_locals=False)
     hidden = 0
     for part in _chain(te):

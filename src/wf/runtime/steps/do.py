@@ -9,7 +9,6 @@ durably; the final outcome, value or error, is committed before `run()` goes on.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
 
 from ...errors import (
     NonRetryableError,
@@ -23,15 +22,16 @@ from ...records import replace
 from .. import codec
 from ..crash import crash_point
 from ..durations import format_duration, parse_duration
-from ..logs import current as current_step
 from ..store.base import AttemptRow, HistoryRow, StepRow, StepWrite
 from ..threads import STEP_THREADS
 from ..tracebacks import format_traceback
 from . import register
 from .kind import EventSpec, StepKind, StepStatus, Wake, error_line
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (which `wf status` would pay for)
 if TYPE_CHECKING:
     import asyncio
+    from typing import Any
 
     from ..engine import Execution
 
@@ -307,6 +307,8 @@ class Do(StepKind):
     ) -> tuple[str, Any]:
         """("ok", json) | ("retry", exc) | ("final", exc)."""
         import asyncio  # here: `wf instances describe` reads this kind without an event loop
+
+        from ..logs import current as current_step  # (and logging)
 
         x.check_trusted()
         ctx = StepContext(rec.name, rec.n, attempt, cfg.display)

@@ -15,14 +15,16 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, ClassVar, TypeGuard
 
 from ...errors import UnknownKindError, rebuild_error
 from ...records import dataclass, field
 from .. import codec
 from ..events import LogEvent
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (which `wf status` would pay for)
 if TYPE_CHECKING:
+    from typing import Any, ClassVar, TypeGuard
+
     from ..store.base import HistoryRow, StepRow
 
 

@@ -6,13 +6,16 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable
-from typing import Any
 
 from ...errors import ConflictError
 from ..status import Status
 from .base import InstanceRow, StepRow, StepWrite, from_json, instance_from_row, to_json
 from .ops import _read, _step_params, _write
 from .waits import WaitOps
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (which `wf status` would pay for)
+if TYPE_CHECKING:
+    from typing import Any
 
 
 class RunnerOps(WaitOps):

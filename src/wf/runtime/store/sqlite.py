@@ -15,12 +15,15 @@ import threading
 from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 from ...errors import StoreError
 from ..retry import Backoff
 from .base import Failed
 from .sql import Dialect, shipped_text
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (which `wf status` would pay for)
+if TYPE_CHECKING:
+    from typing import Any
 
 BUSY_TIMEOUT_MS = 30_000
 _BUSY = Backoff(first=0.01, factor=1.5, most=0.1, jitter=0.5, attempts=100)

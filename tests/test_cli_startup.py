@@ -219,3 +219,34 @@ def test_status_json_through_the_fast_path_is_the_status_shape(project):
     )
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout) == {"status": "complete", "output": {"echo": {"again": {"n": 1}}}, "error": None}
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("instances", "list"),
+        ("instances", "list", "--json"),
+        ("instances", "describe", "e1"),
+        ("instances", "describe", "e1", "--json"),
+        ("workflows", "list"),
+        ("workflows", "list", "--json"),
+    ],
+)
+def test_a_reader_that_has_gone_ends_the_command_quietly(project, args):
+    """`wf instances list | head`: as through typer (click, rich), exit 1 and not a word."""
+    create(project, "echo", "e1", {"n": 1})
+    run_to_end(project, "e1")
+    read, write = os.pipe()
+    os.close(read)  # the reader is gone before the first line
+    try:
+        r = subprocess.run(
+            [sys.executable, "-m", "wf", *args],
+            cwd=project,
+            stdout=write,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+        )
+    finally:
+        os.close(write)
+    assert (r.returncode, r.stderr) == (1, "")

@@ -219,7 +219,13 @@ class Console:
                 self._rich = self._rich_console()
             self._rich.print(*(_rich(r) for r in renderables), soft_wrap=soft_wrap)
             return
-        sys.stdout.write("\n".join(lines) + "\n")
+        try:
+            sys.stdout.write("\n".join(lines) + "\n")
+            sys.stdout.flush()  # as rich does after each print
+        except BrokenPipeError:  # as rich's console.on_broken_pipe: the reader is gone, exit 1 quietly
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            raise SystemExit(1) from None
 
 
 def console(rich_console) -> Any:

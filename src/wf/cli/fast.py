@@ -12,7 +12,6 @@ command bodies are the same functions the typer commands call (views.py, wf.clie
 from __future__ import annotations
 
 import errno
-import gc
 import json
 import os
 import sys
@@ -205,13 +204,7 @@ def run(args: list[str]) -> bool:
             sys.stdout, sys.stderr = _Quiet(sys.stdout), _Quiet(sys.stderr)
             sys.exit(1)
 
-    collecting = gc.isenabled()
-    gc.disable()  # a short command: the collector's passes over the modules being imported cost ~5%
-    try:
-        guarded(answered, options.get("verbose", False), as_json="--json" in args)
-    finally:
-        if collecting:  # (main() called in-process, as by the tests, leaves it as it was)
-            gc.enable()
+    guarded(answered, options.get("verbose", False), as_json="--json" in args)
     return True
 
 

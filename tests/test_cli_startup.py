@@ -250,3 +250,32 @@ def test_a_reader_that_has_gone_ends_the_command_quietly(project, args):
     finally:
         os.close(write)
     assert (r.returncode, r.stderr) == (1, "")
+
+
+def test_the_fast_path_knows_each_command_as_typer_does():
+    """fast.COMMANDS spells each read command's options, arguments and defaults as the typer app
+    declares them: a changed default or a renamed option there must change here too (an option
+    only typer knows is fine: such a command line goes to typer)."""
+    import typer
+
+    from wf.cli import app, fast
+
+    root = typer.main.get_command(app)
+    for words, spec in fast.COMMANDS.items():
+        command = root
+        for word in words:
+            command = command.commands[word]  # type: ignore[attr-defined]
+        options = {o: p for p in command.params if p.param_type_name == "option" for o in p.opts}
+        arguments = [p for p in command.params if p.param_type_name == "argument"]
+        for opt, (name, _) in spec.values.items():
+            assert opt in options and options[opt].name == name and not options[opt].is_flag, (words, opt)
+        for opt, name in spec.flags.items():
+            assert opt in options and options[opt].name == name and options[opt].is_flag, (words, opt)
+        assert tuple(a.name for a in arguments) == spec.arguments, words
+        assert spec.required == sum(a.required for a in arguments), words
+        for p in command.params:
+            if p.name in spec.defaults:
+                assert p.default == spec.defaults[p.name], (words, p.name)
+    globals_ = {o: p for p in root.params if p.param_type_name == "option" for o in p.opts}
+    for opt, name in {**fast.GLOBAL_VALUES, **fast.GLOBAL_FLAGS}.items():
+        assert opt in globals_ and globals_[opt].name == name, opt

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextvars
 import threading
 from collections.abc import Callable
+from functools import cache
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (which `wf status` would pay for)
 if TYPE_CHECKING:
@@ -42,6 +43,15 @@ class _Worker:
                 return
 
 
+@cache
+def _future_class() -> type[Future]:
+    """concurrent.futures.Future, imported on the first attempt, once (as asyncio below: `wf instances
+    describe` imports this module and runs no step)."""
+    from concurrent.futures import Future
+
+    return Future
+
+
 class StepThreads:
     """A pool that grows as needed and never queues an attempt behind another."""
 
@@ -52,9 +62,7 @@ class StepThreads:
         self.started = 0  # threads started so far (for tests and benchmarks)
 
     def submit(self, fn: Callable, *args: Any) -> Future:
-        from concurrent.futures import Future  # here, as asyncio below: the command line imports this module
-
-        future: Future = Future()
+        future: Future = _future_class()()
         job = (fn, args, future)
         with self._lock:
             worker = self._idle.pop() if self._idle else None

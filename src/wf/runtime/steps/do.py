@@ -9,6 +9,7 @@ durably; the final outcome, value or error, is committed before `run()` goes on.
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import cache
 
 from ...errors import (
     NonRetryableError,
@@ -137,6 +138,15 @@ class _RunState:
         self.calls = 0
         self.announced: set[tuple[int, int]] = set()  # (pos, attempt)
         self.decorated: dict[str, StepCallable] = {}
+
+
+@cache
+def _step_context():
+    """logs.current (and so logging), imported on the first attempt, once: `wf instances describe`
+    reads this kind and runs none (a `from` import in the attempt itself would cost each attempt ~1 µs)."""
+    from ..logs import current
+
+    return current
 
 
 def _state(x: Execution) -> _RunState:
@@ -308,7 +318,7 @@ class Do(StepKind):
         """("ok", json) | ("retry", exc) | ("final", exc)."""
         import asyncio  # here: `wf instances describe` reads this kind without an event loop
 
-        from ..logs import current as current_step  # (and logging)
+        current_step = _step_context()
 
         x.check_trusted()
         ctx = StepContext(rec.name, rec.n, attempt, cfg.display)

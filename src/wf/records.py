@@ -76,6 +76,8 @@ def _make(cls, frozen: bool):
         else:
             seen_default = True
     cls.__record_fields__ = tuple(fields)
+    cls.__record_compared__ = tuple(f.name for f in fields if f.compare)
+    cls.__record_hashed__ = tuple(f.name for f in fields if (f.compare if f.hash is None else f.hash))
     cls.__match_args__ = tuple(f.name for f in fields)  # type: ignore[misc]
     cls.__dataclass_fields__ = _StandardFields(frozen)
     own = cls.__dict__
@@ -145,13 +147,12 @@ def _repr(self) -> str:
 def _eq(self, other):
     if other.__class__ is not self.__class__:
         return NotImplemented
-    names = [f.name for f in self.__record_fields__ if f.compare]
+    names = self.__record_compared__
     return tuple(getattr(self, n) for n in names) == tuple(getattr(other, n) for n in names)
 
 
 def _hash(self) -> int:
-    fields = self.__record_fields__
-    return hash(tuple(getattr(self, f.name) for f in fields if (f.compare if f.hash is None else f.hash)))
+    return hash(tuple(getattr(self, n) for n in self.__record_hashed__))
 
 
 def _frozen_error(name: str) -> Exception:

@@ -1,8 +1,9 @@
 """The read commands' bodies and rendering, without typer: `wf instances list`, `wf instances
 describe` and `wf workflows list` run from here both through the typer app (instances.py,
 manage.py) and through the command line's fast path (fast.py), which answers them without
-importing typer. Human output is rendered with rich, imported inside the functions, so that
-`--json` never loads it; `--json` prints data only on stdout. Messages follow wrangler's wording.
+importing typer. Human output is built with plain.py's Text/Table/Group (rich's calls): off a
+terminal plain.py writes it itself when it can lay it out as rich does, else rich renders it (in
+colour in a terminal); `--json` prints data only on stdout. Messages follow wrangler's wording.
 """
 
 from __future__ import annotations

@@ -42,7 +42,7 @@ def _leave() -> None:
 
 def __getattr__(name: str):
     """`from wf.cli import app` and the rest of the typer side, loaded on first use."""
-    if name.startswith("__") or name in ("core", "fast", "views"):  # submodules: `from . import views` asks first
+    if name.startswith("__") or name in ("core", "fast", "views", "plain"):  # submodules (`from . import x` asks)
         raise AttributeError(name)
     import importlib
 

@@ -79,9 +79,9 @@ def _console():
 def _printer():
     """The console of the read commands: plain.py's when the output is plain text (no terminal),
     which writes it without importing rich when it can."""
-    from . import plain
+    from .plain import console
 
-    return plain.console(_console)
+    return console(_console)
 
 
 def _status_text(status: str):

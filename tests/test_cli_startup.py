@@ -203,7 +203,7 @@ def test_label_widths_are_richs():
     from wf.cli import plain, views
     from wf.runtime import steps
 
-    labels = [*views.STATUS_LABEL.values(), "🔄 Working", "✅ Success", "❌ Error"]
+    labels = [*views.STATUS_LABEL.values(), "🔄 Working", "✅ Success", "❌ Error", "↩ complete", "❌ failed: "]
     labels += [k.label for k in (steps.kind(n) for n in steps.names())]
     labels += [s.label for n in steps.names() for s in steps.kind(n).Status]
     for label in labels:

@@ -10,8 +10,7 @@ Workflow, and a `Default` Worker whose fetch drives them through `self.env` in C
 send_event, lifecycle). tests/fixtures/cfonfetch is the bindings page's older `on_fetch(request,
 env)` form. Here they run under wf.testing (fake clock) and, marked slow, under `wf dev`.
 
-The `depends` DAG and the saga need issue 17 (the rollback step kind and `depends`), which is being
-built at the same time: their tests are strict xfails until it lands.
+The saga runs on wf's rollback step kind (runtime/steps/rollback.py), the DAG on `depends`.
 """
 
 from __future__ import annotations
@@ -28,8 +27,6 @@ from wf.testing import from_config
 
 FIXTURES = Path(__file__).parent / "fixtures"
 EXAMPLES = FIXTURES / "cfexamples" / "wrangler.jsonc"
-NEEDS_17_DAG = pytest.mark.xfail(strict=True, reason="needs issue 17's `depends` on step.do (the DAG form)")
-NEEDS_17_SAGA = pytest.mark.xfail(strict=True, reason="needs issue 17's rollback (step.with_rollback, rollback_all)")
 
 
 def examples(**options):
@@ -112,14 +109,12 @@ async def test_dag_by_parameter_name_runs_both_dependencies_then_adds_them():
         assert {s["name"] for s in await inst.steps()} == {"step_a", "step_b", "my_final_step"}
 
 
-@NEEDS_17_DAG
 async def test_dag_with_depends_runs_both_dependencies_then_adds_them():
     async with examples() as t:
         inst = await finished(t, "dag")
         assert await inst.get_output() == 30
 
 
-@NEEDS_17_SAGA
 async def test_rollback_saga_undoes_completed_steps_in_reverse_order():
     async with examples() as t:
         params = {"user_id": "u1", "total": 12, "card": "declined"}
@@ -129,7 +124,6 @@ async def test_rollback_saga_undoes_completed_steps_in_reverse_order():
         assert outputs[-1] == {"deleted": "order-u1"}  # the order was created, then undone
 
 
-@NEEDS_17_SAGA
 async def test_rollback_saga_without_a_failure_confirms_the_order():
     async with examples() as t:
         inst = await finished(t, "saga", {"user_id": "u2", "total": 3})

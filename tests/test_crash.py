@@ -279,3 +279,57 @@ def test_event_wait_timeout_due_during_downtime(project, stub_service, client, w
     wait = step_of(client, row.id, "wait-for-approval")
     assert wait["status"] == "errored" and wait["error"]["name"] == "WorkflowTimeoutError"
     assert stub_service.count("notifications/send", "APR-TO") == 1  # request-approval ran once
+
+
+# -- a retry delay given as a function ------------------------------------------------------
+
+DYNAMIC_DELAY_WORKFLOW = '''
+"""A step whose retry delay is a function; each time it is asked is written down."""
+
+from pathlib import Path
+
+from wf import WorkflowEntrypoint
+
+ASKED = Path(__file__).resolve().parents[2] / "delay-asked.txt"
+
+
+def one_second(arg):
+    with open(ASKED, "a") as asked:
+        asked.write(f"{arg.ctx.attempt}: {arg.error}\\n")
+    return 1
+
+
+class DynamicDelayWorkflow(WorkflowEntrypoint):
+    async def run(self, event, step):
+        def flaky(ctx):
+            if ctx.attempt == 1:
+                raise RuntimeError("first attempt fails")
+            return ctx.attempt
+
+        return await step.do("flaky", flaky, config={"retries": {"limit": 2, "delay": one_second}})
+'''
+
+
+def test_killed_in_a_retry_delay_the_delay_function_is_not_asked_again(project, store, wf_procs):
+    """Cloudflare journals what the delay function answered: a restart waits for the stored retry
+    time and never asks the function again for the same failure."""
+    (project / "src" / "workflows" / "dynamic_delay.py").write_text(DYNAMIC_DELAY_WORKFLOW)
+    with open(project / "src" / "index.py", "a") as index:
+        index.write("from .workflows.dynamic_delay import DynamicDelayWorkflow  # noqa: E402\n")
+    config_path = project / "wrangler.jsonc"
+    config = pyjson5.loads(config_path.read_text())
+    config["workflows"].append({"name": "dynamic-delay", "binding": "DYN", "class_name": "DynamicDelayWorkflow"})
+    config_path.write_text(json.dumps(config, indent=2))
+    c = Client(load_config(config_path, store=store.url))
+    try:
+        row = c.create("dynamic-delay", {})
+        crash(wf_procs, project, "retry-delay:flaky")
+        asked = project / "delay-asked.txt"
+        assert asked.read_text().splitlines() == ["1: first attempt fails"]
+        assert step_of(c, row.id, "flaky")["status"] == "retrying"
+
+        status = restart_and_finish(wf_procs, project, c, row.id)
+        assert status == {"status": "complete", "output": 2, "error": None}
+        assert asked.read_text().splitlines() == ["1: first attempt fails"]  # not asked again after the restart
+    finally:
+        c.close()

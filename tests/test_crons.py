@@ -125,6 +125,42 @@ async def test_first_start_fires_nothing_and_a_missed_schedule_fires_once(tmp_pa
     assert row.trigger == {"source": "cron", "schedule": {"cron": "*/5 * * * *", "scheduledTime": int(fired[0]) * 1000}}
 
 
+async def test_a_tick_fired_while_the_runner_stops_is_still_logged(tmp_path, caplog):
+    """The runner's loop is cancelled on stop; a tick the store commits at that moment still gets
+    its "fired" line (two workers' logs once summed to one tick fewer than the instances made)."""
+    import threading
+
+    astore = await AsyncStore(lambda: open_store(tmp_path)).open()
+    try:
+        clock = FakeClock(T0 - 3600)
+        scheduler = CronScheduler([("quick", "*/5 * * * *")], astore, clock)
+        await scheduler.fire_due()  # the first start only marks where the schedule is
+        entered, release = threading.Event(), threading.Event()
+        fire = astore.store.fire_cron
+
+        def slow_fire(*args):
+            entered.set()
+            release.wait(10)
+            return fire(*args)
+
+        astore.store.fire_cron = slow_fire
+        clock.set(T0)
+        caplog.set_level("INFO", logger="wf")
+        task = asyncio.ensure_future(scheduler.fire_due())
+        assert await asyncio.to_thread(entered.wait, 10), "the store never began to fire the tick"
+        task.cancel()  # as Runner.stop cancels its loop
+        release.set()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        rows = await astore.call(astore.store.list_instances, "quick", None, 100)
+    finally:
+        await astore.close()
+    assert len(rows) == 1
+    assert [r.getMessage() for r in caplog.records if "fired" in r.getMessage()] == [
+        f"cron '*/5 * * * *' fired quick: instance {rows[0].id}"
+    ]
+
+
 async def test_wf_testing_fake_clock_drives_schedules(tmp_path):
     project = project_with_schedule(tmp_path, "*/5 * * * *")
     async with from_config(project / "wrangler.jsonc", start_time=T0) as t:

@@ -90,6 +90,7 @@ EXERCISED = {
     ("python", "class OrderWorkflow"): "test_the_workflow_and_config_examples_run",
     ("jsonc", '"name": "shop"'): "test_the_workflow_and_config_examples_run",
     ("python", "wf.connect()"): "test_the_python_api_example_runs",
+    ("python", "inst.subscribe(types="): "test_the_subscribe_example_follows_an_instance_to_its_end",
     ("text", "POST /api/orders 201"): "test_the_runner_log_example_is_what_the_runner_prints",
     ("python", "from wf.testing import WorkflowTest"): "test_the_testing_example_runs_under_plain_pytest",
     ("jsonc", '"name": "reports"'): "test_the_cron_example_fires_on_the_fake_clock",
@@ -106,6 +107,8 @@ EXERCISED = {
     ("python", 'await step.deprecate_patch("send-shipment")'): (
         "test_the_changing_code_examples_check_and_branch_as_the_readme_says"
     ),
+    ("python", "class TokenWorkflow"): "test_the_delay_function_and_sensitive_example_runs",
+    ("python", "class TransferWorkflow"): "test_the_rollback_example_undoes_credit_then_debit",
 }
 
 
@@ -167,6 +170,30 @@ def test_the_python_api_example_runs(tmp_path):
         "{'status': 'queued', 'output': None, 'error': None}",
         "{'status': 'queued', 'output': None, 'error': None}",
     ]
+
+
+@pytest.mark.slow
+def test_the_subscribe_example_follows_an_instance_to_its_end(tmp_path):
+    project = tmp_path / "shop"
+    (project / "src").mkdir(parents=True)
+    (project / "src" / "index.py").write_text(
+        "from wf import WorkflowEntrypoint\n\n\n"
+        "class OrderWorkflow(WorkflowEntrypoint):\n"
+        "    async def run(self, event, step):\n"
+        "        await step.do('charge', lambda: 'charged')\n"
+        "        await step.do('ship', lambda: 'shipped')\n"
+        "        return 'done'\n"
+    )
+    (project / "wrangler.jsonc").write_text(example("jsonc", '"name": "shop"'))
+    (project / "example.py").write_text(example("python", "inst.subscribe(types="))
+    env = {k: v for k, v in os.environ.items() if k not in ("WF_STORE", "WF_CRASH_AT")}
+    wf = [sys.executable, "-m", "wf"]
+    subprocess.run([*wf, "trigger", "order-processing", "--id", "o-1", "--wait"], cwd=project, env=env, check=True)
+    result = subprocess.run(
+        [sys.executable, "example.py"], cwd=project, capture_output=True, text=True, timeout=60, env=env
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == ["step_completed charge", "step_completed ship", "workflow_completed None"]
 
 
 def test_the_runner_log_example_is_what_the_runner_prints():
@@ -354,3 +381,36 @@ async def test_the_changing_code_examples_check_and_branch_as_the_readme_says(tm
     assert code == 1 and verdicts["o-17"]["verdict"] == "diverges", out
     assert "went past patch 'send-shipment' the old way" in verdicts["o-17"]["consequence"]
     assert verdicts["o-18"]["verdict"] == "matches" and verdicts["o-19"]["verdict"] == "matches", out
+
+
+async def test_the_delay_function_and_sensitive_example_runs(tmp_path):
+    from wf.testing import WorkflowTest
+
+    namespace: dict = {}
+    exec(compile(example("python", "class TokenWorkflow"), "README.md", "exec"), namespace)
+    async with WorkflowTest({"tokens": namespace["TokenWorkflow"]}) as t:
+        final = await t.run("tokens", id="t-1")
+        issue = (await t.get("t-1").describe())["steps"][0]
+    assert final == {"status": "complete", "output": {"authorized": True}, "error": None}
+    assert issue["output"] == "[REDACTED]" and issue["config"]["retries"]["delay"] == "[dynamic]"
+    first, second = issue["attempts"]
+    assert round(second["start"] - first["end"], 3) == 3  # the wait the delay function read from the error
+
+
+async def test_the_rollback_example_undoes_credit_then_debit(capsys):
+    from wf.testing import WorkflowTest
+
+    scope: dict = {}
+    exec(compile(example("python", "class TransferWorkflow"), "README.md", "exec"), scope)
+    async with WorkflowTest({"transfer": scope["TransferWorkflow"]}) as t:
+        inst = await t.create("transfer", {"amount": 40})
+        await inst.wait_for_status("errored")
+        status = await inst.status()
+        assert status["error"] == {"name": "NonRetryableError", "message": "the mail server refused the message"}
+        assert status["rollback"] == {"outcome": "complete", "error": None}
+        undone = [s for s in (await inst.describe())["steps"] if s["type"] == "rollback"]
+        assert [s["name"] for s in undone] == ["credit", "debit"]  # newest step first
+        because = "the mail server refused the message"
+        assert undone[1]["output"] == {"refunded": 40, "step": "debit", "because": because}
+        assert undone[1]["config"]["timeout"] == "2 minutes"
+    assert "reversing the credit of 40" in capsys.readouterr().out

@@ -14,6 +14,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import time
 import uuid
 from pathlib import Path
@@ -328,6 +329,68 @@ def test_a_stopped_postgres_worker_starts_no_step_another_worker_took_over(proje
                 worker.proc.send_signal(signal.SIGCONT)
                 worker.kill()
         schema.drop()
+
+
+# A worker stopped right after writing history rows, inside its transaction: the rows it locked
+# must come free once the transaction has sat idle for a lease (PostgreSQL's
+# idle_in_transaction_session_timeout), or no other worker can ever take its instances over.
+_STOPS_INSIDE_A_TRANSACTION = """
+import os, signal, sys
+from wf.runtime.settings import Settings
+from wf.runtime.store import open_store
+
+store = open_store(".", sys.argv[1], Settings(lease=1.0))
+[row] = store.create_instances([{"workflow": "ledger", "id": "held", "params": "{}"}], 1.0)
+
+def stop_inside():
+    store.pause(row.seq, 2.0)  # locks the instance's row until the transaction ends
+    store.append_history(row.seq, [(2.0, "log", None, None, {"line": "the last write before the stop"})])
+    print("stopping", flush=True)
+    os.kill(os.getpid(), signal.SIGSTOP)
+
+store.db.writing(stop_inside)
+"""
+
+
+@pytest.mark.postgres
+def test_a_worker_stopped_inside_a_postgres_transaction_holds_its_rows_no_longer_than_a_lease(tmp_path):
+    """The fault test above once stranded an instance: its first worker was stopped just after
+    appending history rows, which psycopg's executemany sends in pipeline mode; the pipeline's
+    trailing Flush message turned the server's idle-in-transaction timer off, so that worker held
+    the instance's row locked for ever and every takeover (SKIP LOCKED) passed it by."""
+    schema = Schema(require_base_url())
+    child = subprocess.Popen(
+        [sys.executable, "-c", _STOPS_INSIDE_A_TRANSACTION, schema.url],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert child.stdout is not None
+        assert child.stdout.readline().strip() == "stopping", child.stdout.read()
+        wait_until(lambda: child.poll() is None and _stopped(child.pid), 30, "the child to stop itself")
+        with psycopg.connect(schema.url, autocommit=True) as conn:
+
+            def free() -> str | None:
+                try:
+                    row = conn.execute("SELECT status FROM wf_instances WHERE id = 'held' FOR UPDATE NOWAIT")
+                    return row.fetchone()[0]
+                except psycopg.errors.LockNotAvailable:
+                    return None
+
+            # the lease is 1 s: the row comes free after about that; 30 s is only a ceiling for a busy machine
+            status = wait_until(free, 30, "the stopped worker's transaction to end and its row lock to go")
+        assert status == "queued"  # the stopped transaction was rolled back: its pause never happened
+    finally:
+        child.kill()
+        child.wait(10)
+        schema.drop()
+
+
+def _stopped(pid: int) -> bool:
+    with open(f"/proc/{pid}/stat") as f:
+        return f.read().rsplit(")", 1)[1].split()[0] == "T"
 
 
 def _entries(ledger: Path) -> list[dict]:

@@ -161,7 +161,7 @@ def test_scaffolded_project_tests_pass(tmp_path):
         timeout=120,
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    assert re.search(r"^6 passed", result.stdout, re.M), result.stdout
+    assert re.search(r"^8 passed", result.stdout, re.M), result.stdout
 
 
 @pytest.mark.slow

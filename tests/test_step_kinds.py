@@ -251,7 +251,7 @@ def test_a_kind_that_reuses_a_name_or_an_event_is_refused_naming_it(toy):
 
     with pytest.raises(ValidationError, match="event 'step_started', event 'workflow_queued'"):
         steps.register(Shadow)
-    assert steps.names() == ("do", "patch", "sleep", "waitForEvent", "waitForInstance", "checkpoint")
+    assert steps.names() == ("do", "patch", "rollback", "sleep", "waitForEvent", "waitForInstance", "checkpoint")
 
 
 async def test_a_step_method_no_kind_provides_is_an_attribute_error_naming_the_known_ones():

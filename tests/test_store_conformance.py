@@ -375,6 +375,21 @@ def test_release_owner_hands_back_running_now_and_waiting_at_their_timer(store):
     assert store.load_run(b.seq, PROGRESS)[1] == 0
 
 
+def test_a_dead_runners_instance_waiting_for_pause_is_handed_back_paused(store):
+    """Cloudflare's engine pauses an instance found waitingForPause on restart without running its
+    step again: its runner is gone, so nothing is in flight (issue 17)."""
+    create(store, "a")
+    row = claim_one(store, owner="dead")
+    assert store.pause(row.seq, T0 + 2) == "waitingForPause"
+    assert store.release_owner("dead", T0 + 3) == 1
+    got = store.get_by_seq(row.seq)
+    assert (got.status, got.owner, got.wake_at, got.paused_at) == ("paused", None, None, T0 + 3)
+    assert store.claim("r2", T0 + 4, 30.0, 1, ["w"]) == []  # nothing runs until it is resumed
+    assert [h.type for h in store.history(instance=row.seq)][-2:] == ["runner_lost", "workflow_paused"]
+    assert store.resume(row.seq, T0 + 5) == "queued"
+    assert claim_one(store, owner="r2", now=T0 + 5).id == "a"
+
+
 def test_losses_are_counted_since_the_last_event_named_as_progress(store):
     create(store, "a")
     row = claim_one(store, owner="dead")
@@ -421,6 +436,16 @@ def test_history_follows_the_instance(store):
     assert (last.workflow, last.instance_id, last.step, last.n, last.data) == ("w", "a", "a", 1, {"x": 1})
     assert store.last_history_seq() == last.seq
     assert store.history(after=last.seq) == []
+
+
+def test_a_long_batch_of_log_lines_is_kept_whole_and_in_order(store):
+    """More lines than PostgreSQL's multi-row INSERT takes at once (postgres.py) go in whole, in order."""
+    [row] = create(store, "a")
+    lines = [(T0 + i / 1000, "log", None, None, {"stream": "stdout", "line": f"line {i}"}) for i in range(1201)]
+    batch(store, lambda: store.append_history(row.seq, lines))
+    logged = [h for h in store.history(instance=row.seq, limit=2000) if h.type == "log"]
+    assert [h.data["line"] for h in logged] == [f"line {i}" for i in range(1201)]
+    assert [h.seq for h in logged] == sorted(h.seq for h in logged)
 
 
 # -- the web UI's instance pages (issue 12) ---------------------------------------------

@@ -261,7 +261,7 @@ def test_a_failed_attempts_traceback_and_a_sensitive_output_are_drawn_as_describ
                     }
                 ],
             },
-            {"name": "later", "count": 1, "type": "rollback", "status": "complete", "start": 14.0, "end": 14.0},
+            {"name": "later", "count": 1, "type": "checkpoint", "status": "complete", "start": 14.0, "end": 14.0},
         ],
     }
     log = [HistoryRow(1, 1, "w", "x", 11.0, "step_completed", "secret", 1, {"output": {"token": "hunter2"}})]
@@ -357,3 +357,33 @@ def test_an_open_instance_page_gets_each_change_from_the_log_and_the_server_stil
         next(s.iter_lines())  # the stream is open: the server must still stop without waiting on it
         assert dev.stop() == 0
     assert "graceful shutdown exceeded" not in dev.output(), dev.output()
+
+
+@pytest.mark.slow
+def test_a_page_drawn_while_a_resumed_instance_was_queued_shows_it_waiting_again(project, devs, client):
+    """A resumed instance goes back to running when a runner takes it, and waiting again where it
+    waited, without a new step event: that return must be in the log too. It was not, and a page
+    drawn while the instance was queued (its live stream follows the log) said Queued for ever
+    (the browser test of the lifecycle buttons, on a loaded machine)."""
+    dev = devs.start(project).wait_ready()
+    client.create("order-processing", {"orderId": "o-8", "retry_delay": 0.01, "sleep": 0.01}, "o-8")
+
+    def waits_for_approval() -> bool:
+        return any(h.type == "wait_started" for h in client.history(instance=client.get("o-8")))
+
+    wait_for(waits_for_approval, 20, "the order to wait for approval")  # not for a retry: no step runs after
+    client.pause("o-8")
+    wait_for(lambda: client.status("o-8")["status"] == "paused", 20, "the order to be paused")
+    client.resume("o-8")
+    wait_for(lambda: client.status("o-8")["status"] == "waiting", 20, "the order to wait for approval again")
+    [resumed] = [h.seq for h in client.history(instance=client.get("o-8")) if h.type == "workflow_resumed"]
+    # the page as drawn at the resume, Queued: its stream must bring what happened since
+    url = f"{dev.url}{UI}/workflows/order-processing/o-8?since={resumed}"
+    # a read timeout under the stream's 20 s keepalive: a stream with nothing to say fails the test
+    with httpx.stream("GET", url, headers={"Accept": "text/event-stream"}, timeout=15) as stream:
+        try:
+            kind, data = next(events_of(stream.iter_lines()))
+        except httpx.ReadTimeout:
+            raise AssertionError("the page still says Queued: its stream sent nothing in 15 s") from None
+    assert kind == "update"
+    assert 'data-status="waiting"' in data["main"], data["main"]

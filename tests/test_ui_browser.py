@@ -243,6 +243,25 @@ def test_lifecycle_buttons_pause_resume_terminate_and_delete_with_confirmation(p
     assert client.page_instances(id_prefix="order-lc") == []
 
 
+def test_terminate_with_rollback_shows_the_rollback_step_on_the_timeline(page, shop):
+    from playwright.sync_api import expect
+
+    dev, client = shop
+    client.create("order-processing", quick_order("o-rb"), "order-rb")
+    page.goto(f"{dev.url}{UI}/workflows/order-processing/order-rb")
+    expect(status_badge(page)).to_have_text("Waiting")
+    page.get_by_role("button", name="Roll back & stop").click()
+    expect(page.locator("#action-result")).to_contain_text("the rollback handlers run first")
+    expect(status_badge(page)).to_have_text("Terminated")
+    undo = page.locator('li.step[data-step="rollback:charge:1"]')
+    expect(undo.locator(".step-name")).to_have_text("↩ undo charge")
+    expect(undo.locator(".step-row > .badge")).to_have_text("Complete")
+    expect(undo.locator(".seg-rollback")).to_have_count(1)
+    undo.get_by_role("button").first.click()
+    expect(undo.locator(".step-detail")).to_contain_text("txn-o-rb")
+    expect(page.locator('[data-live="log"]')).to_contain_text("rollback_completed")
+
+
 # ---------------------------------------------------------------- the instances list
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -272,6 +273,55 @@ def test_wrangler_workflows_local_commands_work_inside_a_scaffolded_project(tmp_
         has(w.run("instances", "terminate", "approval", "a1"), "was terminated successfully")
         assert status("a1", "approval") == "terminated"
         has(w.run("delete", "approval"), "instances removed successfully")
+        assert dev.stop() == 0
+    finally:
+        client.close()
+        devs.cleanup()
+
+
+# ---------------------------------------------------------------- terminate --rollback (wrangler 4.110, Node 22)
+
+ROLLBACK_INSTALLER = Path(__file__).parent / "install_wrangler_node22.sh"
+SAGAAPP = Path(__file__).parent / "fixtures" / "sagaapp"
+
+
+@pytest.fixture(scope="session")
+def wrangler_with_rollback() -> tuple[str, str]:
+    """(the folder of Node 22's `node`, wrangler 4.110's binary): `--rollback` came after the pinned 4.86,
+    with wranglers that need Node 22; both come from npm (tests/install_wrangler_node22.sh)."""
+    try:
+        done = subprocess.run(["bash", str(ROLLBACK_INSTALLER)], capture_output=True, text=True, timeout=600)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        pytest.fail(f"cannot install wrangler and Node 22 with npm ({exc}); run {ROLLBACK_INSTALLER.name}")
+    if done.returncode != 0:
+        pytest.fail(f"{ROLLBACK_INSTALLER.name} exited {done.returncode}:\n{done.stderr[-3000:]}")
+    node_dir, binary = done.stdout.strip().splitlines()[-2:]
+    assert os.access(binary, os.X_OK) and os.access(Path(node_dir) / "node", os.X_OK), done.stdout
+    return node_dir, binary
+
+
+def test_wrangler_terminate_rollback_runs_the_rollback_handlers(tmp_path, wrangler_with_rollback):
+    """`wrangler workflows instances terminate ID --rollback --local` against wf dev: the handlers run,
+    then the instance ends terminated (Cloudflare's workflows-shared 0.12, July 2026)."""
+    node_dir, binary = wrangler_with_rollback
+    ignore = shutil.ignore_patterns(".wf", "__pycache__")
+    project = Path(shutil.copytree(SAGAAPP, tmp_path / "saga-shop", ignore=ignore))
+    ledger = tmp_path / "ledger.txt"
+    client = Client(load_config(project / "wrangler.jsonc"))
+    devs = DevProcesses(tmp_path)
+    try:
+        dev = devs.start(project).wait_ready()
+        w = Wrangler(binary, tmp_path / "wrangler", dev.port)
+        w.env["PATH"] = f"{node_dir}{os.pathsep}{w.env.get('PATH', '')}"
+        client.create("booking", {"ledger": str(ledger)}, "b1")
+        wait_for(lambda: client.get("b1", "booking").status == "waiting", 15, "b1 to wait for its payment")
+
+        out = w.run("instances", "terminate", "booking", "b1", "--rollback")
+        has(out, "wrangler 4.110.0", '🥷 The instance "b1" from booking was terminated successfully')
+        wait_for(lambda: client.get("b1", "booking").status == "terminated", 15, "b1 to end terminated")
+        assert ledger.read_text().splitlines() == ["release 12A"]  # the handler ran, once
+        assert client.status("b1", "booking")["rollback"] == {"outcome": "complete", "error": None}
+        has(w.run("instances", "describe", "booking", "b1"), r"Status:\s+🚫 Terminated", r"reserve-1")
         assert dev.stop() == 0
     finally:
         client.close()

@@ -13,27 +13,26 @@ the same methods on the store's own thread.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
+from . import batches
 from .config import Config
-from .errors import ConflictError, NotFoundError, ValidationError
+from .errors import ConflictError, NotFoundError, ValidationError, WfError
 from .runtime import codec
-from .runtime.status import STATUSES
+from .runtime.status import STATUSES, TERMINAL
 from .runtime.store import db_path, open_store
 from .runtime.store.base import HistoryRow, InstanceRow
+from .runtime.store.core import GC_BATCH
 from .runtime.store.urls import is_postgres, redact
 from .runtime.validate import check_event_type, check_id_prefix, check_instance_id
 
-TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (which `wf status` would pay for)
 if TYPE_CHECKING:  # the async side (asyncio, threads) is imported only by those who use it
-    from typing import Any
-
     from .env import Env
     from .runtime.clock import Clock
     from .runtime.store.aio import AsyncStore
 
-BATCH_MAX = 100
 _List = list  # `list` inside Client names its method
 LIST_MAX = 1_000_000_000  # instances a list may ask for or skip (SQLite integers are 64-bit; keep far from it)
 
@@ -90,31 +89,67 @@ class Client:
 
     # -- create --------------------------------------------------------------------------
 
-    def _item(self, workflow: str, params: Any, id: str | None, trigger: dict | None = None) -> dict:
+    def _item(
+        self, workflow: str, params: Any, id: str | None, trigger: dict | None = None, retention: Any = None
+    ) -> dict:
         self.config.workflow(workflow)
-        instance_id = check_instance_id(id) if id is not None else _new_id()
+        import uuid  # here, not at import: uuid loads platform, and most commands never make an id
+
+        instance_id = check_instance_id(id) if id is not None else str(uuid.uuid4())
         text = codec.encode({} if params is None else params, f"params of instance {instance_id!r}")
-        return {"workflow": workflow, "id": instance_id, "params": text, "trigger": trigger}
+        item: dict[str, Any] = {"workflow": workflow, "id": instance_id, "params": text, "trigger": trigger}
+        if retention is not None:
+            from .runtime.durations import parse_retention
+
+            item.update(parse_retention(retention, f"retention of instance {instance_id!r}"))
+        return item
 
     def create(
-        self, workflow: str, params: Any = None, id: str | None = None, trigger: dict | None = None
+        self,
+        workflow: str,
+        params: Any = None,
+        id: str | None = None,
+        trigger: dict | None = None,
+        retention: dict | None = None,
     ) -> InstanceRow:
-        [row] = self.store.create_instances([self._item(workflow, params, id, trigger)], self.now())
+        """A queued instance. `retention` (`{"success_retention": "2 days", "error_retention": ...}`,
+        durations; numbers are seconds) overrides the workflow's `default_retention` for it."""
+        [row] = self.store.create_instances([self._item(workflow, params, id, trigger, retention)], self.now())
         self._notify("w")
         return row
 
     def create_batch(self, workflow: str, items: Iterable[dict]) -> list[InstanceRow]:
-        items = list(items)
-        if not 1 <= len(items) <= BATCH_MAX:
-            raise ValidationError(
-                f"a batch of {len(items)} instances is not allowed",
-                f"create between 1 and {BATCH_MAX} instances per batch",
-            )
-        prepared = [self._item(workflow, (i or {}).get("params"), (i or {}).get("id")) for i in items]
+        """Cloudflare's `createBatch([...])`: the instances created, ids that exist skipped silently.
+        (`create_many` is the newer form, which says why each one left out was.)"""
+        items = [batches.entry(i or {}) for i in items]
+        batches.check_size(len(items), "instances")
+        prepared = [self._item(workflow, i.get("params"), i.get("id"), None, i.get("retention")) for i in items]
         rows = self.store.create_instances(prepared, self.now(), skip_existing=True)
         if rows:
             self._notify("w")
         return rows
+
+    def create_many(self, workflow: str, options: Mapping, retention: Any = None) -> dict:
+        """Cloudflare's `createBatch({count, params})` or `createBatch({instances: [...]})`:
+        `{"created": [{"id"}], "errors": [{"index", "id", "code", "message"}]}`, an error for each
+        entry left out (an id repeated in the batch, or one that exists), by its place in the input."""
+        items = batches.entries(options)
+        prepared = [
+            self._item(workflow, i.get("params"), i.get("id"), None, i.get("retention", retention)) for i in items
+        ]
+        errors, fresh, seen = [], [], set()
+        for index, (item, entry) in enumerate(zip(items, prepared)):
+            if item.get("id") is not None and entry["id"] in seen:
+                errors.append(batches.error(batches.BATCH_DUPLICATE, entry["id"], index))
+                continue
+            seen.add(entry["id"])
+            fresh.append((index, entry))
+        rows = self.store.create_instances([e for _, e in fresh], self.now(), skip_existing=True)
+        if rows:
+            self._notify("w")
+        made = {r.id for r in rows}
+        errors += [batches.error(batches.ALREADY_EXISTS, e["id"], i) for i, e in fresh if e["id"] not in made]
+        return {"created": [{"id": r.id} for r in rows], "errors": sorted(errors, key=lambda e: e["index"])}
 
     # -- look up -------------------------------------------------------------------------
 
@@ -136,7 +171,20 @@ class Client:
         return row
 
     def status(self, id: str, workflow: str | None = None) -> dict:
-        return status_shape(self.get(id, workflow))
+        """Cloudflare's `status()`; with `rollback` ({outcome, error}) once rollback handlers ran."""
+        row = self.get(id, workflow)
+        return self._with_rollback(row, status_shape(row))
+
+    def _with_rollback(self, row: InstanceRow, shape: dict, steps: Iterable | None = None) -> dict:
+        """`shape` plus the outcome of the instance's rollback, when handlers ran and it has ended."""
+        if row.status not in TERMINAL:
+            return shape
+        from .runtime.steps.rollback import Rollback, status_of
+
+        if steps is None:
+            steps = self.store.steps_of_kind(row.seq, Rollback.name)
+        rollback = status_of([s for s in steps if s.kind == Rollback.name])
+        return {**shape, "rollback": rollback} if rollback is not None else shape
 
     def list(
         self,
@@ -178,8 +226,13 @@ class Client:
     def resume(self, id: str, workflow: str | None = None) -> str:
         return self._control(self.get(id, workflow), self.store.resume)
 
-    def terminate(self, id: str, workflow: str | None = None) -> None:
-        self._wake(self._control(self.get(id, workflow), self.store.terminate))
+    def terminate(self, id: str, workflow: str | None = None, rollback: bool = False) -> None:
+        """End the instance `terminated`. With `rollback`, a runner first runs the rollback handlers
+        its steps registered (newest first); the instance stays running until they are done."""
+        if not isinstance(rollback, bool):
+            raise ValidationError(f"rollback must be true or false, got {rollback!r}", "pass rollback=True")
+        row = self.get(id, workflow)
+        self._wake(self._control(row, lambda seq, now: self.store.terminate(seq, now, rollback)))
 
     def restart(
         self, id: str, workflow: str | None = None, from_step: str | None = None, count: int = 1, type: str = "do"
@@ -204,6 +257,30 @@ class Client:
         self._notify(f"c:{row.seq}")
         self._wake(woken)
 
+    def delete_batch(self, ids: Any, workflow: str | None = None) -> dict:
+        """Cloudflare's `deleteBatch`: `{"deleted": [{"id"}], "errors": [{"id", "code", "message"}]}`,
+        one entry per id given, in order (an id given twice is deleted once and reported twice); an
+        id that is not there is an error entry, an invalid id refuses the whole call."""
+        if isinstance(ids, Mapping):  # Cloudflare's newer form, deleteBatch({instances: [...]})
+            ids = ids.get("instances")
+        if isinstance(ids, (str, bytes)) or not isinstance(ids, (_List, tuple)):
+            raise ValidationError(f"delete_batch takes a list of instance ids, got {ids!r}", "e.g. ['o-1', 'o-2']")
+        batches.check_size(len(ids), "instance ids")
+        for i in ids:
+            if i != "latest":
+                check_instance_id(i)
+        outcome: dict[str, dict | None] = {}
+        for i in dict.fromkeys(ids):
+            try:
+                self.delete(i, workflow)
+                outcome[i] = None
+            except NotFoundError:
+                outcome[i] = batches.error(batches.NOT_FOUND_IN_BATCH, i)
+            except WfError as exc:  # say why (an id in several workflows, say), under Cloudflare's code
+                outcome[i] = {"id": i, "code": batches.INTERNAL[0], "message": str(exc)}
+        deleted = [{"id": i} for i in ids if outcome[i] is None]
+        return {"deleted": deleted, "errors": [e for i in ids if (e := outcome[i]) is not None]}
+
     def _wake(self, waiters: Iterable[int]) -> None:
         """Tell the runners of instances that waited for one that just ended (step.wait_for_instance)."""
         for seq in waiters:
@@ -219,19 +296,55 @@ class Client:
 
     # -- describe ------------------------------------------------------------------------
 
-    def describe(self, id: str, workflow: str | None = None) -> dict:
+    def describe(self, id: str, workflow: str | None = None, *, reveal: bool = False) -> dict:
+        """The instance and its steps; a step output marked sensitive shows as `[REDACTED]` unless
+        `reveal` (wf.testing's `wait_for_step_result` reveals it, as the workflow itself sees it)."""
         row = self.get(id, workflow)
         steps = self.store.steps(row.seq, with_attempts=True)
         return {
-            **status_shape(row),
+            **self._with_rollback(row, status_shape(row), steps),
             "id": row.id,
             "workflow": row.workflow,
             "params": codec.decode(row.params),
             "created": row.created_at,
             "start": row.started_at,
             "end": row.ended_at,
-            "steps": [_describe_step(s) for s in steps],
+            "steps": [_describe_step(s, reveal) for s in steps],
         }
+
+    def step_output(
+        self,
+        id: str,
+        name: str,
+        count: int = 1,
+        type: str = "step",
+        attempt: int | None = None,
+        workflow: str | None = None,
+    ) -> dict:
+        """One step's full output, as Cloudflare's `GET …/instances/{id}/step` gives it: `{status,
+        error, output}` (status running, waiting, complete or errored; a sensitive output shows as
+        `[REDACTED]`; a waitForEvent step's output is the event's payload, with `event_type`).
+        `type` is Cloudflare's (step, sleep, waitForEvent…) or wf's kind name (do…); `attempt`
+        picks one attempt of a step.do."""
+        from .runtime import steps
+
+        kinds = {steps.kind(n).display: steps.kind(n) for n in steps.names()}
+        kinds.update({n: steps.kind(n) for n in steps.names()})
+        kind = kinds.get(type) if isinstance(type, str) else None
+        if kind is None:
+            raise ValidationError(f"step type {type!r} is not one of {', '.join(kinds)}", "e.g. type='step'")
+        if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+            raise ValidationError(f"step count {count!r} must be a positive integer", "counts start at 1")
+        if attempt is not None and (isinstance(attempt, bool) or not isinstance(attempt, int) or attempt < 1):
+            raise ValidationError(f"attempt {attempt!r} must be a positive integer", "attempts count from 1")
+        row = self.get(id, workflow)
+        for s in self.store.steps(row.seq, with_attempts=True):
+            if s.kind == kind.name and s.name == name and s.n == count:
+                return kind.full_output(kind.describe(s), attempt)
+        raise NotFoundError(
+            f"instance {row.id!r} has no {kind.display} step {name!r} #{count}",
+            f"see its steps with `wf instances describe {row.id}`",
+        )
 
     # -- changing code under running instances -----------------------------------------
 
@@ -296,6 +409,22 @@ class Client:
         seq = instance.seq if instance is not None else None
         return expand(self.store.history(after, seq, workflow if instance is None else None, limit))
 
+    def subscribe(
+        self,
+        id: str,
+        workflow: str | None = None,
+        *,
+        types: Iterable[str] | None = None,
+        after: int | None = None,
+        iso: bool = False,
+    ) -> Iterator[dict]:
+        """The instance's events, as Cloudflare's `instance.subscribe()` gives them (see
+        wf/subscriptions.py): `types` keeps only those event types (the end still ends it); `after`
+        is the `eventId` of the last event handled; times are epoch seconds, or ISO with `iso`."""
+        from . import subscriptions
+
+        return subscriptions.follow(self, self.get(id, workflow), types, after, iso)
+
     def last_history_seq(self) -> int:
         """The number of the newest event log entry (0 when there is none)."""
         return self.store.last_history_seq()
@@ -313,6 +442,30 @@ class Client:
                 self._wake(woken)
                 deleted += 1
         return deleted
+
+    def collect_expired(
+        self, workflow: str | None = None, *, dry_run: bool = False, batch: int = GC_BATCH
+    ) -> _List[dict]:
+        """Delete the ended instances kept past their retention (each its own `success_retention` /
+        `error_retention`, else its workflow's `default_retention`), with their history, `batch` at a
+        time (one transaction each); `dry_run`: only say which. What was (or would be) deleted."""
+        names = [self.config.workflow(workflow).name] if workflow else [w.name for w in self.config.workflows]
+        out: _List[dict] = []
+        for name in names:
+            w = self.config.workflow(name)
+            kept = (name, w.success_retention, w.error_retention)
+            if dry_run:
+                out += [_expired(r) for r in self.store.expired(*kept, self.now(), LIST_MAX)]
+                continue
+            while True:
+                rows, woken = self.store.delete_expired(*kept, self.now(), batch)
+                for row in rows:
+                    self._notify(f"c:{row.seq}")
+                self._wake(woken)
+                out += [_expired(r) for r in rows]
+                if len(rows) < batch:
+                    break
+        return out
 
     def close(self) -> None:
         if self._store is not None:
@@ -372,6 +525,10 @@ class Client:
         )
 
 
+def _expired(row: InstanceRow) -> dict:
+    return {"id": row.id, "workflow": row.workflow, "status": row.status, "ended": row.ended_at}
+
+
 def _naming(exc, row: InstanceRow):
     """The store's error about "the instance", naming which instance (the store knows only its seq)."""
     name = f"instance {row.id!r}"
@@ -383,11 +540,11 @@ def _naming(exc, row: InstanceRow):
     return type(exc)(message, exc.hint)
 
 
-def _describe_step(s) -> dict:
+def _describe_step(s, reveal: bool = False) -> dict:
     """A step as its kind describes it (imported here: `wf status` never needs the step kinds)."""
     from .runtime import steps
 
-    return steps.kind(s.kind).describe(s)
+    return steps.kind(s.kind).describe(s, reveal)
 
 
 class _LazyClient(Client):
@@ -441,9 +598,3 @@ class AsyncClient:
 
 
 __all__ = ["Client", "AsyncClient", "check_instance_id", "status_shape"]
-
-
-def _new_id() -> str:
-    import uuid  # here, not at import: uuid loads platform, and most commands never make an id
-
-    return str(uuid.uuid4())

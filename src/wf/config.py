@@ -22,16 +22,13 @@ from collections.abc import Callable, Mapping
 from datetime import date
 from pathlib import Path
 from types import MappingProxyType
+from typing import Any
 
-from wf import config_keys
-from wf.errors import ConfigError, NotFoundError
-from wf.jsonc import as_json, finite
+from wf import config_keys, jsonc
+from wf.errors import ConfigError, NotFoundError, ValidationError
 from wf.records import dataclass, field
+from wf.runtime.durations import RETENTION_DEFAULT
 from wf.runtime.settings import Settings
-
-TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (which `wf status` would pay for)
-if TYPE_CHECKING:
-    from typing import Any
 
 CONFIG_NAMES = ("wrangler.jsonc", "wrangler.json", "wrangler.toml")
 INHERITABLE = ("name", "main", "compatibility_date", "compatibility_flags")
@@ -58,6 +55,8 @@ class WorkflowConfig:
     concurrency_limit: int | None = None
     schedules: tuple[str, ...] = ()
     script_name: str | None = None
+    success_retention: float = RETENTION_DEFAULT  # seconds an instance that completed is kept
+    error_retention: float = RETENTION_DEFAULT  # seconds an errored or terminated one is kept
 
 
 @dataclass(frozen=True)
@@ -174,12 +173,9 @@ def parse_config_text(text: str, path: Path) -> dict:
 def _parse_jsonc(text: str, path: Path) -> Any:
     if not text.strip():
         raise ConfigError("The config file is empty.", hint="run `wf init` for a starting config", path=str(path))
-    plain = as_json(text)
-    if plain is not None:
-        try:
-            return json.loads(plain, parse_float=finite)
-        except (ValueError, RecursionError):
-            pass  # pyjson5 below says what is wrong, or reads what JSONC-as-JSON does not (JSON5's extras)
+    value = jsonc.read(text)  # the usual config, read by json; else pyjson5 (JSON5's extras, the error)
+    if value is not jsonc.NOT_READ:
+        return value
     import pyjson5  # its import costs more than reading a config: only configs beyond JSON with comments
 
     try:
@@ -363,7 +359,23 @@ def _workflow(item: Any, where: str, check: _Checker) -> WorkflowConfig:
         concurrency_limit=_positive(item, "concurrency", "limit", where, check),
         schedules=_schedules(item, where, check),
         script_name=_opt_str(item, "script_name", f"{where}.script_name", check),
+        **_retention(item, where, check),
     )
+
+
+def _retention(item: dict, where: str, check: _Checker) -> dict[str, float]:
+    """`default_retention: {"success_retention": "3 days", "error_retention": 604800000}`, as
+    wrangler takes it: duration strings, or whole numbers of milliseconds."""
+    value = item.get("default_retention", _MISSING)
+    if value is _MISSING:
+        return {}
+    from .runtime.durations import parse_retention
+
+    try:
+        return parse_retention(value, f"{where}.default_retention", milliseconds=True)
+    except ValidationError as exc:
+        check.error(f"{where}.default_retention", exc.message, key="default_retention", hint=exc.hint)
+        raise
 
 
 def _required_str(item: dict, key: str, where: str, check: _Checker) -> str:

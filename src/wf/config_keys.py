@@ -21,8 +21,14 @@ if TYPE_CHECKING:
 
 # the keys wf reads (config.py), at the top level, in an `env.<name>` section, and per workflow
 WF_TOP = frozenset({"name", "main", "compatibility_date", "compatibility_flags", "vars", "workflows", "env"})
-WF_WORKFLOW = frozenset({"name", "binding", "class_name", "limits", "concurrency", "schedules", "script_name"})
-WF_NESTED = {"limits": frozenset({"steps"}), "concurrency": frozenset({"limit"})}
+WF_WORKFLOW = frozenset(
+    {"name", "binding", "class_name", "limits", "concurrency", "schedules", "script_name", "default_retention"}
+)
+WF_NESTED = {
+    "limits": frozenset({"steps"}),
+    "concurrency": frozenset({"limit"}),
+    "default_retention": frozenset({"success_retention", "error_retention"}),
+}
 
 # wrangler's own top-level settings (its config schema), accepted in the file and not used by wf
 WRANGLER_TOP = frozenset(

@@ -45,3 +45,19 @@ def finite(number: str) -> float:
     if value in (float("inf"), float("-inf")):
         raise ValueError(f"{number} is out of range")
     return value
+
+
+NOT_READ = object()  # what `read` gives for a text it leaves to pyjson5
+
+
+def read(text: str):
+    """The value of a JSONC text that `as_json` and json read (as pyjson5 would), else NOT_READ."""
+    import json
+
+    plain = as_json(text)
+    if plain is None:
+        return NOT_READ
+    try:
+        return json.loads(plain, parse_float=finite)
+    except (ValueError, RecursionError):
+        return NOT_READ

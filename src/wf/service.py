@@ -20,7 +20,13 @@ def build_runner(
     `crons=False`: it fires no schedules (a runner started only to finish one instance)."""
     classes = classes if classes is not None else load_workflow_classes(config)
     registered = {
-        w.name: Registered(classes[w.name], w.step_limit, w.concurrency_limit, w.schedules if crons else ())
+        w.name: Registered(
+            classes[w.name],
+            w.step_limit,
+            w.concurrency_limit,
+            w.schedules if crons else (),
+            (w.success_retention, w.error_retention),
+        )
         for w in config.workflows
     }
     runner = Runner(registered, config.state_dir, settings=config.settings, store_url=config.store_url, **options)

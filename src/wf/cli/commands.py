@@ -87,19 +87,40 @@ def trigger(
     params: str | None = typer.Option(None, "--params", "-p", help="Params file: .json, .yaml/.yml, or - for stdin."),
     id: str | None = typer.Option(None, "--id", help="Instance id (default: a random UUID)."),
     wait: bool = typer.Option(False, "--wait", help="Block until the instance ends; exit 1 if it errored."),
+    count: int | None = typer.Option(
+        None, "--count", help="Create this many instances (1-100) with these params and generated ids."
+    ),
+    success_retention: str | None = typer.Option(
+        None, "--success-retention", help="Keep it this long once complete, e.g. '2 days' (default: the workflow's)."
+    ),
+    error_retention: str | None = typer.Option(
+        None, "--error-retention", help="Keep it this long once errored or terminated (default: the workflow's)."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print JSON only."),
 ):
-    """Create an instance of WORKFLOW and print its id.
+    """Create an instance of WORKFLOW and print its id (with --count, that many: one id a line).
 
     Example: wf trigger order-processing --params order.json --wait
     """
+    from ..errors import ValidationError
+
+    if count is not None and (id is not None or wait):
+        raise ValidationError("--count creates instances with generated ids", "leave out --id and --wait")
     c = client()
     payload = read_json_arg(params_json, params, "params")
+    kept = {"success_retention": success_retention, "error_retention": error_retention}
+    retention = {k: v for k, v in kept.items() if v is not None} or None
     if not c.runner_alive():  # import the code first: broken code must not leave a queued orphan
         from ..loader import load_workflow_classes
 
         load_workflow_classes(c.config)
-    row = c.create(workflow, payload, id)
+    if count is not None:  # Cloudflare's createBatch({count, params})
+        made = c.create_many(workflow, {"count": count, "params": payload}, retention=retention)
+        out_json(made) if as_json else print("\n".join(m["id"] for m in made["created"]))
+        if not c.runner_alive():
+            say(f"note: no runner is active, so these {count} instances stay queued. Start one with `wf worker`.")
+        return
+    row = c.create(workflow, payload, id, retention=retention)
     if not wait:
         out_json({"id": row.id}) if as_json else print(row.id)
         if not c.runner_alive():
@@ -200,3 +221,34 @@ def _awaited_type(c, row) -> str:
         f"send-event needs --type: {waiting}",
         f"e.g. wf send-event {row.id} --type {types[0] if types and types[0] != '(any type)' else 'approval'}",
     )
+
+
+@app.command()
+def gc(
+    workflow: str | None = typer.Option(None, "--workflow", "-w", help="Only instances of this workflow."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="List what would be deleted; delete nothing."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON only."),
+):
+    """Delete now the ended instances kept past their retention (a runner does it in the background).
+
+    An instance that completed is kept for its success_retention, one that errored or was
+    terminated for its error_retention: its own (set on create) or its workflow's
+    default_retention (7 days unless the config says otherwise).
+
+    Example: wf gc --dry-run
+    """
+    c = client()
+    try:
+        gone = c.collect_expired(workflow, dry_run=dry_run)
+    finally:
+        c.close()
+    from ..runtime.durations import iso_time
+
+    gone = [{**item, "ended": iso_time(item["ended"])} for item in gone]  # JSON output's times: ISO 8601
+    if as_json:
+        out_json({"dry_run": dry_run, "instances": gone})
+        return
+    verb = "would delete" if dry_run else "deleted"
+    for item in gone:
+        print(f"{item['id']}  {item['workflow']}  {item['status']}  ended {item['ended']}")
+    say(f"{verb} {len(gone)} instance(s) kept past their retention")

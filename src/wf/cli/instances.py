@@ -9,7 +9,7 @@ from __future__ import annotations
 import typer
 
 from . import views
-from .core import client
+from .core import client, out_json, say
 from .manage import _json, _workflow, instances_app
 from .views import (  # noqa: F401  (the helpers, for the commands of this group)
     PER_PAGE_MAX,
@@ -72,3 +72,35 @@ def instances_describe(
     Example: wf instances describe latest --workflow order-processing --full
     """
     views.describe_instance(client, id, workflow, full, as_json)
+
+
+@instances_app.command("step-output")
+def instances_step_output(
+    id: str = typer.Argument(..., help="Instance id, or 'latest'."),
+    name: str = typer.Argument(..., help="Step name, as given to step.do (without a counter)."),
+    count: int = typer.Option(1, "--count", help="1-based occurrence of the step name (a step in a loop)."),
+    type: str = typer.Option("step", "--type", help="Step type: step (step.do, default), waitForEvent, sleep..."),
+    attempt: int | None = typer.Option(None, "--attempt", help="One attempt of a step.do: its error or output."),
+    workflow: str | None = _workflow,
+    as_json: bool = _json,
+):
+    """Print one step's full output, never cut (describe cuts long outputs); a sensitive output
+    prints as "[REDACTED]". --json prints Cloudflare's {status, error, output}.
+
+    Example: wf instances step-output latest fetch-report --count 2
+    """
+    c = client()
+    try:
+        got = c.step_output(id, name, count, type, attempt, workflow)
+    finally:
+        c.close()
+    if as_json:
+        out_json(got)
+        return
+    if got["status"] == "complete":
+        out_json(got["output"])
+        return
+    error = f": {got['error'].get('name')}: {got['error'].get('message')}" if got.get("error") else ""
+    say(f"step {name!r} #{count} is {got['status']}{error}; it has no output")
+    if got["status"] == "errored":
+        raise typer.Exit(1)

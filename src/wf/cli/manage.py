@@ -6,6 +6,8 @@ starts without it; `--json` prints data only on stdout. Messages follow wrangler
 
 from __future__ import annotations
 
+import sys
+
 import typer
 
 from . import views
@@ -102,19 +104,29 @@ def resume(
 def terminate(
     id: str = typer.Argument(..., help="Instance id, or 'latest'."),
     workflow: str | None = _workflow,
+    rollback: bool = typer.Option(
+        False, "--rollback", help="Run the instance's rollback handlers (newest step first) before terminating."
+    ),
     as_json: bool = _json,
 ):
     """Terminate an instance that has not finished; it never runs again (unless restarted).
 
-    Example: wf terminate 5f2c0d7e-... --workflow order-processing
+    Example: wf terminate 5f2c0d7e-... --workflow order-processing [--rollback]
     """
     c = client()
     try:
         row = c.get(id, workflow)
-        c.terminate(row.id, row.workflow)
+        c.terminate(row.id, row.workflow, rollback=rollback)
+        alive = c.runner_alive() if rollback else True
     finally:
         c.close()
-    _done(row, "terminated", as_json, f'🥷 The instance "{row.id}" from {row.workflow} was terminated successfully')
+    who = f'The instance "{row.id}" from {row.workflow}'
+    if not rollback:
+        _done(row, "terminated", as_json, f"🥷 {who} was terminated successfully")
+        return
+    _done(row, "running", as_json, f"🥷 {who} is terminating: its rollback handlers run first, then it ends terminated")
+    if not alive:
+        say(f"note: no runner is active, so the rollback of {row.id} waits. Start one with `wf worker` (or `wf dev`).")
 
 
 @app.command()
@@ -166,21 +178,42 @@ def restart(
 
 @app.command()
 def delete(
-    id: str = typer.Argument(..., help="Instance id, or 'latest'."),
+    ids: list[str] = typer.Argument(..., help="Instance ids (up to 100), or 'latest'."),
     workflow: str | None = _workflow,
     as_json: bool = _json,
 ):
-    """Delete an instance and all its state; a running execution stops without rollback.
+    """Delete instances and all their state; a running execution stops without rollback.
 
-    Example: wf delete old-order-17 --workflow order-processing
+    Several ids are deleted as Cloudflare's deleteBatch does: each once, every one reported.
+
+    Example: wf delete old-order-17 old-order-18 --workflow order-processing
     """
     c = client()
     try:
-        row = c.get(id, workflow)
-        c.delete(row.id, row.workflow)
+        if len(ids) == 1:
+            row = c.get(ids[0], workflow)
+            c.delete(row.id, row.workflow)
+        else:
+            result = c.delete_batch(ids, workflow)
     finally:
         c.close()
-    _done(row, "deleted", as_json, f'🗑️ The instance "{row.id}" from {row.workflow} was deleted successfully')
+    if len(ids) == 1:
+        _done(row, "deleted", as_json, f'🗑️ The instance "{row.id}" from {row.workflow} was deleted successfully')
+        return
+    _batch_deleted(result, workflow, as_json)
+
+
+def _batch_deleted(result: dict, workflow: str | None, as_json: bool) -> None:
+    """wrangler's report of a batch delete; exit 1 when some ids were not deleted."""
+    if as_json:
+        out_json(result)
+    elif result["deleted"]:
+        names = ", ".join(f'"{d["id"]}"' for d in result["deleted"])
+        say(f"🗑️ Deleted workflow instances{f' from {workflow!r}' if workflow else ''}: {names}")
+    if result["errors"]:
+        lines = "\n".join(f"  - {e['id']}: {e['message']}" for e in result["errors"])
+        print(f"Failed to delete {len(result['errors'])} workflow instance(s):\n{lines}", file=sys.stderr)
+        raise typer.Exit(1)
 
 
 # ---------------------------------------------------------------- workflows
@@ -217,6 +250,7 @@ def workflows_describe(name: str = typer.Argument(..., help="Name of the workflo
         "step_limit": w.step_limit,
         "concurrency_limit": w.concurrency_limit,
         "schedules": list(w.schedules),
+        "default_retention": {"success_retention": w.success_retention, "error_retention": w.error_retention},
         "instances": counts,
     }
     if as_json:
@@ -236,6 +270,7 @@ def workflows_describe(name: str = typer.Argument(..., help="Name of the workflo
                 ("Step Limit", str(w.step_limit)),
                 ("Concurrency Limit", "-" if w.concurrency_limit is None else str(w.concurrency_limit)),
                 ("Schedules", ", ".join(w.schedules) or "-"),
+                ("Retention", f"{_span(w.success_retention)} complete, {_span(w.error_retention)} errored"),
             ]
         )
     )

@@ -38,6 +38,7 @@ WIDTHS = {
     "⏸": 1,
     "⏱": 1,
     "\ufe0f": 1,
+    "↩": 1,
 }
 
 
@@ -64,8 +65,8 @@ class Text:
     def __init__(self, text: str = "", style: str = ""):
         self._calls: list[tuple] = [("init", text, style)]
 
-    def append(self, text: str, style: str | None = None) -> Text:
-        self._calls.append(("append", text, style))
+    def append(self, text: str | Text, style: str | None = None) -> Text:
+        self._calls.append(("append", text, style))  # text: a str, or a Text (rich takes both)
         return self
 
     def append_text(self, other: Text) -> Text:
@@ -74,7 +75,7 @@ class Text:
 
     @property
     def plain(self) -> str:
-        return "".join(c[1] if c[0] != "append_text" else c[1].plain for c in self._calls)
+        return "".join(c[1].plain if isinstance(c[1], Text) else c[1] for c in self._calls)
 
     def __rich__(self):
         from rich.text import Text as RichText
@@ -84,7 +85,7 @@ class Text:
             if call[0] == "init":
                 out = RichText(call[1], style=call[2])
             elif call[0] == "append":
-                out.append(call[1], style=call[2])
+                out.append(call[1].__rich__() if isinstance(call[1], Text) else call[1], style=call[2])
             else:
                 out.append_text(call[1].__rich__())
         return out

@@ -19,6 +19,7 @@ from datetime import datetime
 from typing import Any
 
 from ..runtime.durations import format_duration, iso_time
+from ..runtime.events import shape as instance_event_json
 
 FORMATS = ("human", "json")
 TRACEBACK_LINES = 12  # a traceback longer than this shows its first lines and its last
@@ -92,22 +93,6 @@ def event_json(found: dict) -> dict:
     return instance_event_json(event.type, event.at, found["id"], found["workflow"], event.step, event.n, event.data)
 
 
-def instance_event_json(
-    type: str, at: float, instance_id: Any, workflow: Any, step: str | None, n: int | None, data: dict | None
-) -> dict:
-    """Cloudflare's instance event shape, `{"type", "instanceId", "workflow", "timestamp", "stepName",
-    "count", ...data}`, with every time (`timestamp`, `nextRetryAt`, `wakeAt`...) in ISO 8601."""
-    out: dict[str, Any] = {"type": type, "instanceId": instance_id, "workflow": workflow, "timestamp": iso_time(at)}
-    if step is not None:
-        out["stepName"], out["count"] = step, n
-    for key, value in (data or {}).items():
-        if value is None and key == "traceback":
-            continue
-        is_time = key.endswith("At") and isinstance(value, (int, float)) and not isinstance(value, bool)
-        out.setdefault(key, iso_time(value) if is_time else value)
-    return out
-
-
 # ---------------------------------------------------------------- for people
 
 
@@ -162,6 +147,14 @@ class HumanLines(logging.Formatter):
             return f"{step} took an event"
         if kind == "wait_timed_out":
             return self.paint(f"{step} timed out waiting", "red") + (f": {_error(data)}" if data.get("error") else "")
+        if kind == "rollback_started":
+            return self.paint("rolling back: the rollback handlers run, newest step first", "yellow")
+        if kind == "rollback_attempt_errored":
+            return self.failed(f"rollback of {step}", data, event.at)
+        if kind == "rollback_completed":
+            return self.paint("rolled back", "green") + ": every handler ran"
+        if kind == "rollback_errored":
+            return self.paint(f"rollback stopped: the handler of {step} failed for good", "red") + f": {_error(data)}"
         if kind == "log":
             return self.paint(f"{step + ' ' if event.step else ''}│ {data.get('line', '')}", "dim")
         return f"{step} {kind}" if event.step else kind

@@ -24,17 +24,18 @@ POLL = 0.1
 ENDS = tuple(e.value for e in InstanceEvent if e.ends)
 
 
-def event_json(h) -> dict:
-    """A history row as Cloudflare's instance event shape (times in ISO 8601), with its log number."""
-    from .runlog import instance_event_json
+def event_json(h, id: int | None = None) -> dict:
+    """A history row as Cloudflare's instance event shape (times in ISO 8601), with its event id."""
+    from ..runtime.events import event_json as shaped
 
-    out = instance_event_json(h.type, h.at, h.instance_id, h.workflow, h.step, h.n, h.data)
-    return {"type": out.pop("type"), "eventId": h.seq, **out}
+    return shaped(h, id)
 
 
 @app.command()
 def tail(
-    id: str | None = typer.Argument(None, help="Follow only this instance (or 'latest'); end when it ends."),
+    id: str | None = typer.Argument(
+        None, help="Follow only this instance (or 'latest'); end when it ends (a restart does not end it)."
+    ),
     workflow: str | None = typer.Option(None, "--workflow", "-w", help="Only instances of this workflow."),
     as_json: bool = typer.Option(False, "--json", help="Stream one JSON event per line."),
     from_start: bool = typer.Option(False, "--from-start", help="Without ID: replay the whole log first."),
@@ -70,13 +71,18 @@ def _batches(c, cursor: int, instance, workflow: str | None):
 
 
 def _follow_json(c, cursor, instance, workflow, limit) -> None:
+    if instance is not None:  # one instance: its subscription, as `instance.subscribe()` gives it
+        for event in c.subscribe(instance.id, instance.workflow, iso=True):
+            sys.stdout.write(json.dumps(event, default=str) + "\n")
+            sys.stdout.flush()
+        return
+    from ..runtime.events import numbered
+
     for rows in _batches(c, cursor, instance, workflow):
-        for h in rows:
-            sys.stdout.write(json.dumps(event_json(h), default=str) + "\n")
+        for h, id in numbered(rows):
+            sys.stdout.write(json.dumps(event_json(h, id), default=str) + "\n")
         if rows:
             sys.stdout.flush()
-        if instance is not None and any(h.type in ENDS for h in rows):
-            return
 
 
 def _follow_view(c, cursor, instance, workflow, limit) -> None:
@@ -91,8 +97,21 @@ def _follow_view(c, cursor, instance, workflow, limit) -> None:
             for h in rows:
                 model.apply(h)
             live.update(view())
-            if instance is not None and any(h.type in ENDS for h in rows):
+            if instance is not None and rows and _ended(c, instance, rows[-1]):
                 return
+
+
+def _ended(c, instance, last) -> bool:
+    """The instance ended with `last` (a run a restart replaced has not ended it), or is gone."""
+    from ..errors import NotFoundError
+    from ..runtime.status import TERMINAL
+
+    if last.type not in ENDS:
+        return False
+    try:
+        return c.get(instance.id, instance.workflow).status in TERMINAL
+    except NotFoundError:
+        return True
 
 
 class StepView:
@@ -144,7 +163,9 @@ class TailModel:
                 inst.error = inst.traceback = None
             return
         if event is InstanceEvent.LOG:
-            target = inst.steps.get((h.step, h.n)) if h.step else None
+            # the newest step of that name and count: a rollback handler's run prints under its step's name
+            same = [s for key, s in inst.steps.items() if key[1:] == (h.step, h.n)] if h.step else []
+            target = same[-1] if same else None
             (target.logs if target else inst.logs).append(data.get("line", ""))
             return
         if event is not None or h.step is None:
@@ -153,9 +174,9 @@ class TailModel:
 
     def _apply_step(self, inst: InstanceView, h, data: dict) -> None:
         kind, spec = kinds.event(h.type)  # an event no kind declares stops the view, naming it
-        step = inst.steps.get((h.step, h.n))
+        step = inst.steps.get((kind.name, h.step, h.n))  # by kind too: a rollback run shares its step's name
         if step is None:
-            step = inst.steps[(h.step, h.n)] = StepView(kind, h.step, h.n, h.at)
+            step = inst.steps[(kind.name, h.step, h.n)] = StepView(kind, h.step, h.n, h.at)
         if inst.status not in ("paused", "waitingForPause"):
             inst.status = "running"
         if kind.follow(step, spec, h.at, data):

@@ -310,6 +310,12 @@ def _show(d: dict, events: list[dict], full: bool) -> None:
         rows.append(("Output", Text(_shown(d["output"], full))))
     if d["error"]:
         rows.append(("Error", _error_text(d["error"])))
+    rollback = d.get("rollback")
+    if rollback:  # handlers ran (steps/rollback.py): how the rollback ended
+        if rollback["outcome"] == "complete":
+            rows.append(("Rollback", Text("↩ complete: every handler ran")))
+        else:
+            rows.append(("Rollback", Text("❌ failed: ").append(_error_text(rollback["error"] or {}))))
     pending = [e for e in events if not e["consumed"]]
     if pending:
         rows.append(("Pending Events", Text(", ".join(f"{e['type']} ({_when(e['created'])})" for e in pending))))

@@ -22,6 +22,7 @@ from .runlog import HumanLines
 TERMINAL = ("complete", "errored", "terminated")
 SHOWN = frozenset(
     {"attempt_errored", "sleep_started", "wait_started", "wait_completed", "wait_timed_out", "workflow_paused"}
+    | {"rollback_started", "rollback_attempt_errored", "rollback_completed", "rollback_errored"}
 )
 
 

@@ -13,7 +13,7 @@ as the JS object does. Vars pass through unchanged.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 from ..errors import ValidationError
@@ -46,10 +46,18 @@ def options(given: Any, keywords: Mapping[str, Any], allowed: tuple[str, ...], c
 
 
 def create_options(given: Any, keywords: Mapping[str, Any] | None = None) -> tuple[Any, str | None]:
-    """(params, id) from Cloudflare's `WorkflowInstanceCreateOptions`; `retention` is accepted and
-    not applied (instances are kept until deleted)."""
+    """(params, id) from Cloudflare's `WorkflowInstanceCreateOptions` (its `retention`: `create_retention`)."""
     opts = options(given, keywords or {}, CREATE_KEYS, "create()")
     return opts.get("params"), opts.get("id")
+
+
+def create_retention(given: Any, keywords: Mapping[str, Any] | None = None) -> dict | None:
+    """The `retention` of Cloudflare's create options (`{successRetention, errorRetention}`: duration
+    strings, or numbers of milliseconds as Cloudflare reads them), as seconds; None when absent."""
+    from ..runtime.durations import parse_retention
+
+    value = options(given, keywords or {}, CREATE_KEYS, "create()").get("retention")
+    return None if value is None else parse_retention(value, "create() retention", milliseconds=True)
 
 
 def event_options(given: Any, keywords: Mapping[str, Any] | None = None) -> tuple[str | None, Any]:
@@ -79,8 +87,9 @@ class WorkflowInstance:
     async def resume(self) -> None:
         await self._i.resume()
 
-    async def terminate(self, _options: Any = None, /, **_keywords: Any) -> None:
-        await self._i.terminate()
+    async def terminate(self, given: Any = None, /, **keywords: Any) -> None:
+        opts = options(given, keywords, ("rollback",), "terminate()")
+        await self._i.terminate(rollback=bool(opts.get("rollback")))
 
     async def restart(self, given: Any = None, /, **keywords: Any) -> None:
         opts = options(given, keywords, ("from",), "restart()")
@@ -89,8 +98,58 @@ class WorkflowInstance:
     async def delete(self) -> None:
         await self._i.delete()
 
+    async def subscribe(self, given: Any = None, /, **keywords: Any) -> Subscription:
+        """`subscription = await instance.subscribe(to_js({"filter": [...], "cursor": n}, ...))`,
+        then `await subscription.next()` (or `async for event in subscription`)."""
+        opts = options(given, keywords, ("filter", "cursor"), "subscribe()")
+        return Subscription(self._i.subscribe(types=opts.get("filter"), after=opts.get("cursor")))
+
     def __repr__(self) -> str:
         return f"WorkflowInstance({self.id!r})"
+
+
+def _entry(item: Any) -> dict:
+    """One `{id, params}` entry of a batch, from Cloudflare's options object."""
+    params, id = create_options(item)
+    retention = create_retention(item)
+    return {k: v for k, v in (("params", params), ("id", id), ("retention", retention)) if v is not None}
+
+
+class Subscription:
+    """Cloudflare's subscription: `await subscription.next()` gives `{value, done}` (`value` an
+    instance event, whose keys read as attributes); `done` once the instance has ended. Also an
+    async iterator, and disposable (`with` / `dispose()`), as Cloudflare's is with `using`."""
+
+    def __init__(self, events: AsyncIterator[dict]):
+        self._events: Any = events
+        self._done = False
+
+    async def next(self) -> JsObject:
+        if not self._done:
+            try:
+                return JsObject(value=JsObject(await self._events.__anext__()), done=False)
+            except StopAsyncIteration:
+                self._done = True
+        return JsObject(value=None, done=True)
+
+    def __aiter__(self) -> Subscription:
+        return self
+
+    async def __anext__(self) -> JsObject:
+        result = await self.next()
+        if result.done:
+            raise StopAsyncIteration
+        return result.value
+
+    def dispose(self) -> None:
+        """Stop reading (Cloudflare's `subscription[Symbol.dispose]()`)."""
+        self._done = True
+
+    def __enter__(self) -> Subscription:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.dispose()
 
 
 class WorkflowBinding:
@@ -101,15 +160,29 @@ class WorkflowBinding:
 
     async def create(self, given: Any = None, /, **keywords: Any) -> WorkflowInstance:
         params, id = create_options(given, keywords)
-        return WorkflowInstance(await self._b.create(params=params, id=id))
+        retention = create_retention(given, keywords)
+        return WorkflowInstance(await self._b.create(params=params, id=id, retention=retention))
 
-    async def create_batch(self, batch: Any) -> list[WorkflowInstance]:
+    async def create_batch(self, batch: Any) -> Any:
+        """A list of options objects (the instances created), or `{count, params}` / `{instances}`
+        (`{created, errors}`), as Cloudflare's `createBatch`."""
         if not isinstance(batch, (list, tuple)):
-            raise ValidationError(f"create_batch() takes a list of options objects, got {batch!r}", "pass [...]")
-        items = [dict(zip(("params", "id"), create_options(item))) for item in batch]
+            opts = options(batch, {}, ("count", "params", "instances"), "create_batch()")
+            if "instances" in opts and isinstance(opts["instances"], (list, tuple)):
+                opts["instances"] = [_entry(item) for item in opts["instances"]]
+            made = await self._b.create_batch(opts)
+            return {"created": [WorkflowInstance(i) for i in made["created"]], "errors": made["errors"]}
+        items = [_entry(item) for item in batch]
         return [WorkflowInstance(i) for i in await self._b.create_batch(items)]
 
+    async def delete_batch(self, ids: Any) -> dict:
+        """Cloudflare's `deleteBatch`: `{deleted, errors}`, one entry per id given."""
+        if isinstance(ids, Mapping) or isinstance(ids, JsObject):
+            ids = options(ids, {}, ("instances",), "delete_batch()").get("instances")
+        return await self._b.delete_batch(plain(ids) if isinstance(ids, (list, tuple)) else ids)
+
     createBatch = create_batch
+    deleteBatch = delete_batch
 
     async def get(self, id: str) -> WorkflowInstance:
         return WorkflowInstance(await self._b.get(id))
@@ -145,4 +218,12 @@ class WorkerEnv:
         return self._values.get(name, default)
 
 
-__all__ = ["WorkerEnv", "WorkflowBinding", "WorkflowInstance", "create_options", "event_options"]
+__all__ = [
+    "Subscription",
+    "WorkerEnv",
+    "WorkflowBinding",
+    "WorkflowInstance",
+    "create_options",
+    "create_retention",
+    "event_options",
+]

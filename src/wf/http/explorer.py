@@ -12,8 +12,10 @@ Every handler runs the `Client` on the store's own thread (`AsyncClient.call`).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
+import re
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -33,6 +35,8 @@ INVALID = 10001  # miniflare's validation error code
 CONFLICT = 10409
 PER_PAGE_DEFAULT, PER_PAGE_MAX = 25, 100
 BATCH_DELETE_MAX = 100
+STEP_NAME = re.compile(r"^(.+)-([1-9][0-9]{0,8})$")  # a step as Cloudflare names it: <name>-<count>
+KEEPALIVE = 20  # idle reads of a subscription stream between two comments (2 s)
 COUNTED = ("complete", "errored", "paused", "queued", "running", "terminated", "waiting", "waitingForPause")
 ACTIONS = ("pause", "resume", "restart", "terminate")
 LIST_STATUSES = tuple(s for s in STATUSES if s != "unknown")
@@ -103,11 +107,14 @@ class Explorer:
             Route("/workflows/{name}", h(self.delete_workflow), methods=["DELETE"]),
             Route("/workflows/{name}/instances", h(self.list_instances), methods=["GET"]),
             Route("/workflows/{name}/instances", h(self.create_instance), methods=["POST"]),
+            Route("/workflows/{name}/instances/batch", h(self.batch_create), methods=["POST"]),
             Route("/workflows/{name}/instances/batch/delete", h(self.batch_delete), methods=["POST"]),
             Route("/workflows/{name}/instances/{id}", h(self.describe_instance), methods=["GET"]),
             Route("/workflows/{name}/instances/{id}", h(self.delete_instance), methods=["DELETE"]),
+            Route("/workflows/{name}/instances/{id}/step", h(self.step_output), methods=["GET"]),
             Route("/workflows/{name}/instances/{id}/status", h(self.change_status), methods=["PATCH"]),
             Route("/workflows/{name}/instances/{id}/events/{type}", h(self.send_event), methods=["POST"]),
+            Route("/workflows/{name}/instances/{id}/subscribe", h(self.subscribe), methods=["GET"]),
         ]
 
     async def openapi(self, request: Request) -> Response:
@@ -274,7 +281,12 @@ class Explorer:
         instance_id = body.get("id")
         if instance_id is not None:
             check_instance_id(instance_id)
-        row = await self.call(self.client.create, w.name, body.get("params"), instance_id)
+        retention = body.get("instance_retention", body.get("retention"))  # the API's name, the binding's
+        if retention is not None:  # numbers are milliseconds, as Cloudflare's API reads them
+            from ..runtime.durations import parse_retention
+
+            retention = parse_retention(retention, "instance_retention", milliseconds=True)
+        row = await self.call(lambda: self.client.create(w.name, body.get("params"), instance_id, retention=retention))
         return envelope({"id": row.id})
 
     async def batch_delete(self, request: Request) -> Response:
@@ -286,25 +298,19 @@ class Explorer:
         if not 1 <= len(ids) <= BATCH_DELETE_MAX:
             raise _invalid(f"instances: Provide between 1 and {BATCH_DELETE_MAX} instance ids, got {len(ids)}.")
 
-        def delete_each() -> dict:
-            deleted, errors = [], []
-            for instance_id in ids:
-                try:
-                    self.client.delete(instance_id, w.name)
-                    deleted.append({"id": instance_id})
-                except NotFoundError:
-                    errors.append(
-                        {
-                            "id": instance_id,
-                            "code": NOT_FOUND,
-                            "message": f"Workflow instance '{instance_id}' not found.",
-                        }
-                    )
-                except WfError as exc:
-                    errors.append({"id": instance_id, "code": INVALID, "message": _sentence(exc)})
-            return {"deleted": deleted, "errors": errors}
+        return envelope(await self.call(self.client.delete_batch, ids, w.name))
 
-        return envelope(await self.call(delete_each))
+    async def batch_create(self, request: Request) -> Response:
+        """Cloudflare's `POST …/instances/batch`: a list of `{id?, params?}` gives the `[{id}]` created
+        (ids that exist skipped), `{count, params}` or `{instances}` gives `{created, errors}`."""
+        w = self._workflow(request)
+        body = await self._json(request, required=True)
+        if isinstance(body, list):
+            rows = await self.call(self.client.create_batch, w.name, body)
+            return envelope([{"id": r.id} for r in rows])
+        if not isinstance(body, dict):
+            raise _invalid("The request body must be a list of {id, params} objects, or {count} or {instances}.")
+        return envelope(await self.call(self.client.create_many, w.name, body))
 
     async def describe_instance(self, request: Request) -> Response:
         w = self._workflow(request)
@@ -322,10 +328,28 @@ class Explorer:
             "steps": steps,
             "step_count": len(steps),
         }
+        if d.get("rollback"):  # handlers ran: Cloudflare's {outcome, error}, as status() reports it
+            result["rollback"] = d["rollback"]
         source = (row.trigger or {}).get("source") if isinstance(row.trigger, dict) else None
         if source in ("api", "binding", "event", "cron", "unknown"):
             result["trigger"] = {"source": source}
         return envelope(result)
+
+    async def step_output(self, request: Request) -> Response:
+        """Cloudflare's full output of one step: `?name=<name>-<count>&type=step|waitForEvent&attempt=N`."""
+        w = self._workflow(request)
+        given = request.query_params.get("name")
+        match = STEP_NAME.match(given or "")
+        if match is None:
+            raise _invalid(
+                f"name: Expected the step's name with its counter, as the instance lists it (e.g. 'charge-1'), "
+                f"got {given!r}."
+            )
+        kind = request.query_params.get("type", "step")
+        attempt = self._int_query(request, "attempt", 0, 1, 10_001) if "attempt" in request.query_params else None
+        row = await self._instance(request, w.name)
+        step, count = match.group(1), int(match.group(2))
+        return envelope(await self.call(self.client.step_output, row.id, step, count, kind, attempt, w.name))
 
     async def delete_instance(self, request: Request) -> Response:
         w = self._workflow(request)
@@ -344,8 +368,6 @@ class Explorer:
             raise _invalid("rollback: Expected boolean.")
         if rollback is not None and action != "terminate":
             raise _invalid("'rollback' is only valid when terminating.")
-        if rollback:
-            raise _invalid("'rollback' is not supported by wf: terminate without it.")
         start = body.get("from")
         if start is not None and action != "restart":
             raise _invalid("'from' is only valid when restarting.")
@@ -364,9 +386,43 @@ class Explorer:
         c = self.client
         if action == "restart":
             await self.call(c.restart, row.id, w.name, *(target or (None, 1, "do")))
+        elif action == "terminate":  # with rollback, a runner runs the rollback handlers first
+            await self.call(c.terminate, row.id, w.name, bool(rollback))
         else:
-            await self.call({"pause": c.pause, "resume": c.resume, "terminate": c.terminate}[action], row.id, w.name)
+            await self.call({"pause": c.pause, "resume": c.resume}[action], row.id, w.name)
         return envelope({"success": True})
+
+    async def subscribe(self, request: Request) -> Response:
+        """Cloudflare's `GET …/instances/{id}/subscribe`: the instance's events as server-sent events
+        (`id:` the eventId, `data:` the event), history first, then live, ending with the instance.
+        `?cursor=N` (or the `Last-Event-ID` header of a reconnecting client) resumes after event N;
+        `?filter=a,b` (or repeated) keeps only those event types."""
+        from starlette.responses import StreamingResponse
+
+        from ..subscriptions import SUBSCRIBE_POLL, page, subscription_options
+
+        w = self._workflow(request)
+        row = await self._instance(request, w.name)
+        given = request.headers.get("last-event-id")
+        cursor = self._int_query(request, "cursor", int(given) if given and given.isdigit() else 0, 0)
+        names = [n for v in request.query_params.getlist("filter") for n in v.split(",") if n]
+        wanted, cursor = subscription_options(names or None, cursor)
+
+        async def stream():
+            after, over, idle = cursor, False, 0
+            while not over:
+                events, after, over = await self.call(page, self.client, row, after, wanted, True)
+                for event in events:
+                    yield f"id: {event['eventId']}\ndata: {json.dumps(event, default=str)}\n\n"
+                if events or over:
+                    idle = 0
+                    continue
+                idle += 1
+                if idle % KEEPALIVE == 0:
+                    yield ": waiting\n\n"  # a comment: a write finds a client that left, keeps proxies open
+                await asyncio.sleep(SUBSCRIBE_POLL)
+
+        return StreamingResponse(stream(), media_type="text/event-stream", headers={"cache-control": "no-cache"})
 
     async def send_event(self, request: Request) -> Response:
         w = self._workflow(request)

@@ -11,24 +11,13 @@ from typing import Any
 
 from ..runtime import steps as kinds
 from .explorer import ACTIONS, BATCH_DELETE_MAX, COUNTED, LIST_STATUSES, PER_PAGE_MAX
+from .schemas import ANY, BATCH_CREATE, BATCH_CREATED, ERROR_OBJ, ID, ID_OBJ, STEP_OUTPUT, STEP_TYPES
 
-ID = {"type": "string", "minLength": 1, "maxLength": 100, "pattern": "^[a-zA-Z0-9_][a-zA-Z0-9\\-_]*$"}
 TS = {"type": "string", "nullable": True, "description": "ISO 8601 time, UTC"}
-ANY: dict = {}
 MESSAGE = {
     "type": "object",
     "required": ["code", "message"],
     "properties": {"code": {"type": "integer"}, "message": {"type": "string"}},
-}
-ERROR_OBJ = {
-    "type": "object",
-    "nullable": True,
-    "required": ["name", "message"],
-    "properties": {
-        "name": {"type": "string"},
-        "message": {"type": "string"},
-        "stack": {"type": "string", "description": "a failed attempt's traceback (wf's addition, like a JS stack)"},
-    },
 }
 
 
@@ -114,7 +103,7 @@ ATTEMPT = {
     "required": ["start", "end", "success", "error"],
     "properties": {"start": TS, "end": TS, "success": {"type": "boolean", "nullable": True}, "error": ERROR_OBJ},
 }
-STEP_DO = {
+STEP_DO: dict[str, Any] = {
     "type": "object",
     "required": ["name", "start", "end", "success", "type", "config", "attempts"],
     "properties": {
@@ -175,6 +164,15 @@ STEP_PATCH = {  # wf's own kind (step.patched): the mark that this instance took
     "required": ["name", "start", "end", "finished", "type", "error"],
     "properties": {**STEP_SLEEP["properties"], "type": {"type": "string", "enum": ["patch"]}},
 }
+STEP_ROLLBACK = {  # a rollback handler's run (issue 17): a step of its own type, named as the step it undoes
+    **STEP_DO,
+    "properties": {**STEP_DO["properties"], "type": {"type": "string", "enum": ["rollback"]}},
+}
+ROLLBACK = {  # present once rollback handlers ran: how the rollback ended
+    "type": "object",
+    "required": ["outcome", "error"],
+    "properties": {"outcome": {"type": "string", "enum": ["complete", "failed"]}, "error": ERROR_OBJ},
+}
 DETAILS = {
     "type": "object",
     "required": ["status", "params", "queued", "start", "end", "output", "error", "steps", "step_count"],
@@ -189,9 +187,10 @@ DETAILS = {
         "trigger": {"type": "object", "properties": {"source": {"type": "string"}}},
         "steps": {
             "type": "array",
-            "items": {"anyOf": [STEP_DO, STEP_SLEEP, STEP_WAIT, STEP_WAIT_INSTANCE, STEP_PATCH]},
+            "items": {"anyOf": [STEP_DO, STEP_SLEEP, STEP_WAIT, STEP_WAIT_INSTANCE, STEP_PATCH, STEP_ROLLBACK]},
         },
         "step_count": {"type": "integer", "minimum": 0},
+        "rollback": ROLLBACK,
     },
 }
 
@@ -352,6 +351,24 @@ _DOC: dict[str, Any] = {
                 },
             },
         },
+        "/workflows/{name}/instances/batch": {
+            "parameters": [NAME],
+            "post": {
+                "operationId": "batchCreateInstances",
+                "summary": "Create up to 100 instances: a list (existing ids skipped), {count, params} or {instances}",
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/json": {"schema": BATCH_CREATE}},
+                },
+                "responses": {
+                    "200": _resp(
+                        "The instances created ([{id}] for a list; {created, errors} for {count} or {instances})",
+                        _ok({"oneOf": [{"type": "array", "items": ID_OBJ}, BATCH_CREATED]}),
+                    ),
+                    **ERRORS,
+                },
+            },
+        },
         "/workflows/{name}/instances/batch/delete": {
             "parameters": [NAME],
             "post": {
@@ -412,6 +429,37 @@ _DOC: dict[str, Any] = {
                 },
             },
         },
+        "/workflows/{name}/instances/{id}/step": {
+            "parameters": [NAME, INSTANCE],
+            "get": {
+                "operationId": "getInstanceStepOutput",
+                "summary": "One step's full output (Cloudflare's get full step output)",
+                "parameters": [
+                    {
+                        "name": "name",
+                        "in": "query",
+                        "required": True,
+                        "description": "The step's name with its counter, as the instance lists it: charge-1",
+                        "schema": {"type": "string", "minLength": 1},
+                    },
+                    {
+                        "name": "type",
+                        "in": "query",
+                        "required": False,
+                        "description": "Step type (default step)",
+                        "schema": {"type": "string", "enum": STEP_TYPES},
+                    },
+                    {
+                        "name": "attempt",
+                        "in": "query",
+                        "required": False,
+                        "description": "One attempt of a step.do",
+                        "schema": {"type": "integer", "minimum": 1},
+                    },
+                ],
+                "responses": {"200": _resp("The step's status, error and output", _ok(STEP_OUTPUT)), **ERRORS},
+            },
+        },
         "/workflows/{name}/instances/{id}": {
             "parameters": [NAME, INSTANCE],
             "get": {
@@ -454,8 +502,8 @@ _DOC: dict[str, Any] = {
                                     },
                                     "rollback": {
                                         "type": "boolean",
-                                        "enum": [False],
-                                        "description": "rollback handlers are not supported by wf",
+                                        "description": "terminate only: run the instance's rollback handlers "
+                                        "(newest step first) before it ends terminated",
                                     },
                                 },
                                 "anyOf": [{"required": ["action"]}, {"required": ["status"]}],

@@ -12,7 +12,17 @@ if TYPE_CHECKING:
 
 MAX_BYTES = 1024 * 1024  # 1 MiB, Cloudflare's limit for results, params and payloads
 
-_encoder = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+
+def _plain(value: Any) -> Any:
+    """What an object that knows its JSON shape (`__json__`, as the events `run()` receives do) is
+    stored as; anything else is not JSON."""
+    shape = getattr(type(value), "__json__", None)
+    if shape is None:
+        raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+    return shape(value)
+
+
+_encoder = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"), default=_plain)
 _decode = json.JSONDecoder().decode
 
 

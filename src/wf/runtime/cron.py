@@ -20,6 +20,7 @@ a runner held up past several ticks likewise fires only the latest.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import math
@@ -130,7 +131,19 @@ class CronScheduler:
     async def _fire(self, key: Schedule, tick: float, now: float) -> InstanceRow | None:
         workflow, cron = key
         item = new_instance(workflow, cron, tick)
-        row = await self.astore.call(self._store().fire_cron, workflow, cron, tick, item, now)
+        call = asyncio.ensure_future(self.astore.call(self._store().fire_cron, workflow, cron, tick, item, now))
+        try:
+            row = await asyncio.shield(call)
+        except asyncio.CancelledError:
+            # stopping while the store fires the tick: it may commit all the same, and a tick that
+            # fired is always said (the log is how an operator counts them)
+            row = await call
+            self._said(cron, workflow, row)
+            raise
+        self._said(cron, workflow, row)
+        return row
+
+    @staticmethod
+    def _said(cron: str, workflow: str, row: InstanceRow | None) -> None:
         if row is not None:  # None: another runner fired this tick first
             log.info("cron %r fired %s: instance %s", cron, workflow, row.id)
-        return row

@@ -57,6 +57,32 @@ def _parse_text(text: str, what: str) -> float:
     return float(match.group(1)) * UNITS[match.group(2)]
 
 
+RETENTION_DEFAULT = 7 * 86400  # Cloudflare's default for a new Workflow (Workers Paid, 2026-09-10)
+RETENTION_KEYS = ("success_retention", "error_retention")
+_RETENTION_CAMEL = {"successRetention": "success_retention", "errorRetention": "error_retention"}
+
+
+def parse_retention(value: object, what: str, *, milliseconds: bool = False) -> dict[str, float]:
+    """`{"success_retention": s, "error_retention": e}` (either may be left out), each a duration,
+    as seconds; Cloudflare's camelCase keys are taken too. A number is seconds, as every `wf`
+    duration, or milliseconds where Cloudflare's API and config take numbers (`milliseconds`)."""
+    hint = 'e.g. {"success_retention": "3 days", "error_retention": "30 days"}'
+    if not isinstance(value, dict):
+        raise ValidationError(f"{what} {value!r} must be an object with success_retention / error_retention", hint)
+    out = {}
+    for key, item in value.items():
+        name = _RETENTION_CAMEL.get(key, key)
+        if name not in RETENTION_KEYS:
+            raise ValidationError(
+                f"{what} has an unknown key {key!r}", f"use success_retention and error_retention, {hint}"
+            )
+        if item is None:
+            continue
+        number = isinstance(item, (int, float)) and not isinstance(item, bool)
+        out[name] = parse_duration(item, f"{what}: {name}") / (1000 if number and milliseconds else 1)
+    return out
+
+
 def parse_instant(value: object, what: str = "time") -> float:
     """Epoch seconds for a datetime or a number of epoch seconds.
 
@@ -67,7 +93,15 @@ def parse_instant(value: object, what: str = "time") -> float:
         return value.timestamp()
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return float(value)
-    raise ValidationError(f"{what} {value!r} is not a point in time", "pass an aware datetime or epoch seconds")
+    raise ValidationError(
+        f"{what} {value!r} is not a point in time", "pass a datetime (a naive one is local time) or epoch seconds"
+    )
+
+
+def timed_out(seconds: float) -> str:
+    """The start of a timeout's message, in Cloudflare's words ("Execution timed out after 600000ms");
+    what timed out follows it."""
+    return f"Execution timed out after {round(seconds * 1000)}ms"
 
 
 def format_duration(seconds: float) -> str:

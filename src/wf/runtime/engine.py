@@ -30,15 +30,17 @@ from .entrypoint import StepEvent, WorkflowEvent
 from .events import InstanceEvent, LogEvent
 from .logs import current as current_step
 from .report import report
+from .steps import rollback
 from .steps.do import StepCallable, StepContext
 from .steps.kind import StepKind, Wake
 from .store.base import StepRow, StepWrite
 from .tracebacks import format_traceback
 
-__all__ = ["Execution", "Interrupt", "StepCallable", "StepContext", "WorkflowStep", "check_step_name"]
+__all__ = ["Execution", "Interrupt", "StepCallable", "StepContext", "WorkflowStep", "check_step_name", "stop_if_own"]
 
 log = logging.getLogger("wf.runner")
 NAME_MAX = 256
+REAP_GRACE = 5.0  # real seconds a cancelled step task of an ended execution gets to unwind
 _CONTROL = re.compile(r"[\x00-\x1f]")
 
 
@@ -48,6 +50,26 @@ class Interrupt(BaseException):
     def __init__(self, reason: str, cause: BaseException | None = None):
         super().__init__(reason)
         self.reason, self.cause = reason, cause
+
+
+def _retrieve(task: asyncio.Task) -> None:
+    if not task.cancelled():
+        task.exception()
+
+
+def stop_if_own(workflow: str, id: str) -> None:
+    """Called after instance `id` of `workflow` was terminated or deleted: when that is the instance
+    whose `run()` asked for it, nothing after the call runs (as on Cloudflare, where an instance that
+    deletes or terminates itself stops there). The runner writes nothing more for it."""
+    where = current_step.get()
+    x = where[0] if where is not None else None
+    if isinstance(x, Execution) and x.row.workflow == workflow and x.row.id == id:
+        raise x.interrupt("lost")
+
+
+class Terminating(BaseException):
+    """Unwinds `run()` at its first step not already finished when `terminate(rollback=True)` asked
+    for the instance to end: its rollback handlers run, then it ends terminated."""
 
 
 def check_step_name(name: object) -> str:
@@ -81,9 +103,13 @@ class WorkflowStep:
         config: dict | None = None,
         concurrent: bool = False,
         depends: list | None = None,
+        rollback: Any = None,
+        rollback_config: dict | None = None,
     ):
-        """`await step.do(name, fn, config=...)`, or `@step.do(name)` over a function (then call it)."""
-        return steps.method("do")(self._x, name, fn, config=config, concurrent=concurrent, depends=depends)
+        """`await step.do(name, fn, config=...)`, or `@step.do(name)` over a function (then call it);
+        `rollback=` registers a compensation that runs if the instance fails (steps/rollback.py)."""
+        extra = {"rollback": rollback, "rollback_config": rollback_config} if rollback is not None else {}
+        return steps.method("do")(self._x, name, fn, config=config, concurrent=concurrent, depends=depends, **extra)
 
     async def sleep(self, name: str, duration: Any) -> None:
         await steps.method("sleep")(self._x, name, duration)
@@ -111,6 +137,7 @@ class Execution:
     def __init__(self, host, row, workflow_cls, step_limit: int, rows: list[StepRow], env: Any):
         self.host, self.row, self.cls, self.step_limit, self.env = host, row, workflow_cls, step_limit, env
         self.seq, self.gen = row.seq, row.gen
+        self.status = row.status  # the instance's status as the store last told it (claim, commits)
         self.history = {s.key: s for s in rows}
         self.next_pos = max((s.pos for s in rows), default=-1) + 1
         self.counters: dict[tuple[str, str], int] = defaultdict(int)
@@ -129,7 +156,9 @@ class Execution:
         self.interrupted: Interrupt | None = None  # why run() must stop, once it has been told
         self.suspect = False  # the last lease renewal did not list this instance as held
         self.task: asyncio.Task | None = None
+        self.children: set[asyncio.Task] = set()  # other tasks running this run's steps (see reap_children)
         self.traceback: str | None = None  # of the error that ended run(), if one did
+        self.end_events: list[LogEvent] = []  # logged with the instance's end (a rollback's outcome)
         self.log_buffer: list = []
         self._partial: dict = {}
         self._log_flush: asyncio.TimerHandle | None = None
@@ -148,11 +177,23 @@ class Execution:
         earlier run (None when it is new)."""
         self.check_stopped()
         check_step_name(name)
+        task = asyncio.current_task()
+        if task is not self.task and task is not None:  # a step run from a task of run()'s own (a gather)
+            self.children.add(task)
         counter = (kind.name, name)
         self.counters[counter] += 1
         key = (kind.name, name, self.counters[counter])
         self.seen.add(key)
-        return key, self.history.get(key)
+        rec = self.history.get(key)
+        if self.row.terminating and not kind.finished(rec):
+            raise Terminating()
+        return key, rec
+
+    def reach(self, kind: StepKind, key: tuple[str, str, int]) -> StepRow | None:
+        """The row of a step whose identity its kind fixes (a rollback handler's run: the undone
+        step's name and count), None when it is new."""
+        self.check_stopped()
+        return self.history.get(key)
 
     def history_ahead(self) -> bool:
         """Does the history hold steps this run has not reached yet? Then an earlier run went on past
@@ -205,14 +246,20 @@ class Execution:
         )
         if status is None:
             raise self.interrupt("lost")
+        self.status = status
         report(self.row, write.events)
         if status == "waitingForPause":
             self.pause_pending = True
 
     async def hold_waiting(self, rec: StepRow) -> None:
-        """On replay into a pending timer, record the instance as waiting again."""
+        """On replay into a pending timer, record the instance as waiting again. When that changes
+        its status (a resumed instance was queued, then running from its claim), the event log says
+        so: live pages and `wf tail` follow the log, and would show it queued or running for ever."""
         status, wake = self.instance_state(rec.wake_at)
-        await self.commit(StepWrite(rec, instance_status=status, instance_wake_at=wake))
+        events = []
+        if status == "waiting" and self.status != "waiting":
+            events.append(LogEvent(self.clock.now(), InstanceEvent.WAITING.value))
+        await self.commit(StepWrite(rec, instance_status=status, instance_wake_at=wake, events=events))
 
     def interrupt(self, reason: str, cause: BaseException | None = None) -> Interrupt:
         """The Interrupt that stops this execution, remembered: run() code that catches it (an
@@ -344,16 +391,41 @@ class Execution:
         )
 
     async def execute(self) -> tuple[str, Any]:
-        """Run (or replay) `run()`; returns ("complete", output_json) or ("errored", error_info)."""
+        """Run (or replay) `run()`, then unwind its rollback handlers if it failed; returns ("complete",
+        output_json), ("errored", error_info) or ("terminated", None) after `terminate(rollback=True)`."""
         entry = self.cls(None, self.env)
         current_step.set((self, None, None))
+        failure: BaseException | None = None
         try:
             result = entry.run(self.event(), WorkflowStep(self))
             if inspect.isawaitable(result):
                 result = await result
-            return "complete", codec.encode(result, "the workflow's return value")
+            outcome: tuple[str, Any] = "complete", codec.encode(result, "the workflow's return value")
         except Interrupt:
             raise
+        except Terminating:
+            outcome, failure = ("terminated", None), rollback.Terminated()
         except Exception as exc:
             self.traceback = format_traceback(exc)  # for the event log (the runner's log, `wf tail`)
-            return "errored", error_info(exc)
+            outcome, failure = ("errored", error_info(exc)), exc
+        finally:
+            await self.reap_children()
+        if self.row.terminating:
+            outcome, failure = ("terminated", None), failure or rollback.Terminated()
+        if failure is not None:  # the rollback handlers registered by the steps run, newest first
+            await rollback.unwind(self, failure)
+        self.end_events = rollback.outcome(self.history)
+        return outcome
+
+    async def reap_children(self) -> None:
+        """No task of this run outlives it. A step run in a task of its own (a decorated step, a
+        branch of a gather) would otherwise go on after the execution ended or was suspended,
+        making attempts the replay makes again; each is cancelled and awaited, its outcome read."""
+        me = asyncio.current_task()
+        children, self.children = [t for t in self.children if t is not me], set()
+        for task in children:
+            task.cancel()
+            task.add_done_callback(_retrieve)  # nothing is left for asyncio to report as never retrieved
+        pending = (await asyncio.wait(children, timeout=REAP_GRACE))[1] if children else set()
+        if pending:  # step code that swallows its cancellation: it goes on alone, its writes fenced
+            log.warning("instance %s: %d step task(s) ignored their cancellation", self.row.id, len(pending))

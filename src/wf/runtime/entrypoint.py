@@ -58,6 +58,12 @@ class WorkflowEvent(Mapping):
     def __len__(self) -> int:
         return len(self._keys())
 
+    def __json__(self) -> dict:
+        """Stored as Cloudflare serialises its event (returned from `run()` or a step): its
+        fields under Cloudflare's names, the timestamp as JSON writes a Date."""
+        shape = {"payload": self.payload, "timestamp": _js_date(self.timestamp), "instanceId": self.instance_id}
+        return {**shape, "workflowName": self.workflow_name}
+
     def __repr__(self) -> str:
         return (
             f"WorkflowEvent(instance_id={self.instance_id!r}, workflow_name={self.workflow_name!r}, "
@@ -84,5 +90,14 @@ class StepEvent(Mapping):
     def __len__(self) -> int:
         return 3
 
+    def __json__(self) -> dict:
+        """Stored as its plain shape, as Cloudflare serialises the event a wait returned."""
+        return {"payload": self.payload, "type": self.type, "timestamp": _js_date(self.timestamp)}
+
     def __repr__(self) -> str:
         return f"StepEvent(type={self.type!r}, payload={self.payload!r})"
+
+
+def _js_date(when: datetime) -> str:
+    """A time as JSON writes a JavaScript Date: ISO 8601 in UTC, milliseconds, `Z`."""
+    return when.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")

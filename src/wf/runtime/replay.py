@@ -29,6 +29,7 @@ from . import codec, steps
 from .engine import WorkflowStep, check_step_name
 from .entrypoint import WorkflowEvent
 from .status import ACTIVE, Status
+from .steps import rollback
 from .steps.kind import StepKind
 from .store.base import InstanceRow, StepRow
 
@@ -133,6 +134,10 @@ async def _replay(x: Replay, verdict: Verdict, cls: type, timeout: float) -> Ver
             )
     except Exception as exc:
         ends = {"status": "errored", "error": error_info(exc)}
+        try:  # the rollback handlers' runs replay too (none runs here: each stops or is recorded)
+            await rollback.unwind(x, exc)  # type: ignore[arg-type]
+        except Stop as stop:
+            return x.verdict(verdict, {"ends": ends, **stop.fields})
     expected = x.expected()
     if expected is None:
         return x.verdict(verdict, {"ends": ends})
@@ -181,6 +186,7 @@ class Replay:
         self.reached: set[tuple[str, str, int]] = set()
         self.counters: dict[tuple[str, str], int] = defaultdict(int)
         self.scratch: dict[str, Any] = {}
+        self.children: set[asyncio.Task] = set()  # decorated steps' tasks (the check drops strays itself)
         self.replayed = 0
 
     def expected(self) -> StepRow | None:
@@ -194,12 +200,18 @@ class Replay:
         check_step_name(name)
         self.counters[(kind.name, name)] += 1
         key = (kind.name, name, self.counters[(kind.name, name)])
+        return key, self.reach(kind, key)
+
+    def reach(self, kind: StepKind, key: tuple[str, str, int]) -> StepRow | None:
+        """The step `key` as the history has it, when it is the next one recorded and ended; else the
+        check stops (the instance is at it now, past its history, or it diverges)."""
+        name = key[1]
         rec, expected = self.history.get(key), self.expected()
         if rec is not None and rec is expected:
             self.reached.add(key)
             if kind.finished(rec):
                 self.replayed += 1
-                return key, rec
+                return rec
             raise Stop(at=describe(rec))  # the instance is at this step now: all before it matched
         if rec is None and expected is None:
             raise Stop()  # past the history: the code goes on where the instance has not been yet

@@ -2,7 +2,8 @@
 
 The runner and the engine call `report(row, events)` with the event log entries they have just
 committed. The notable ones (an instance started, a step attempt failed and when it is retried,
-a sleep, a wait, an event taken or timed out, the instance's end)
+a sleep, a wait, an event taken or timed out, a rollback's start, failed handler attempts and
+end, the instance's end)
 become records of the `wf.events` logger at INFO (WARNING for failures), each carrying the
 entry as `record.wf_event`. `wf worker` and `wf dev` format them for people or as JSON
 (cli/runlog.py); elsewhere (wf.testing, a user's own process) nothing is printed unless the
@@ -29,9 +30,15 @@ SHOWN = frozenset(
         "wait_started",
         "wait_completed",
         "wait_timed_out",
+        "rollback_started",
+        "rollback_attempt_errored",
+        "rollback_completed",
+        "rollback_errored",
     }
 )  # not "log": a line the workflow printed is on the runner's stdout/stderr already, as printed
-FAILURES = frozenset({"attempt_errored", "workflow_errored", "wait_timed_out"})
+FAILURES = frozenset(
+    {"attempt_errored", "workflow_errored", "wait_timed_out", "rollback_attempt_errored", "rollback_errored"}
+)
 
 
 def enabled() -> bool:

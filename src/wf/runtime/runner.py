@@ -27,6 +27,7 @@ from . import crash, logs, steps
 from .clock import Clock, SystemClock
 from .coordination import coordination_for
 from .cron import CronScheduler
+from .durations import RETENTION_DEFAULT
 from .engine import Execution, Interrupt
 from .events import InstanceEvent, LogEvent
 from .report import enabled as report_enabled
@@ -37,6 +38,7 @@ from .status import Status
 from .store import open_store
 from .store.aio import AsyncStore
 from .store.base import from_json
+from .store.core import GC_BATCH
 
 log = logging.getLogger("wf.runner")
 _STORE_DOWN = Backoff(first=0.1, factor=2.0, most=5.0)
@@ -50,6 +52,7 @@ class Registered:
     step_limit: int = 10_000
     concurrency_limit: int | None = None  # most instances running at once (`concurrency.limit`)
     schedules: tuple[str, ...] = ()  # cron expressions: each tick creates an instance (cron.py)
+    retention: tuple[float, float] = (RETENTION_DEFAULT, RETENTION_DEFAULT)  # default (success, error) seconds
 
 
 class Runner:
@@ -67,6 +70,7 @@ class Runner:
         replay_always: bool = False,
         lease: float | None = None,
         reap_interval: float = 1.0,
+        gc_interval: float = 60.0,
         env: Any = None,
         astore: AsyncStore | None = None,
         capture_output: bool = True,
@@ -80,6 +84,7 @@ class Runner:
         self.concurrency, self.keep_warm, self.replay_always = concurrency, keep_warm, replay_always
         self.lease = self.settings.lease if lease is None else lease
         self.reap_interval = reap_interval
+        self.gc_interval = gc_interval  # seconds between looks for expired instances (math.inf: never)
         self.env = env
         self.capture_output = capture_output
         self.only = list(only) if only else None  # run these instances (seqs) and no other (`trigger --wait`)
@@ -359,9 +364,9 @@ class Runner:
         output, error = (value, None) if status == "complete" else (None, value)
         try:
             end = (status, output, error, self.clock.now(), x.traceback)
-            done = await self.astore.write(self.store_ops.finish_instance, self.owner, x.seq, x.gen, *end)
+            done = await self.astore.write(self.store_ops.finish_instance, self.owner, x.seq, x.gen, *end, x.end_events)
             if done and report_enabled():
-                report(x.row, [_ended(*end)])
+                report(x.row, [*x.end_events, _ended(*end)])
         except StoreError as exc:  # its end is not stored: it runs again (by replay) when the store is back
             log.error("could not record the end of instance %s (%s); it will be replayed", x.row.id, exc)
             return await self._hand_back(x.seq, x.gen, self.clock.now())
@@ -425,6 +430,7 @@ class Runner:
         names = list(self.workflows)
         caps = {n: r.concurrency_limit for n, r in self.workflows.items() if r.concurrency_limit}
         next_reap = -math.inf
+        next_gc = -math.inf if self.gc_interval != math.inf else math.inf
         while not self.draining:
             self._wake.clear()
             self._claiming = True
@@ -434,6 +440,9 @@ class Runner:
             if now >= next_reap:
                 await self._reap(now)
                 next_reap = now + self.reap_interval
+            if now >= next_gc and self.trusted():
+                more = await self._collect_expired(now)
+                next_gc = now if more else now + self.gc_interval
             next_tick = await self.crons.fire_due() if self.trusted() else math.inf  # a fired one starts at once
             free = self.concurrency - len(self._tasks) if self.trusted() else 0  # loading ones count too
             rows = []
@@ -454,7 +463,7 @@ class Runner:
             if free <= 0 and self.trusted() and due is not None and due <= now:
                 self._make_room()  # those suspended wake this loop as they finish
                 due = None
-            await self._sleep_until(min(due if due is not None else math.inf, next_reap, next_tick))
+            await self._sleep_until(min(due if due is not None else math.inf, next_reap, next_tick, next_gc))
 
     def now_idle(self, x: Execution) -> None:
         """An instance in memory started to wait: if the runner is full, look again for due work."""
@@ -484,6 +493,19 @@ class Runner:
             self._claiming = True
             handle.cancel()
             waiter.cancel()
+
+    async def _collect_expired(self, now: float) -> bool:
+        """Delete one batch of each workflow's instances kept past their retention (a transaction a
+        batch, so a backlog never holds the store long); True if there may be more."""
+        more = False
+        for name, reg in self.workflows.items():
+            rows, woken = await self.astore.call(self.store_ops.delete_expired, name, *reg.retention, now, GC_BATCH)
+            for seq in woken:
+                self.coord.notify(f"e:{seq}")
+            if rows:
+                log.info("deleted %d instance(s) of %s kept past their retention", len(rows), name)
+            more = more or len(rows) == GC_BATCH
+        return more
 
     async def _reap(self, now: float) -> None:
         """Hand back the instances of runners that died (the coordination knows how), and, in case

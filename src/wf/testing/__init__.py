@@ -29,7 +29,7 @@ import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import replace
 from pathlib import Path
 from types import MappingProxyType
@@ -43,6 +43,8 @@ from ..runtime import steps as kinds
 from ..runtime.clock import FakeClock
 from ..runtime.runner import Runner
 from ..runtime.status import STATUSES, TERMINAL
+from ..subscriptions import page as read_page
+from ..subscriptions import subscription_options
 from .mocks import Modifier, WorkflowTestError, _apply, _Plan, _Registry, _selector
 
 __all__ = [
@@ -95,8 +97,9 @@ class InstanceIntrospector:
     async def resume(self) -> None:
         self._t.client.resume(self.id, self.workflow)
 
-    async def terminate(self) -> None:
-        self._t.client.terminate(self.id, self.workflow)
+    async def terminate(self, rollback: bool = False) -> None:
+        """End the instance; with `rollback`, its rollback handlers run first (as on Cloudflare)."""
+        self._t.client.terminate(self.id, self.workflow, rollback=rollback)
 
     async def restart(self, from_step: str | None = None) -> None:
         self._t.client.restart(self.id, self.workflow, from_step)
@@ -132,7 +135,7 @@ class InstanceIntrospector:
         name, index = _selector(name, index)
 
         def done():
-            for s in self._t.client.describe(self.id, self.workflow)["steps"]:
+            for s in self._t.client.describe(self.id, self.workflow, reveal=True)["steps"]:
                 kind = kinds.by_type(s["type"])
                 if kind.step_result and s["name"] == name and s["count"] == index:
                     if kind.succeeded(s["status"]):
@@ -171,6 +174,26 @@ class InstanceIntrospector:
     async def steps(self) -> list[dict]:
         """The step timeline: [{"type", "name", "count", "status", "attempts": [True/False per attempt]}]."""
         return timeline((await self.describe())["steps"])
+
+    async def subscribe(self, types: Iterable[str] | None = None, after: int | None = None) -> AsyncIterator[dict]:
+        """The instance's events as `instance.subscribe()` gives them: its log so far, then each new
+        event, the fake clock moving on whenever nothing else can happen, until the instance ends."""
+        wanted, cursor = subscription_options(types, after)
+        client = self._t.client
+        row = client.get(self.id, self.workflow)
+        over = False
+        page: list = []
+
+        def read() -> bool | None:
+            nonlocal cursor, over
+            events, cursor, over = read_page(client, row, cursor, wanted)
+            page.extend(events)
+            return True if page or over else None
+
+        while not over:
+            await self._t._drive(read, f"an event of instance {self.id!r}", None)
+            while page:
+                yield page.pop(0)
 
     async def __aenter__(self) -> InstanceIntrospector:
         return self
@@ -321,6 +344,7 @@ class WorkflowTest:
             replay_always=self.replay_always,
             keep_warm=self.keep_warm,
             reap_interval=math.inf,
+            gc_interval=math.inf,
             concurrency=self.concurrency,
         )
         self.runner.modifiers = self._registry
@@ -406,10 +430,19 @@ class WorkflowTest:
         request = Request(url if "://" in url else "http://localhost" + url, **options)
         return await worker.respond(request, WorkerEnv(self.env))
 
-    async def create(self, workflow: str, params: Any = None, id: str | None = None) -> InstanceIntrospector:
+    async def create(
+        self, workflow: str, params: Any = None, id: str | None = None, *, retention: dict | None = None
+    ) -> InstanceIntrospector:
         await self._ensure_started()
-        row = self.client.create(workflow, params, id)
+        row = self.client.create(workflow, params, id, retention=retention)
         return InstanceIntrospector(self, workflow, row.id)
+
+    async def collect_expired(self, workflow: str | None = None) -> list[dict]:
+        """Delete the instances kept past their retention at the fake clock's time (`advance()` to
+        get there), as a runner does in the background (not here: its timer would keep the fake
+        clock moving); what was deleted."""
+        await self.settle()
+        return self.client.collect_expired(workflow)
 
     def get(self, id: str, workflow: str | None = None) -> InstanceIntrospector:
         row = self.client.get(id, workflow)

@@ -13,6 +13,7 @@ from typing import Any
 
 from ..errors import ValidationError, WorkflowTimeoutError
 from ..runtime import codec
+from ..runtime.durations import timed_out
 from ..runtime.store.base import EventRow
 
 
@@ -44,7 +45,7 @@ def _selector(step: Any, index: int | None = None) -> tuple[str, int]:
 
 def _no_retry_delay(cfg):
     cfg = copy.copy(cfg)
-    cfg.delay = 0.0
+    cfg.delay, cfg.delay_fn = 0.0, None  # a delay function is not asked either
     return cfg
 
 
@@ -83,14 +84,16 @@ class _Plan:
         failures, mocked = self.failures.get(sel), sel in self.results
         if not failures and not mocked:
             return fn, cfg
-        plan, timeout = self, cfg.display["timeout"]
+        plan, timeout, seconds = self, cfg.display["timeout"], cfg.timeout
 
         async def attempt(ctx):
             failure = _failure_for(failures or [], ctx.attempt)
             if failure is not None:
                 kind, error = failure
                 if kind == "timeout":
-                    raise WorkflowTimeoutError(f"step {sel[0]!r} attempt {ctx.attempt} timed out after {timeout}")
+                    raise WorkflowTimeoutError(
+                        f"{timed_out(seconds)}: step {sel[0]!r} attempt {ctx.attempt} timed out after {timeout}"
+                    )
                 raise error() if isinstance(error, type) else error
             if mocked:
                 return codec.decode(plan.results[sel])
@@ -146,19 +149,28 @@ class Modifier:
     def mock_step_error(
         self, step: Any, error: BaseException | type, times: int | None = None, *, index: int | None = None
     ) -> Modifier:
-        """Every attempt raises `error`, or only the next `times` attempts (then mocks or the real function)."""
+        """Every attempt raises `error`, or only the next `times` attempts (then mocks or the real function).
+        Refused after the step's result was mocked, as Cloudflare's modifier refuses it."""
         if not (isinstance(error, Exception) or (isinstance(error, type) and issubclass(error, Exception))):
             raise ValidationError(f"mock_step_error needs an exception, got {error!r}", 'e.g. RuntimeError("down")')
         return self._fail(step, index, "error", error, times)
 
     def force_step_timeout(self, step: Any, times: int | None = None, *, index: int | None = None) -> Modifier:
-        """Every attempt (or the next `times`) times out at once, without running the function."""
+        """Every attempt (or the next `times`) times out at once, without running the function.
+        Refused after the step's result was mocked, as Cloudflare's modifier refuses it."""
         return self._fail(step, index, "timeout", None, times)
 
     def _fail(self, step, index, kind, error, times) -> Modifier:
         if times is not None and (isinstance(times, bool) or not isinstance(times, int) or times < 1):
             raise ValidationError(f"times={times!r} must be a positive integer or None", "None means every attempt")
-        self._plan.failures.setdefault(_selector(step, index), []).append((kind, error, times))
+        sel = _selector(step, index)
+        if sel in self._plan.results:
+            what = "mock error" if kind == "error" else "force timeout"
+            raise ValidationError(
+                f"Trying to {what} on step {sel[0]!r} after mocking its result!",
+                "mock the errors or timeouts first, then the result the step returns after them",
+            )
+        self._plan.failures.setdefault(sel, []).append((kind, error, times))
         return self
 
     def disable_sleeps(self, steps: Iterable | None = None) -> Modifier:

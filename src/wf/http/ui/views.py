@@ -208,6 +208,19 @@ def _patch(step: dict, axis: Axis) -> dict:
     }
 
 
+def _rollback(step: dict, axis: Axis) -> dict:
+    """A rollback handler's run (issue 17): drawn as a step, its successful attempts in the undo colour."""
+    view = _do(step, axis)
+    for seg in view["segments"]:
+        seg["title"] = "rollback: " + seg["title"]
+        if seg["kind"] == "ok":
+            seg["kind"] = "rollback"
+    undone = f"{step['name']}" + (f" #{step['count']}" if step["count"] > 1 else "")
+    view["facts"] = [("undoes", f"step {undone}")]
+    view["prefix"] = "↩ undo"
+    return view
+
+
 def _generic(step: dict, axis: Axis) -> dict:
     """A step kind this UI has no view for: one bar, and every field describe() gave."""
     known = {"name", "count", "type", "status", "start", "end"}
@@ -215,14 +228,14 @@ def _generic(step: dict, axis: Axis) -> dict:
     return {"segments": [axis.segment("other", step.get("start"), step.get("end"), step["type"])], "facts": facts}
 
 
-# describe()'s step `type` -> its view. Rollback steps (issue 17, Cloudflare parity) register
-# here once describe() reports them: their segments join the same axis, after the failure.
+# describe()'s step `type` -> its view. Rollback steps (issue 17) join the same axis, after the failure.
 STEP_VIEWS: dict[str, Callable[[dict, Axis], dict]] = {
     "step": _do,
     "sleep": _sleep,
     "waitForEvent": _wait,
     "waitForInstance": _wait_instance,
     "patch": _patch,
+    "rollback": _rollback,
 }
 
 
@@ -244,6 +257,7 @@ def step_view(index: int, step: dict, axis: Axis, lines: list[dict]) -> dict:
         "facts": [],
         "pending": None,
         "has_output": False,
+        "prefix": None,
     }
     view.update(STEP_VIEWS.get(step["type"], _generic)(step, axis))
     if view["has_output"] and step.get("status") == "complete":

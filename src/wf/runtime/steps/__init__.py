@@ -146,7 +146,7 @@ def _unknown(what: str, known) -> UnknownKindError:
     )
 
 
-from . import do, patch, sleep, wait_event, wait_instance  # noqa: E402  (the built-in kinds register themselves)
+from . import do, patch, rollback, sleep, wait_event, wait_instance  # noqa: E402  (the built-in kinds register themselves)
 
 __all__ = [
     "EventSpec",
@@ -162,6 +162,7 @@ __all__ = [
     "patch",
     "progress_events",
     "register",
+    "rollback",
     "sleep",
     "unregister",
     "wait_event",

@@ -13,6 +13,7 @@ from functools import cache
 
 from ...errors import (
     NonRetryableError,
+    NotFoundError,
     ValidationError,
     WorkflowFatalError,
     WorkflowTimeoutError,
@@ -22,16 +23,17 @@ from ...errors import (
 from ...records import replace
 from .. import codec
 from ..crash import crash_point
-from ..durations import format_duration, parse_duration
+from ..durations import format_duration, parse_duration, timed_out
+from ..retry import DYNAMIC_DELAY, DelayFunctionFailed, ask_delay_function, backoff_delay
 from ..store.base import AttemptRow, HistoryRow, StepRow, StepWrite
 from ..threads import STEP_THREADS
 from ..tracebacks import format_traceback
 from . import register
-from .kind import EventSpec, StepKind, StepStatus, Wake, error_line
+from .decorated import StepCallable
+from .kind import REDACTED, EventSpec, StepKind, StepStatus, Wake, error_line, is_sensitive
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (which `wf status` would pay for)
 if TYPE_CHECKING:
-    import asyncio
     from typing import Any
 
     from ..engine import Execution
@@ -45,10 +47,32 @@ MARK_STARTED_AFTER = 0.05  # an attempt running longer than this is recorded as 
 PREVIEW_MAX = 2000  # an output longer than this (JSON characters) is logged as its size only
 
 
+def _retries(name: str, config: dict) -> dict:
+    """The step's retry policy: the defaults when the config has no `retries`, else the one given,
+    which must name both `limit` and `delay` (as Cloudflare validates a step's config); without a
+    `backoff` it is constant, as Cloudflare computes it."""
+    if "retries" not in config:
+        return dict(DEFAULT_CONFIG["retries"])
+    retries = config["retries"]
+    if not isinstance(retries, dict) or set(retries) - {"limit", "delay", "backoff"}:
+        raise ValidationError(
+            f"retries of step {name!r} must be a dict of limit, delay and backoff, got {retries!r}",
+            'e.g. {"limit": 3, "delay": "5 seconds", "backoff": "linear"}',
+        )
+    missing = [key for key in ("limit", "delay") if key not in retries]
+    if missing:
+        raise ValidationError(
+            f"retries of step {name!r} has no {' and no '.join(map(repr, missing))}: {retries!r}",
+            'a step\'s retries name both, e.g. {"limit": 3, "delay": "5 seconds"}; '
+            "leave out `retries` for the defaults (5 retries, 10 seconds, exponential)",
+        )
+    return {"backoff": "constant", **retries}
+
+
 class StepConfig:
     """A step's retry and timeout policy, merged over the defaults and checked."""
 
-    __slots__ = ("limit", "delay", "backoff", "timeout", "display")
+    __slots__ = ("limit", "delay", "delay_fn", "backoff", "timeout", "display", "context")
 
     def __init__(self, name: str, config: dict | None):
         if config is not None and not isinstance(config, dict):
@@ -57,26 +81,30 @@ class StepConfig:
                 'e.g. {"retries": {"limit": 3, "delay": "5 seconds"}, "timeout": "1 minute"}',
             )
         config = config or {}
-        unknown = set(config) - {"retries", "timeout"}
+        unknown = set(config) - {"retries", "timeout", "sensitive"}
         if unknown:
             raise ValidationError(
                 f"config of step {name!r} has unknown key {sorted(unknown)[0]!r}",
-                "allowed keys are 'retries' and 'timeout'",
+                "allowed keys are 'retries', 'timeout' and 'sensitive'",
             )
-        retries = config.get("retries", {})
-        if not isinstance(retries, dict) or set(retries) - {"limit", "delay", "backoff"}:
+        sensitive = config.get("sensitive")
+        if sensitive not in (None, "output"):
             raise ValidationError(
-                f"retries of step {name!r} must be a dict of limit, delay and backoff, got {retries!r}",
-                'e.g. {"limit": 3, "delay": "5 seconds", "backoff": "linear"}',
+                f"sensitive of step {name!r} must be 'output', got {sensitive!r}",
+                "write 'sensitive': 'output' to show the step's output as [REDACTED] everywhere",
             )
-        merged = {**DEFAULT_CONFIG["retries"], **retries}
+        merged = _retries(name, config)
         self.limit = merged["limit"]
         if isinstance(self.limit, bool) or not isinstance(self.limit, int) or not 0 <= self.limit <= 10_000:
             raise ValidationError(
                 f"retries.limit of step {name!r} must be an integer from 0 to 10000, got {self.limit!r}",
                 "limit counts retries: 0 means one attempt",
             )
-        self.delay = parse_duration(merged["delay"], f"retries.delay of step {name!r}")
+        # a function of the failed attempt (Cloudflare's dynamic delay), asked at each failure
+        self.delay_fn = merged["delay"] if callable(merged["delay"]) else None
+        if self.delay_fn is not None:
+            merged["delay"] = DYNAMIC_DELAY
+        self.delay = 0.0 if self.delay_fn else parse_duration(merged["delay"], f"retries.delay of step {name!r}")
         self.backoff = merged["backoff"]
         if self.backoff not in BACKOFFS:
             raise ValidationError(
@@ -88,15 +116,14 @@ class StepConfig:
             raise ValidationError(
                 f"timeout of step {name!r} must be more than zero, got {timeout!r}", "e.g. '30 seconds'"
             )
-        self.display = {"retries": merged, "timeout": timeout}
+        self.display = {"retries": merged, "timeout": timeout, **({"sensitive": "output"} if sensitive else {})}
+        # what ctx.config shows: as stored, but without a delay that is a function (as Cloudflare)
+        retries = {k: v for k, v in merged.items() if not (k == "delay" and self.delay_fn)}
+        self.context = {**self.display, "retries": retries} if self.delay_fn else self.display
 
     def delay_after(self, attempt: int) -> float:
         """Seconds to wait after failed attempt number `attempt` (1-based)."""
-        if self.backoff == "constant":
-            return self.delay
-        if self.backoff == "linear":
-            return self.delay * attempt
-        return self.delay * 2 ** (attempt - 1)
+        return backoff_delay(self.backoff, self.delay, attempt)
 
 
 _DEFAULT_STEP_CONFIG = StepConfig("default", None)
@@ -208,28 +235,41 @@ class Do(StepKind):
         config: dict | None = None,
         concurrent: bool = False,
         depends: list | None = None,
+        rollback: Callable | None = None,
+        rollback_config: dict | None = None,
     ):
-        """`await step.do(name, fn, config=...)`, or `@step.do(name)` over a function (then call it)."""
+        """`await step.do(name, fn, config=...)`, or `@step.do(name)` over a function (then call it).
+        `rollback=` registers a compensation (steps/rollback.py), with its own `rollback_config`."""
+        if rollback is not None and fn is not None:
+            return self.run(x, name, fn, config, rollback=(rollback, rollback_config, False))
         if callable(name) and fn is None:  # @step.do without parentheses
-            return self._decorate(x, name.__name__, name, config, concurrent)
+            return self._decorate(x, name.__name__, name, config, concurrent, depends)
         if fn is None:
-            return lambda f: self._decorate(x, name if name is not None else f.__name__, f, config, concurrent)
+            return lambda f: self._decorate(x, name if name is not None else f.__name__, f, config, concurrent, depends)
         if isinstance(fn, dict) and config is None:
             raise ValidationError(
                 f"step {name!r}: pass the config as config=..., after the function",
                 "write step.do(name, fn, config={...})",
             )
+        if depends is not None:  # the call form with dependencies: run them, then the step
+            return StepCallable(self, x, _state(x).decorated, name, fn, config, concurrent, depends)()
         return self.run(x, name, fn, config)
 
-    def _decorate(self, x: Execution, name, fn, config, concurrent) -> StepCallable:
-        wrapped = StepCallable(self, x, name, fn, config, concurrent)
-        _state(x).decorated[fn.__name__] = wrapped
+    def _decorate(self, x: Execution, name, fn, config, concurrent, depends) -> StepCallable:
+        decorated = _state(x).decorated
+        wrapped = decorated[fn.__name__] = StepCallable(self, x, decorated, name, fn, config, concurrent, depends)
         return wrapped
 
     # -- running -----------------------------------------------------------------------------
 
-    async def run(self, x: Execution, name: str, fn: Callable, config: dict | None) -> Any:
+    async def run(
+        self, x: Execution, name: str, fn: Callable, config: dict | None, rollback: tuple | None = None
+    ) -> Any:
         key, rec = x.lookup(self, name)
+        if rollback is not None:  # (handler, rollback_config, undo form): registered on every replay
+            from .rollback import remember
+
+            remember(x, key, rollback[0], rollback[1], undo=rollback[2])
         state = _state(x)
         state.calls += 1
         if state.calls > x.step_limit:
@@ -263,10 +303,16 @@ class Do(StepKind):
                 await self._succeeded(x, state, rec, attempt, started, now, value)
                 return codec.decode(value)
             info, trace = error_info(value), format_traceback(value)
+            failed = AttemptRow(attempt, started, now, info, trace)
             if outcome == "final" or attempt > cfg.limit:
-                await self._failed(x, state, rec, AttemptRow(attempt, started, now, info, trace), now)
+                await self._failed(x, state, rec, failed, now)
                 raise rebuild_error(info)
-            rec.status, rec.error, rec.wake_at = DoStatus.RETRYING.value, info, now + cfg.delay_after(attempt)
+            try:
+                pause = await self._retry_delay(x, rec, cfg, attempt, value)
+            except DelayFunctionFailed as bad:  # the step fails for good, with the delay function's error
+                await self._failed(x, state, rec, failed, now, bad.info)
+                raise rebuild_error(bad.info) from None
+            rec.status, rec.error, rec.wake_at = DoStatus.RETRYING.value, info, now + pause
             status, wake = x.instance_state(rec.wake_at)
             delay_ms = round((rec.wake_at - now) * 1000)
             retry = {"attempt": attempt, "error": info, "retryDelayMs": delay_ms, "nextRetryAt": rec.wake_at}
@@ -279,26 +325,41 @@ class Do(StepKind):
             await x.wait(self, rec.wake_at)
             rec.status = DoStatus.RUNNING.value
 
+    async def _retry_delay(self, x: Execution, rec: StepRow, cfg: StepConfig, attempt: int, exc: Any) -> float:
+        """Seconds before the next attempt: the configured delay, or the delay function's answer
+        (asked once per failure; the wait it gives is stored, so a replay never asks again), through
+        the backoff."""
+        if cfg.delay_fn is None:
+            return cfg.delay_after(attempt)
+        ctx = StepContext(rec.name, rec.n, attempt, cfg.context)
+        x.active_attempts += 1  # user code runs, as in an attempt (a test clock may move past its limit)
+        try:
+            base = await ask_delay_function(cfg.delay_fn, ctx, exc, f"{rec.name}-{rec.n}", x.clock, call_step)
+        finally:
+            x.active_attempts -= 1
+        return backoff_delay(cfg.backoff, base, attempt)
+
     async def _succeeded(self, x, state, rec: StepRow, attempt: int, started: float, now: float, value: str) -> None:
         rec.status, rec.output, rec.ended_at, rec.wake_at, rec.error = DoStatus.COMPLETE.value, value, now, None, None
         if attempt == 1 and (rec.pos, 1) not in state.announced:  # the common case, one log row
-            events = [self.log(rec, now, "step_ok", {"startedAt": started, "output": _preview(value)})]
+            events = [self.log(rec, now, "step_ok", {"startedAt": started, "output": _preview(value, rec)})]
         else:
             events = self._attempt_started(state, rec, attempt, started) + [
                 self.log(rec, now, "attempt_completed", {"attempt": attempt}),
-                self.log(rec, now, "step_completed", {"output": _preview(value)}),
+                self.log(rec, now, "step_completed", {"output": _preview(value, rec)}),
             ]
         status, wake = x.instance_state()
         await x.commit(StepWrite(rec, AttemptRow(attempt, started, now, None), status, wake, events=events))
         crash_point("after-commit", rec.name)
         x.after_step()
 
-    async def _failed(self, x, state, rec: StepRow, a: AttemptRow, now: float) -> None:
-        """The last attempt failed: the step ends errored (the caller raises its error in `run()`)."""
-        info = a.error
+    async def _failed(self, x, state, rec: StepRow, a: AttemptRow, now: float, error: dict | None = None) -> None:
+        """The last attempt failed: the step ends errored with `error` (default: the attempt's), which
+        the caller raises in `run()`."""
+        info = a.error if error is None else error
         rec.status, rec.error, rec.ended_at, rec.wake_at = DoStatus.ERRORED.value, info, now, None
         events = self._attempt_started(state, rec, a.attempt, a.started_at) + [
-            self.log(rec, now, "attempt_errored", {"attempt": a.attempt, "error": info, **_traced(a.traceback)}),
+            self.log(rec, now, "attempt_errored", {"attempt": a.attempt, "error": a.error, **_traced(a.traceback)}),
             self.log(rec, now, "step_errored", {"error": info}),
         ]
         status, wake = x.instance_state()
@@ -321,7 +382,7 @@ class Do(StepKind):
         current_step = _step_context()
 
         x.check_trusted()
-        ctx = StepContext(rec.name, rec.n, attempt, cfg.display)
+        ctx = StepContext(rec.name, rec.n, attempt, cfg.context)
         x.active_attempts += 1
         started = x.clock.now()
         marker = x.clock.call_at(
@@ -339,7 +400,8 @@ class Do(StepKind):
         except TimeoutError as exc:
             if _expired(timeout):
                 return "retry", WorkflowTimeoutError(
-                    f"step {rec.name!r} attempt {attempt} timed out after {cfg.display['timeout']}"
+                    f"{timed_out(cfg.timeout)}: step {rec.name!r} attempt {attempt} timed out after "
+                    f"{cfg.display['timeout']}"
                 )
             return "retry", exc
         except Exception as exc:
@@ -416,6 +478,23 @@ class Do(StepKind):
             out["output"] = d["output"]
         return out
 
+    def full_output(self, d: dict, attempt: int | None = None) -> dict:
+        if attempt is None:
+            if d["status"] in (DoStatus.RUNNING, DoStatus.RETRYING):  # retrying: running, with the last error
+                return {"status": "running", "error": d.get("error"), "output": None}
+            return super().full_output(d)
+        tries = d.get("attempts", [])
+        if not 1 <= attempt <= len(tries):
+            raise NotFoundError(
+                f"step {d['name']!r} #{d['count']} has no attempt {attempt}", f"it has made {len(tries)} attempt(s)"
+            )
+        a = tries[attempt - 1]
+        if a["end"] is None:
+            return {"status": "running", "error": None, "output": None}
+        if a["error"] is not None:
+            return {"status": "errored", "error": a["error"], "output": None}
+        return {"status": "complete", "error": None, "output": d.get("output")}
+
     def with_times(self, d: dict, iso: Callable) -> dict:
         out = super().with_times(d, iso)
         out["attempts"] = [{**a, "start": iso(a["start"]), "end": iso(a["end"])} for a in d.get("attempts", [])]
@@ -443,58 +522,6 @@ class Do(StepKind):
         return str(view.facts["attempt"]) if view.facts.get("attempt") else ""
 
 
-class StepCallable:
-    """A function decorated with `@step.do(...)`: call it to run the step (once per run)."""
-
-    def __init__(self, kind: Do, x: Execution, name: str, fn: Callable, config: dict | None, concurrent: bool):
-        self._kind, self._x = kind, x
-        self.name, self.fn, self.config, self.concurrent = name, fn, config, concurrent
-        self._result: asyncio.Future | None = None
-        self.__name__ = getattr(fn, "__name__", name)
-
-    def __call__(self):
-        return self._run()
-
-    async def _run(self):
-        import asyncio
-
-        if self._result is None:
-            self._result = asyncio.ensure_future(self._execute())
-        return await asyncio.shield(self._result)
-
-    async def _execute(self):
-        import asyncio
-
-        decorated = _state(self._x).decorated
-        params = _param_names(self.fn)
-        deps = [p for p in params if p in decorated and p != "ctx"]
-        if self.concurrent:
-            values = await asyncio.gather(*(decorated[d]() for d in deps))
-        else:
-            values = [await decorated[d]() for d in deps]
-        injected = dict(zip(deps, values))
-        rest = [p for p in params if p not in injected]
-        fn = self.fn
-
-        def call(ctx):
-            kwargs = dict(injected)
-            for p in rest:
-                kwargs[p] = ctx
-            return fn(**kwargs)
-
-        call.__wf_params__ = ("ctx",)  # the engine passes ctx; `call` spreads it
-        import inspect
-
-        if inspect.iscoroutinefunction(fn):
-
-            async def acall(ctx):
-                return await call(ctx)
-
-            acall.__wf_params__ = ("ctx",)
-            return await self._kind.run(self._x, self.name, acall, self.config)
-        return await self._kind.run(self._x, self.name, call, self.config)
-
-
 def _param_names(fn: Callable) -> tuple[str, ...]:
     """Names of the parameters `fn` needs (those without defaults): () or ("ctx",) or DI names."""
     marked = getattr(fn, "__wf_params__", None)
@@ -516,8 +543,9 @@ def _param_names(fn: Callable) -> tuple[str, ...]:
         return ()
 
 
-async def call_step(fn: Callable, ctx: StepContext) -> Any:
-    """One attempt of a step function: async on the loop, sync on a thread of its own (threads.py)."""
+async def call_step(fn: Callable, ctx: Any) -> Any:
+    """One attempt of a step function (or a delay function): async on the loop, sync on a thread of
+    its own (threads.py); `ctx` is passed when the function takes an argument."""
     import inspect
 
     args = (ctx,) if _param_names(fn) else ()
@@ -547,8 +575,10 @@ def _with_stack(error: dict | None, trace: str | None) -> dict | None:
     return {**error, "stack": trace} if error is not None and trace else error
 
 
-def _preview(output_json: str) -> Any:
-    """A step's output for the event log: itself when small, else its size."""
+def _preview(output_json: str, rec: StepRow) -> Any:
+    """A step's output for the event log: itself when small, else its size; hidden when sensitive."""
+    if is_sensitive(rec.config):
+        return REDACTED
     if len(output_json) <= PREVIEW_MAX:
         return codec.decode(output_json)
     return {"truncated": True, "bytes": len(output_json.encode())}
@@ -562,7 +592,7 @@ def _expired(timeout) -> bool:
 def _cloudflare_config(config: Any) -> dict:
     """The step's config as Cloudflare shows it: numbers are milliseconds there, seconds in wf."""
     config = config if isinstance(config, dict) else DEFAULT_CONFIG
-    retries = {**DEFAULT_CONFIG["retries"], **(config.get("retries") or {})}
+    retries = config.get("retries") or DEFAULT_CONFIG["retries"]
     timeout = config.get("timeout", DEFAULT_CONFIG["timeout"])
     ms = lambda v: v * 1000 if isinstance(v, (int, float)) and not isinstance(v, bool) else v  # noqa: E731
     return {"retries": {**retries, "delay": ms(retries["delay"])}, "timeout": ms(timeout)}

@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from enum import StrEnum
 
-from ...errors import UnknownKindError, rebuild_error
+from ...errors import NotFoundError, UnknownKindError, rebuild_error
 from ...records import dataclass, field
 from .. import codec
 from ..events import LogEvent
@@ -26,6 +26,13 @@ if TYPE_CHECKING:
     from typing import Any, ClassVar, TypeGuard
 
     from ..store.base import HistoryRow, StepRow
+
+REDACTED = "[REDACTED]"  # what every view shows of a step output marked `sensitive: "output"`
+
+
+def is_sensitive(config: Any) -> bool:
+    """Whether a step's stored config hides its output from every view (`sensitive: "output"`)."""
+    return isinstance(config, dict) and config.get("sensitive") == "output"
 
 
 class Wake(StrEnum):
@@ -128,9 +135,9 @@ class StepKind:
             )
         return status
 
-    def describe(self, s: StepRow) -> dict:
-        """The step as `Client.describe()` shows it."""
-        return {
+    def describe(self, s: StepRow, reveal: bool = False) -> dict:
+        """The step as `Client.describe()` shows it; a sensitive output as `[REDACTED]` unless `reveal`."""
+        d = {
             "name": s.name,
             "count": s.n,
             "type": self.display,
@@ -139,6 +146,9 @@ class StepKind:
             "end": s.ended_at,
             **self.details(s),
         }
+        if not reveal and "output" in d and d["output"] is not None and is_sensitive(d.get("config")):
+            d["output"] = REDACTED
+        return d
 
     def details(self, s: StepRow) -> dict:
         """The kind's own fields of `describe()`."""
@@ -158,6 +168,19 @@ class StepKind:
         if "output" in d:
             out["output"] = d["output"] if self.succeeded(d["status"]) else None
         return out
+
+    def full_output(self, d: dict, attempt: int | None = None) -> dict:
+        """Cloudflare's "full step output" of a `describe()` entry: `{status, error, output}`, status
+        one of running, waiting, complete, errored. `attempt` picks one attempt (kinds with attempts)."""
+        if attempt is not None:
+            raise NotFoundError(
+                f"a {self.display} step has no attempts, so no attempt {attempt}", "leave the attempt out"
+            )
+        if d["status"] == "errored":
+            return {"status": "errored", "error": d.get("error"), "output": None}
+        if self.succeeded(d["status"]):
+            return {"status": "complete", "error": None, "output": d.get("output")}
+        return {"status": "waiting", "error": None, "output": None}
 
     def with_times(self, d: dict, iso: Callable[[float | None], str | None]) -> dict:
         """A `describe()` entry with its times (`times`) as `iso` writes them: the command line's JSON

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from ...errors import ConflictError, ValidationError, rebuild_error
 from .. import codec
 from ..crash import crash_point
-from ..durations import MAX_SLEEP, format_duration, parse_duration
+from ..durations import MAX_SLEEP, format_duration, parse_duration, timed_out
 from ..entrypoint import StepEvent
 from ..store.base import EventRow, StepRow, StepWrite
 from ..validate import check_event_type
@@ -81,14 +81,16 @@ class WaitForEvent(StepKind):
             )
             if x.mods is not None and x.mods.event_timeout(key):
                 rec.wake_at = now
-        return await self._await(x, rec, event_type, recorded)
+        return await self._await(x, rec, event_type, recorded, seconds)
 
     def result(self, value: Any) -> StepEvent:
         return StepEvent(value["type"], value["payload"], value["timestamp"])
 
     # -- running -----------------------------------------------------------------------------
 
-    async def _await(self, x: Execution, rec: StepRow, event_type: str | None, recorded: bool) -> StepEvent:
+    async def _await(
+        self, x: Execution, rec: StepRow, event_type: str | None, recorded: bool, timeout: float
+    ) -> StepEvent:
         while True:
             seen = x.poke_count
             event = await self._next_event(x, rec, event_type)
@@ -99,7 +101,7 @@ class WaitForEvent(StepKind):
                     return taken
                 continue  # another wait took it first; look again
             if now >= rec.wake_at:
-                await self._time_out(x, rec, event_type, recorded, now)
+                await self._time_out(x, rec, event_type, recorded, now, timeout)
             if x.poke_count != seen:
                 continue
             if not recorded:
@@ -136,11 +138,13 @@ class WaitForEvent(StepKind):
         x.after_step()
         return self.result(codec.decode(output))
 
-    async def _time_out(self, x: Execution, rec: StepRow, event_type: str | None, recorded: bool, now: float):
+    async def _time_out(
+        self, x: Execution, rec: StepRow, event_type: str | None, recorded: bool, now: float, timeout: float
+    ):
         what = repr(event_type) + " " if event_type else ""
         info = {
             "name": "WorkflowTimeoutError",
-            "message": f"wait_for_event {rec.name!r} timed out: no {what}event arrived in time",
+            "message": f"{timed_out(timeout)}: wait_for_event {rec.name!r} got no {what}event in time",
         }
         rec.status, rec.error, rec.ended_at, rec.wake_at = WaitStatus.ERRORED.value, info, now, None
         events = self._started(rec, recorded, now) + [self.log(rec, now, "wait_timed_out", {"error": info})]
@@ -163,6 +167,14 @@ class WaitForEvent(StepKind):
             "error": s.error,
             "timeout_at": s.wake_at if s.status == WaitStatus.WAITING else None,
         }
+
+    def full_output(self, d: dict, attempt: int | None = None) -> dict:
+        """The event's payload as the output (Cloudflare's), and the type waited for."""
+        out = super().full_output(d, attempt)
+        event = out["output"]
+        if isinstance(event, dict) and "payload" in event:
+            out["output"] = event["payload"]
+        return {**out, "event_type": d.get("event_type")}
 
     def cloudflare(self, d: dict, iso: Callable) -> dict:
         out = super().cloudflare(d, iso)

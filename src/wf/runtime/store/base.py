@@ -36,6 +36,7 @@ class InstanceRow:
     gen: int = 0
     paused_at: float | None = None
     trigger: dict | None = None
+    terminating: bool = False  # terminate(rollback=True) asked: unwind the rollback handlers, then end terminated
 
 
 @dataclass
@@ -155,6 +156,8 @@ def instance_from_row(row: tuple) -> InstanceRow:
     """An InstanceRow from the columns in InstanceRow's field order (error and trigger are JSON)."""
     r = list(row)
     r[6], r[14] = from_json(r[6]), from_json(r[14])
+    if len(r) > 15:
+        r[15] = bool(r[15])
     return InstanceRow(*r)
 
 

@@ -37,6 +37,7 @@ TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (which `w
 if TYPE_CHECKING:
     from typing import Any
 
+GC_BATCH = 100  # expired instances deleted per transaction (by the runner, and `wf gc`)
 PAGE_SORT_MAX = 2000  # page_instances on SQLite: up to this many matches, sorting them beats walking by time
 
 
@@ -156,6 +157,11 @@ class SQLStore(RunnerOps, Ops):
         return steps
 
     @_read
+    def steps_of_kind(self, seq: int, kind: str) -> list[StepRow]:
+        """The steps of one kind (the rollback handlers' runs, say), in start order."""
+        return [step_from_row(r) for r in self._all("steps_of_kind", seq=seq, kind=kind)]
+
+    @_read
     def load_run(self, seq: int, progress: Iterable[str] = ()) -> tuple[list[StepRow], int]:
         """What a runner needs to resume an instance: its steps, and how often runners died on it
         since it last made progress (an entry of a type in `progress` in its log)."""
@@ -225,6 +231,8 @@ class SQLStore(RunnerOps, Ops):
                 params=item["params"],
                 now=now,
                 trigger=to_json(trigger),
+                success_retention=item.get("success_retention"),
+                error_retention=item.get("error_retention"),
             )
             if seq is None:
                 if skip_existing:
@@ -296,14 +304,21 @@ class SQLStore(RunnerOps, Ops):
         return Status.QUEUED
 
     @_write
-    def terminate(self, seq: int, now: float) -> list[int]:
-        """End the instance `terminated`; the instances that waited for it (woken) are returned."""
+    def terminate(self, seq: int, now: float, rollback: bool = False) -> list[int]:
+        """End the instance `terminated`; the instances that waited for it (woken) are returned.
+        With `rollback`, a runner first unwinds its rollback handlers (the instance stays running
+        meanwhile, as on Cloudflare) and then ends it terminated."""
         status, _ = self._locked_status(seq)
         if status in TERMINAL:
             raise ConflictError(
                 f"cannot terminate the instance: it is already {status}",
                 "only queued, running, waiting or paused instances can be terminated",
             )
+        if rollback:
+            self._run("set_terminating", seq=seq, now=now)
+            self.db.notify(f"c:{seq}")
+            self.db.notify("w")
+            return []
         self._run("set_terminated", seq=seq, now=now)
         self._log(seq, now, "workflow_terminated")
         self.db.notify(f"c:{seq}")
@@ -342,6 +357,28 @@ class SQLStore(RunnerOps, Ops):
             self._run(query, seq=seq)
         self.db.notify(f"c:{seq}")
         return self._wake_waiters(seq, now)
+
+    # -- retention -----------------------------------------------------------------------
+
+    @_read
+    def expired(self, workflow: str, success: float, error: float, now: float, limit: int) -> list[InstanceRow]:
+        """Ended instances of `workflow` kept past their retention (their own, else `success` /
+        `error` seconds for complete / errored and terminated ones), longest ended first."""
+        rows = self._all("expired_instances", workflow=workflow, success=success, error=error, now=now, limit=limit)
+        return [instance_from_row(r) for r in rows]
+
+    @_write
+    def delete_expired(
+        self, workflow: str, success: float, error: float, now: float, limit: int
+    ) -> tuple[list[InstanceRow], list[int]]:
+        """Delete up to `limit` expired instances of `workflow` (as `expired` finds them) with all
+        they hold, in one transaction; on PostgreSQL rows another collector holds are skipped. The
+        deleted instances, and the instances that waited for them (woken)."""
+        rows = self.expired(workflow, success, error, now, limit)
+        woken: list[int] = []
+        for row in rows:
+            woken += self.delete(row.seq, now)
+        return rows, woken
 
     @_write
     def hold(self, seq: int, now: float, why: str) -> bool:

@@ -10,6 +10,7 @@ core.py; runner liveness (leases, LISTEN) is in ../coordination.py.
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Callable
 from contextlib import contextmanager
@@ -30,6 +31,9 @@ except ImportError:  # pragma: no cover - exercised by the hint test with a fake
     psycopg = None  # type: ignore[assignment]
 
 CONNECT_TIMEOUT = 10
+_VALUES = re.compile(r"\bVALUES\s*(\([^()]*\))", re.IGNORECASE)  # the row of an INSERT ... VALUES query
+_PLACEHOLDER = re.compile(r"%\((\w+)\)s")
+_ROWS_PER_INSERT = 500  # rows per statement: far below PostgreSQL's 65535 parameters
 _VICTIM = Backoff(first=0.002, factor=2.0, most=0.05, jitter=0.8, attempts=8)
 
 
@@ -211,8 +215,24 @@ class PostgresDB:
         return self._conn.execute(text, params)
 
     def executemany(self, name: str, rows: list[dict]) -> None:
+        """Run an `INSERT ... VALUES (...)` query for each of `rows`, as one plain multi-row statement.
+
+        Not psycopg's executemany: it runs in pipeline mode, after which the server does not end the
+        transaction however long it then sits idle (idle_in_transaction_session_timeout is not applied
+        until the next plain statement; seen on PostgreSQL 15 with psycopg 3.3). A worker stopped right
+        after one (SIGSTOP, a frozen VM) held its rows locked for ever, and every takeover skipped them."""
         text, _ = self.dialect.query(name)
-        self._conn.cursor().executemany(text, rows)
+        match = _VALUES.search(text)
+        if match is None or "DO UPDATE" in text.upper() or _PLACEHOLDER.search(text, match.end()):
+            for row in rows:  # not a plain multi-row INSERT: one statement per row (still no pipeline)
+                self._conn.execute(text, row)
+            return
+        head, values, tail = text[: match.start(1)], match.group(1), text[match.end(1) :]
+        for start in range(0, len(rows), _ROWS_PER_INSERT):
+            chunk = rows[start : start + _ROWS_PER_INSERT]
+            tuples = ", ".join(_PLACEHOLDER.sub(rf"%(\1_{i})s", values) for i in range(len(chunk)))
+            params = {f"{key}_{i}": value for i, row in enumerate(chunk) for key, value in row.items()}
+            self._conn.execute(head + tuples + tail, params)
 
     def notify(self, note: str) -> None:
         """Wake the workers when this transaction commits (PostgreSQL drops duplicates within it)."""

@@ -8,7 +8,7 @@
 
 -- name: instance_columns
 seq, workflow, id, params, status, output, error, created_at, started_at, ended_at, wake_at, owner, gen,
-paused_at, trigger
+paused_at, trigger, terminating
 
 -- name: step_columns
 pos, kind, name, n, status, output, error, attempts, config, started_at, ended_at, wake_at, event_type
@@ -44,6 +44,9 @@ SELECT status, count(*) FROM wf_instances WHERE workflow = :workflow GROUP BY st
 
 -- name: steps_of
 SELECT {step_columns} FROM wf_steps WHERE instance = :seq ORDER BY pos
+
+-- name: steps_of_kind
+SELECT {step_columns} FROM wf_steps WHERE instance = :seq AND kind = :kind ORDER BY pos
 
 -- name: attempts_of
 SELECT pos, attempt, started_at, ended_at, error, traceback FROM wf_attempts WHERE instance = :seq ORDER BY pos, attempt
@@ -90,8 +93,9 @@ INSERT INTO wf_history (instance, at, type, step, n, data) VALUES (:seq, :at, :t
 -- client writes --------------------------------------------------------------------------------
 
 -- name: insert_instance
-INSERT INTO wf_instances (workflow, id, params, status, created_at, updated_at, wake_at, trigger)
-VALUES (:workflow, :id, :params, 'queued', :now, :now, :now, :trigger)
+INSERT INTO wf_instances (workflow, id, params, status, created_at, updated_at, wake_at, trigger,
+  success_retention, error_retention)
+VALUES (:workflow, :id, :params, 'queued', :now, :now, :now, :trigger, :success_retention, :error_retention)
 ON CONFLICT (workflow, id) DO NOTHING RETURNING seq
 
 -- name: lock_instance
@@ -126,6 +130,13 @@ UPDATE wf_instances SET status = 'terminated', ended_at = :now, updated_at = :no
   wake_at = NULL, paused_at = NULL, gen = gen + 1
 WHERE seq = :seq
 
+-- Terminate with rollback: the runner that claims it replays run(), unwinds the rollback handlers,
+-- then ends it terminated; whoever held it is fenced out.
+-- name: set_terminating
+UPDATE wf_instances SET status = 'running', terminating = 1, owner = NULL, lease_until = NULL, wake_at = :now,
+  paused_at = NULL, gen = gen + 1, started_at = COALESCE(started_at, :now), updated_at = :now
+WHERE seq = :seq
+
 -- name: step_position
 SELECT pos FROM wf_steps WHERE instance = :seq AND kind = :kind AND name = :name AND n = :n
 
@@ -140,7 +151,8 @@ DELETE FROM wf_events WHERE instance = :seq AND consumed_by >= :pos
 
 -- name: set_restarted
 UPDATE wf_instances SET status = 'queued', output = NULL, error = NULL, ended_at = NULL, started_at = NULL,
-  paused_at = NULL, owner = NULL, lease_until = NULL, wake_at = :now, gen = gen + 1, updated_at = :now
+  paused_at = NULL, owner = NULL, lease_until = NULL, wake_at = :now, gen = gen + 1, updated_at = :now,
+  terminating = 0
 WHERE seq = :seq
 
 -- name: delete_steps
@@ -163,6 +175,17 @@ DELETE FROM wf_waits WHERE waiter = :seq
 
 -- name: forget_waits_from
 DELETE FROM wf_waits WHERE waiter = :seq AND pos >= :pos
+
+-- retention ------------------------------------------------------------------------------------
+
+-- Ended instances of a workflow kept past their retention (their own, else the workflow's
+-- default): complete ones by `success_retention`, errored and terminated ones by `error_retention`.
+-- name: expired_instances
+SELECT {instance_columns} FROM wf_instances
+WHERE workflow = :workflow AND ended_at IS NOT NULL AND (
+  (status = 'complete' AND ended_at + COALESCE(success_retention, :success) <= :now)
+  OR (status IN ('errored', 'terminated') AND ended_at + COALESCE(error_retention, :error) <= :now))
+ORDER BY ended_at, seq LIMIT :limit {skip_locked}
 
 -- cron schedules ------------------------------------------------------------------------------
 
@@ -283,9 +306,14 @@ WHERE owner IS NOT NULL AND lease_until < {db_now} AND (CAST(:keep AS TEXT) IS N
   AND NOT EXISTS (SELECT 1 FROM wf_runners r WHERE r.owner = i.owner AND r.lease_until >= {db_now})
 ORDER BY seq {skip_locked}
 
+-- A dead runner's instance that was to pause (waitingForPause) pauses now: its runner is gone, so
+-- nothing is in flight, and the step it was in runs again only once the instance is resumed.
 -- name: hand_back
 UPDATE wf_instances SET owner = NULL, lease_until = NULL,
-  wake_at = CASE WHEN status = 'waiting' AND wake_at IS NOT NULL THEN wake_at ELSE :now END
+  wake_at = CASE WHEN status = 'waitingForPause' THEN NULL
+                 WHEN status = 'waiting' AND wake_at IS NOT NULL THEN wake_at ELSE :now END,
+  paused_at = CASE WHEN status = 'waitingForPause' THEN :now ELSE paused_at END,
+  status = CASE WHEN status = 'waitingForPause' THEN 'paused' ELSE status END
 WHERE seq {in:seqs}
 
 -- name: register_runner

@@ -160,9 +160,11 @@ class RunnerOps(WaitOps):
         error: dict | None,
         now: float,
         traceback: str | None = None,
+        events: Iterable = (),
     ) -> bool:
         """End the instance if `owner` still holds it; `traceback` (of the error that ended `run()`)
-        goes to the event log only: the instance's error is Cloudflare's {name, message}."""
+        goes to the event log only: the instance's error is Cloudflare's {name, message}. `events`
+        are logged just before the end (a rollback's outcome)."""
         done = (
             self._run(
                 "finish_instance",
@@ -177,6 +179,8 @@ class RunnerOps(WaitOps):
             == 1
         )
         if done:
+            if events:
+                self.append_history(seq, list(events))
             data: dict[str, Any] = {"output": from_json(output)} if status == Status.COMPLETE else {"error": error}
             if traceback and status != Status.COMPLETE:
                 data["traceback"] = traceback
@@ -243,6 +247,8 @@ class RunnerOps(WaitOps):
         for seq, owner, status in rows:
             if status in (Status.RUNNING, Status.WAITING_FOR_PAUSE):
                 self._log(seq, now, "runner_lost", {"owner": owner})
+            if status == Status.WAITING_FOR_PAUSE:  # paused by hand_back, the step it was in not run again
+                self._log(seq, now, "workflow_paused")
         if rows:
             self._run("hand_back", seqs=[r[0] for r in rows], now=now)
             self.db.notify("w")

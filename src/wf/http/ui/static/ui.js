@@ -242,6 +242,7 @@
     pause: "Pause requested: the instance pauses once any running step finishes.",
     resume: "Resumed.",
     terminate: "Terminated.",
+    "terminate-rollback": "Terminating: the rollback handlers run first, newest step first.",
     restart: "Restarted from the start.",
   };
 
@@ -253,6 +254,7 @@
     if (action === "delete") return confirmDelete(path, inst);
     let payload = { action };
     let done = ACTION_DONE[action];
+    if (action === "terminate-rollback") payload = { action: "terminate", rollback: true };
     if (action === "restart-from") {
       const { name, count, type } = button.dataset;
       payload = { action: "restart", from: { name, count: Number(count), type } };

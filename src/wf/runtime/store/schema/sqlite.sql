@@ -115,3 +115,11 @@ CREATE TABLE wf_code (
     fingerprint TEXT NOT NULL,      -- a hash of the project's code: the replay check ran against it
     checked_at  REAL NOT NULL
 ) WITHOUT ROWID;
+
+-- migration 7: retention: how long an ended instance is kept (seconds; NULL: its workflow's default)
+ALTER TABLE wf_instances ADD COLUMN success_retention REAL;
+ALTER TABLE wf_instances ADD COLUMN error_retention REAL;
+CREATE INDEX wf_instances_ended ON wf_instances (workflow, ended_at) WHERE ended_at IS NOT NULL;
+
+-- migration 8: terminate with rollback: the runner unwinds the instance's rollback handlers, then ends it terminated
+ALTER TABLE wf_instances ADD COLUMN terminating INTEGER NOT NULL DEFAULT 0;

@@ -4,6 +4,7 @@
 
 POST /api/orders                   start an order      -> {"instanceId": ...}
 GET  /api/workflows/{id}           an instance's status
+GET  /api/workflows/{id}/result    how it ended, waiting for its end (instance.subscribe())
 POST /api/workflows/{id}/approve   approve a waiting approval instance
 """
 
@@ -41,10 +42,23 @@ class Default(WorkerEntrypoint):
                 return Response.json({"error": "instance not found"}, status=404)
             if len(path) == 3 and request.method == "GET":
                 return Response.json(await instance.status())
+            if path[3:] == ["result"] and request.method == "GET":
+                return Response.json(await self.result(instance))
             if path[3:] == ["approve"] and request.method == "POST":
                 await instance.send_event(js_object({"type": "approval", "payload": {"approved": True}}))
                 return Response.json({"sent": True})
         return Response.json({"error": "not found"}, status=404)
+
+    async def result(self, instance):
+        """The instance's end event (workflow_completed with its output, workflow_errored with its
+        error, or workflow_terminated): its event subscription, filtered to those, read once. The
+        subscription streams the history first, so an instance that already ended answers at once."""
+        ends = ["workflow_completed", "workflow_errored", "workflow_terminated"]
+        subscription = await instance.subscribe(js_object({"filter": ends}))
+        result = await subscription.next()
+        if result.done:  # the subscription ended with no end event: the instance was deleted
+            return {"type": None}
+        return result.value.to_py()
 
     async def find(self, id):
         for binding in (self.env.ORDERS, self.env.APPROVALS):

@@ -8,6 +8,7 @@ import asyncio
 import json
 from pathlib import Path
 
+from wf import NonRetryableError
 from wf.testing import from_config
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -45,6 +46,19 @@ def test_payment_fails_twice_then_succeeds():
         await inst.wait_for_status("complete")
         payment = [s for s in await inst.steps() if s["name"] == "process-payment"][0]
         assert payment["attempts"] == [False, False, True]
+
+    scenario(test)
+
+
+def test_a_shipment_that_fails_for_good_refunds_the_payment():
+    async def test(t):
+        inst = t.introspect_instance("order-processing", "refund-1")
+        inst.modify(lambda m: m.mock_step_error("create-shipment", NonRetryableError("no courier")))
+        await t.create("order-processing", ORDER, id="refund-1")
+        await inst.wait_for_status("errored")
+        assert (await inst.status())["rollback"] == {"outcome": "complete", "error": None}
+        undone = [s for s in (await inst.describe())["steps"] if s["type"] == "rollback"]
+        assert [(s["name"], s["output"]) for s in undone] == [("process-payment", {"refunded": "txn-o-1001"})]
 
     scenario(test)
 
@@ -88,5 +102,17 @@ def test_the_worker_starts_an_order_and_reads_its_status():
         await order.wait_for_status("complete")
         status = await (await t.fetch(f"/api/workflows/{order.id}")).json()
         assert status["status"] == "complete" and status["output"]["trackingNumber"] == "TRK-o-1001"
+
+    scenario(test)
+
+
+def test_the_worker_answers_how_an_order_ended_from_its_event_subscription():
+    async def test(t):
+        order = await t.create("order-processing", ORDER, id="sub-1")
+        await order.wait_for_status("complete")
+        ended = await (await t.fetch("/api/workflows/sub-1/result")).json()
+        assert ended["type"] == "workflow_completed" and ended["output"]["trackingNumber"] == "TRK-o-1001"
+        events = [e["type"] async for e in order.subscribe()]  # the whole log, as subscribe() streams it
+        assert events[0] == "workflow_queued" and events[-1] == "workflow_completed"
 
     scenario(test)

@@ -1,4 +1,4 @@
-"""Order processing: validate inventory, charge, wait, ship, confirm.
+"""Order processing: validate inventory, charge, wait, ship, confirm; a failed shipment refunds.
 
 Every external call goes to the `API_BASE` var; when it is empty the calls are simulated,
 so the project runs offline as soon as it is created. Written as Cloudflare's Python SDK
@@ -34,29 +34,37 @@ class OrderWorkflow(WorkflowEntrypoint):
             await notify_out_of_stock()
             return {"status": "cancelled", "reason": "out_of_stock"}
 
-        @step.do(
+        @step.with_rollback(
             "process-payment",
             config={"retries": {"limit": 3, "delay": "2 seconds", "backoff": "exponential"}, "timeout": "30 seconds"},
         )
         async def process_payment():
             return await api.post("/payments/charge", {"orderId": order["orderId"], "userId": order["userId"]})
 
+        @process_payment.undo
+        async def refund_payment(error, payment):  # the compensation: runs once if a later step fails for good
+            return await api.post("/payments/refund", {"transactionId": payment["transactionId"]})
+
         payment = await process_payment()
 
-        await step.sleep("wait-before-fulfillment", order.get("fulfillmentDelay", "2 seconds"))
+        try:
+            await step.sleep("wait-before-fulfillment", order.get("fulfillmentDelay", "2 seconds"))
 
-        @step.do("create-shipment")
-        async def create_shipment():
-            return await api.post("/shipping/create", {"orderId": order["orderId"], "items": order["items"]})
+            @step.do("create-shipment")
+            async def create_shipment():
+                return await api.post("/shipping/create", {"orderId": order["orderId"], "items": order["items"]})
 
-        shipment = await create_shipment()
+            shipment = await create_shipment()
 
-        @step.do("send-confirmation")
-        async def send_confirmation():
-            message = f"Order {order['orderId']} shipped! Tracking: {shipment['trackingNumber']}"
-            return await api.post("/notifications/send", {"userId": order["userId"], "message": message})
+            @step.do("send-confirmation")
+            async def send_confirmation():
+                message = f"Order {order['orderId']} shipped! Tracking: {shipment['trackingNumber']}"
+                return await api.post("/notifications/send", {"userId": order["userId"], "message": message})
 
-        await send_confirmation()
+            await send_confirmation()
+        except Exception as error:
+            await step.rollback_all(error)  # refund the payment (newest step first), then fail the order
+            raise
         return {
             "status": "completed",
             "transactionId": payment["transactionId"],
@@ -93,6 +101,8 @@ class Api:
 def simulate(path: str, body: dict) -> dict:
     if path == "/payments/charge":
         return {"transactionId": f"txn-{body['orderId']}"}
+    if path == "/payments/refund":
+        return {"refunded": body["transactionId"]}
     if path == "/shipping/create":
         return {"trackingNumber": f"TRK-{body['orderId']}"}
     return {"sent": True}

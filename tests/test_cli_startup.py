@@ -279,3 +279,11 @@ def test_the_fast_path_knows_each_command_as_typer_does():
     globals_ = {o: p for p in root.params if p.param_type_name == "option" for o in p.opts}
     for opt, name in {**fast.GLOBAL_VALUES, **fast.GLOBAL_FLAGS}.items():
         assert opt in globals_ and globals_[opt].name == name, opt
+
+
+def test_the_client_names_the_rollback_kind_as_its_module_does():
+    """Client.status asks the store for rollback runs by name before loading the step kinds."""
+    from wf.client import ROLLBACK_KIND
+    from wf.runtime.steps.rollback import Rollback
+
+    assert ROLLBACK_KIND == Rollback.name

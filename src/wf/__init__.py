@@ -20,10 +20,19 @@ from .errors import (
     WorkflowFatalError,
     WorkflowTimeoutError,
 )
-from .runtime.entrypoint import StepEvent, WorkflowEntrypoint, WorkflowEvent
 
-# Imported on first use, so that `import wf` (and `wf status`) stays light.
+TYPE_CHECKING = False  # (typing.TYPE_CHECKING without importing typing)
+if TYPE_CHECKING:
+    from .env import Env, connect, connect_sync
+    from .runtime.engine import WorkflowStep
+    from .runtime.entrypoint import StepEvent, WorkflowEntrypoint, WorkflowEvent
+    from .runtime.steps.do import StepContext
+
+# Imported on first use, so that `import wf` (and the read commands of `wf`) stays light.
 _LAZY = {
+    "WorkflowEntrypoint": "runtime.entrypoint",
+    "WorkflowEvent": "runtime.entrypoint",
+    "StepEvent": "runtime.entrypoint",
     "Env": "env",
     "connect": "env",
     "connect_sync": "env",

@@ -35,6 +35,7 @@ if TYPE_CHECKING:  # the async side (asyncio, threads) is imported only by those
     from .runtime.store.aio import AsyncStore
 
 _List = list  # `list` inside Client names its method
+ROLLBACK_KIND = "rollback"  # steps/rollback.py's Rollback.name (tests/test_cli_startup.py checks)
 LIST_MAX = 1_000_000_000  # instances a list may ask for or skip (SQLite integers are 64-bit; keep far from it)
 
 
@@ -178,12 +179,12 @@ class Client:
         """`shape` plus the outcome of the instance's rollback, when handlers ran and it has ended."""
         if row.status not in TERMINAL:
             return shape
-        from .runtime.steps.rollback import Rollback, status_of
+        runs = steps if steps is not None else self.store.steps_of_kind(row.seq, ROLLBACK_KIND)
+        if not (runs := [s for s in runs if s.kind == ROLLBACK_KIND]):
+            return shape  # no handler ran: `wf status` does not load the step kinds (steps/rollback.py)
+        from .runtime.steps.rollback import status_of
 
-        if steps is None:
-            steps = self.store.steps_of_kind(row.seq, Rollback.name)
-        rollback = status_of([s for s in steps if s.kind == Rollback.name])
-        return {**shape, "rollback": rollback} if rollback is not None else shape
+        return {**shape, "rollback": status_of(runs)}
 
     def list(
         self,

@@ -18,18 +18,15 @@ import json
 import keyword
 import os
 import re
-import tomllib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-import pyjson5
-
-from wf import config_keys
+from wf import config_keys, jsonc
 from wf.errors import ConfigError, NotFoundError, ValidationError
+from wf.records import dataclass, field
 from wf.runtime.durations import RETENTION_DEFAULT
 from wf.runtime.settings import Settings
 
@@ -176,6 +173,11 @@ def parse_config_text(text: str, path: Path) -> dict:
 def _parse_jsonc(text: str, path: Path) -> Any:
     if not text.strip():
         raise ConfigError("The config file is empty.", hint="run `wf init` for a starting config", path=str(path))
+    value = jsonc.read(text)  # the usual config, read by json; else pyjson5 (JSON5's extras, the error)
+    if value is not jsonc.NOT_READ:
+        return value
+    import pyjson5  # its import costs more than reading a config: only configs beyond JSON with comments
+
     try:
         return pyjson5.loads(text)
     except pyjson5.Json5Exception as exc:
@@ -215,6 +217,8 @@ def _jsonc_reason(message: str) -> tuple[str, int | None]:
 
 
 def _parse_toml(text: str, path: Path) -> dict:
+    import tomllib  # only TOML configs load it
+
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

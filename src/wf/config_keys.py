@@ -11,10 +11,13 @@ ignores.
 
 from __future__ import annotations
 
-import difflib
 import re
-from dataclasses import dataclass
-from typing import Any
+
+from wf.records import dataclass
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (which `wf status` would pay for)
+if TYPE_CHECKING:
+    from typing import Any
 
 # the keys wf reads (config.py), at the top level, in an `env.<name>` section, and per workflow
 WF_TOP = frozenset({"name", "main", "compatibility_date", "compatibility_flags", "vars", "workflows", "env"})
@@ -109,6 +112,8 @@ def _keys(data: dict, prefix: str, ours: frozenset, theirs: frozenset, text: str
         if key in theirs:
             notes.append(KeyNote("ignored", prefix + key, key, None, line, column, WHY_IGNORED.get(key)))
         else:
+            import difflib  # only a config with an unknown key loads it
+
             guess = difflib.get_close_matches(str(key), sorted(ours | theirs), n=1, cutoff=0.6)
             notes.append(KeyNote("unknown", prefix + str(key), str(key), guess[0] if guess else None, line, column))
     return notes

@@ -1,9 +1,10 @@
 """The `wf` command line.
 
-This module stays light on purpose: `wf status ID --json`, the command scripts call in loops,
-is answered here without importing typer, rich, asyncio or the engine. Everything else goes
-to the typer app in `core.py`, whose modules (one per command group) only parse, call
-`wf.client`, and render.
+This module stays light on purpose: the read commands (`wf status ID --json`, which scripts
+call in loops, `wf instances list`, `wf instances describe`, `wf workflows list`) are answered
+by `fast.py` without importing typer, asyncio or the engine (rich only for human output).
+Everything else goes to the typer app in `core.py`, whose modules (one per command group)
+only parse, call `wf.client`, and render.
 """
 
 from __future__ import annotations
@@ -12,83 +13,40 @@ import json
 import os
 import sys
 
-_GLOBAL_OPTIONS = {
-    "-c": "config",
-    "--config": "config",
-    "-e": "env",
-    "--env": "env",
-    "--persist-to": "persist_to",
-    "--store": "store",
-}
-
 
 def main(argv: list[str] | None = None) -> None:
     """Console entry point."""
     args = list(sys.argv[1:] if argv is None else argv)
-    if _fast_status(args):
+    from .fast import run
+
+    if run(args):
+        if argv is None:  # the console script: nothing is left to do but the interpreter's teardown
+            _leave()
         return
     from .core import main as full
 
     full(args)
 
 
+def _leave() -> None:
+    """Exit 0 now that a read command has written its answer and closed its store, without the
+    interpreter tearing down every module it imported (a tenth of the command's time). If the
+    output cannot be flushed (a closed pipe, say), the usual exit goes on and says so as ever."""
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except BaseException:
+        return
+    os._exit(0)
+
+
 def __getattr__(name: str):
     """`from wf.cli import app` and the rest of the typer side, loaded on first use."""
-    if name.startswith("__") or name == "core":
+    if name.startswith("__") or name in ("core", "fast", "views", "plain"):  # submodules (`from . import x` asks)
         raise AttributeError(name)
     import importlib
 
     return getattr(importlib.import_module(".core", __name__), name)
-
-
-def _parse_status(args: list[str]) -> tuple[dict, str, str | None] | None:
-    """(global options, id, workflow) for a plain `[globals] status ID [--json] [-w W]`, else None."""
-    options, i = {}, 0
-    while i < len(args) and args[i] in _GLOBAL_OPTIONS:
-        if i + 1 >= len(args):
-            return None
-        options[_GLOBAL_OPTIONS[args[i]]] = args[i + 1]
-        i += 2
-    rest = args[i:]
-    if not rest or rest[0] != "status":
-        return None
-    id, workflow, j = None, None, 1
-    while j < len(rest):
-        word = rest[j]
-        if word == "--json":
-            j += 1
-        elif word in ("-w", "--workflow") and j + 1 < len(rest):
-            workflow, j = rest[j + 1], j + 2
-        elif word.startswith("-") or id is not None:
-            return None  # --watch, --help, --verbose...: the full command line handles it
-        else:
-            id, j = word, j + 1
-    return (options, id, workflow) if id is not None else None
-
-
-def _fast_status(args: list[str]) -> bool:
-    parsed = _parse_status(args)
-    if parsed is None:
-        return False
-    options, id, workflow = parsed
-
-    def status() -> None:
-        from ..client import Client
-        from ..config import load_config
-
-        config = load_config(
-            options.get("config"),
-            env=options.get("env"),
-            persist_to=options.get("persist_to"),
-            store=options.get("store"),
-        )
-        for warning in config.warnings:  # as every command does (cli/core.py's warn_config)
-            sys.stderr.write(f"warning: {warning}\n")
-        result = Client(config).status(id, workflow)
-        sys.stdout.write(json.dumps(result, indent=2, default=str) + "\n")
-
-    guarded(status, as_json="--json" in args)
-    return True
 
 
 def guarded(command, verbose: object = False, as_json: bool = False) -> None:

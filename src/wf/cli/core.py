@@ -15,6 +15,7 @@ import typer
 
 from . import guarded
 from .help import TidyGroup
+from .views import out_json, say  # noqa: F401  (the commands' output, shared with the fast path)
 
 app = typer.Typer(
     cls=TidyGroup,
@@ -98,15 +99,6 @@ def log_to_stderr() -> None:
     handler.setFormatter(runlog.formatter())
     logger.setLevel(logging.INFO)
     logger.propagate = False  # workflow code's root handlers (and the capture of printed lines) stay out
-
-
-def out_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
-
-
-def say(message: str) -> None:
-    """Chatter for humans: stderr, so stdout stays data."""
-    sys.stderr.write(message + "\n")
 
 
 def announce_crons() -> None:

@@ -6,32 +6,25 @@ Ids are never cut (other columns wrap first), the JSON forms write times as ISO 
 
 from __future__ import annotations
 
-import time
-from datetime import datetime
-from typing import Any
-
 import typer
 
+from . import views
 from .core import client, out_json, say
-from .manage import (
-    STATUS_STYLE,
+from .manage import _json, _workflow, instances_app
+from .views import (  # noqa: F401  (the helpers, for the commands of this group)
+    PER_PAGE_MAX,
+    TRACEBACK_LINES,
     TRUNCATE_AT,
-    _console,
-    _duration,
-    _error_text,
-    _fields,
-    _json,
-    _relative,
-    _shown,
-    _status_text,
-    _when,
-    _workflow,
-    instances_app,
+    _check_page,
+    _field,
+    _iso,
+    _show,
+    _step_renderables,
+    _table,
+    _traceback,
+    _when_arg,
+    _with_iso_times,
 )
-
-PER_PAGE_MAX = 1000
-TRACEBACK_LINES = 12  # of an attempt's traceback in the human view; --full and --json show all
-
 
 # ---------------------------------------------------------------- list
 
@@ -58,98 +51,7 @@ def instances_list(
 
     Example: wf instances list order-processing --status errored --since '1 day' --page 2
     """
-    _check_page(page, per_page)
-    start, end = _when_arg(since, "--since"), _when_arg(until, "--until")
-    c = client()
-    try:
-        rows = c.list(workflow, status, per_page, (page - 1) * per_page, since=start, until=end)
-    finally:
-        c.close()
-    if reverse:
-        rows = rows[::-1]
-    if as_json:
-        out_json(
-            [{"id": r.id, "workflow": r.workflow, "status": r.status, "created": _iso(r.created_at)} for r in rows]
-        )
-        return
-    if not rows:
-        return _nothing(workflow, status, page)
-    _table(rows)
-    if len(rows) == per_page:
-        first = (page - 1) * per_page + 1
-        say(f"page {page}: instances {first}-{first + per_page - 1}; --page {page + 1} shows older ones")
-
-
-def _check_page(page: int, per_page: int) -> None:
-    from ..errors import ValidationError
-
-    if not 1 <= per_page <= PER_PAGE_MAX:
-        raise ValidationError(f"--per-page {per_page} is out of range", f"use 1 to {PER_PAGE_MAX}, e.g. --per-page 50")
-    if page < 1:
-        raise ValidationError(f"--page {page} must be at least 1", "pages count from 1, the newest")
-
-
-def _when_arg(text: str | None, option: str) -> float | None:
-    """A time given on the command line: ISO 8601 (local time without an offset), or an age."""
-    from ..errors import ValidationError
-    from ..runtime.durations import parse_duration
-
-    if text is None:
-        return None
-    try:
-        return time.time() - parse_duration(text, option)
-    except ValidationError:
-        pass
-    try:
-        return datetime.fromisoformat(text.strip()).timestamp()
-    except ValueError:
-        raise ValidationError(
-            f"{option} {text!r} is neither a time nor an age",
-            "write ISO 8601 such as 2026-11-01T09:00:00Z or 2026-11-01, or an age such as '2 hours'",
-        ) from None
-
-
-def _nothing(workflow: str | None, status: str | None, page: int) -> None:
-    if page > 1:
-        say(f"No instances found on page {page}. Please try a smaller page number.")
-        return
-    which = f"{status} instances" if status else "instances"
-    if workflow:
-        say(f'There are no {which} in workflow "{workflow}". You can trigger it with "wf trigger {workflow}"')
-    else:
-        say(f'There are no {which} in this project. You can trigger one with "wf trigger WORKFLOW"')
-
-
-def _table(rows) -> None:
-    """Ids whole, always (they are there to be copied): a table when it fits the terminal with
-    every id on one line, else each instance on two lines, its id alone on the first."""
-    from rich.table import Table
-    from rich.text import Text
-
-    console = _console()
-    widest = max(len(r.id) for r in rows)
-    others = max(len(r.workflow) for r in rows) + len("2026-11-01 09:30:00.000") + len("⏱️ Waiting for Pause")
-    if widest + others + 13 > console.width:  # 13: the table's borders and padding
-        for r in rows:
-            console.print(Text(r.id, style="bold"), soft_wrap=True)
-            line = Text(f"    {r.workflow}  {_when(r.created_at)}  ")
-            line.append_text(_status_text(r.status))
-            console.print(line, soft_wrap=True)
-        return
-    table = Table()
-    table.add_column("Instance ID", no_wrap=True, min_width=widest)
-    table.add_column("Workflow", no_wrap=True)
-    table.add_column("Created", no_wrap=True)
-    table.add_column("Status", no_wrap=True)
-    for r in rows:
-        table.add_row(r.id, r.workflow, _when(r.created_at), _status_text(r.status))
-    console.print(table)
-
-
-def _iso(ts: float | None) -> str | None:
-    from ..runtime.durations import iso_time
-
-    return iso_time(ts)
+    views.list_instances(client, workflow, status, per_page, page, reverse, since, until, as_json)
 
 
 # ---------------------------------------------------------------- describe
@@ -169,16 +71,7 @@ def instances_describe(
 
     Example: wf instances describe latest --workflow order-processing --full
     """
-    c = client()
-    try:
-        d = c.describe(id, workflow)
-        events = c.events(d["id"], d["workflow"])
-    finally:
-        c.close()
-    if as_json:
-        out_json(_with_iso_times(d, events))
-        return
-    _show(d, events, full)
+    views.describe_instance(client, id, workflow, full, as_json)
 
 
 @instances_app.command("step-output")
@@ -211,133 +104,3 @@ def instances_step_output(
     say(f"step {name!r} #{count} is {got['status']}{error}; it has no output")
     if got["status"] == "errored":
         raise typer.Exit(1)
-
-
-def _with_iso_times(d: dict, events: list[dict]) -> dict:
-    """describe() as the command line's JSON shows it: times in ISO 8601, and the events."""
-    from ..runtime import steps as kinds
-
-    out = {**d, "created": _iso(d["created"]), "start": _iso(d["start"]), "end": _iso(d["end"])}
-    out["steps"] = [kinds.by_type(s["type"]).with_times(s, _iso) for s in d["steps"]]
-    out["events"] = [{**e, "created": _iso(e["created"])} for e in events]
-    return out
-
-
-def _show(d: dict, events: list[dict], full: bool) -> None:
-    from rich.console import Group
-    from rich.text import Text
-
-    console = _console()
-    rows: list[tuple[str, Any]] = [
-        ("Workflow Name", d["workflow"]),
-        ("Instance Id", d["id"]),
-        ("Status", _status_text(d["status"])),
-        ("Created", _when(d["created"])),
-        ("Start", _when(d["start"])),
-        ("End", _when(d["end"])),
-        ("Duration", _duration(d["start"], d["end"]) if d["start"] else "-"),
-        ("Params", Text(_shown(d["params"], full))),
-    ]
-    if d["status"] == "complete":
-        rows.append(("Output", Text(_shown(d["output"], full))))
-    if d["error"]:
-        rows.append(("Error", _error_text(d["error"])))
-    rollback = d.get("rollback")
-    if rollback:  # handlers ran (steps/rollback.py): how the rollback ended
-        if rollback["outcome"] == "complete":
-            rows.append(("Rollback", Text("↩ complete: every handler ran")))
-        else:
-            rows.append(("Rollback", Text("❌ failed: ").append(_error_text(rollback["error"] or {}))))
-    pending = [e for e in events if not e["consumed"]]
-    if pending:
-        rows.append(("Pending Events", Text(", ".join(f"{e['type']} ({_when(e['created'])})" for e in pending))))
-    console.print(_fields(rows))
-    steps = d["steps"]
-    console.print()
-    console.print(Text(f"Steps ({len(steps)}):" if steps else "Steps: none yet", style="bold"))
-    for n, s in enumerate(steps, 1):
-        console.print()
-        console.print(Text(f"Step {n} of {len(steps)}", style="dim"))
-        console.print(Group(*_step_renderables(s, full)))
-    if pending:
-        console.print()
-        console.print(Text(f"Events not taken by any step ({len(pending)}):", style="bold"))
-        for e in pending:
-            console.print(Text(f"  {e['type']}  sent {_when(e['created'])}  payload {_shown(e['payload'], full)}"))
-
-
-def _step_renderables(s: dict, full: bool) -> list:
-    from rich.table import Table
-    from rich.text import Text
-
-    from ..runtime import steps as kinds
-
-    kind = kinds.by_type(s["type"])
-    name = s["name"] + (f" (#{s['count']})" if s["count"] > 1 else "")
-    status = s["status"]
-    style = STATUS_STYLE.get(status, "") if status != "retrying" else "yellow"
-    rows: list[tuple[str, Any]] = [
-        ("Name", name),
-        ("Type", kind.label),
-        ("Start", _when(s["start"])),
-        ("End", _when(s["end"])),
-        ("Duration", _duration(s["start"], s["end"])),
-        ("Status", Text(kind.status(status).label, style=style)),
-    ]
-    rows += [(label, _field(how, value, full)) for label, how, value in kind.human(s)]
-    out: list = [_fields(rows)]
-    attempts = s.get("attempts") or []
-    if attempts:
-        table = Table(title=None, show_edge=True)
-        for col in ("Attempt", "Start", "End", "Duration", "State", "Error"):
-            table.add_column(col, no_wrap=col != "Error", overflow="fold")
-        for a in attempts:
-            table.add_row(
-                str(a["attempt"]),
-                _when(a["start"]),
-                _when(a["end"]),
-                _duration(a["start"], a["end"]),
-                _attempt_state(a),
-                _error_text(a["error"]) if a["error"] else Text(""),
-            )
-        out.append(table)
-        out += [_traceback(a, full) for a in attempts if a.get("traceback")]
-    return out
-
-
-def _attempt_state(a: dict):
-    from rich.text import Text
-
-    if a["end"] is None:
-        return Text("🔄 Working", style="blue")
-    if a["success"]:
-        return Text("✅ Success", style="green")
-    return Text("❌ Error", style="red")
-
-
-def _traceback(a: dict, full: bool):
-    """An attempt's traceback under the table, the user's frames first (as stored)."""
-    from rich.text import Text
-
-    lines = a["traceback"].rstrip("\n").splitlines()
-    if not full and len(lines) > TRACEBACK_LINES:
-        cut = len(lines) - TRACEBACK_LINES
-        lines = lines[: TRACEBACK_LINES - 1] + [f"  ... {cut} more lines (--full shows them)", lines[-1]]
-    text = Text(f"Attempt {a['attempt']} traceback:\n", style="bold red")
-    text.append("\n".join("  " + line for line in lines), style="red")
-    return text
-
-
-def _field(how: str, value: Any, full: bool):
-    """One of a step kind's own fields (`StepKind.human`), rendered as its kind asks."""
-    from rich.text import Text
-
-    if how == "when":
-        return f"{_when(value)} ({_relative(value)})"
-    if how == "json":
-        return Text(_shown(value, full))
-    if how == "error":
-        return _error_text(value)
-    if how == "text":
-        return str(value)
-    raise ValueError(f"a step field shown as {how!r}: expected when, json, error or text")

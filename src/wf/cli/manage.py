@@ -6,139 +6,36 @@ starts without it; `--json` prints data only on stdout. Messages follow wrangler
 
 from __future__ import annotations
 
-import json
-import os
 import sys
-import time
-from datetime import datetime
-from typing import Any
 
 import typer
 
+from . import views
 from .core import app, client, load, out_json, say
+from .views import (  # noqa: F401  (the rendering helpers, shared with instances.py and the fast path)
+    COUNTED_STATUSES,
+    STATUS_LABEL,
+    STATUS_STYLE,
+    TRUNCATE_AT,
+    _console,
+    _duration,
+    _error_text,
+    _fields,
+    _relative,
+    _shown,
+    _span,
+    _status_text,
+    _when,
+)
 
 instances_app = typer.Typer(no_args_is_help=True, help="List instances and show their step timeline.")
 workflows_app = typer.Typer(no_args_is_help=True, help="The workflows the config declares.")
 app.add_typer(instances_app, name="instances")
 app.add_typer(workflows_app, name="workflows")
 
-# wrangler's emojifyInstanceStatus
-STATUS_LABEL = {
-    "complete": "✅ Completed",
-    "errored": "❌ Errored",
-    "unknown": "❓ Unknown",
-    "paused": "⏸️ Paused",
-    "queued": "⌛ Queued",
-    "running": "▶ Running",
-    "terminated": "🚫 Terminated",
-    "waiting": "⏰ Waiting",
-    "waitingForPause": "⏱️ Waiting for Pause",
-}
-STATUS_STYLE = {
-    "complete": "green",
-    "errored": "red",
-    "terminated": "red",
-    "paused": "yellow",
-    "waitingForPause": "yellow",
-    "queued": "cyan",
-    "running": "blue",
-    "waiting": "magenta",
-}
-COUNTED_STATUSES = ("complete", "errored", "paused", "queued", "running", "terminated", "waiting", "waitingForPause")
-TRUNCATE_AT = 500
 
 _json = typer.Option(False, "--json", help="Print JSON only.")
 _workflow = typer.Option(None, "--workflow", "-w", help="Workflow, when ids clash (or to scope 'latest').")
-
-
-# ---------------------------------------------------------------- rendering helpers
-
-
-def _console():
-    from rich.console import Console
-
-    tty = sys.stdout.isatty()
-    plain = bool(os.environ.get("NO_COLOR")) or not tty
-    return Console(
-        file=sys.stdout,
-        no_color=plain,
-        color_system=None if plain else "auto",
-        highlight=False,
-        markup=False,
-        emoji=False,
-        soft_wrap=False,
-        width=None if tty or os.environ.get("COLUMNS") else 200,  # COLUMNS: the width asked for, as rich reads it
-    )
-
-
-def _status_text(status: str):
-    from rich.text import Text
-
-    return Text(STATUS_LABEL.get(status, f"❓ {status}"), style=STATUS_STYLE.get(status, ""))
-
-
-def _when(ts: float | None) -> str:
-    if ts is None:
-        return "-"
-    return datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
-
-
-def _duration(start: float | None, end: float | None) -> str:
-    if start is None:
-        return "-"
-    if end is None:
-        return _span(time.time() - start) + " so far"
-    return _span(end - start)
-
-
-def _span(seconds: float) -> str:
-    seconds = max(0.0, seconds)
-    if seconds < 1:
-        return f"{seconds * 1000:.0f} ms"
-    if seconds < 60:
-        return f"{seconds:.2f} s"
-    minutes, secs = divmod(int(round(seconds)), 60)
-    if minutes < 60:
-        return f"{minutes} m {secs} s"
-    hours, minutes = divmod(minutes, 60)
-    if hours < 24:
-        return f"{hours} h {minutes} m"
-    days, hours = divmod(hours, 24)
-    return f"{days} d {hours} h"
-
-
-def _relative(ts: float) -> str:
-    delta = ts - time.time()
-    return f"in {_span(delta)}" if delta >= 0 else f"{_span(-delta)} ago"
-
-
-def _shown(value: Any, full: bool) -> str:
-    text = json.dumps(value, default=str, ensure_ascii=False)
-    if not full and len(text) > TRUNCATE_AT:
-        return text[:TRUNCATE_AT] + f" [...output truncated at {TRUNCATE_AT} chars; --full shows all]"
-    return text
-
-
-def _error_text(error: dict | None):
-    from rich.text import Text
-
-    if not error:
-        return Text("-")
-    return Text(f"{error.get('name', 'Error')}: {error.get('message', '')}", style="red")
-
-
-def _fields(rows: list[tuple[str, Any]]):
-    """Aligned `Key:  value` lines (no trailing padding, unlike a grid table)."""
-    from rich.console import Group
-    from rich.text import Text
-
-    width = max((len(k) for k, _ in rows), default=0) + 3
-    lines = []
-    for key, value in rows:
-        line = Text(f"{key}:".ljust(width), style="bold")
-        line.append_text(value if isinstance(value, Text) else Text(str(value)))
-        lines.append(line)
-    return Group(*lines)
 
 
 # ---------------------------------------------------------------- lifecycle
@@ -328,21 +225,7 @@ def workflows_list(as_json: bool = _json):
 
     Example: wf workflows list --json
     """
-    config = load()
-    if as_json:
-        out_json([{"name": w.name, "binding": w.binding, "class_name": w.class_name} for w in config.workflows])
-        return
-    if not config.workflows:
-        say(f'There are no workflows in {config.path}. Declare one under "workflows".')
-        return
-    from rich.table import Table
-
-    table = Table()
-    for col in ("Name", "Binding", "Class name"):
-        table.add_column(col, no_wrap=True)
-    for w in config.workflows:
-        table.add_row(w.name, w.binding, w.class_name)
-    _console().print(table)
+    views.list_workflows(load(), as_json)
 
 
 @workflows_app.command("describe")

@@ -14,17 +14,19 @@ into `DelayFunctionFailed`, which fails the step for good.
 
 from __future__ import annotations
 
-import random
 import time
 from collections.abc import Awaitable, Callable, Iterator
-from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, TypeVar
 
 from ..errors import ValidationError
+from ..records import dataclass
 from .durations import parse_duration
 
-T = TypeVar("T")
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (which `wf status` would pay for)
+if TYPE_CHECKING:
+    from typing import Any, TypeVar
+
+    T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -39,7 +41,7 @@ class Backoff:
         """The pauses between attempts (one fewer than `attempts`)."""
         pause, n = self.first, 1
         while self.attempts is None or n < self.attempts:
-            yield pause * (1 - random.uniform(0, self.jitter)) if self.jitter else pause
+            yield pause * (1 - _random().uniform(0, self.jitter)) if self.jitter else pause
             pause, n = min(pause * self.factor, self.most), n + 1
 
     def call(
@@ -58,6 +60,13 @@ class Backoff:
                 if pause is None:
                     raise
             sleep(pause)
+
+
+def _random():
+    """The random module, imported on the first jittered pause (not at every start of `wf`)."""
+    import random
+
+    return random
 
 
 # -- a step's retries ------------------------------------------------------------------------

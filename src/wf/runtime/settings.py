@@ -21,9 +21,9 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
 
 from ..errors import ConfigError
+from ..records import dataclass
 
 DURABILITY = ("power-loss", "process")
 ON_DIVERGENCE = ("warn", "hold")

@@ -10,12 +10,15 @@ retires after `idle_for` seconds.
 
 from __future__ import annotations
 
-import asyncio
 import contextvars
 import threading
 from collections.abc import Callable
-from concurrent.futures import Future
-from typing import Any
+from functools import cache
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (which `wf status` would pay for)
+if TYPE_CHECKING:
+    from concurrent.futures import Future
+    from typing import Any
 
 IDLE_FOR = 30.0
 
@@ -40,6 +43,15 @@ class _Worker:
                 return
 
 
+@cache
+def _future_class() -> type[Future]:
+    """concurrent.futures.Future, imported on the first attempt, once (as asyncio below: `wf instances
+    describe` imports this module and runs no step)."""
+    from concurrent.futures import Future
+
+    return Future
+
+
 class StepThreads:
     """A pool that grows as needed and never queues an attempt behind another."""
 
@@ -50,7 +62,7 @@ class StepThreads:
         self.started = 0  # threads started so far (for tests and benchmarks)
 
     def submit(self, fn: Callable, *args: Any) -> Future:
-        future: Future = Future()
+        future: Future = _future_class()()
         job = (fn, args, future)
         with self._lock:
             worker = self._idle.pop() if self._idle else None
@@ -78,6 +90,8 @@ class StepThreads:
 
     async def run(self, fn: Callable, *args: Any) -> Any:
         """`fn(*args)` on a thread of this pool, with the caller's context variables."""
+        import asyncio
+
         context = contextvars.copy_context()
         return await asyncio.wrap_future(self.submit(context.run, fn, *args))
 

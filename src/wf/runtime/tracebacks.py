@@ -11,20 +11,31 @@ exception is.
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
-import threading
-import traceback
+from functools import cache
 from pathlib import Path
 
 import wf
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (which `wf status` would pay for)
+if TYPE_CHECKING:
+    import traceback
+
 MAX_CHARS = 8000
-_HIDDEN = tuple(
-    str(Path(p).resolve().parent) + "/"
-    for p in (wf.__file__, asyncio.__file__, concurrent.futures.__file__)  # wf, asyncio, concurrent
-) + (str(Path(threading.__file__).resolve()),)
-_TEMPLATES = str(Path(wf.__file__).resolve().parent / "templates") + "/"
+
+
+@cache
+def _hidden() -> tuple[tuple[str, ...], str]:
+    """The folders of wf, asyncio and concurrent.futures and threading's file; and wf's templates
+    (user code). Found on first use: `wf instances describe` imports this module, not asyncio."""
+    import asyncio
+    import concurrent.futures
+    import threading
+
+    hidden = tuple(
+        str(Path(p).resolve().parent) + "/"
+        for p in (wf.__file__, asyncio.__file__, concurrent.futures.__file__)  # wf, asyncio, concurrent
+    ) + (str(Path(threading.__file__).resolve()),)
+    return hidden, str(Path(wf.__file__).resolve().parent / "templates") + "/"
 
 
 def is_internal(filename: str) -> bool:
@@ -33,13 +44,16 @@ def is_internal(filename: str) -> bool:
         path = str(Path(filename).resolve())
     except (OSError, ValueError):
         return False
-    return path.startswith(_HIDDEN) and not path.startswith(_TEMPLATES)
+    hidden, templates = _hidden()
+    return path.startswith(hidden) and not path.startswith(templates)
 
 
 def format_traceback(exc: BaseException, max_chars: int = MAX_CHARS) -> str | None:
     """`exc`'s traceback with wf's own frames left out (None when it has no frame at all)."""
     if exc.__traceback__ is None and exc.__cause__ is None and exc.__context__ is None:
         return None
+    import traceback  # here: `wf instances describe` imports this module and formats no traceback
+
     te = traceback.TracebackException.from_exception(exc, capture_locals=False)
     hidden = 0
     for part in _chain(te):

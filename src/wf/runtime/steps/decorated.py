@@ -4,14 +4,15 @@ function makes a step run by calling it, and Cloudflare's DAG form (`depends=[..
 
 from __future__ import annotations
 
-import asyncio
-import inspect
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
 
 from ...errors import ValidationError
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (which `wf status` would pay for)
 if TYPE_CHECKING:
+    import asyncio
+    from typing import Any
+
     from ..engine import Execution
     from .do import Do
 
@@ -45,6 +46,8 @@ class StepCallable:
         return self._run()
 
     async def _run(self):
+        import asyncio  # here: `wf status` loads the step kinds, and starts without asyncio
+
         if self._result is None:
             task = asyncio.ensure_future(self._execute())
             self._x.children.add(task)  # ended with the execution, never left running after it
@@ -52,6 +55,9 @@ class StepCallable:
         return await asyncio.shield(self._result)
 
     async def _execute(self):
+        import asyncio
+        import inspect
+
         params = _parameters(self.fn)
         if self.depends is not None:
             deps = self.depends
@@ -106,6 +112,8 @@ def _checked_depends(name: str, depends: Any) -> list[StepCallable] | None:
 
 def _parameters(fn: Callable) -> list[tuple[str, bool]]:
     """The positional parameters of `fn` (and a keyword-only `ctx`), each with whether it has a default."""
+    import inspect
+
     try:
         signature = inspect.signature(fn)
     except (TypeError, ValueError):

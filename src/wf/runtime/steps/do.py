@@ -8,11 +8,8 @@ durably; the final outcome, value or error, is committed before `run()` goes on.
 
 from __future__ import annotations
 
-import asyncio
-import inspect
 from collections.abc import Callable
-from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from functools import cache
 
 from ...errors import (
     NonRetryableError,
@@ -23,10 +20,10 @@ from ...errors import (
     error_info,
     rebuild_error,
 )
+from ...records import replace
 from .. import codec
 from ..crash import crash_point
 from ..durations import format_duration, parse_duration, timed_out
-from ..logs import current as current_step
 from ..retry import DYNAMIC_DELAY, DelayFunctionFailed, ask_delay_function, backoff_delay
 from ..store.base import AttemptRow, HistoryRow, StepRow, StepWrite
 from ..threads import STEP_THREADS
@@ -35,7 +32,10 @@ from . import register
 from .decorated import StepCallable
 from .kind import REDACTED, EventSpec, StepKind, StepStatus, Wake, error_line, is_sensitive
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (which `wf status` would pay for)
 if TYPE_CHECKING:
+    from typing import Any
+
     from ..engine import Execution
 
 DEFAULT_CONFIG: dict[str, Any] = {
@@ -165,6 +165,15 @@ class _RunState:
         self.calls = 0
         self.announced: set[tuple[int, int]] = set()  # (pos, attempt)
         self.decorated: dict[str, StepCallable] = {}
+
+
+@cache
+def _step_context():
+    """logs.current (and so logging), imported on the first attempt, once: `wf instances describe`
+    reads this kind and runs none (a `from` import in the attempt itself would cost each attempt ~1 µs)."""
+    from ..logs import current
+
+    return current
 
 
 def _state(x: Execution) -> _RunState:
@@ -368,6 +377,10 @@ class Do(StepKind):
         self, x: Execution, state: _RunState, rec: StepRow, fn: Callable, cfg: StepConfig, attempt: int
     ) -> tuple[str, Any]:
         """("ok", json) | ("retry", exc) | ("final", exc)."""
+        import asyncio  # here: `wf instances describe` reads this kind without an event loop
+
+        current_step = _step_context()
+
         x.check_trusted()
         ctx = StepContext(rec.name, rec.n, attempt, cfg.context)
         x.active_attempts += 1
@@ -514,6 +527,8 @@ def _param_names(fn: Callable) -> tuple[str, ...]:
     marked = getattr(fn, "__wf_params__", None)
     if marked is not None:
         return marked
+    import inspect  # here, not at import: `wf instances describe` reads this kind and runs no step
+
     code = getattr(fn, "__code__", None)
     if code is not None and not inspect.ismethod(fn):
         required = code.co_argcount - len(getattr(fn, "__defaults__", None) or ())
@@ -531,6 +546,8 @@ def _param_names(fn: Callable) -> tuple[str, ...]:
 async def call_step(fn: Callable, ctx: Any) -> Any:
     """One attempt of a step function (or a delay function): async on the loop, sync on a thread of
     its own (threads.py); `ctx` is passed when the function takes an argument."""
+    import inspect
+
     args = (ctx,) if _param_names(fn) else ()
     if inspect.iscoroutinefunction(fn):
         return await fn(*args)

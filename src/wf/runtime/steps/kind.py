@@ -14,15 +14,17 @@ key, the history, new rows, commits, the instance's state, waiting, the after-st
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, ClassVar, TypeGuard
 
 from ...errors import NotFoundError, UnknownKindError, rebuild_error
+from ...records import dataclass, field
 from .. import codec
 from ..events import LogEvent
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (which `wf status` would pay for)
 if TYPE_CHECKING:
+    from typing import Any, ClassVar, TypeGuard
+
     from ..store.base import HistoryRow, StepRow
 
 REDACTED = "[REDACTED]"  # what every view shows of a step output marked `sensitive: "output"`

@@ -20,14 +20,15 @@ instance that still went the old way. Later still, remove the call.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
 from ...errors import ValidationError
 from ..store.base import StepWrite
 from . import register
 from .kind import EventSpec, StepKind, StepStatus
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (which `wf status` would pay for)
 if TYPE_CHECKING:
+    from typing import Any
+
     from ..engine import Execution
 
 

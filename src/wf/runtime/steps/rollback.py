@@ -21,12 +21,10 @@ and key access, as Cloudflare passes `{ctx, output, error}`). An `@fn.undo` hand
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable
-from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
 
 from ...errors import ValidationError, rebuild_error
+from ...records import dataclass, replace
 from .. import codec
 from ..events import InstanceEvent, LogEvent
 from ..store.base import HistoryRow, StepRow, StepWrite
@@ -44,7 +42,10 @@ from .do import (
 )
 from .kind import EventSpec, StepStatus, Wake
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (which `wf status` would pay for)
 if TYPE_CHECKING:
+    from typing import Any
+
     from ..engine import Execution
 
 ARGUMENTS = frozenset({"ctx", "output", "error"})
@@ -219,6 +220,8 @@ class Rollback(Do):
 
 def _call(reg: _Registered, ctx: StepContext, output: Any, error: BaseException) -> Callable:
     """The handler as a step function of no arguments (async when the handler is)."""
+    import inspect  # here: `wf status` loads the step kinds and runs no handler
+
     handler = reg.handler
     params = _param_names(handler)
     if reg.positional:

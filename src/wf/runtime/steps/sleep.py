@@ -4,7 +4,6 @@ instance may then leave memory and is replayed when the time comes, on any runne
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
 
 from ...errors import ValidationError
 from ..crash import crash_point
@@ -13,7 +12,10 @@ from ..store.base import StepWrite
 from . import register
 from .kind import EventSpec, StepKind, StepStatus, Wake
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (which `wf status` would pay for)
 if TYPE_CHECKING:
+    from typing import Any
+
     from ..engine import Execution
 
 

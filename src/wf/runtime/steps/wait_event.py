@@ -8,7 +8,6 @@ an event and completing the step are one commit, so two waits never take the sam
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
 
 from ...errors import ConflictError, ValidationError, rebuild_error
 from .. import codec
@@ -20,7 +19,10 @@ from ..validate import check_event_type
 from . import register
 from .kind import EventSpec, StepKind, StepStatus, Wake, error_line
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (which `wf status` would pay for)
 if TYPE_CHECKING:
+    from typing import Any
+
     from ..engine import Execution
 
 

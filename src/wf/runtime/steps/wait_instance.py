@@ -17,9 +17,7 @@ an id fixed by this step, so a retried attempt does not make a second one) and t
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
 
 from ...errors import ConflictError, ValidationError, rebuild_error
 from .. import codec
@@ -30,11 +28,14 @@ from ..validate import check_instance_id
 from . import register
 from .kind import EventSpec, StepKind, StepStatus, Wake, error_line
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (which `wf status` would pay for)
 if TYPE_CHECKING:
+    from typing import Any
+
     from ..engine import Execution
 
 ENDED = ("complete", "errored", "terminated")
-_IDS = uuid.UUID("6f1d2b4e-9a53-4c1e-8d2f-3b7a0e5c9d10")  # namespace of the ids create_and_wait makes
+_IDS = "6f1d2b4e-9a53-4c1e-8d2f-3b7a0e5c9d10"  # namespace (a UUID) of the ids create_and_wait makes
 
 
 class InstanceWaitStatus(StepStatus):
@@ -136,7 +137,9 @@ class WaitForInstance(StepKind):
         """An id fixed by this step of this run: a retried attempt makes no second instance, and a
         restarted parent (a new start time) makes a new one."""
         n = x.counters[("do", name)] + 1
-        return uuid.uuid5(_IDS, f"{x.row.workflow}/{x.row.id}/{x.row.started_at}/{name}/{n}").hex
+        import uuid  # here: `wf instances describe` reads this kind and makes no id
+
+        return uuid.uuid5(uuid.UUID(_IDS), f"{x.row.workflow}/{x.row.id}/{x.row.started_at}/{name}/{n}").hex
 
     def result(self, value: Any) -> dict:
         return value

@@ -8,10 +8,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any, Protocol
 
+from ...records import dataclass, field
 from ..status import ACTIVE, STATUSES, TERMINAL  # noqa: F401  (re-exported for readers of rows)
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (which `wf status` would pay for)
+if TYPE_CHECKING:
+    from typing import Any, Protocol
+else:
+    Protocol = object  # `Database` is a plain class at run time: its methods are the contract
 
 
 @dataclass

@@ -16,7 +16,6 @@ locks and notification. Rules live here:
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
 
 from ...errors import ConflictError, NotFoundError
 from ..status import TERMINAL, Status
@@ -33,6 +32,10 @@ from .base import (
 )
 from .ops import Ops, _read, _write
 from .runs import RunnerOps
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (which `wf status` would pay for)
+if TYPE_CHECKING:
+    from typing import Any
 
 GC_BATCH = 100  # expired instances deleted per transaction (by the runner, and `wf gc`)
 PAGE_SORT_MAX = 2000  # page_instances on SQLite: up to this many matches, sorting them beats walking by time

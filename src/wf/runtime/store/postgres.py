@@ -14,13 +14,12 @@ import re
 import threading
 from collections.abc import Callable
 from contextlib import contextmanager, nullcontext
-from importlib import resources
 from typing import Any
 
 from ...errors import StoreError
 from ..retry import Backoff
 from .base import Failed
-from .sql import Dialect
+from .sql import Dialect, shipped_text
 from .urls import redact
 
 try:
@@ -53,7 +52,7 @@ class PostgresDialect(Dialect):
 
 
 def migrations() -> list[str]:
-    text = (resources.files(__package__) / "schema" / "postgres.sql").read_text(encoding="utf-8")
+    text = shipped_text("schema", "postgres.sql")
     return [part.split("\n", 1)[1].strip() for part in text.split("\n-- migration")[1:]]
 
 

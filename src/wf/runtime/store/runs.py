@@ -5,15 +5,17 @@ end wakes the instances waiting for it (waits.py) in the same transaction."""
 from __future__ import annotations
 
 import os
-import socket
 from collections.abc import Iterable
-from typing import Any
 
 from ...errors import ConflictError
 from ..status import Status
 from .base import InstanceRow, StepRow, StepWrite, from_json, instance_from_row, step_from_row, to_json
 from .ops import Undone, _read, _step_params, _write
 from .waits import WaitOps
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (which `wf status` would pay for)
+if TYPE_CHECKING:
+    from typing import Any
 
 
 class RunnerOps(WaitOps):
@@ -302,6 +304,8 @@ class RunnerOps(WaitOps):
 
     @_write
     def register_runner(self, owner: str, now: float, lease: float) -> None:
+        import socket
+
         self._run("register_runner", owner=owner, host=socket.gethostname(), pid=os.getpid(), now=now, lease=lease)
 
     @_write

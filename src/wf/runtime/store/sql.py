@@ -10,16 +10,28 @@ from __future__ import annotations
 
 import re
 from functools import cache
-from importlib import resources
+from pathlib import Path
 
 _BLOCK = re.compile(r"^-- name: (\w+)\s*$", re.M)
 _TOKEN = re.compile(r"\{(\w+)(?::(\w+))?\}")
 _PARAM = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
 
 
+def shipped_text(*parts: str) -> str:
+    """A file shipped in this package (queries.sql, schema/*.sql): read beside this module, as
+    the package is installed as files; through importlib.resources (a zip, say) otherwise. Not
+    importing importlib.resources otherwise keeps the command line's start short."""
+    try:
+        return Path(__file__).parent.joinpath(*parts).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        from importlib import resources
+
+        return resources.files(__package__).joinpath(*parts).read_text(encoding="utf-8")
+
+
 @cache
 def _blocks() -> dict[str, str]:
-    text = (resources.files(__package__) / "queries.sql").read_text(encoding="utf-8")
+    text = shipped_text("queries.sql")
     parts = _BLOCK.split(text)
     blocks = {}
     for name, body in zip(parts[1::2], parts[2::2]):

@@ -10,19 +10,20 @@ operation is in core.py.
 from __future__ import annotations
 
 import os
-import shutil
 import sqlite3
 import threading
 from collections.abc import Callable
 from contextlib import contextmanager
-from importlib import resources
 from pathlib import Path
-from typing import Any
 
 from ...errors import StoreError
 from ..retry import Backoff
 from .base import Failed
-from .sql import Dialect
+from .sql import Dialect, shipped_text
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (which `wf status` would pay for)
+if TYPE_CHECKING:
+    from typing import Any
 
 BUSY_TIMEOUT_MS = 30_000
 _BUSY = Backoff(first=0.01, factor=1.5, most=0.1, jitter=0.5, attempts=100)
@@ -45,7 +46,7 @@ class SQLiteDialect(Dialect):
 
 
 def migrations() -> list[str]:
-    text = (resources.files(__package__) / "schema" / "sqlite.sql").read_text(encoding="utf-8")
+    text = shipped_text("schema", "sqlite.sql")
     return [part.split("\n", 1)[1].strip() for part in text.split("\n-- migration")[1:]]
 
 
@@ -221,6 +222,8 @@ class SQLiteDB:
 
     def _disk_full(self) -> bool:
         try:
+            import shutil
+
             return shutil.disk_usage(self.path.parent).free < 64 * 1024
         except OSError:
             return False

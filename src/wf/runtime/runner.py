@@ -99,6 +99,7 @@ class Runner:
         self.modifiers: Any = None  # wf.testing sets a lookup of per-instance mocks; the engine ignores None
         self.finished: asyncio.Queue | None = None  # set one to get (seq, status) as instances end here
         self._wake = asyncio.Event()
+        self._sleeper: asyncio.Future | None = None  # what the claim loop sleeps on; wake() ends it
         self._claiming = True  # the claim loop is running, or has been woken to run
         self._loop_task: asyncio.Task | None = None
         self._tasks: set[asyncio.Task] = set()  # one per claimed instance
@@ -180,6 +181,8 @@ class Runner:
     def wake(self) -> None:
         self._claiming = True
         self._wake.set()
+        if self._sleeper is not None and not self._sleeper.done():
+            self._sleeper.set_result(None)
         self.activity()
 
     def background(self, coro: Coroutine, what: str) -> None:
@@ -300,8 +303,8 @@ class Runner:
             x.suspend_types = list(x.wait_types)
             x.task.cancel()
 
-    def _spawn(self, row) -> None:
-        task = asyncio.get_running_loop().create_task(self._drive(row))
+    def _spawn(self, row, loaded: tuple | None = None) -> None:
+        task = asyncio.get_running_loop().create_task(self._drive(row, loaded))
         self._tasks.add(task)
         task.add_done_callback(self._task_done)
 
@@ -312,10 +315,13 @@ class Runner:
             log.error("an instance's execution failed: %s: %s", type(exc).__name__, exc)
         self.activity()
 
-    async def _drive(self, row) -> None:
+    async def _drive(self, row, loaded: tuple | None = None) -> None:
+        """Execute a claimed instance; `loaded` is its run, read with the claim (else read here)."""
         reg = self.workflows[row.workflow]
         try:
-            rows, losses = await self.astore.call(self.store_ops.load_run, row.seq, steps.progress_events())
+            if loaded is None:
+                loaded = await self.astore.call(self.store_ops.load_run, row.seq, steps.progress_events())
+            rows, losses = loaded
         except Exception as exc:
             log.error("could not load instance %s (%s); it will be run again", row.id, exc)
             return await self._hand_back(row.seq, row.gen, self.clock.now() + 1)
@@ -445,25 +451,42 @@ class Runner:
                 next_gc = now if more else now + self.gc_interval
             next_tick = await self.crons.fire_due() if self.trusted() else math.inf  # a fired one starts at once
             free = self.concurrency - len(self._tasks) if self.trusted() else 0  # loading ones count too
-            rows = []
+            rows: list = []
+            due = None
             if free > 0:
-                rows = await self.astore.call(
-                    self.store_ops.claim, self.owner, now, self.lease, free, names, caps, self.only
-                )
+                rows, loaded, due = await self.astore.call(self._claim_and_load, now, free, names, caps)
                 for row in rows:
-                    self._spawn(row)
+                    self._spawn(row, loaded.get(row.seq))
                     if row.started_at == now:  # its first claim: the store logged it as started
                         report(row, [LogEvent(now, InstanceEvent.STARTED.value)])
             if rows and len(rows) == free:
                 await asyncio.sleep(0)
                 continue
-            due = None
-            if free > len(rows) or free <= 0:
+            if free <= 0:
                 due = await self.astore.call(self.store_ops.next_wake, names, caps, self.only)
             if free <= 0 and self.trusted() and due is not None and due <= now:
                 self._make_room()  # those suspended wake this loop as they finish
                 due = None
             await self._sleep_until(min(due if due is not None else math.inf, next_reap, next_tick, next_gc))
+
+    def _claim_and_load(self, now: float, free: int, names: list, caps: dict) -> tuple[list, dict, float | None]:
+        """On the store's thread, one round trip: claim up to `free` due instances, read the run of
+        each (its steps and losses), and, if fewer than `free` were due, when the next one is. Only
+        the claim may fail the call: a claimed instance whose run cannot be read here is read
+        again by its execution, and a failed look ahead makes the loop look again soon."""
+        store = self.store_ops
+        rows = store.claim(self.owner, now, self.lease, free, names, caps, self.only)
+        loaded: dict[int, tuple] = {}
+        due: float | None = None
+        try:
+            progress = steps.progress_events()
+            for row in rows:
+                loaded[row.seq] = store.load_run(row.seq, progress)
+            if len(rows) < free:
+                due = store.next_wake(names, caps, self.only)
+        except Exception:
+            due = now + _STORE_DOWN.first
+        return rows, loaded, due
 
     def now_idle(self, x: Execution) -> None:
         """An instance in memory started to wait: if the runner is full, look again for due work."""
@@ -481,18 +504,16 @@ class Runner:
     async def _sleep_until(self, deadline: float) -> None:
         if self._wake.is_set():
             return
-        loop = asyncio.get_running_loop()
-        fut = loop.create_future()
+        fut = self._sleeper = asyncio.get_running_loop().create_future()  # wake() ends it too
         handle = self.clock.call_at(deadline, lambda: None if fut.done() else fut.set_result(None))
-        waiter = loop.create_task(self._wake.wait())
         self._claiming = False
         self.activity()
         try:
-            await asyncio.wait({fut, waiter}, return_when=asyncio.FIRST_COMPLETED)
+            await fut
         finally:
             self._claiming = True
+            self._sleeper = None
             handle.cancel()
-            waiter.cancel()
 
     async def _collect_expired(self, now: float) -> bool:
         """Delete one batch of each workflow's instances kept past their retention (a transaction a

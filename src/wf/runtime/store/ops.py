@@ -90,6 +90,15 @@ class Ops:
         its result (a `Failed`) and does not undo the others."""
         return self.db.batch(ops)
 
+    @property
+    def commits_in_place(self) -> bool:
+        """Can a batch be committed in the caller's thread without waiting on a lock (SQLite)?"""
+        return hasattr(self.db, "batch_now")
+
+    def run_batch_now(self, ops: list[Callable[[], Any]]) -> list[Any] | None:
+        """`run_batch(ops)` here and now if the database's write lock is free, else None (nothing done)."""
+        return self.db.batch_now(ops)  # type: ignore[attr-defined]
+
     # -- plumbing ------------------------------------------------------------------------
 
     def _run(self, query: str, parts: dict[str, str] | None = None, /, **params: Any):

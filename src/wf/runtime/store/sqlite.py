@@ -275,8 +275,32 @@ class SQLiteDB:
             _BUSY.call(lambda: self.conn.execute("BEGIN IMMEDIATE"), _is_busy)
         except sqlite3.Error as exc:
             raise self.error(exc) from None
-        try:
+        with self._committing():
             yield self
+
+    def _begin_now(self) -> bool:
+        """Begin a write transaction if the write lock is free this instant; False (nothing begun)
+        when another connection holds it: the caller then queues instead of waiting here."""
+        conn = self.conn
+        try:
+            conn.execute("PRAGMA busy_timeout=0")
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as exc:
+                if _is_busy(exc):
+                    return False
+                raise
+            finally:
+                conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        except sqlite3.Error as exc:
+            raise self.error(exc) from None
+        return True
+
+    @contextmanager
+    def _committing(self):
+        """The end of a write transaction already begun: commit, or roll back on an error."""
+        try:
+            yield
         except BaseException:
             self._tell(committed=False)
             self._end("ROLLBACK")
@@ -324,6 +348,15 @@ class SQLiteDB:
                 except Exception as exc:
                     self._undo(results, exc, mark)
         return results
+
+    def batch_now(self, ops: list[Callable[[], Any]]) -> list[Any] | None:
+        """`batch(ops)` in the calling thread if the write lock is free this instant, else None and
+        nothing done (the async store's direct path: a commit on the event loop's thread when
+        nothing else is queued, which must never wait there on another process's lock)."""
+        if self.conn.in_transaction or not self._begin_now():
+            return None
+        with self._committing():
+            return self.batch(ops)
 
     def _undo(self, results: list, exc: Exception, notes: int) -> None:
         self._savepoint("ROLLBACK TO op")

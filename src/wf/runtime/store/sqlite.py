@@ -81,6 +81,7 @@ class SQLiteDB:
         # commit): what wf acknowledges survives a power cut. NORMAL syncs at checkpoints only.
         self.synchronous = "FULL" if durability == "power-loss" else "NORMAL"
         self._local = threading.local()
+        self._patient = True  # busy_timeout is BUSY_TIMEOUT_MS (not 0, as a direct commit sets it)
         # notes (see notify) of the open transaction, and who hears them once it commits: a runner's
         # coordination broadcasts them; a client sends its own after each write (client.py)
         self._notes: list[str] = []
@@ -235,6 +236,8 @@ class SQLiteDB:
 
     def execute(self, name: str, params: dict, parts: dict[str, str]) -> _Result:
         text, params = self.dialect.prepare(name, params, parts)
+        if not self._patient and not self.conn.in_transaction:
+            self._wait_when_busy()
         try:
             cursor = self.conn.execute(text, params)
             return _Result(cursor.fetchall(), cursor.rowcount)  # a damaged page can fail the fetch too
@@ -271,6 +274,7 @@ class SQLiteDB:
         if self.conn.in_transaction:
             yield self
             return
+        self._wait_when_busy()
         try:
             _BUSY.call(lambda: self.conn.execute("BEGIN IMMEDIATE"), _is_busy)
         except sqlite3.Error as exc:
@@ -283,18 +287,23 @@ class SQLiteDB:
         when another connection holds it: the caller then queues instead of waiting here."""
         conn = self.conn
         try:
-            conn.execute("PRAGMA busy_timeout=0")
-            try:
-                conn.execute("BEGIN IMMEDIATE")
-            except sqlite3.OperationalError as exc:
-                if _is_busy(exc):
-                    return False
-                raise
-            finally:
-                conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+            if self._patient:  # left so until a statement outside a direct commit runs (see execute)
+                conn.execute("PRAGMA busy_timeout=0")
+                self._patient = False
+            conn.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as exc:
+            if _is_busy(exc):
+                return False
             raise self.error(exc) from None
         return True
+
+    def _wait_when_busy(self) -> None:
+        if not self._patient:
+            try:
+                self.conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+            except sqlite3.Error as exc:
+                raise self.error(exc) from None
+            self._patient = True
 
     @contextmanager
     def _committing(self):
@@ -328,11 +337,14 @@ class SQLiteDB:
             return fn()
 
     def reading(self, fn: Callable[[], Any]) -> Any:
+        self._wait_when_busy()
         return fn()  # WAL readers never wait for writers; one statement is one snapshot
 
     def batch(self, ops: list[Callable[[], Any]]) -> list[Any]:
         """Several writers' operations in one transaction (group commit), each under a savepoint:
         one op's failure is returned as its result and does not undo the others."""
+        if len(ops) == 1 and not self.conn.in_transaction:  # nothing to keep apart: no savepoint
+            return self._single(ops[0], self.transaction())
         results: list[Any] = []
         with self.transaction():
             for op in ops:
@@ -355,8 +367,22 @@ class SQLiteDB:
         nothing else is queued, which must never wait there on another process's lock)."""
         if self.conn.in_transaction or not self._begin_now():
             return None
+        if len(ops) == 1:
+            return self._single(ops[0], self._committing())
         with self._committing():
             return self.batch(ops)
+
+    def _single(self, op: Callable[[], Any], transaction: Any) -> list[Any]:
+        """A batch of one op: its failure rolls the whole transaction back and is its result."""
+        try:
+            with transaction:
+                return [op()]
+        except StoreError as exc:
+            if exc.transient:  # the database itself failed: the batch fails
+                raise
+            return [Failed(exc)]
+        except Exception as exc:
+            return [Failed(exc)]
 
     def _undo(self, results: list, exc: Exception, notes: int) -> None:
         self._savepoint("ROLLBACK TO op")

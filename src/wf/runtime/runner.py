@@ -471,11 +471,17 @@ class Runner:
 
     def _claim_and_load(self, now: float, free: int, names: list, caps: dict) -> tuple[list, dict, float | None]:
         """On the store's thread, one round trip: claim up to `free` due instances, read the run of
-        each (its steps and losses), and, if fewer than `free` were due, when the next one is. Only
+        each (its steps and losses), and, if fewer than `free` were due, when the next one is. A claim
+        acknowledges nothing, so its commit is not synced on its own (Ops.unacknowledged). Only
         the claim may fail the call: a claimed instance whose run cannot be read here is read
         again by its execution, and a failed look ahead makes the loop look again soon."""
         store = self.store_ops
-        rows = store.claim(self.owner, now, self.lease, free, names, caps, self.only)
+        if store.commits_in_place and not caps:  # SQLite: a read first, so that no claim locks for nothing
+            due = store.next_wake(names, caps, self.only)
+            if due is None or due > now:
+                return [], {}, due
+        with store.unacknowledged():  # the instance's first step commit syncs the claim with it
+            rows = store.claim(self.owner, now, self.lease, free, names, caps, self.only)
         loaded: dict[int, tuple] = {}
         due: float | None = None
         try:

@@ -384,6 +384,26 @@ class SQLiteDB:
         except Exception as exc:
             return [Failed(exc)]
 
+    @contextmanager
+    def unsynced(self):
+        """Commits here are not synced on their own (synchronous=NORMAL): for writes nothing is
+        acknowledged by (a runner's claim). The WAL is a sequence: the next synced commit carries
+        them to disk with it; lost to a power cut before that, they are as if never made."""
+        if self.synchronous == "NORMAL" or self.conn.in_transaction:
+            yield
+            return
+        self._pragma("PRAGMA synchronous=NORMAL")
+        try:
+            yield
+        finally:
+            self._pragma(f"PRAGMA synchronous={self.synchronous}")
+
+    def _pragma(self, statement: str) -> None:
+        try:
+            self.conn.execute(statement)
+        except sqlite3.Error as exc:
+            raise self.error(exc) from None
+
     def _undo(self, results: list, exc: Exception, notes: int) -> None:
         self._savepoint("ROLLBACK TO op")
         self._savepoint("RELEASE op")

@@ -476,14 +476,15 @@ class Runner:
         the claim may fail the call: a claimed instance whose run cannot be read here is read
         again by its execution, and a failed look ahead makes the loop look again soon."""
         store = self.store_ops
+        due: float | None = None
         if store.commits_in_place and not caps:  # SQLite: a read first, so that no claim locks for nothing
             due = store.next_wake(names, caps, self.only)
             if due is None or due > now:
                 return [], {}, due
+            due = None
         with store.unacknowledged():  # the instance's first step commit syncs the claim with it
             rows = store.claim(self.owner, now, self.lease, free, names, caps, self.only)
         loaded: dict[int, tuple] = {}
-        due: float | None = None
         try:
             progress = steps.progress_events()
             for row in rows:

@@ -19,6 +19,7 @@ import time
 import uuid
 from collections.abc import Coroutine
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +38,7 @@ from .settings import Settings
 from .status import Status
 from .store import open_store
 from .store.aio import AsyncStore
-from .store.base import from_json
+from .store.base import Failed, from_json
 from .store.core import GC_BATCH
 
 log = logging.getLogger("wf.runner")
@@ -454,7 +455,7 @@ class Runner:
             rows: list = []
             due = None
             if free > 0:
-                rows, loaded, due = await self.astore.call(self._claim_and_load, now, free, names, caps)
+                rows, loaded, due = await self._claim_work(now, free, names, caps)
                 for row in rows:
                     self._spawn(row, loaded.get(row.seq))
                     if row.started_at == now:  # its first claim: the store logged it as started
@@ -469,12 +470,24 @@ class Runner:
                 due = None
             await self._sleep_until(min(due if due is not None else math.inf, next_reap, next_tick, next_gc))
 
-    def _claim_and_load(self, now: float, free: int, names: list, caps: dict) -> tuple[list, dict, float | None]:
+    async def _claim_work(self, now: float, free: int, names: list, caps: dict) -> tuple[list, dict, float | None]:
+        """`_claim_and_load` on the loop's thread when the store is alone and its write lock free
+        (no hop to the store thread), else on the store thread."""
+        if self.astore.alone(asyncio.get_running_loop()):
+            done = self._claim_and_load(now, free, names, caps, here=True)
+            if done is not None:
+                return done
+        return await self.astore.call(self._claim_and_load, now, free, names, caps)
+
+    def _claim_and_load(
+        self, now: float, free: int, names: list, caps: dict, here: bool = False
+    ) -> tuple[list, dict, float | None] | None:
         """On the store's thread, one round trip: claim up to `free` due instances, read the run of
         each (its steps and losses), and, if fewer than `free` were due, when the next one is. A claim
         acknowledges nothing, so its commit is not synced on its own (Ops.unacknowledged). Only
         the claim may fail the call: a claimed instance whose run cannot be read here is read
-        again by its execution, and a failed look ahead makes the loop look again soon."""
+        again by its execution, and a failed look ahead makes the loop look again soon. `here`: in
+        a transaction begun only if the write lock is free now; None (nothing done) if it is not."""
         store = self.store_ops
         due: float | None = None
         if store.commits_in_place and not caps:  # SQLite: a read first, so that no claim locks for nothing
@@ -482,8 +495,17 @@ class Runner:
             if due is None or due > now:
                 return [], {}, due
             due = None
+        claim = partial(store.claim, self.owner, now, self.lease, free, names, caps, self.only)
         with store.unacknowledged():  # the instance's first step commit syncs the claim with it
-            rows = store.claim(self.owner, now, self.lease, free, names, caps, self.only)
+            if not here:
+                rows = claim()
+            else:
+                done = store.run_batch_now([claim])
+                if done is None:
+                    return None
+                if isinstance(done[0], Failed):
+                    raise done[0].exc
+                rows = done[0]
         loaded: dict[int, tuple] = {}
         try:
             progress = steps.progress_events()

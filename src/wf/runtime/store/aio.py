@@ -71,7 +71,7 @@ class AsyncStore:
         """Run `fn(*args)` inside the next group-commit transaction (or at once: see the module)."""
         loop = asyncio.get_running_loop()
         op = partial(fn, *args)
-        if self._alone(loop):
+        if self.alone(loop):
             assert self.store is not None
             results = self.store.run_batch_now([op])
             if results is not None:
@@ -85,9 +85,10 @@ class AsyncStore:
             self._flush_task = loop.create_task(self._flush())
         return await fut
 
-    def _alone(self, loop: asyncio.AbstractEventLoop) -> bool:
-        """May a write be committed here and now: nothing queued for the store or the loop (the
-        asyncio loop's ready queue; another loop never takes this path), within the turn's budget?"""
+    def alone(self, loop: asyncio.AbstractEventLoop) -> bool:
+        """May the store be used here and now, on the loop's thread: nothing queued for the store or
+        the loop (the asyncio loop's ready queue; another loop never takes this path), within the
+        turn's budget? (Only where nothing waits on another process's lock: see `write`.)"""
         if not self._in_place or self._pending or self._flush_task is not None or self._calls:
             return False
         ready = getattr(loop, "_ready", None)

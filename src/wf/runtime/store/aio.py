@@ -8,8 +8,8 @@ With one instance in flight there is nothing to group: a write made when nothing
 queued for the loop, no call or write is under way and the database's write lock is free is
 committed at once on the loop's own thread (SQLite), with no hop to the store thread and
 no loop turn. The connection is still used by one thread at a time: the store thread is
-idle then. A run of such writes yields to the loop after `DIRECT_BUDGET` seconds, so one
-long instance never keeps the loop from notes, timers and other instances.
+idle then. A run of such writes yields to the loop (one turn) after `DIRECT_BUDGET` seconds,
+so one long instance never keeps the loop from notes, timers and other instances.
 """
 
 from __future__ import annotations
@@ -71,6 +71,8 @@ class AsyncStore:
         """Run `fn(*args)` inside the next group-commit transaction (or at once: see the module)."""
         loop = asyncio.get_running_loop()
         op = partial(fn, *args)
+        if self._turn is not None and time.monotonic() - self._turn >= DIRECT_BUDGET:
+            await asyncio.sleep(0)  # the turn's budget is spent: let the loop turn, then look again
         if self.alone(loop):
             assert self.store is not None
             results = self.store.run_batch_now([op])

@@ -31,6 +31,7 @@ _BUSY = Backoff(first=0.01, factor=1.5, most=0.1, jitter=0.5, attempts=100)
 class SQLiteDialect(Dialect):
     name = "sqlite"
     plan_hints = True
+    no_index = "+"
 
     def param(self, name: str) -> str:
         return f":{name}"

@@ -332,12 +332,19 @@ class Runner:
         x = Execution(self, row, reg.cls, reg.step_limit, rows, self.env)
         x.task = asyncio.current_task()
         self.executions[row.seq] = x
+        ended = False
         try:
-            await self._execute(x)
+            ended = await self._execute(x)
         finally:
             if self.executions.get(row.seq) is x:  # a restart may have brought in a newer one
                 del self.executions[row.seq]
-            self.wake()
+            # an instance that ended frees a slot: only a full runner or a capped workflow has work
+            # waiting for one (the claim loop took all that was due; the end's notes wake it for
+            # the instances that waited on this one)
+            if ended and len(self._tasks) < self.concurrency and reg.concurrency_limit is None:
+                self.activity()
+            else:
+                self.wake()
 
     async def _give_up(self, row) -> None:
         """A step keeps killing its runner: end the instance instead of crashing forever."""
@@ -354,17 +361,18 @@ class Runner:
         ):
             report(row, [_ended("errored", None, error, now)])
 
-    async def _execute(self, x: Execution) -> None:
+    async def _execute(self, x: Execution) -> bool:
+        """Run the instance; True once its end is recorded."""
         try:
             status, value = await x.execute()
         except Interrupt as stop:
-            return await self._settle(x, stop.reason, self.clock.now())
+            await self._settle(x, stop.reason, self.clock.now())
+            return False
         except asyncio.CancelledError:
             if x.stop_reason is None:
                 raise
-            return await self._settle(
-                x, x.stop_reason, x.suspend_wake if x.suspend_wake is not None else self.clock.now()
-            )
+            await self._settle(x, x.stop_reason, x.suspend_wake if x.suspend_wake is not None else self.clock.now())
+            return False
         except BaseException as exc:  # SystemExit or the like from workflow code: the instance fails
             log.exception("instance %s raised %s", x.row.id, type(exc).__name__)
             status, value = "errored", error_info(exc)
@@ -376,9 +384,11 @@ class Runner:
                 report(x.row, [*x.end_events, _ended(*end)])
         except StoreError as exc:  # its end is not stored: it runs again (by replay) when the store is back
             log.error("could not record the end of instance %s (%s); it will be replayed", x.row.id, exc)
-            return await self._hand_back(x.seq, x.gen, self.clock.now())
+            await self._hand_back(x.seq, x.gen, self.clock.now())
+            return False
         if done and self.finished is not None:
             self.finished.put_nowait((x.seq, status))
+        return bool(done)
 
     async def _settle(self, x: Execution, reason: str, wake_at: float) -> None:
         store, now = self.store_ops, self.clock.now()

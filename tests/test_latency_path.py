@@ -46,6 +46,21 @@ class Gated(WorkflowEntrypoint):
         return await step.do("gate", wait_for_flag)
 
 
+class Configs(WorkflowEntrypoint):
+    # one config dict for every step of a loop, changed halfway: the change applies
+
+    async def run(self, event, step):
+        config = {"retries": {"limit": 1, "delay": "1 second"}, "timeout": "1 minute"}
+        seen = []
+        for i in range(6):
+            if i == 3:
+                config["timeout"] = "2 minutes"
+                config["retries"]["limit"] = 2
+            seen.append(await step.do(f"c-{i}", lambda ctx: [ctx.config["timeout"], ctx.config["retries"]["limit"]],
+                                      config=config))
+        return seen
+
+
 class Steps(WorkflowEntrypoint):
     async def run(self, event, step):
         for i in range(event.payload["n"]):
@@ -69,6 +84,7 @@ def config(tmp_path):
                 "workflows": [
                     {"name": "steps", "binding": "STEPS", "class_name": "Steps"},
                     {"name": "gated", "binding": "GATED", "class_name": "Gated"},
+                    {"name": "configs", "binding": "CONFIGS", "class_name": "Configs"},
                 ],
             }
         )
@@ -141,6 +157,24 @@ def test_many_instances_in_flight_still_share_commits(config):
     asyncio.run(main())
     # 100 instances x (3 steps + the end) = 400 outcomes to commit; grouped, a small fraction of that
     assert len(commits.threads) <= 100, len(commits.threads)
+
+
+def test_a_config_reused_by_a_loops_steps_is_read_again_when_it_changes(config):
+    """A step's config is parsed once for a loop that passes the same dict, but a change to the
+    dict between steps is what the next step gets."""
+
+    async def main():
+        runner = await started(config)
+        try:
+            with closing(Client(config)) as client:
+                seq = client.create("configs", {}).seq
+                await finish(runner, {seq})
+                return client.store.get_by_seq(seq)
+        finally:
+            await runner.stop()
+
+    row = asyncio.run(main())
+    assert json.loads(row.output) == [["1 minute", 1]] * 3 + [["2 minutes", 2]] * 3
 
 
 HOLD = """

@@ -9,6 +9,7 @@ durably; the final outcome, value or error, is committed before `run()` goes on.
 from __future__ import annotations
 
 import asyncio
+import copy
 import inspect
 from collections.abc import Callable
 from dataclasses import replace
@@ -159,12 +160,29 @@ class _RunState:
     """What the do kind keeps per execution: steps counted against the limit, attempts already
     in the log, and the functions decorated with `@step.do` (by function name, for injection)."""
 
-    __slots__ = ("calls", "announced", "decorated")
+    __slots__ = ("calls", "announced", "decorated", "configs")
 
     def __init__(self):
         self.calls = 0
         self.announced: set[tuple[int, int]] = set()  # (pos, attempt)
         self.decorated: dict[str, StepCallable] = {}
+        self.configs: dict[int, tuple[dict, StepConfig]] = {}  # id(config) -> (a copy of it, parsed)
+
+    def config(self, name: str, config: dict | None) -> StepConfig:
+        """The step's parsed config: a config dict passed again (a loop's steps) is parsed once per
+        run, unless it changed since (it is compared with a copy)."""
+        if config is None:
+            return _DEFAULT_STEP_CONFIG
+        seen = self.configs.get(id(config))
+        if seen is not None and seen[0] == config:
+            return seen[1]
+        parsed = StepConfig(name, config)
+        if len(self.configs) < 64:
+            try:
+                self.configs[id(config)] = (copy.deepcopy(config), parsed)
+            except Exception:  # a value that cannot be copied: parsed at each step, as before
+                pass
+        return parsed
 
 
 def _state(x: Execution) -> _RunState:
@@ -272,7 +290,7 @@ class Do(StepKind):
             raise ValidationError(f"step {name!r} needs a function, got {fn!r}", "write step.do(name, fn)")
         if self.finished(rec):
             return self.replay(rec)
-        cfg = _DEFAULT_STEP_CONFIG if config is None else StepConfig(name, config)
+        cfg = state.config(name, config)
         if x.mods is not None:
             fn, cfg = x.mods.step(key, fn, cfg, call_step)
         if rec is None:

@@ -10,6 +10,7 @@ socket; clients send it a one-line note after they write ("w" new work, "e:<seq>
 from __future__ import annotations
 
 import fcntl
+import functools
 import hashlib
 import os
 import socket
@@ -23,10 +24,16 @@ def runners_dir(state_dir: Path) -> Path:
 
 
 def socket_address(state_dir: Path, owner: str) -> str:
-    digest = hashlib.sha1(str(Path(state_dir).resolve()).encode()).hexdigest()[:16]
+    digest = _digest(str(state_dir))
     if sys.platform.startswith("linux"):
         return f"\0wf-{digest}-{owner}"  # abstract namespace: no path length limit, no file to clean
     return os.path.join(tempfile.gettempdir(), f"wf-{digest}-{owner}.sock")
+
+
+@functools.lru_cache(maxsize=64)
+def _digest(state_dir: str) -> str:
+    """The state folder's name in socket addresses (resolved once: a note is sent per write)."""
+    return hashlib.sha1(str(Path(state_dir).resolve()).encode()).hexdigest()[:16]
 
 
 def _lock_is_held(path: Path) -> bool:
@@ -64,23 +71,38 @@ def live_runners(state_dir: Path) -> list[str]:
 
 
 def notify(state_dir: Path, message: str) -> int:
-    """Send `message` to every live runner; returns how many were reached."""
+    """Send `message` to every live runner; returns how many were reached. A runner whose socket
+    takes the note is alive; only one that does not is looked at (its lock), and forgotten if dead."""
     reached = 0
-    owners = live_runners(state_dir)
+    folder = runners_dir(state_dir)
+    try:
+        owners = [name[:-5] for name in os.listdir(folder) if name.endswith(".lock")]
+    except OSError:
+        return 0
     if not owners:
         return 0
+    data = message.encode()
+    sock = _sender()
+    for owner in owners:
+        try:
+            sock.sendto(data, socket_address(state_dir, owner))
+            reached += 1
+        except OSError:  # gone or its buffer is full: it wakes on its own timer anyway
+            path = folder / f"{owner}.lock"
+            if not _lock_is_held(path):
+                try:
+                    path.unlink()  # a dead runner's leftover
+                except OSError:
+                    pass
+    return reached
+
+
+@functools.cache
+def _sender() -> socket.socket:
+    """One unbound, non-blocking datagram socket to send every note from (not one per note)."""
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     sock.setblocking(False)
-    try:
-        for owner in owners:
-            try:
-                sock.sendto(message.encode(), socket_address(state_dir, owner))
-                reached += 1
-            except OSError:  # gone or its buffer is full: it wakes on its own timer anyway
-                pass
-    finally:
-        sock.close()
-    return reached
+    return sock
 
 
 class Presence:

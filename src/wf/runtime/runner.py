@@ -24,6 +24,7 @@ from typing import Any
 
 from ..errors import StoreError, error_info
 from . import crash, logs, steps
+from .claims import claim_work
 from .clock import Clock, SystemClock
 from .coordination import coordination_for
 from .cron import CronScheduler
@@ -99,6 +100,7 @@ class Runner:
         self.modifiers: Any = None  # wf.testing sets a lookup of per-instance mocks; the engine ignores None
         self.finished: asyncio.Queue | None = None  # set one to get (seq, status) as instances end here
         self._wake = asyncio.Event()
+        self._sleeper: asyncio.Future | None = None  # what the claim loop sleeps on; wake() ends it
         self._claiming = True  # the claim loop is running, or has been woken to run
         self._loop_task: asyncio.Task | None = None
         self._tasks: set[asyncio.Task] = set()  # one per claimed instance
@@ -189,11 +191,12 @@ class Runner:
     def wake(self) -> None:
         self._claiming = True
         self._wake.set()
+        if self._sleeper is not None and not self._sleeper.done():
+            self._sleeper.set_result(None)
         self.activity()
 
     def background(self, coro: Coroutine, what: str) -> None:
-        """Run `coro` beside the instances, tracked (stop() and quiescent() wait for it) and
-        with its failure logged, never lost."""
+        """Run `coro` beside the instances, tracked (stop(), quiescent() wait for it), failure logged."""
         task = asyncio.get_running_loop().create_task(coro)
         self._background.add(task)
         task.add_done_callback(lambda t: self._background_done(t, what))
@@ -496,23 +499,29 @@ class Runner:
             next_tick = await self.crons.fire_due() if self.trusted() else math.inf  # a fired one starts at once
             room = self.concurrency - len(self._tasks) if self.trusted() else 0  # loading ones count too
             free = min(room, self._window_room())
-            rows, due = [], None
+            rows: list = []
+            due = None
             if free > 0:
                 asked = time.monotonic()
-                claimed, due = await self.astore.call(
-                    self.store_ops.claim_runs,
-                    self.owner,
-                    now,
-                    self.lease,
-                    free,
-                    names,
-                    caps,
-                    self.only,
-                    steps.progress_events(),
-                )
-                for row, done, losses in claimed:
+                if self.store_ops.commits_in_place:  # SQLite: on the loop's thread when it can
+                    got, loaded, due = await claim_work(self, now, free, names, caps)
+                    claimed = [(row, loaded.get(row.seq)) for row in got]
+                else:  # PostgreSQL: claim, runs and next wake in one transaction
+                    runs, due = await self.astore.call(
+                        self.store_ops.claim_runs,
+                        self.owner,
+                        now,
+                        self.lease,
+                        free,
+                        names,
+                        caps,
+                        self.only,
+                        steps.progress_events(),
+                    )
+                    claimed = [(row, (done, losses)) for row, done, losses in runs]
+                for row, run in claimed:
                     rows.append(row)
-                    self._spawn(row, asked, (done, losses))
+                    self._spawn(row, asked, run)
                     if row.started_at == now:  # its first claim: the store logged it as started
                         report(row, [LogEvent(now, InstanceEvent.STARTED.value)])
             # more may be due than it took: claim again as instances finish (or at once, below)
@@ -573,18 +582,16 @@ class Runner:
     async def _sleep_until(self, deadline: float) -> None:
         if self._wake.is_set():
             return
-        loop = asyncio.get_running_loop()
-        fut = loop.create_future()
+        fut = self._sleeper = asyncio.get_running_loop().create_future()  # wake() ends it too
         handle = self.clock.call_at(deadline, lambda: None if fut.done() else fut.set_result(None))
-        waiter = loop.create_task(self._wake.wait())
         self._claiming = False
         self.activity()
         try:
-            await asyncio.wait({fut, waiter}, return_when=asyncio.FIRST_COMPLETED)
+            await fut
         finally:
             self._claiming = True
+            self._sleeper = None
             handle.cancel()
-            waiter.cancel()
 
     async def _reap(self, now: float) -> None:
         """Hand back the instances of runners that died (the coordination knows how), and, in case

@@ -29,6 +29,7 @@ from ..store.base import AttemptRow, HistoryRow, StepRow, StepWrite
 from ..threads import STEP_THREADS
 from ..tracebacks import format_traceback
 from . import register
+from .context import StepContext
 from .decorated import StepCallable
 from .kind import REDACTED, EventSpec, StepKind, StepStatus, Wake, error_line, is_sensitive
 
@@ -129,42 +130,35 @@ class StepConfig:
 _DEFAULT_STEP_CONFIG = StepConfig("default", None)
 
 
-class StepContext:
-    """Passed to a step function that takes one argument: `.step.name`, `.step.count`, `.attempt`, `.config`."""
-
-    __slots__ = ("step", "attempt", "config")
-
-    class _Step:
-        __slots__ = ("name", "count")
-
-        def __init__(self, name, count):
-            self.name, self.count = name, count
-
-        def __getitem__(self, key):
-            return getattr(self, key)
-
-        def __repr__(self):
-            return f"{{'name': {self.name!r}, 'count': {self.count}}}"
-
-    def __init__(self, name: str, count: int, attempt: int, config: dict):
-        self.step = self._Step(name, count)
-        self.attempt = attempt
-        self.config = config
-
-    def __getitem__(self, key):
-        return getattr(self, key)
-
-
 class _RunState:
     """What the do kind keeps per execution: steps counted against the limit, attempts already
     in the log, and the functions decorated with `@step.do` (by function name, for injection)."""
 
-    __slots__ = ("calls", "announced", "decorated")
+    __slots__ = ("calls", "announced", "decorated", "configs")
 
     def __init__(self):
         self.calls = 0
         self.announced: set[tuple[int, int]] = set()  # (pos, attempt)
         self.decorated: dict[str, StepCallable] = {}
+        self.configs: dict[int, tuple[dict, StepConfig]] = {}  # id(config) -> (a copy of it, parsed)
+
+    def config(self, name: str, config: dict | None) -> StepConfig:
+        """The step's parsed config: a config dict passed again (a loop's steps) is parsed once per
+        run, unless it changed since (it is compared with a copy)."""
+        if config is None:
+            return _DEFAULT_STEP_CONFIG
+        seen = self.configs.get(id(config))
+        if seen is not None and seen[0] == config:
+            return seen[1]
+        parsed = StepConfig(name, config)
+        if len(self.configs) < 64:
+            import copy
+
+            try:
+                self.configs[id(config)] = (copy.deepcopy(config), parsed)
+            except Exception:  # a value that cannot be copied: parsed at each step, as before
+                pass
+        return parsed
 
 
 @cache
@@ -281,7 +275,7 @@ class Do(StepKind):
             raise ValidationError(f"step {name!r} needs a function, got {fn!r}", "write step.do(name, fn)")
         if self.finished(rec):
             return self.replay(rec)
-        cfg = _DEFAULT_STEP_CONFIG if config is None else StepConfig(name, config)
+        cfg = state.config(name, config)
         if x.mods is not None:
             fn, cfg = x.mods.step(key, fn, cfg, call_step)
         if rec is None:

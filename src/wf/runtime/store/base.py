@@ -145,8 +145,11 @@ class Failed:
 # -- rows <-> columns, shared by every SQL store ------------------------------------------
 
 
+_to_json = json.JSONEncoder(separators=(",", ":")).encode  # json.dumps's output, without its set-up per call
+
+
 def to_json(value: Any) -> str | None:
-    return None if value is None else json.dumps(value, separators=(",", ":"))
+    return None if value is None else _to_json(value)
 
 
 def from_json(text: str | None) -> Any:

@@ -4,6 +4,7 @@ on the `Database` port, rows to and from columns. The operations are in core.py 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager, nullcontext
 from functools import wraps
 
 from ...errors import NotFoundError
@@ -97,6 +98,21 @@ class Ops:
         """Several writers' operations in one transaction (group commit); a failing op's error is
         its result (a `Failed`) and does not undo the others."""
         return self.db.batch(ops)
+
+    @property
+    def commits_in_place(self) -> bool:
+        """Can a batch be committed in the caller's thread without waiting on a lock (SQLite)?"""
+        return hasattr(self.db, "batch_now")
+
+    def run_batch_now(self, ops: list[Callable[[], Any]]) -> list[Any] | None:
+        """`run_batch(ops)` here and now if the database's write lock is free, else None (nothing done)."""
+        return self.db.batch_now(ops)  # type: ignore[attr-defined]
+
+    def unacknowledged(self) -> AbstractContextManager:
+        """Where writes nothing is acknowledged by are made (a runner's claim): SQLite does not sync
+        their commit on its own (the next synced one carries it); elsewhere nothing changes."""
+        unsynced = getattr(self.db, "unsynced", None)
+        return unsynced() if unsynced is not None else nullcontext()
 
     # -- plumbing ------------------------------------------------------------------------
 

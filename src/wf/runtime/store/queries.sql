@@ -60,7 +60,7 @@ SELECT seq, type, payload, created_at, consumed_by FROM wf_events WHERE instance
 
 -- name: next_wake
 SELECT min(wake_at) FROM wf_instances
-WHERE owner IS NULL AND wake_at IS NOT NULL AND workflow {in:workflows}
+WHERE owner IS NULL AND wake_at IS NOT NULL AND {no_index}workflow {in:workflows}
   AND NOT (status = 'queued' AND workflow {in:capped}) {extra}
 
 -- Instances (of `seqs`) with something to look at: an event not yet taken, or an instance they
@@ -234,7 +234,7 @@ RETURNING 1
 -- name: claim_due
 WITH due AS MATERIALIZED (
   SELECT seq FROM wf_instances
-  WHERE owner IS NULL AND wake_at IS NOT NULL AND wake_at <= :now AND workflow {in:workflows} {extra}
+  WHERE owner IS NULL AND wake_at IS NOT NULL AND wake_at <= :now AND {no_index}workflow {in:workflows} {extra}
   ORDER BY wake_at LIMIT :limit {skip_locked})
 UPDATE wf_instances SET owner = :owner, lease_until = {db_now} + :lease,
   status = CASE WHEN status = 'queued' THEN 'running' ELSE status END,

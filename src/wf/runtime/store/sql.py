@@ -49,6 +49,7 @@ class Dialect:
     db_now = ":now"
     id_prefix = "id >= :prefix AND id < :prefix_end"  # a range on the id index: exact for binary text
     plan_hints = False  # SQLite keeps no statistics: a unary + keeps its planner off an index
+    no_index = ""  # `{no_index}column`: where that column's index must not be the one chosen (SQLite: "+")
 
     def param(self, name: str) -> str:
         raise NotImplementedError
@@ -74,7 +75,7 @@ class Dialect:
             if word in ("in", "not_in") and arg:
                 lists.add(arg)
                 return self.member(arg, negate=word == "not_in")
-            if word in ("for_update", "skip_locked", "db_now", "id_prefix"):
+            if word in ("for_update", "skip_locked", "db_now", "id_prefix", "no_index"):
                 return getattr(self, word)
             if word in parts:
                 return _TOKEN.sub(token, parts[word])

@@ -32,6 +32,7 @@ _BUSY = Backoff(first=0.01, factor=1.5, most=0.1, jitter=0.5, attempts=100)
 class SQLiteDialect(Dialect):
     name = "sqlite"
     plan_hints = True
+    no_index = "+"
 
     def param(self, name: str) -> str:
         return f":{name}"
@@ -82,6 +83,7 @@ class SQLiteDB:
         # commit): what wf acknowledges survives a power cut. NORMAL syncs at checkpoints only.
         self.synchronous = "FULL" if durability == "power-loss" else "NORMAL"
         self._local = threading.local()
+        self._patient = True  # busy_timeout is BUSY_TIMEOUT_MS (not 0, as a direct commit sets it)
         # notes (see notify) of the open transaction, and who hears them once it commits: a runner's
         # coordination broadcasts them; a client sends its own after each write (client.py)
         self._notes: list[str] = []
@@ -238,6 +240,8 @@ class SQLiteDB:
 
     def execute(self, name: str, params: dict, parts: dict[str, str]) -> _Result:
         text, params = self.dialect.prepare(name, params, parts)
+        if not self._patient and not self.conn.in_transaction:
+            self._wait_when_busy()
         try:
             cursor = self.conn.execute(text, params)
             return _Result(cursor.fetchall(), cursor.rowcount)  # a damaged page can fail the fetch too
@@ -274,12 +278,42 @@ class SQLiteDB:
         if self.conn.in_transaction:
             yield self
             return
+        self._wait_when_busy()
         try:
             _BUSY.call(lambda: self.conn.execute("BEGIN IMMEDIATE"), _is_busy)
         except sqlite3.Error as exc:
             raise self.error(exc) from None
-        try:
+        with self._committing():
             yield self
+
+    def _begin_now(self) -> bool:
+        """Begin a write transaction if the write lock is free this instant; False (nothing begun)
+        when another connection holds it: the caller then queues instead of waiting here."""
+        conn = self.conn
+        try:
+            if self._patient:  # left so until a statement outside a direct commit runs (see execute)
+                conn.execute("PRAGMA busy_timeout=0")
+                self._patient = False
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            if _is_busy(exc):
+                return False
+            raise self.error(exc) from None
+        return True
+
+    def _wait_when_busy(self) -> None:
+        if not self._patient:
+            try:
+                self.conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+            except sqlite3.Error as exc:
+                raise self.error(exc) from None
+            self._patient = True
+
+    @contextmanager
+    def _committing(self):
+        """The end of a write transaction already begun: commit, or roll back on an error."""
+        try:
+            yield
         except BaseException:
             self._tell(committed=False)
             self._end("ROLLBACK")
@@ -307,11 +341,14 @@ class SQLiteDB:
             return fn()
 
     def reading(self, fn: Callable[[], Any]) -> Any:
+        self._wait_when_busy()
         return fn()  # WAL readers never wait for writers; one statement is one snapshot
 
     def batch(self, ops: list[Callable[[], Any]]) -> list[Any]:
         """Several writers' operations in one transaction (group commit), each under a savepoint:
         one op's failure is returned as its result and does not undo the others."""
+        if len(ops) == 1 and not self.conn.in_transaction:  # nothing to keep apart: no savepoint
+            return self._single(ops[0], self.transaction())
         results: list[Any] = []
         with self.transaction():
             for op in ops:
@@ -327,6 +364,49 @@ class SQLiteDB:
                 except Exception as exc:
                     self._undo(results, exc, mark)
         return results
+
+    def batch_now(self, ops: list[Callable[[], Any]]) -> list[Any] | None:
+        """`batch(ops)` in the calling thread if the write lock is free this instant, else None and
+        nothing done (the async store's direct path: a commit on the event loop's thread when
+        nothing else is queued, which must never wait there on another process's lock)."""
+        if self.conn.in_transaction or not self._begin_now():
+            return None
+        if len(ops) == 1:
+            return self._single(ops[0], self._committing())
+        with self._committing():
+            return self.batch(ops)
+
+    def _single(self, op: Callable[[], Any], transaction: Any) -> list[Any]:
+        """A batch of one op: its failure rolls the whole transaction back and is its result."""
+        try:
+            with transaction:
+                return [op()]
+        except StoreError as exc:
+            if exc.transient:  # the database itself failed: the batch fails
+                raise
+            return [Failed(exc)]
+        except Exception as exc:
+            return [Failed(exc)]
+
+    @contextmanager
+    def unsynced(self):
+        """Commits here are not synced on their own (synchronous=NORMAL): for writes nothing is
+        acknowledged by (a runner's claim). The WAL is a sequence: the next synced commit carries
+        them to disk with it; lost to a power cut before that, they are as if never made."""
+        if self.synchronous == "NORMAL" or self.conn.in_transaction:
+            yield
+            return
+        self._pragma("PRAGMA synchronous=NORMAL")
+        try:
+            yield
+        finally:
+            self._pragma(f"PRAGMA synchronous={self.synchronous}")
+
+    def _pragma(self, statement: str) -> None:
+        try:
+            self.conn.execute(statement)
+        except sqlite3.Error as exc:
+            raise self.error(exc) from None
 
     def _undo(self, results: list, exc: Exception, notes: int) -> None:
         self._savepoint("ROLLBACK TO op")

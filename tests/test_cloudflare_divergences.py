@@ -240,6 +240,9 @@ async def test_a_decorated_step_never_runs_an_attempt_twice(tmp_path, replay, ca
 class GatherFails(WorkflowEntrypoint):
     async def run(self, event, step):
         def fails():
+            deadline = time.monotonic() + 10
+            while not ATTEMPTS and time.monotonic() < deadline:  # "slow" has made its attempt first
+                time.sleep(0.005)
             raise NonRetryableError("no")
 
         def slow(ctx):

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from .client import AsyncClient, Client
 from .config import Config, load_config
 from .errors import ValidationError
+from .lookup import Values
 from .runtime.engine import stop_if_own
 from .subscriptions import SUBSCRIBE_PAGE, SUBSCRIBE_POLL, page, subscription_options
 
@@ -213,29 +214,12 @@ class AsyncWorkflow:
         return AsyncInstance(self._a, self._client, self.name, inst.id)
 
 
-class Env:
+class Env(Values):
     """Vars and workflow bindings by name: `env.API_BASE`, `env.ORDERS`, also `env["ORDERS"]`."""
 
     def __init__(self, config: Config, bindings: dict[str, Any]):
         self.config = config
         self._values = {**dict(config.vars), **bindings}
-
-    def __getattr__(self, name: str) -> Any:
-        try:
-            return self._values[name]
-        except KeyError:
-            raise AttributeError(
-                f"env has no var or binding {name!r} (it has: {', '.join(sorted(self._values))})"
-            ) from None
-
-    def __getitem__(self, name: str) -> Any:
-        return self._values[name]
-
-    def __contains__(self, name: str) -> bool:
-        return name in self._values
-
-    def get(self, name: str, default: Any = None) -> Any:
-        return self._values.get(name, default)
 
 
 def sync_env(client: Client) -> Env:

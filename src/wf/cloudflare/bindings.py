@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 from ..errors import ValidationError
+from ..lookup import Values
 from .ffi import JsMap, JsObject, plain
 
 CREATE_KEYS = ("id", "params", "retention")
@@ -191,7 +192,7 @@ class WorkflowBinding:
         return f"WorkflowBinding({getattr(self._b, 'name', '?')!r})"
 
 
-class WorkerEnv:
+class WorkerEnv(Values):
     """A Worker's `env`: the config's vars as they are, each workflow binding in Cloudflare's shape."""
 
     def __init__(self, env: Any):
@@ -199,23 +200,6 @@ class WorkerEnv:
         self._values = {name: getattr(env, name) for name in config.vars}
         for workflow in config.workflows:
             self._values[workflow.binding] = WorkflowBinding(getattr(env, workflow.binding))
-
-    def __getattr__(self, name: str) -> Any:
-        try:
-            return self._values[name]
-        except KeyError:
-            raise AttributeError(
-                f"env has no var or binding {name!r} (it has: {', '.join(sorted(self._values))})"
-            ) from None
-
-    def __getitem__(self, name: str) -> Any:
-        return self._values[name]
-
-    def __contains__(self, name: str) -> bool:
-        return name in self._values
-
-    def get(self, name: str, default: Any = None) -> Any:
-        return self._values.get(name, default)
 
 
 __all__ = [

@@ -64,7 +64,29 @@ class _JsonMethod:
         return instance._read_json
 
 
-class Response:
+class _Body:
+    """A body read once, as the JavaScript Request and Response read theirs."""
+
+    _body: Bytes
+    body_used: bool
+
+    def _take(self) -> Bytes:
+        if self.body_used:
+            raise OSError("Body already used")
+        self.body_used = True
+        return self._body
+
+    async def bytes(self) -> Bytes:
+        return self._take()
+
+    async def buffer(self) -> Bytes:
+        return self._take()
+
+    async def text(self) -> str:
+        return self._take().decode()
+
+
+class Response(_Body):
     """An HTTP response: made by a Worker's handler, or returned by `fetch`."""
 
     def __init__(
@@ -135,21 +157,6 @@ class Response:
     def js_object(self) -> Response:
         return self
 
-    def _take(self) -> Bytes:
-        if self.body_used:
-            raise OSError("Body already used")
-        self.body_used = True
-        return self._body
-
-    async def bytes(self) -> Bytes:
-        return self._take()
-
-    async def buffer(self) -> Bytes:
-        return self._take()
-
-    async def text(self) -> str:
-        return self._take().decode()
-
     async def _read_json(self) -> Any:
         return json.loads(self._take() or b"null", object_hook=JsObject)
 
@@ -177,7 +184,7 @@ def _reason(status: int) -> str:
         return ""
 
 
-class Request:
+class Request(_Body):
     """An HTTP request: what a Worker's `fetch(self, request)` receives, or one to pass to `fetch`."""
 
     url: str
@@ -218,21 +225,6 @@ class Request:
     @property
     def js_object(self) -> Request:
         return self
-
-    def _take(self) -> Bytes:
-        if self.body_used:
-            raise OSError("Body already used")
-        self.body_used = True
-        return self._body
-
-    async def bytes(self) -> Bytes:
-        return self._take()
-
-    async def buffer(self) -> Bytes:
-        return self._take()
-
-    async def text(self) -> str:
-        return self._take().decode()
 
     async def json(self, **kwargs: Any) -> Any:
         """The body as JSON; objects read as dicts and as attributes (`(await request.json()).name`)."""

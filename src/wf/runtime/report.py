@@ -14,7 +14,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .events import LogEvent
 
 log = logging.getLogger("wf.events")
 
@@ -65,7 +68,9 @@ def report(row: Any, events: Iterable) -> None:
         )
 
 
-def ended_event(status: str, output: str | None, error: dict | None, now: float, traceback: str | None = None):
+def ended_event(
+    status: str, output: str | None, error: dict | None, now: float, traceback: str | None = None
+) -> LogEvent:
     """The log entry the store wrote for an instance's end, to report it."""
     from .events import InstanceEvent, LogEvent
     from .status import Status

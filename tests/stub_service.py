@@ -150,6 +150,9 @@ def _handler(stub: StubService) -> type[BaseHTTPRequestHandler]:
         def _serve(self, method: str) -> None:
             length = int(self.headers.get("content-length") or 0)
             raw = self.rfile.read(length) if length else b""
+            if len(raw) < length:  # the caller died mid-request: no call was made, as on a real server
+                self.close_connection = True
+                return
             try:
                 body = json.loads(raw) if raw else {}
             except json.JSONDecodeError:

@@ -8,6 +8,7 @@ can never pass by skipping them. `.ci/run` starts a server and sets the variable
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from urllib.parse import quote
 
@@ -61,8 +62,20 @@ class Schema:
         self.url = with_schema(base, self.name)
 
     def drop(self) -> None:
-        with _admin(self.base) as conn:
-            conn.execute(f'DROP SCHEMA IF EXISTS "{self.name}" CASCADE')
+        """Drop the schema. Workers a test leaves to its fixtures may still be using it: when the
+        drop's locks deadlock with theirs, PostgreSQL picks one side to fail; if that is the
+        drop, it is tried again."""
+        import psycopg
+
+        for attempt in range(5):
+            try:
+                with _admin(self.base) as conn:
+                    conn.execute(f'DROP SCHEMA IF EXISTS "{self.name}" CASCADE')
+                return
+            except psycopg.errors.DeadlockDetected:
+                if attempt == 4:
+                    raise
+                time.sleep(0.2)
 
 
 @pytest.fixture

@@ -276,7 +276,11 @@ def test_four_workers_1000_orders_one_killed(tmp_path, stub_service, pg_store_ur
         assert victim.proc.poll() is None, victim.output()
         return not store.count_by_status("order-processing").get("queued") and len(owned(victim_owner)) >= 10
 
-    wait_until(ripe, 60, "every order to start, the victim holding some", interval=0.05)
+    try:
+        wait_until(ripe, 60, "every order to start, the victim holding some", interval=0.05)
+    except AssertionError as exc:
+        held = {o: len(owned(o)) for o in [victim_owner, *(owner_of(w) for w in survivors)]}
+        raise AssertionError(f"{exc}: {store.count_by_status('order-processing')}, unfinished held: {held}") from None
     victim.proc.send_signal(signal.SIGKILL)
     assert victim.proc.wait(10) == -signal.SIGKILL
     killed_at = time.time()

@@ -230,12 +230,14 @@ class PostgresCoordination:
         for seq, x in list(r.executions.items()):
             if seq not in held and x.row.seq == seq and x.stop_reason is None:
                 claimed = await asyncio.to_thread(self.store.get_by_seq, seq)
-                # gone, restarted, or taken over after our lease ran out (a finished or
-                # released one has no owner: its execution is already on its way out)
+                # gone, restarted, or taken over after our lease ran out
                 if claimed is None or claimed.gen != x.gen or claimed.owner not in (None, r.owner):
                     r.lose(x)
-                else:
+                elif claimed.owner == r.owner:
                     x.suspect = False
+                # No owner: ended or handed back, by this execution on its way out, or after our
+                # lease ran out by another runner, which may since have run it to its end (a
+                # takeover keeps the generation). A suspect one stays so: it starts no attempt.
 
     async def reap(self, now: float) -> None:
         """Hand back the instances of every runner whose lease ran out."""

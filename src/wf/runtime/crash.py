@@ -6,6 +6,9 @@ of that step. Points: `before-commit` (the attempt ran, its outcome is not store
 `after-commit` (stored, not yet returned to run()), `sleeping`, `waiting` (a sleep or
 wait_for_event is recorded and pending), `retry-delay` (a failed attempt is recorded and the
 retry is pending).
+
+`WF_CRASH_AT=claimed:stop` makes the runner stop itself (SIGSTOP, as a frozen VM would be), once,
+right after a claim of instances returned and before it runs any of them.
 """
 
 from __future__ import annotations
@@ -25,3 +28,11 @@ def arm(points: Iterable[str]) -> None:
 def crash_point(point: str, step: str) -> None:
     if _points and f"{point}:{step}" in _points:
         os.kill(os.getpid(), signal.SIGKILL)
+
+
+def stop_point(point: str) -> None:
+    global _points
+    key = f"{point}:stop"
+    if _points and key in _points:
+        _points = _points - {key}
+        os.kill(os.getpid(), signal.SIGSTOP)

@@ -277,8 +277,12 @@ class Execution:
     def check_trusted(self) -> None:
         """Before an attempt starts: a runner that cannot trust its claim (its lease may have run
         out unseen) runs nothing; the instance is handed back and replayed."""
-        if self.suspect or not self.host.trusted():
+        if self.distrusted():
             raise self.interrupt("untrusted")
+
+    def distrusted(self) -> bool:
+        """Has this runner lost its trust in the claim (asked again on an attempt's own thread)?"""
+        return self.suspect or not self.host.trusted()
 
     def check_pause(self) -> None:
         """A pause asked for while a step ran takes effect once no attempt is running."""

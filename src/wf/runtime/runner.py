@@ -216,8 +216,7 @@ class Runner:
             self._changed.set()
 
     def settled(self) -> bool:
-        """Nothing runs right now: no claim, no instance running code or an attempt, no store
-        write, no background task. (Work may still be due in the store: see quiescent().)"""
+        """Nothing runs now: no claim, instance, attempt, store write or background task (see quiescent())."""
         return (
             not self._claiming
             and not self._background
@@ -315,8 +314,7 @@ class Runner:
             x.task.cancel()
 
     def _spawn(self, row, asked: float, loaded: tuple[list, int] | None = None) -> None:
-        """Run a claimed instance; `asked`: when (time.monotonic()) the claim was asked for; `loaded`:
-        its steps and losses, when read with its claim."""
+        """Run a claimed instance; `asked`: when (monotonic) the claim was asked; `loaded`: its run, if read."""
         self._claims += 1
         self._claimed[row.seq] = self._claims
         task = asyncio.get_running_loop().create_task(self._drive(row, asked, self._claims, loaded))
@@ -519,6 +517,8 @@ class Runner:
                         steps.progress_events(),
                     )
                     claimed = [(row, (done, losses)) for row, done, losses in runs]
+                if claimed:
+                    crash.stop_point("claimed")
                 for row, run in claimed:
                     rows.append(row)
                     self._spawn(row, asked, run)

@@ -88,12 +88,27 @@ class StepThreads:
         worker.handed.wait()  # handed a job just as it was about to retire
         return True
 
-    async def run(self, fn: Callable, *args: Any) -> Any:
-        """`fn(*args)` on a thread of this pool, with the caller's context variables."""
+    async def run(self, fn: Callable, *args: Any, guard: Callable[[], bool] | None = None) -> Any:
+        """`fn(*args)` on a thread of this pool, with the caller's context variables. With `guard`:
+        asked on that thread just before `fn` is called; if it says so, NotStarted is raised instead."""
         import asyncio
 
         context = contextvars.copy_context()
-        return await asyncio.wrap_future(self.submit(context.run, fn, *args))
+        if guard is None:
+            return await asyncio.wrap_future(self.submit(context.run, fn, *args))
+        return await asyncio.wrap_future(self.submit(context.run, _guarded, guard, fn, *args))
+
+
+class NotStarted(BaseException):
+    """A guarded call that was not made: by the time its thread ran, its guard said no."""
+
+
+def _guarded(guard: Callable[[], bool], fn: Callable, *args: Any) -> Any:
+    # A thread starts some time after it was asked for; the process may even have been stopped
+    # (SIGSTOP, a frozen VM) in between, and lost its claim meanwhile.
+    if guard():
+        raise NotStarted()
+    return fn(*args)
 
 
 STEP_THREADS = StepThreads()

@@ -26,7 +26,7 @@ from ..crash import crash_point
 from ..durations import format_duration, parse_duration, timed_out
 from ..retry import DYNAMIC_DELAY, DelayFunctionFailed, ask_delay_function, backoff_delay
 from ..store.base import AttemptRow, HistoryRow, StepRow, StepWrite
-from ..threads import STEP_THREADS
+from ..threads import STEP_THREADS, NotStarted
 from ..tracebacks import format_traceback
 from . import register
 from .context import StepContext
@@ -387,8 +387,10 @@ class Do(StepKind):
         try:
             timeout = x.clock.timeout_at(deadline)
             async with timeout:
-                result = await call_step(fn, ctx)
+                result = await call_step(fn, ctx, x.distrusted)
             return "ok", codec.encode(result, f"the result of step {rec.name!r}")
+        except NotStarted:  # a sync attempt whose thread came too late: as if check_trusted had refused it
+            raise x.interrupt("untrusted") from None
         except ValidationError as exc:
             return "final", WorkflowFatalError(str(exc))
         except TimeoutError as exc:
@@ -537,15 +539,16 @@ def _param_names(fn: Callable) -> tuple[str, ...]:
         return ()
 
 
-async def call_step(fn: Callable, ctx: Any) -> Any:
+async def call_step(fn: Callable, ctx: Any, guard: Callable[[], bool] | None = None) -> Any:
     """One attempt of a step function (or a delay function): async on the loop, sync on a thread of
-    its own (threads.py); `ctx` is passed when the function takes an argument."""
+    its own (threads.py), not called there if `guard` then says so; `ctx` is passed when the function
+    takes an argument."""
     import inspect
 
     args = (ctx,) if _param_names(fn) else ()
     if inspect.iscoroutinefunction(fn):
         return await fn(*args)
-    result = await STEP_THREADS.run(fn, *args)
+    result = await STEP_THREADS.run(fn, *args, guard=guard)
     if inspect.isawaitable(result):
         result = await result
     return result

@@ -10,6 +10,7 @@ core.py; runner liveness (leases, LISTEN) is in ../coordination.py.
 
 from __future__ import annotations
 
+import os
 import re
 import threading
 from collections.abc import Callable
@@ -203,9 +204,10 @@ class PostgresDB:
 
     # -- statements and transactions -----------------------------------------------------
     #
-    # A write transaction can run in libpq's pipeline mode (see pipelining(): off for now): BEGIN,
-    # the statements, savepoints and COMMIT are sent without waiting for each answer, and the
-    # connection waits only where the caller reads a result (a fetch or a rowcount) and at COMMIT.
+    # A write transaction runs in libpq's pipeline mode (see pipelining()): BEGIN, the statements,
+    # savepoints and COMMIT are sent without waiting for each answer, each followed by a Sync that
+    # nothing waits for, and the connection waits only where the caller reads a result (a fetch or
+    # a rowcount) and at COMMIT.
     # Across a network each wait is a round trip. A read outside a write runs its statements one
     # by one in autocommit (no BEGIN or COMMIT to wait for; under READ COMMITTED each statement had
     # its own snapshot anyway).
@@ -272,7 +274,7 @@ class PostgresDB:
             with self.pool.connection() as conn, _pipeline(conn) as pipe:
                 self._local.tx = tx = _Tx(conn, pipe)
                 try:
-                    conn.execute("BEGIN")
+                    tx.send("BEGIN")
                     yield self
                     conn.execute("COMMIT")
                     pipe.sync()
@@ -371,17 +373,57 @@ class PostgresDB:
 
 
 def pipelining() -> bool:
-    """Whether write transactions are pipelined. Not now, though libpq 14+ can: PostgreSQL arms its
-    idle-in-transaction timer only when it has answered a Sync, and a pipeline sends statements
-    without one. A worker stopped (SIGSTOP, a frozen VM) after sending some of a transaction's
-    statements would hold that transaction's row locks for ever, instead of one lease (see
-    tests/test_faults.py's worker stopped inside a transaction). Until each batch ends with a Sync
-    that nothing waits for, each statement waits for its answer; the code below serves both ways."""
-    return False
+    """Whether write transactions are pipelined (libpq 14+ can; WF_PG_PIPELINE=0 turns it off).
+
+    PostgreSQL arms its idle-in-transaction timer only when it has answered a Sync, and a plain
+    pipeline sends a transaction's statements without one: a worker stopped (SIGSTOP, a frozen VM)
+    after sending some of them would hold their row locks for ever instead of one lease (see
+    tests/test_faults.py's worker stopped inside a transaction). So every statement here goes out
+    with a Sync of its own, in the same write, that nothing waits for (_SyncedPipeline, which leans
+    on psycopg's pipeline internals: without them, no pipelining): the server answers each, arms
+    the timer, and the client still waits only where it reads a result."""
+    return (
+        os.environ.get("WF_PG_PIPELINE", "1") != "0"
+        and psycopg.Pipeline.is_supported()
+        and all(hasattr(psycopg.Pipeline, name) for name in ("_communicate_gen", "_enqueue_sync"))
+    )
 
 
 def _pipeline(conn):
-    return conn.pipeline() if pipelining() else nullcontext(_Unpiped())
+    return _synced_pipeline(conn) if pipelining() else nullcontext(_Unpiped())
+
+
+@contextmanager
+def _synced_pipeline(conn):
+    """conn.pipeline(), with a _SyncedPipeline."""
+    with conn.lock:
+        pipe = conn._pipeline = _SyncedPipeline(conn)
+    try:
+        with pipe:
+            yield pipe
+    finally:
+        with conn.lock:
+            conn._pipeline = None
+
+
+if psycopg is not None:
+
+    class _SyncedPipeline(psycopg.Pipeline):
+        """A pipeline that sends a Sync with every statement, in the same write (see pipelining()):
+        a process stopped between the two would leave the server waiting, its timer off."""
+
+        def _communicate_gen(self):
+            queue, sync = self.command_queue, self.pgconn.pipeline_sync
+            if queue and queue[-1] != sync:
+                send = queue.pop()
+
+                def send_and_sync() -> None:
+                    send()
+                    sync()
+
+                queue.append(send_and_sync)
+                self.result_queue.append(None)
+            return (yield from super()._communicate_gen())
 
 
 class _Unpiped:
@@ -409,6 +451,9 @@ class _Tx:
 
     def send(self, text, params=None):
         self.fresh = None
+        return self._send(text, params)
+
+    def _send(self, text, params=None):
         return self.conn.execute(text, params)
 
     def writable(self) -> _Tx:
@@ -430,7 +475,7 @@ class _Tx:
             return
         self.depth += 1
         name = f"wf_{self.depth}"
-        self.conn.execute(f"SAVEPOINT {name}")
+        self._send(f"SAVEPOINT {name}")
         self.fresh = name
         try:
             yield
@@ -460,7 +505,7 @@ class _Tx:
         except psycopg.Error:
             raise
         except BaseException:
-            self.conn.execute(f"ROLLBACK TO SAVEPOINT {name}")
+            self._send(f"ROLLBACK TO SAVEPOINT {name}")
             self.fresh = name  # back to where nothing was sent since it
             raise
 
@@ -474,7 +519,7 @@ class _Tx:
     def rollback(self) -> None:
         try:
             self._settle()
-            self.conn.execute("ROLLBACK")
+            self._send("ROLLBACK")
             self.pipe.sync()
         except Exception:  # a broken connection: the pool throws it away
             pass
@@ -490,16 +535,24 @@ class _Result:
         self.cursor, self.pipe = cursor, pipe
 
     def fetchone(self):
+        self._arrived()
         return self.cursor.fetchone()
 
     def fetchall(self) -> list:
+        self._arrived()
         return self.cursor.fetchall()
 
     @property
     def rowcount(self) -> int:
+        self._arrived()
+        return self.cursor.rowcount
+
+    def _arrived(self) -> None:
+        """Wait for the answers sent so far with a Sync, not with psycopg's own wait in a fetch: that
+        sends a Flush, and any message after a Sync turns the server's idle-in-transaction timer off
+        until the next Sync (a worker stopped right after the fetch held its locks for ever)."""
         if self.cursor.pgresult is None and self.pipe is not None:
             self.pipe.sync()
-        return self.cursor.rowcount
 
 
 def _deadlock(exc: BaseException) -> bool:

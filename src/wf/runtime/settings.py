@@ -9,6 +9,7 @@ Nothing below `wf.runtime` reads an environment variable: the command line, `wf.
 |               | survives a crash of wf but not of the machine | |
 | WF_SQLITE_SYNC | the older spelling: full means power-loss, normal means process | |
 | WF_PG_POOL | PostgreSQL connections per process | 4 |
+| WF_PG_PIPELINE | 0 to send a PostgreSQL transaction's statements one wait at a time (no pipeline mode) | 1 |
 | WF_LEASE | seconds a PostgreSQL worker's claims outlive its last heartbeat | 30 |
 | WF_MAX_RECOVERY_ATTEMPTS | runner deaths in a row, with no step finishing, before an instance fails | 100 |
 | WF_CRASH_AT | crash points for tests: `before-commit:STEP,...` (see crash.py) | none |
@@ -34,6 +35,7 @@ _SQLITE_SYNC = {"full": "power-loss", "normal": "process", "extra": "power-loss"
 class Settings:
     durability: str = "power-loss"
     pg_pool: int = 4
+    pg_pipeline: bool = True
     lease: float = 30.0
     max_recovery_attempts: int = 100
     crash_at: frozenset[str] = frozenset()
@@ -44,6 +46,7 @@ class Settings:
         return cls(
             durability=_durability(environ),
             pg_pool=_number(environ, "WF_PG_POOL", 4, int, 1, 1000),
+            pg_pipeline=bool(_number(environ, "WF_PG_PIPELINE", 1, int, 0, 1)),
             lease=_number(environ, "WF_LEASE", 30.0, float, 0.5, 86400.0),
             max_recovery_attempts=_number(environ, "WF_MAX_RECOVERY_ATTEMPTS", 100, int, 1, 1_000_000),
             crash_at=frozenset(p.strip() for p in environ.get("WF_CRASH_AT", "").split(",") if p.strip()),

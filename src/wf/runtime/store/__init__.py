@@ -23,7 +23,7 @@ def open_store(state_dir: str | Path, url: str | None = None, settings: Settings
     if is_postgres(url):
         from .postgres import PostgresDB  # psycopg loads only for a PostgreSQL store
 
-        return SQLStore(PostgresDB(url, settings.pg_pool, settings.durability, settings.lease))  # type: ignore[arg-type]
+        return SQLStore(PostgresDB(url, settings.pg_pool, settings.durability, settings.lease, settings.pg_pipeline))  # type: ignore[arg-type]
     from .sqlite import SQLiteDB
 
     if url:

@@ -10,7 +10,6 @@ core.py; runner liveness (leases, LISTEN) is in ../coordination.py.
 
 from __future__ import annotations
 
-import os
 import re
 import threading
 from collections.abc import Callable
@@ -96,8 +95,11 @@ class PostgresDB:
     dialect = PostgresDialect()
     on_notes = None  # unused: a transaction's NOTIFYs go out with its commit
 
-    def __init__(self, url: str, pool_size: int = 4, durability: str = "power-loss", lease: float = 30.0):
+    def __init__(
+        self, url: str, pool_size: int = 4, durability: str = "power-loss", lease: float = 30.0, pipeline: bool = True
+    ):
         require_psycopg()
+        self.pipelined = pipeline and pipelining()
         self.url = url
         self.where = redact(url)
         self._local = threading.local()
@@ -271,7 +273,7 @@ class PostgresDB:
                 yield self
             return
         try:
-            with self.pool.connection() as conn, _pipeline(conn) as pipe:
+            with self.pool.connection() as conn, _pipeline(conn, self.pipelined) as pipe:
                 self._local.tx = tx = _Tx(conn, pipe)
                 try:
                     tx.send("BEGIN")
@@ -373,7 +375,7 @@ class PostgresDB:
 
 
 def pipelining() -> bool:
-    """Whether write transactions are pipelined (libpq 14+ can; WF_PG_PIPELINE=0 turns it off).
+    """Whether write transactions can be pipelined (libpq 14+ can; WF_PG_PIPELINE=0 says not to).
 
     PostgreSQL arms its idle-in-transaction timer only when it has answered a Sync, and a plain
     pipeline sends a transaction's statements without one: a worker stopped (SIGSTOP, a frozen VM)
@@ -382,15 +384,13 @@ def pipelining() -> bool:
     with a Sync of its own, in the same write, that nothing waits for (_SyncedPipeline, which leans
     on psycopg's pipeline internals: without them, no pipelining): the server answers each, arms
     the timer, and the client still waits only where it reads a result."""
-    return (
-        os.environ.get("WF_PG_PIPELINE", "1") != "0"
-        and psycopg.Pipeline.is_supported()
-        and all(hasattr(psycopg.Pipeline, name) for name in ("_communicate_gen", "_enqueue_sync"))
+    return psycopg.Pipeline.is_supported() and all(
+        hasattr(psycopg.Pipeline, name) for name in ("_communicate_gen", "_enqueue_sync")
     )
 
 
-def _pipeline(conn):
-    return _synced_pipeline(conn) if pipelining() else nullcontext(_Unpiped())
+def _pipeline(conn, pipelined: bool):
+    return _synced_pipeline(conn) if pipelined else nullcontext(_Unpiped())
 
 
 @contextmanager

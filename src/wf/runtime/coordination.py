@@ -117,6 +117,7 @@ class PostgresCoordination:
     def __init__(self, store):
         self.store = store
         self.runner: Any = None  # the Runner, once started
+        self._orphans: dict[int, float] = {}  # seq -> when (monotonic) first held in the store but not here
         self._tasks: list[asyncio.Task] = []
         self._listen_conn = None
 
@@ -224,6 +225,29 @@ class PostgresCoordination:
                 x.suspect = True
         r.trust_until(trusted_until)
         r.background(self._drop_lost(held), "dropping lost claims")
+        self._find_orphans(held)
+
+    def _find_orphans(self, held: set) -> None:
+        """Instances the store says this runner holds but that it does not run: a claim whose
+        commit went through while its answer was lost (the connection cut in between). Still held
+        and not here a lease after first seen (a claim answered meanwhile is in memory by then),
+        they are handed back; claims asked before that are checked in the store before they run."""
+        r, now = self.runner, time.monotonic()
+        here = set(r.executions) | set(r._claimed) | set(r._unreleased)
+        self._orphans = {seq: self._orphans.get(seq, now) for seq in held if seq not in here}
+        stale = {seq for seq, first in self._orphans.items() if now - first >= r.lease}
+        if stale:
+            for seq in stale:
+                del self._orphans[seq]
+            r.regained_at = now
+            r.background(self._release_orphans(stale), "handing back instances this runner does not run")
+
+    async def _release_orphans(self, seqs: set) -> None:
+        r = self.runner
+        released = await r.astore.call(self.store.release_orphans, r.owner, seqs, r.clock.now())
+        if released:
+            log.warning("handed back %d instance(s) held in the store but not running here (a lost answer)", released)
+            r.wake()
 
     async def _drop_lost(self, held: set) -> None:
         r = self.runner

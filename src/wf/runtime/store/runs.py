@@ -287,6 +287,11 @@ class RunnerOps(WaitOps):
         return self._hand_back(self._all("instances_of_owner", owner=owner), now)
 
     @_write
+    def release_orphans(self, owner: str, seqs: set[int], now: float) -> int:
+        """Hand back those of `seqs` that `owner` still holds in the store but no longer runs."""
+        return self._hand_back([r for r in self._all("instances_of_owner", owner=owner) if r[0] in seqs], now)
+
+    @_write
     def release_expired(self, now: float, keep: str | None = None) -> int:
         """Hand back every instance whose lease ran out and whose runner's own lease ran out too."""
         return self._hand_back(self._all("instances_with_expired_lease", now=now, keep=keep), now)

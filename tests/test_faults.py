@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -324,11 +325,7 @@ def test_a_stopped_postgres_worker_starts_no_step_another_worker_took_over(proje
         ]
         assert stale == [], f"the resumed worker started {len(stale)} steps the other had committed: {stale[:3]}"
     finally:
-        for worker in wf_procs.workers:  # a stopped worker holds locks that would block the schema's drop
-            if worker.proc.poll() is None:
-                worker.proc.send_signal(signal.SIGCONT)
-                worker.kill()
-        schema.drop()
+        _end_workers_and_drop(wf_procs, schema)
 
 
 # A worker stopped right after writing history rows, inside its transaction: the rows it locked
@@ -389,6 +386,16 @@ def test_a_worker_stopped_inside_a_postgres_transaction_holds_its_rows_no_longer
         child.kill()
         child.wait(10)
         schema.drop()
+
+
+def _end_workers_and_drop(wf_procs, schema: Schema) -> None:
+    """Kill the test's workers (a stopped one is let go first: it holds locks that would block the
+    schema's drop), then drop the schema."""
+    for worker in wf_procs.workers:
+        if worker.proc.poll() is None:
+            worker.proc.send_signal(signal.SIGCONT)
+            worker.kill()
+    schema.drop()
 
 
 def _stopped(pid: int) -> bool:
@@ -455,11 +462,7 @@ def test_a_worker_stopped_before_it_loaded_what_it_claimed_starts_no_step_it_los
             + "\n".join(str(e) for e in _entries(ledger) if e["id"] == stale[0]["id"])
         )
     finally:
-        for worker in wf_procs.workers:  # a stopped worker holds locks that would block the schema's drop
-            if worker.proc.poll() is None:
-                worker.proc.send_signal(signal.SIGCONT)
-                worker.kill()
-        schema.drop()
+        _end_workers_and_drop(wf_procs, schema)
 
 
 @pytest.mark.slow
@@ -534,8 +537,6 @@ def test_an_instance_a_live_worker_holds_but_does_not_run_is_handed_back(project
         wf_procs.store = schema.url
         wf_procs.env = {"WF_LEASE": "1"}
         worker = wf_procs.worker(project, args=["--concurrency", "1"]).wait_ready()
-        import re
-
         owner = re.search(r"wf worker (\S+) ready", worker.output()).group(1)
         client = client_of(project, schema.url)
         ledger = tmp_path / "ledger.jsonl"
@@ -556,7 +557,4 @@ def test_an_instance_a_live_worker_holds_but_does_not_run_is_handed_back(project
         assert client.status(busy.id, "ledger")["status"] == "complete"
         assert "held in the store but not running here" in worker.output()
     finally:
-        for w in wf_procs.workers:
-            if w.proc.poll() is None:
-                w.kill()
-        schema.drop()
+        _end_workers_and_drop(wf_procs, schema)

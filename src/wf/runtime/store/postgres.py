@@ -451,9 +451,6 @@ class _Tx:
 
     def send(self, text, params=None):
         self.fresh = None
-        return self._send(text, params)
-
-    def _send(self, text, params=None):
         return self.conn.execute(text, params)
 
     def writable(self) -> _Tx:
@@ -475,7 +472,7 @@ class _Tx:
             return
         self.depth += 1
         name = f"wf_{self.depth}"
-        self._send(f"SAVEPOINT {name}")
+        self.conn.execute(f"SAVEPOINT {name}")
         self.fresh = name
         try:
             yield
@@ -505,7 +502,7 @@ class _Tx:
         except psycopg.Error:
             raise
         except BaseException:
-            self._send(f"ROLLBACK TO SAVEPOINT {name}")
+            self.conn.execute(f"ROLLBACK TO SAVEPOINT {name}")
             self.fresh = name  # back to where nothing was sent since it
             raise
 
@@ -519,7 +516,7 @@ class _Tx:
     def rollback(self) -> None:
         try:
             self._settle()
-            self._send("ROLLBACK")
+            self.conn.execute("ROLLBACK")
             self.pipe.sync()
         except Exception:  # a broken connection: the pool throws it away
             pass

@@ -37,7 +37,8 @@ def header(r: dict, m: dict, quick: bool, took: float, command: str) -> list[str
         "commit; NORMAL survives a process crash). DBOS's SQLite system database as DBOS makes it (rollback journal, "
         "synchronous FULL) and, as 'WAL', the same file switched to WAL before DBOS opens it (DBOS keeps synchronous "
         "FULL). Restate: restate-server from npm (its RocksDB WAL fsynced, its default), the Python SDK on hypercorn, "
-        "registered over HTTP/2. Peers run in bench/.venv-peers and bench/.cache.",
+        "registered over HTTP/2. Peers run in bench/.venv-peers and bench/.cache. "
+        "Every Python process reads and writes bytecode caches (wf's sources are compiled first, as a pip install does).",
         "",
     ]
 

@@ -287,3 +287,58 @@ def test_the_client_names_the_rollback_kind_as_its_module_does():
     from wf.runtime.steps.rollback import Rollback
 
     assert ROLLBACK_KIND == Rollback.name
+
+
+WORKER_PROBE = """\
+import os, signal, sys
+
+class Watch:  # stop the worker (as Ctrl-C would) once it says it is ready
+    def __init__(self, inner):
+        self.inner = inner
+    def write(self, text):
+        if "ready:" in text:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return self.inner.write(text)
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+sys.stderr = Watch(sys.stderr)
+from wf.cli import main
+main(sys.argv[1:])
+loaded = {m for m in sys.modules if m.split(".")[0] in ("typer", "click", "pydantic", "rich")}
+print("LOADED", sorted(loaded), file=sys.stderr)
+"""
+
+
+@pytest.mark.parametrize("args", [("worker",), ("worker", "--concurrency", "5", "-q", "--lease=3")])
+def test_a_worker_starts_runs_and_stops_without_typer(project, args):
+    """A worker restarted after a crash runs again as soon as Python and the engine are loaded:
+    a plain `wf worker` command line never loads typer (nor click, pydantic or rich)."""
+    create(project, "echo", "w1", {"n": 1})
+    r = subprocess.run(
+        [sys.executable, "-c", WORKER_PROBE, *args], cwd=project, capture_output=True, text=True, timeout=60
+    )
+    assert r.returncode == 0, r.stderr
+    assert "ready:" in r.stderr and "stopping" in r.stderr, r.stderr
+    line = next(x for x in r.stderr.splitlines() if x.startswith("LOADED "))
+    assert eval(line.removeprefix("LOADED ")) == [], r.stderr
+
+
+@pytest.mark.parametrize(
+    "args, said",
+    [
+        (
+            ("worker", "--concurrency", "0"),
+            "Invalid value for '--concurrency': Input should be greater than or equal to 1",
+        ),
+        (("worker", "--lease", "0.1"), "Invalid value for '--lease': Input should be greater than or equal to 0.5"),
+        (("worker", "--lease", "nan"), "Invalid value for '--lease'"),
+        (("worker", "--concurrency", "many"), "Invalid value for '--concurrency': Input should be a valid integer"),
+        (("worker", "--no-such-option"), "No such option: --no-such-option"),
+        (("worker", "--log-format", "xml"), "--log-format 'xml' is not known"),
+    ],
+)
+def test_a_worker_command_line_the_fast_path_refuses_is_said_as_typer_says_it(project, args, said):
+    r = subprocess.run([sys.executable, "-m", "wf", *args], cwd=project, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2, r.stderr
+    assert said in r.stderr and "Traceback" not in r.stderr, r.stderr

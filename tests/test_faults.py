@@ -197,8 +197,33 @@ def _outage_instances(client: Client, ledger: Path, n: int) -> list[str]:
     return ids
 
 
-def _no_workflow_failed(client: Client, ids: list[str]) -> None:
-    wait_until(lambda: ended(client, ids, "ledger"), 120, f"all {len(ids)} instances to end")
+def _stranded(client: Client, ids: list[str], workers: list, ledger: Path | None) -> str:
+    """What a CI log needs when instances did not end: each unfinished instance's row, steps, event
+    log and ledger lines, then the tail of every worker's stderr."""
+    out = []
+    entries = _entries(ledger) if ledger is not None else []
+    for i in ids:
+        row = client.get(i, "ledger")
+        if row.status in TERMINAL:
+            continue
+        lease = f"owner={row.owner} gen={row.gen} wake_at={row.wake_at} paused_at={row.paused_at}"
+        out.append(f"-- {i}: {row.status} ({lease}); now={time.time():.3f}")
+        for s in client.describe(i, "ledger")["steps"]:
+            out.append(f"   step {s['name']}: {s['status']} attempts={s.get('attempts')}")
+        for h in client.history(instance=row):
+            out.append(f"   {h.seq} {h.at:.3f} {h.type} {h.step or ''} {h.data or ''}")
+        out += [f"   ledger: {e}" for e in entries if e["id"] == i]
+    for w in workers:
+        state = "running" if w.proc.poll() is None else f"exited {w.proc.returncode}"
+        out.append(f"-- worker {w.pid} ({state}), stderr tail:\n" + "\n".join(w.output().splitlines()[-60:]))
+    return "\n".join(out)
+
+
+def _no_workflow_failed(client: Client, ids: list[str], workers: list = (), ledger: Path | None = None) -> None:
+    try:
+        wait_until(lambda: ended(client, ids, "ledger"), 120, f"all {len(ids)} instances to end")
+    except AssertionError as e:
+        raise AssertionError(f"{e}\n{_stranded(client, ids, list(workers), ledger)}") from None
     bad = {i: client.status(i, "ledger") for i in ids if client.status(i, "ledger")["status"] != "complete"}
     assert bad == {}
 
@@ -224,7 +249,7 @@ def test_postgres_connections_cut_five_times_fail_and_strand_nothing(project, wf
                 ).fetchone()[0]
                 assert cut > 0
                 time.sleep(1.0)  # the outage's rhythm, as reported: not a wait for a result
-        _no_workflow_failed(client, ids)
+        _no_workflow_failed(client, ids, wf_procs.workers, ledger)
     finally:
         schema.drop()
 
@@ -267,7 +292,7 @@ def test_a_moment_of_full_disk_on_sqlite_fails_and_strands_nothing(project, wf_p
     filler = _fill(tiny_disk)
     time.sleep(0.3)  # the outage's length, as reported: not a wait for a result
     filler.unlink()
-    _no_workflow_failed(client, ids)
+    _no_workflow_failed(client, ids, wf_procs.workers, ledger)
     assert worker.proc.poll() is None, worker.output()
     assert "is full" in worker.output(), worker.output()  # the fault did happen, and was said
 

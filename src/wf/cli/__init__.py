@@ -2,7 +2,8 @@
 
 This module stays light on purpose: the read commands (`wf status ID --json`, which scripts
 call in loops, `wf instances list`, `wf instances describe`, `wf workflows list`) are answered
-by `fast.py` without importing typer, asyncio or the engine (rich only for human output).
+by `fast.py` without importing typer, asyncio or the engine (rich only for human output), and
+`wf worker` starts there without typer.
 Everything else goes to the typer app in `core.py`, whose modules (one per command group)
 only parse, call `wf.client`, and render.
 """
@@ -19,8 +20,11 @@ def main(argv: list[str] | None = None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
     from .fast import run
 
-    if run(args):
-        if argv is None:  # the console script: nothing is left to do but the interpreter's teardown
+    answered = run(args)
+    if answered is not None:
+        # a read command run as the console script: nothing is left but the interpreter's teardown
+        # (a worker's end keeps it: it waits for any thread a step left behind)
+        if argv is None and answered != ("worker",):
             _leave()
         return
     from .core import main as full
@@ -42,7 +46,7 @@ def _leave() -> None:
 
 def __getattr__(name: str):
     """`from wf.cli import app` and the rest of the typer side, loaded on first use."""
-    if name.startswith("__") or name in ("core", "fast", "views", "plain"):  # submodules (`from . import x` asks)
+    if name.startswith("__") or name in ("core", "fast", "views", "plain", "runlog", "serve"):  # submodules
         raise AttributeError(name)
     import importlib
 

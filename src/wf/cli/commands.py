@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-import signal
 import sys
 import time
 
 import typer
 
-from .core import announce_crons, app, client, load, log_to_stderr, out_json, read_json_arg, say
+from .core import app, client, load, out_json, read_json_arg, say
 
 TERMINAL = ("complete", "errored", "terminated")
 LOG_FORMAT = typer.Option("human", "--log-format", help="Instance events on stderr as human lines or json lines.")
@@ -43,41 +41,9 @@ def worker(
 
     Example: wf worker --concurrency 200 --log-format json
     """
-    from ..service import build_runner
-    from . import runlog
+    from .serve import worker as serve
 
-    runlog.install(log_format, quiet)
-    config = load(warn=True)
-    runner = build_runner(
-        config, concurrency=concurrency, replay_always=replay_always, lease=lease, reap_interval=reap_interval
-    )
-    announce_crons()
-    asyncio.run(_serve(runner, config))
-
-
-async def _serve(runner, config) -> None:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    from ..client import Client
-    from ..errors import StoreError
-    from ..service import check_before_running
-    from . import runlog
-
-    log_to_stderr()
-    await check_before_running(config, runner, say)  # new code: replay its unfinished instances first
-    await runner.start()
-    names = ", ".join(w.name for w in config.workflows) or "(none)"
-    runlog.say(f"wf worker {runner.owner} ready: workflows {names}; state in {Client(config).store_name}")
-    await asyncio.wait(
-        [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(runner.failed.wait())],
-        return_when=asyncio.FIRST_COMPLETED,
-    )
-    runlog.say("stopping: letting in-flight steps finish...")
-    await runner.stop()
-    if runner.failure:
-        raise StoreError(f"the worker stopped: {runner.failure}", "start it again; it opens the store afresh")
+    serve(lambda: load(warn=True), concurrency, replay_always, lease, log_format, quiet, reap_interval)
 
 
 @app.command()

@@ -15,6 +15,7 @@ import typer
 
 from . import guarded
 from .help import TidyGroup
+from .serve import announce_crons, log_to_stderr  # noqa: F401  (dev.py's, as every long-running command's)
 from .views import out_json, say  # noqa: F401  (the commands' output, shared with the fast path)
 
 app = typer.Typer(
@@ -81,40 +82,6 @@ def client():
     from ..client import Client
 
     return Client(load())
-
-
-def log_to_stderr() -> None:
-    """The runtime's own messages (a store that fails, a runner taking over instances) go to
-    stderr, whatever workflow code does with the root logger."""
-    import logging
-
-    from . import runlog
-
-    logger = logging.getLogger("wf")
-    handler = next((h for h in logger.handlers if getattr(h, "wf_stderr", False)), None)
-    if handler is None:
-        handler = logging.StreamHandler(sys.stderr)
-        handler.wf_stderr = True  # type: ignore[attr-defined]
-        logger.addHandler(handler)
-    handler.setFormatter(runlog.formatter())
-    logger.setLevel(logging.INFO)
-    logger.propagate = False  # workflow code's root handlers (and the capture of printed lines) stay out
-
-
-def announce_crons() -> None:
-    """Say on stderr each time a schedule fires (the runner logs it to `wf.cron`)."""
-    import logging
-
-    from . import runlog
-
-    class Say(logging.Handler):
-        def emit(self, record: logging.LogRecord) -> None:
-            runlog.say(record.getMessage())
-
-    logger = logging.getLogger("wf.cron")
-    logger.setLevel(logging.INFO)
-    logger.addHandler(Say())
-    logger.propagate = False  # said once, here
 
 
 def read_json_arg(text: str | None, file: str | None, what: str) -> Any:

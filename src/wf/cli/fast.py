@@ -1,7 +1,8 @@
-"""The read commands, answered without typer.
+"""The read commands and `wf worker`, answered without typer.
 
 `wf status ID --json` (what scripts call in loops), `wf instances list`, `wf instances describe`
-and `wf workflows list` start here when their command line is a plain one: the global options,
+and `wf workflows list` start here when their command line is a plain one (and `wf worker`, so that
+a worker restarted after a crash runs again sooner): the global options,
 the command's words, its own options spelled out (`--status errored`, `--per-page=50`) and its
 arguments. Anything else — `--help`, an unknown or repeated-looking option, a value that looks
 like an option, a number that does not parse, shell completion — returns None and the typer app
@@ -83,7 +84,33 @@ COMMANDS: dict[tuple[str, ...], Spec] = {
         _WORKFLOW, {"--full": "full", **_JSON}, ("id",), 1, {"workflow": None, "full": False, "as_json": False}
     ),
     ("workflows", "list"): Spec({}, _JSON, (), 0, {"as_json": False}),
+    ("worker",): Spec(
+        {
+            "--concurrency": ("concurrency", lambda v: _at_least(int(v), 1)),
+            "--lease": ("lease", lambda v: _at_least(float(v), 0.5)),
+            "--log-format": ("log_format", str),
+            "--reap-interval": ("reap_interval", lambda v: _at_least(float(v), 0.01)),
+        },
+        {"--replay-always": "replay_always", "--quiet": "quiet", "-q": "quiet"},
+        (),
+        0,
+        {
+            "concurrency": 1000,
+            "replay_always": False,
+            "lease": None,
+            "log_format": "human",
+            "quiet": False,
+            "reap_interval": 1.0,
+        },
+    ),
 }
+
+
+def _at_least(value: Any, least: float) -> Any:
+    """A number within its option's range (commands.py's `min=`), else ValueError: typer says why."""
+    if value != value or value < least:  # NaN too
+        raise ValueError(value)
+    return value
 
 
 def parse(args: list[str]) -> tuple[dict[str, Any], tuple[str, ...], dict[str, Any]] | None:
@@ -138,17 +165,18 @@ def parse(args: list[str]) -> tuple[dict[str, Any], tuple[str, ...], dict[str, A
     return options, command, params
 
 
-def run(args: list[str]) -> bool:
-    """Answer a plain read command line; False when the typer app must handle it."""
+def run(args: list[str]) -> tuple[str, ...] | None:
+    """Answer a plain command line of COMMANDS: the command answered, or None when the typer app
+    must handle it."""
     if "_WF_COMPLETE" in os.environ:  # shell completion: click's business
-        return False
+        return None
     parsed = parse(args)
     if parsed is None:
-        return False
+        return None
     options, command, p = parsed
     from . import guarded
 
-    def load():
+    def load(warn: bool = False):
         from ..config import load_config
 
         config = load_config(
@@ -159,6 +187,8 @@ def run(args: list[str]) -> bool:
         )
         for warning in config.warnings:  # as every command does (cli/core.py's warn_config)
             sys.stderr.write(f"warning: {warning}\n")
+        for warning in config.ignored_warnings() if warn else ():  # as the long-running commands do
+            sys.stderr.write(f"warning: {warning}\n")
         return config
 
     def client():
@@ -167,6 +197,11 @@ def run(args: list[str]) -> bool:
         return Client(load())
 
     def answer() -> None:
+        if command == ("worker",):
+            from .serve import worker
+
+            worker(lambda: load(warn=True), **p)
+            return
         if command == ("status",):  # as views.out_json writes it, without loading views
             c = client()
             try:
@@ -205,7 +240,7 @@ def run(args: list[str]) -> bool:
             sys.exit(1)
 
     guarded(answered, options.get("verbose", False), as_json="--json" in args)
-    return True
+    return command
 
 
 class _Quiet:

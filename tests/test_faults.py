@@ -14,6 +14,7 @@ import os
 import re
 import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -197,9 +198,10 @@ def _outage_instances(client: Client, ledger: Path, n: int) -> list[str]:
     return ids
 
 
-def _stranded(client: Client, ids: list[str], workers: list, ledger: Path | None) -> str:
+def _stranded(client: Client, ids: list[str], workers: list, ledger: Path | None, disk: Path | None) -> str:
     """What a CI log needs when instances did not end: each unfinished instance's row, steps, event
-    log and ledger lines, then the tail of every worker's stderr."""
+    log and ledger lines, the files and free bytes of the store's disk, then the tail of every
+    worker's stderr (without its one line per instance start and end)."""
     out = []
     entries = _entries(ledger) if ledger is not None else []
     for i in ids:
@@ -213,17 +215,23 @@ def _stranded(client: Client, ids: list[str], workers: list, ledger: Path | None
         for h in client.history(instance=row):
             out.append(f"   {h.seq} {h.at:.3f} {h.type} {h.step or ''} {h.data or ''}")
         out += [f"   ledger: {e}" for e in entries if e["id"] == i]
+    if disk is not None:
+        files = {p.name: p.stat().st_size for p in disk.iterdir()}
+        out.append(f"-- disk {disk}: {shutil.disk_usage(disk).free} bytes free; files {files}")
     for w in workers:
         state = "running" if w.proc.poll() is None else f"exited {w.proc.returncode}"
-        out.append(f"-- worker {w.pid} ({state}), stderr tail:\n" + "\n".join(w.output().splitlines()[-60:]))
+        said = [line for line in w.output().splitlines() if not re.match(r"\d\d:\d\d:\d\d\.\d{3}  ", line)]
+        out.append(f"-- worker {w.pid} ({state}), stderr tail:\n" + "\n".join(said[-60:]))
     return "\n".join(out)
 
 
-def _no_workflow_failed(client: Client, ids: list[str], workers: list = (), ledger: Path | None = None) -> None:
+def _no_workflow_failed(
+    client: Client, ids: list[str], workers: list = (), ledger: Path | None = None, disk: Path | None = None
+) -> None:
     try:
         wait_until(lambda: ended(client, ids, "ledger"), 120, f"all {len(ids)} instances to end")
     except AssertionError as e:
-        raise AssertionError(f"{e}\n{_stranded(client, ids, list(workers), ledger)}") from None
+        raise AssertionError(f"{e}\n{_stranded(client, ids, list(workers), ledger, disk)}") from None
     bad = {i: client.status(i, "ledger") for i in ids if client.status(i, "ledger")["status"] != "complete"}
     assert bad == {}
 
@@ -254,12 +262,28 @@ def test_postgres_connections_cut_five_times_fail_and_strand_nothing(project, wf
         schema.drop()
 
 
+# The tiny disk's size. SQLite checkpoints its WAL only once it holds `wal_autocheckpoint` (1,000)
+# pages, about 4 MiB of frames, and needs room in the database file to do it: on a 4 MiB disk the
+# 30 instances' own WAL (2 to 3.7 MB, more on a loaded machine) filled it for good, and the
+# "moment" of full disk never ended (every instance waited for space, seen as a 120 s timeout).
+TINY_DISK_MIB = 16
+
+
+def test_the_tiny_disk_holds_what_sqlite_writes_before_its_first_checkpoint():
+    with sqlite3.connect(":memory:") as db:
+        pages = db.execute("PRAGMA wal_autocheckpoint").fetchone()[0]
+        page_size = db.execute("PRAGMA page_size").fetchone()[0]
+    wal = pages * (page_size + 24)  # each WAL frame: a 24-byte header and a page
+    assert TINY_DISK_MIB * 2**20 >= 3 * wal, "room for the WAL, the database it goes into, and as much to spare"
+
+
 @pytest.fixture
 def tiny_disk(tmp_path):
-    """A 4 MiB tmpfs for the project's state (mounting needs root, as CI has)."""
+    """A small tmpfs (TINY_DISK_MIB) for the project's state (mounting needs root, as CI has)."""
     mount = tmp_path / "disk"
     mount.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount)], capture_output=True)
+    size = f"size={TINY_DISK_MIB}m"
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", size, "tmpfs", str(mount)], capture_output=True)
     if done.returncode != 0:
         if os.environ.get("CI"):
             pytest.fail(f"cannot mount a tmpfs for the disk-full tests: {done.stderr.decode()}")
@@ -271,7 +295,7 @@ def tiny_disk(tmp_path):
 def _fill(disk: Path) -> Path:
     """Take every free byte of `disk`; the returned file gives them back when deleted."""
     filler = disk / "filler"
-    with open(filler, "wb") as f:
+    with open(filler, "wb", buffering=0) as f:  # unbuffered: no bytes left over for close() to fail on
         try:
             while True:
                 f.write(b"\0" * 65536)
@@ -292,7 +316,7 @@ def test_a_moment_of_full_disk_on_sqlite_fails_and_strands_nothing(project, wf_p
     filler = _fill(tiny_disk)
     time.sleep(0.3)  # the outage's length, as reported: not a wait for a result
     filler.unlink()
-    _no_workflow_failed(client, ids, wf_procs.workers, ledger)
+    _no_workflow_failed(client, ids, wf_procs.workers, ledger, tiny_disk)
     assert worker.proc.poll() is None, worker.output()
     assert "is full" in worker.output(), worker.output()  # the fault did happen, and was said
 

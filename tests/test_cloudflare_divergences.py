@@ -103,15 +103,18 @@ class Hangs(WorkflowEntrypoint):
             await asyncio.Event().wait()
 
         try:
-            await step.do("hang", forever, config={"retries": {"limit": 0, "delay": 1}, "timeout": "2 seconds"})
+            config = {"retries": {"limit": 0, "delay": 1}, "timeout": event.payload["timeout"]}
+            await step.do("hang", forever, config=config)
         except Exception as exc:
             return str(exc)
 
 
-async def test_a_step_timeout_says_execution_timed_out(tmp_path, replay):
+# a timeout past the moment an attempt is marked started (50 ms), and one before it (its own timer)
+@pytest.mark.parametrize("timeout, said", [("2 seconds", "2000ms"), (0.02, "20ms")])
+async def test_a_step_timeout_says_execution_timed_out(tmp_path, replay, timeout, said):
     async with harness(tmp_path, replay, hangs=Hangs) as h:
-        status = await h.run("hangs")
-    assert status["output"].startswith("Execution timed out after 2000ms: step 'hang' attempt 1"), status
+        status = await h.run("hangs", {"timeout": timeout})
+    assert status["output"].startswith(f"Execution timed out after {said}: step 'hang' attempt 1"), status
 
 
 # -- 7. wf.testing refuses contradictory mocks, as introspectWorkflow's modifier does -------

@@ -38,8 +38,13 @@ class Clock:
     async def sleep(self, seconds: float) -> None:
         await self.sleep_until(self.now() + seconds)
 
-    def timeout_at(self, when: float) -> Deadline:
+    def timeout_at(self, when: float | None) -> Deadline:
+        """`async with` it: the body is cancelled at `when` (TimeoutError); None: not until `arm`."""
         return Deadline(self, when)
+
+    def arm(self, timeout, when: float) -> None:
+        """Set the deadline of a timeout made with `timeout_at(None)`, inside its block."""
+        timeout.arm(when)
 
 
 class SystemClock(Clock):
@@ -50,9 +55,14 @@ class SystemClock(Clock):
         loop = asyncio.get_running_loop()
         return loop.call_later(max(0.0, when - time.time()), callback)
 
-    def timeout_at(self, when: float):
+    def timeout_at(self, when: float | None):
+        if when is None:
+            return asyncio.timeout_at(None)
         loop = asyncio.get_running_loop()
         return asyncio.timeout_at(loop.time() + (when - time.time()))
+
+    def arm(self, timeout, when: float) -> None:
+        timeout.reschedule(asyncio.get_running_loop().time() + (when - time.time()))
 
 
 class _FakeHandle:
@@ -121,23 +131,32 @@ class FakeClock(Clock):
 class Deadline:
     """`async with clock.timeout_at(t)`: cancel the body at `t` and raise TimeoutError."""
 
-    def __init__(self, clock: Clock, when: float):
+    def __init__(self, clock: Clock, when: float | None):
         self.clock, self.when = clock, when
         self.expired = False
         self._handle = None
+        self._task: asyncio.Task | None = None
 
     async def __aenter__(self):
-        task = asyncio.current_task()
-
-        def expire():
-            self.expired = True
-            task.cancel()
-
-        self._handle = self.clock.call_at(self.when, expire)
+        self._task = asyncio.current_task()
+        if self.when is not None:
+            self.arm(self.when)
         return self
 
+    def arm(self, when: float) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+        self.when = when
+        self._handle = self.clock.call_at(when, self._expire)
+
+    def _expire(self) -> None:
+        self.expired = True
+        assert self._task is not None
+        self._task.cancel()
+
     async def __aexit__(self, exc_type, exc, tb):
-        self._handle.cancel()
+        if self._handle is not None:
+            self._handle.cancel()
         if self.expired and exc_type is asyncio.CancelledError:
             asyncio.current_task().uncancel()
             raise TimeoutError

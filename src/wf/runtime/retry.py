@@ -111,6 +111,12 @@ class DelayFunctionFailed(Exception):
         self.info = {"name": "NonRetryableDelayError", "message": message}
 
 
+def deadline_passed(timeout: Any) -> bool:
+    """Whether a clock's timeout (asyncio's, or a Deadline of a FakeClock) went off."""
+    expired = getattr(timeout, "expired", False)
+    return bool(expired() if callable(expired) else expired)
+
+
 async def ask_delay_function(
     fn: Callable, ctx: Any, error: BaseException, step: str, clock: Any, call: Callable[..., Awaitable[Any]]
 ) -> float:
@@ -124,8 +130,7 @@ async def ask_delay_function(
     except asyncio.CancelledError:
         raise  # the runner stops this execution
     except Exception as exc:
-        expired = getattr(deadline, "expired", False)
-        if isinstance(exc, TimeoutError) and (expired() if callable(expired) else expired):
+        if isinstance(exc, TimeoutError) and deadline_passed(deadline):
             raise DelayFunctionFailed(step, f"did not return within {DELAY_FUNCTION_LIMIT:g} seconds") from None
         raise DelayFunctionFailed(step, f"threw an error: {exc}") from None
     try:

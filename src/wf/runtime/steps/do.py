@@ -24,7 +24,7 @@ from ...records import replace
 from .. import codec
 from ..crash import crash_point
 from ..durations import format_duration, parse_duration, timed_out
-from ..retry import DYNAMIC_DELAY, DelayFunctionFailed, ask_delay_function, backoff_delay
+from ..retry import DYNAMIC_DELAY, DelayFunctionFailed, ask_delay_function, backoff_delay, deadline_passed
 from ..store.base import AttemptRow, HistoryRow, StepRow, StepWrite
 from ..threads import STEP_THREADS, NotStarted
 from ..tracebacks import format_traceback
@@ -378,14 +378,22 @@ class Do(StepKind):
         x.check_trusted()
         ctx = StepContext(rec.name, rec.n, attempt, cfg.context)
         x.active_attempts += 1
-        started = x.clock.now()
-        marker = x.clock.call_at(
-            started + MARK_STARTED_AFTER, lambda: self._mark_started(x, state, rec, attempt, started)
-        )
+        clock = x.clock
+        started = clock.now()
+        deadline = started + cfg.timeout
+        # one timer for the common attempt, which ends before either: at MARK_STARTED_AFTER it marks
+        # the attempt started and sets the timeout's own timer (a timeout shorter than that has its own)
+        soon = deadline <= started + MARK_STARTED_AFTER
+        timeout = clock.timeout_at(deadline if soon else None)
+
+        def mark() -> None:
+            if not soon:
+                clock.arm(timeout, deadline)
+            self._mark_started(x, state, rec, attempt, started)
+
+        marker = clock.call_at(started + MARK_STARTED_AFTER, mark)
         token = current_step.set((x, rec.name, rec.n))
-        deadline = x.clock.now() + cfg.timeout
         try:
-            timeout = x.clock.timeout_at(deadline)
             async with timeout:
                 result = await call_step(fn, ctx, x.distrusted)
             return "ok", codec.encode(result, f"the result of step {rec.name!r}")
@@ -394,7 +402,7 @@ class Do(StepKind):
         except ValidationError as exc:
             return "final", WorkflowFatalError(str(exc))
         except TimeoutError as exc:
-            if _expired(timeout):
+            if deadline_passed(timeout):
                 return "retry", WorkflowTimeoutError(
                     f"{timed_out(cfg.timeout)}: step {rec.name!r} attempt {attempt} timed out after "
                     f"{cfg.display['timeout']}"
@@ -579,11 +587,6 @@ def _preview(output_json: str, rec: StepRow) -> Any:
     if len(output_json) <= PREVIEW_MAX:
         return codec.decode(output_json)
     return {"truncated": True, "bytes": len(output_json.encode())}
-
-
-def _expired(timeout) -> bool:
-    expired = getattr(timeout, "expired", None)
-    return expired() if callable(expired) else bool(expired)
 
 
 def _cloudflare_config(config: Any) -> dict:

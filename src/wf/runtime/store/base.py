@@ -116,6 +116,7 @@ class Database(Protocol):
 
     dialect: Any  # sql.Dialect: how its SQL spells the tokens of queries.sql
     where: str  # the database, for messages (a path, or a URL without its password)
+    answers_at_once: bool  # each statement's result is there when it returns (no pipelining)
 
     def execute(self, name: str, params: dict, parts: dict[str, str]) -> Any: ...
     def executemany(self, name: str, rows: list[dict]) -> None: ...

@@ -94,6 +94,7 @@ class PostgresDB:
 
     dialect = PostgresDialect()
     on_notes = None  # unused: a transaction's NOTIFYs go out with its commit
+    answers_at_once = False  # a write transaction is pipelined (its answers wait for a read or COMMIT)
 
     def __init__(
         self, url: str, pool_size: int = 4, durability: str = "power-loss", lease: float = 30.0, pipeline: bool = True

@@ -140,45 +140,55 @@ class RunnerOps(WaitOps):
         status after it (`waitingForPause` tells the engine to stop at this boundary), or None when
         the claim was lost (fenced out).
 
-        Every statement is sent before the fence is read, and undone (a savepoint) when it did not
-        hold: on PostgreSQL the commit then waits for the database once, not once per statement."""
+        Where each statement is answered as it runs (SQLite), the fence is read first and nothing
+        is written past it. Elsewhere every statement is sent before the fence is read, and undone
+        (a savepoint) when it did not hold: on PostgreSQL the commit then waits for the database
+        once, not once per statement. An event another wait took raises ConflictError; the op's
+        transaction (or its savepoint in a group commit) undoes what it wrote."""
+        fence_params = {"seq": seq, "owner": owner, "gen": gen, "status": w.instance_status}
+        fence_params.update(wake_at=w.instance_wake_at, now=now)
+        if self.db.answers_at_once:
+            row = self._one("commit_instance", **fence_params)
+            if row is None:
+                return None  # nothing was written: the fence is the first statement
+            taken = self._step_rows(seq, w)
+            if taken is not None and taken.rowcount != 1:
+                raise _taken()
+            return row[0]
         try:
             with self.db.savepoint():
-                fence = self._run(
-                    "commit_instance",
-                    seq=seq,
-                    owner=owner,
-                    gen=gen,
-                    status=w.instance_status,
-                    wake_at=w.instance_wake_at,
-                    now=now,
-                )
-                s = w.step
-                self._run("upsert_step", **_step_params(seq, s))
-                if w.attempt is not None:
-                    a = w.attempt
-                    self._run(
-                        "upsert_attempt",
-                        seq=seq,
-                        pos=s.pos,
-                        attempt=a.attempt,
-                        started_at=a.started_at,
-                        ended_at=a.ended_at,
-                        error=to_json(a.error),
-                        traceback=a.traceback,
-                    )
-                self.append_history(seq, w.events)
-                taken = None
-                if w.consume_event is not None:
-                    taken = self._run("consume_event", pos=s.pos, event=w.consume_event)
+                fence = self._run("commit_instance", **fence_params)
+                taken = self._step_rows(seq, w)
                 row = fence.fetchone()
                 if row is None:
                     raise Undone()
                 if taken is not None and taken.rowcount != 1:
-                    raise ConflictError("the event was already taken by another wait", "retry the wait")
+                    raise _taken()
                 return row[0]
         except Undone:
             return None
+
+    def _step_rows(self, seq: int, w: StepWrite) -> Any:
+        """The rows of a step transition past the instance's: the step, its attempt, its log, and
+        the event it took (that statement's result, or None)."""
+        s = w.step
+        self._run("upsert_step", **_step_params(seq, s))
+        if w.attempt is not None:
+            a = w.attempt
+            self._run(
+                "upsert_attempt",
+                seq=seq,
+                pos=s.pos,
+                attempt=a.attempt,
+                started_at=a.started_at,
+                ended_at=a.ended_at,
+                error=to_json(a.error),
+                traceback=a.traceback,
+            )
+        self.append_history(seq, w.events)
+        if w.consume_event is not None:
+            return self._run("consume_event", pos=s.pos, event=w.consume_event)
+        return None
 
     def _fenced(self, owner: str, seq: int, gen: int) -> bool:
         return self._one("fenced", seq=seq, owner=owner, gen=gen) is not None
@@ -327,3 +337,7 @@ class RunnerOps(WaitOps):
     @_read
     def live_runners(self, now: float) -> list[str]:
         return [r[0] for r in self._all("live_runners", now=now)]
+
+
+def _taken() -> ConflictError:
+    return ConflictError("the event was already taken by another wait", "retry the wait")

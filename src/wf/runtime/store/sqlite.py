@@ -75,6 +75,7 @@ class SQLiteDB:
     """The database port on one SQLite file. One connection, used by one thread at a time."""
 
     dialect = SQLiteDialect()
+    answers_at_once = True
 
     def __init__(self, path: str | Path, durability: str = "power-loss"):
         self.path = Path(path)
@@ -337,6 +338,8 @@ class SQLiteDB:
                 raise self.error(exc) from None
 
     def writing(self, fn: Callable[[], Any]) -> Any:
+        if self.conn.in_transaction:  # (a group commit's op) joins it, as transaction() would
+            return fn()
         with self.transaction():
             return fn()
 

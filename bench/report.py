@@ -402,7 +402,7 @@ def reliability(r: dict) -> list[str]:
     k = r.get("kill_loop", {})
     rel.append(
         [
-            f"kill loop: {k.get('instances')} orders, {k.get('kills')} SIGKILLs every 0.2–2 s ({k.get('killed_during_startup')} during start-up)",
+            f"kill loop: {k.get('instances')} orders, {k.get('kills')} SIGKILLs, every third 0.02–0.25 s after its spawn, the others 0.2–2 s ({k.get('killed_during_startup')} during start-up)",
             f"lost **{k.get('lost')}** (goal 0); complete **{k.get('complete')}/{k.get('instances')}**; committed steps run again "
             f"**{k.get('committed_steps_run_again')}** (goal 0); wrong outputs {k.get('wrong_output')}; uncommitted attempts re-run "
             f"(allowed) {k.get('uncommitted_attempts_rerun')}",

@@ -311,9 +311,10 @@ print("LOADED", sorted(loaded), file=sys.stderr)
 
 
 @pytest.mark.parametrize("args", [("worker",), ("worker", "--concurrency", "5", "-q", "--lease=3")])
-def test_a_worker_starts_runs_and_stops_without_typer(project, args):
+def test_a_worker_starts_and_stops_without_typer(project, args):
     """A worker restarted after a crash runs again as soon as Python and the engine are loaded:
-    a plain `wf worker` command line never loads typer (nor click, pydantic or rich)."""
+    a plain `wf worker` command line (with an instance queued for it) never loads typer (nor click,
+    pydantic or rich) on its way to ready and back out."""
     create(project, "echo", "w1", {"n": 1})
     r = subprocess.run(
         [sys.executable, "-c", WORKER_PROBE, *args], cwd=project, capture_output=True, text=True, timeout=60

@@ -15,7 +15,6 @@ import typer
 
 from . import guarded
 from .help import TidyGroup
-from .serve import announce_crons, log_to_stderr  # noqa: F401  (dev.py's, as every long-running command's)
 from .views import out_json, say  # noqa: F401  (the commands' output, shared with the fast path)
 
 app = typer.Typer(

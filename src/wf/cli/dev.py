@@ -8,7 +8,8 @@ import os
 import typer
 
 from .commands import LOG_FORMAT, QUIET
-from .core import announce_crons, app, load, log_to_stderr
+from .core import app, load
+from .serve import announce_crons, log_to_stderr
 
 
 @app.command()

@@ -114,7 +114,7 @@ def _at_least(value: Any, least: float) -> Any:
 
 
 def parse(args: list[str]) -> tuple[dict[str, Any], tuple[str, ...], dict[str, Any]] | None:
-    """(global options, command, its parameters) for a plain read command line, else None."""
+    """(global options, command, its parameters) for a plain command line of COMMANDS, else None."""
     options: dict[str, Any] = {}
     i = 0
     while i < len(args) and (args[i] in GLOBAL_VALUES or args[i] in GLOBAL_FLAGS):

@@ -145,10 +145,9 @@ class RunnerOps(WaitOps):
         (a savepoint) when it did not hold: on PostgreSQL the commit then waits for the database
         once, not once per statement. An event another wait took raises ConflictError; the op's
         transaction (or its savepoint in a group commit) undoes what it wrote."""
-        fence_params = {"seq": seq, "owner": owner, "gen": gen, "status": w.instance_status}
-        fence_params.update(wake_at=w.instance_wake_at, now=now)
+        fence = dict(seq=seq, owner=owner, gen=gen, status=w.instance_status, wake_at=w.instance_wake_at, now=now)
         if self.db.answers_at_once:
-            row = self._one("commit_instance", **fence_params)
+            row = self._one("commit_instance", **fence)
             if row is None:
                 return None  # nothing was written: the fence is the first statement
             taken = self._step_rows(seq, w)
@@ -157,9 +156,9 @@ class RunnerOps(WaitOps):
             return row[0]
         try:
             with self.db.savepoint():
-                fence = self._run("commit_instance", **fence_params)
+                fenced = self._run("commit_instance", **fence)
                 taken = self._step_rows(seq, w)
-                row = fence.fetchone()
+                row = fenced.fetchone()
                 if row is None:
                     raise Undone()
                 if taken is not None and taken.rowcount != 1:

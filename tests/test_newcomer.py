@@ -386,8 +386,18 @@ def test_help_has_no_type_artefacts(tmp_path):
 
 
 def test_shell_completion_is_offered_and_completes_commands(tmp_path):
-    script = run_script("--show-completion", "bash", cwd=tmp_path, env={"SHELL": "/bin/bash"})
-    assert script.returncode == 0 and "_WF_COMPLETE" in script.stdout
+    # from a bash, as a user types it: typer finds the shell among the process's parents (with
+    # shellingham installed it takes no shell name), and a test runner's parents may have none
+    base = {k: v for k, v in os.environ.items() if k not in ("WF_STORE", "NO_COLOR")}
+    script = subprocess.run(
+        ["bash", "-c", f"'{WF_SCRIPT}' --show-completion; exit $?"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**base, "SHELL": "/bin/bash"},
+    )
+    assert script.returncode == 0 and "_WF_COMPLETE" in script.stdout, script.stderr
     env = {"_WF_COMPLETE": "complete_bash", "COMP_WORDS": "wf inst", "COMP_CWORD": "1"}
     completed = run_script(cwd=tmp_path, env=env)
     assert "instances" in completed.stdout.split()

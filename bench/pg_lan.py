@@ -86,6 +86,7 @@ def summarize(runs: list[dict], ev: dict, rtt: dict, wire: dict, delay_ms: float
         "runs": runs,
         "event_median_ms": ev.get("median_ms"),
         "event_p95_ms": ev.get("p95_ms"),
+        "event_send_median_ms": ev.get("send_median_ms"),
         "event_reps": ev.get("reps"),
         "server_cpu_ms_per_instance": cpu_ms,
         "server_xacts_per_instance": median([r["server_xacts_per_instance"] for r in runs]),

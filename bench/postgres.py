@@ -230,7 +230,7 @@ def event_round_trip(
     so polling less only takes load off the server and the wire)."""
     worker = Worker(url, logs / "event.log", prefix=prefix)
     client = _client(client_url or url)
-    lat, statements = [], []
+    lat, sends, statements = [], [], []
     try:
         worker.wait_ready()
         for i in range(reps + 3):  # the first few warm up the worker's connections and imports
@@ -240,15 +240,17 @@ def event_round_trip(
             before = worker_statements(client_url) if client_url else None
             t0 = time.time()
             client.send_event(row.id, "go", {"i": i})
+            sent = time.time()
             st = wait_for(lambda: (s := client.status(row.id))["status"] == "complete" and s, 30, "complete", poll)
             if i >= 3:
                 lat.append((st["output"] - t0) * 1000)
+                sends.append((sent - t0) * 1000)
                 if before is not None:
                     statements.append(worker_statements(client_url) - before)
     finally:
         worker.stop()
         client.close()
-    out = {"reps": reps, "ms": lat, "median_ms": median(lat), "p95_ms": p95(lat)}
+    out = {"reps": reps, "ms": lat, "median_ms": median(lat), "p95_ms": p95(lat), "send_median_ms": median(sends)}
     if statements:
         out["worker_statements_per_event"] = median(statements)
     return out

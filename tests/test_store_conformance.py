@@ -347,6 +347,57 @@ def test_event_wakes_a_waiting_instance_and_is_refused_when_finished(store):
         store.add_event(row.seq, "go", None, T0 + 5)
 
 
+def test_an_event_sent_by_id_is_stored_in_one_transaction_or_not_at_all(store, backend, request):
+    """add_event_by_id (the client's send on PostgreSQL: one round trip) stores, wakes, logs and
+    tells the runners as add_event does, for the one open instance the id names; for anything else
+    it stores nothing and tells no one."""
+    heard = _notes_heard(store, backend, request)
+    create(store, "a", "shared")
+    create(store, "shared", "b", workflow="other")
+    row = claim_one(store)
+    w = StepWrite(step(kind="waitForEvent", status="waiting", output=None, wake_at=T0 + 999), None, "waiting", T0 + 999)
+    batch(store, lambda: store.commit_step("r1", row.seq, row.gen, w, T0 + 1))
+    assert store.add_event_by_id(None, "a", "go", '{"n":1}', T0 + 2) == row.seq
+    assert store.get_by_seq(row.seq).wake_at == T0 + 2, "the waiting instance is due now"
+    assert store.add_event_by_id("w", "a", "go", None, T0 + 3) == row.seq
+    assert [(e.type, e.payload) for e, _ in store.events(row.seq)] == [("go", '{"n":1}'), ("go", None)]
+    assert [h.type for h in store.history(0, row.seq, None, 100)].count("event_received") == 2
+    assert [n for n in heard() if n.startswith("e:")] == [f"e:{row.seq}"] * 2
+    other = store.get_instance("other", "b")
+    assert store.add_event_by_id("w", "b", "go", None, T0 + 4) is None, "b is in workflow other"
+    assert store.add_event_by_id(None, "nope", "go", None, T0 + 4) is None
+    assert store.add_event_by_id(None, "shared", "go", None, T0 + 4) is None, "an id two workflows share"
+    assert store.add_event_by_id("other", "shared", "go", None, T0 + 4) == store.get_instance("other", "shared").seq
+    batch(store, lambda: store.finish_instance("r1", row.seq, row.gen, "complete", "1", None, T0 + 5))
+    assert store.add_event_by_id("w", "a", "go", None, T0 + 6) is None, "a has ended"
+    assert len(store.events(row.seq)) == 2 and store.events(other.seq) == []
+    assert store.events(store.get_instance("w", "shared").seq) == []
+    assert [n for n in heard() if n.startswith("e:")] == [f"e:{store.get_instance('other', 'shared').seq}"]
+
+
+def _notes_heard(store, backend, request):
+    """A function that returns the notes runners heard since the last call (SQLite: the store's
+    notes after each commit; PostgreSQL: a LISTEN connection's notifications)."""
+    if backend.startswith("sqlite"):
+        notes: list[str] = []
+        store.db.on_notes = notes.extend
+
+        def heard_here() -> list[str]:
+            out = list(notes)
+            notes.clear()
+            return out
+
+        return heard_here
+    conn = psycopg.connect(backend, autocommit=True)
+    request.addfinalizer(conn.close)
+    conn.execute(store.db.listen_statement())
+
+    def heard() -> list[str]:
+        return [n.payload for n in conn.notifies(timeout=0.5)]
+
+    return heard
+
+
 def test_suspend_wakes_at_once_when_an_awaited_event_is_stored(store):
     create(store, "a", "b")
     a, b = store.claim("r1", T0 + 1, 30.0, 2, ["w"])
@@ -709,15 +760,17 @@ def test_both_databases_implement_the_whole_port():
 
 def test_every_named_query_compiles_for_both_dialects():
     """A query that names a missing fragment or leaves a hole fails here, not in production."""
+    from wf.runtime.store.core import _BY_ID
     from wf.runtime.store.postgres import PostgresDialect
     from wf.runtime.store.sql import _blocks
     from wf.runtime.store.sqlite import SQLiteDialect
 
-    holes = {"where": "", "extra": "", "type_filter": "", "order": "DESC"}
-    for dialect in (SQLiteDialect(), PostgresDialect()):
-        for name in _blocks():
-            text, _ = dialect.query(name, **holes)
-            assert "{" not in text and "}" not in text, (dialect.name, name, text)
+    for by_id in _BY_ID.values():  # core.py's parts for the holes
+        holes = {"where": "", "extra": "", "type_filter": "", "order": "DESC", **by_id}
+        for dialect in (SQLiteDialect(), PostgresDialect()):
+            for name in _blocks():
+                text, _ = dialect.query(name, **holes)
+                assert "{" not in text and "}" not in text, (dialect.name, name, text)
 
 
 def test_an_old_sqlite_database_is_migrated_in_place(tmp_path):

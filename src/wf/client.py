@@ -211,14 +211,24 @@ class Client:
     # -- act -----------------------------------------------------------------------------
 
     def send_event(self, id: str, type: str | None = None, payload: Any = None, workflow: str | None = None) -> None:
-        row = self.get(id, workflow)
-        event_type = check_event_type(type if type is not None else "event")
-        text = None if payload is None else codec.encode(payload, f"payload of event {event_type!r}")
         try:
-            self.store.add_event(row.seq, event_type, text, self.now())
-        except (ConflictError, NotFoundError) as exc:
-            raise _naming(exc, row) from None
-        self._notify(f"e:{row.seq}")
+            event_type = check_event_type(type if type is not None else "event")
+            text = None if payload is None else codec.encode(payload, f"payload of event {event_type!r}")
+        except ValidationError:
+            self.get(id, workflow)  # an unknown instance is said first
+            raise
+        if workflow is not None:
+            self.config.workflow(workflow)
+        # found and sent in one transaction; when that sent nothing, get() and add_event() say why
+        seq = self.store.add_event_by_id(workflow, id, event_type, text, self.now()) if _named(id) else None
+        if seq is None:
+            row = self.get(id, workflow)
+            try:
+                self.store.add_event(row.seq, event_type, text, self.now())
+            except (ConflictError, NotFoundError) as exc:
+                raise exc.naming(f"instance {row.id!r}") from None
+            seq = row.seq
+        self._notify(f"e:{seq}")
 
     def pause(self, id: str, workflow: str | None = None) -> str:
         return self._control(self.get(id, workflow), self.store.pause)
@@ -242,12 +252,7 @@ class Client:
         if from_step is not None:
             from .runtime import steps
 
-            if type not in steps.names():
-                kinds = ", ".join(steps.names())
-                raise ValidationError(f"step type {type!r} is not one of {kinds}", f"pass --type as one of {kinds}")
-            if isinstance(count, bool) or not isinstance(count, int) or count < 1:
-                raise ValidationError(f"step count {count!r} must be a positive integer", "counts start at 1")
-            target = (from_step, count, type)
+            target = steps.restart_target(from_step, count, type)
         self.store.restart(row.seq, self.now(), target)
         self._notify(f"c:{row.seq}")
 
@@ -290,7 +295,7 @@ class Client:
         try:
             result = action(row.seq, self.now())
         except (ConflictError, NotFoundError) as exc:
-            raise _naming(exc, row) from None
+            raise exc.naming(f"instance {row.id!r}") from None
         self._notify(f"c:{row.seq}")
         return result
 
@@ -525,19 +530,12 @@ class Client:
         )
 
 
+def _named(id: Any) -> bool:
+    return isinstance(id, str) and bool(id) and id != "latest"
+
+
 def _expired(row: InstanceRow) -> dict:
     return {"id": row.id, "workflow": row.workflow, "status": row.status, "ended": row.ended_at}
-
-
-def _naming(exc, row: InstanceRow):
-    """The store's error about "the instance", naming which instance (the store knows only its seq)."""
-    name = f"instance {row.id!r}"
-    if name in exc.message:
-        return exc
-    message = (
-        exc.message.replace("the instance", name, 1) if "the instance" in exc.message else f"{name}: {exc.message}"
-    )
-    return type(exc)(message, exc.hint)
 
 
 def _describe_step(s, reveal: bool = False) -> dict:

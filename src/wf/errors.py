@@ -43,6 +43,13 @@ class WfError(Exception):
     def __str__(self) -> str:
         return self.message
 
+    def naming(self, name: str) -> WfError:
+        """This error, with its "the instance" (the store knows only a seq) said as `name`."""
+        if name in self.message:
+            return self
+        message = self.message.replace("the instance", name, 1) if "the instance" in self.message else None
+        return type(self)(message or f"{name}: {self.message}", self.hint)
+
 
 class ConfigError(WfError):
     exit_code = 2

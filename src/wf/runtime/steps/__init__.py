@@ -138,6 +138,16 @@ def progress_events() -> tuple[str, ...]:
     return _progress
 
 
+def restart_target(name: str, count: object, type: str) -> tuple[str, int, str]:
+    """Where `wf instances restart --from-step` starts again: the `count`th step `name` of kind `type`."""
+    if type not in names():
+        known = ", ".join(names())
+        raise ValidationError(f"step type {type!r} is not one of {known}", f"pass --type as one of {known}")
+    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+        raise ValidationError(f"step count {count!r} must be a positive integer", "counts start at 1")
+    return name, count, type
+
+
 def _unknown(what: str, known) -> UnknownKindError:
     return UnknownKindError(
         f"{what} (known: {', '.join(known)})",

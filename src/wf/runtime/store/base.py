@@ -117,6 +117,7 @@ class Database(Protocol):
     dialect: Any  # sql.Dialect: how its SQL spells the tokens of queries.sql
     where: str  # the database, for messages (a path, or a URL without its password)
     answers_at_once: bool  # each statement's result is there when it returns (no pipelining)
+    reads_later: bool  # in this thread's batch, an op may return a Later (see Later)
 
     def execute(self, name: str, params: dict, parts: dict[str, str]) -> Any: ...
     def executemany(self, name: str, rows: list[dict]) -> None: ...
@@ -129,9 +130,27 @@ class Database(Protocol):
     on_notes: Any  # SQLite: told each committed transaction's notes (a runner's store); PostgreSQL NOTIFYs
 
     def notify(self, note: str) -> None: ...  # wake runners when this transaction commits
+    def notify_each(self, name: str, params: dict, parts: dict[str, str]) -> None: ...  # a note per row of query `name`
     def lock(self, key: str) -> None: ...  # an advisory lock until this transaction ends
     def replaced(self) -> str | None: ...  # the database, if its file is no longer the one opened
     def close(self) -> None: ...
+
+
+class Undone(Exception):
+    """A write that found its instance no longer held (fenced out): what it wrote is undone
+    (`Database.savepoint`)."""
+
+
+class Later:
+    """An op's outcome in a batch that reads every op's results at once (`Database.reads_later`:
+    PostgreSQL's group commit, one round trip for the lot): `read()` returns the op's result, or
+    raises when what the op wrote must not stand (Undone: the op's result is then `undone`; any
+    other error: the op's failure). The batch reads it before it commits."""
+
+    __slots__ = ("read", "undone")
+
+    def __init__(self, read: Callable[[], Any], undone: Any = None):
+        self.read, self.undone = read, undone
 
 
 class Failed:

@@ -37,6 +37,12 @@ TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (which `w
 if TYPE_CHECKING:
     from typing import Any
 
+_OPEN = "status NOT IN ('complete', 'errored', 'terminated')"
+# add_event_by_id's {match} and {open}: by id alone (False) or by workflow and id (True)
+_BY_ID = {
+    named: {"match": match, "open": f"{match} AND {_OPEN} AND (SELECT count(*) FROM wf_instances WHERE {match}) = 1"}
+    for named, match in ((False, "id = :id"), (True, "workflow = :workflow AND id = :id"))
+}
 GC_BATCH = 100  # expired instances deleted per transaction (by the runner, and `wf gc`)
 PAGE_SORT_MAX = 2000  # page_instances on SQLite: up to this many matches, sorting them beats walking by time
 
@@ -278,6 +284,26 @@ class SQLStore(RunnerOps, Ops):
                 "send events only to instances that are still running, waiting or paused",
             )
         return int(event.fetchone()[0])
+
+    def add_event_by_id(self, workflow: str | None, id: str, type: str, payload: str | None, now: float) -> int | None:
+        """Store an event for the open instance named `id` (in `workflow`, if given), finding it in
+        the same transaction: the instance's seq, or None when no event was stored (no such
+        instance, an id two workflows share, an instance that has ended; the caller's way through
+        get() and add_event() then says which)."""
+        row = self._add_event_by_id(_BY_ID[workflow is not None], workflow, id, type, payload, now).fetchone()
+        return None if row is None else int(row[0])
+
+    @_write
+    def _add_event_by_id(
+        self, parts: dict[str, str], workflow: str | None, id: str, type: str, payload: str | None, now: float
+    ) -> Any:
+        key = {"id": id, "workflow": workflow}
+        self._run("lock_by_id", parts, **key)
+        event = self._run("insert_event_by_id", parts, **key, type=type, payload=payload, now=now)
+        self._run("wake_by_id", parts, **key, now=now)
+        self._run("log_by_id", parts, **key, now=now, data=to_json({"eventType": type}))
+        self.db.notify_each("event_note_by_id", key, parts)
+        return event
 
     @_write
     def _add_event(self, seq: int, type: str, payload: str | None, now: float) -> tuple[Any, Any]:

@@ -8,16 +8,11 @@ from contextlib import AbstractContextManager, nullcontext
 from functools import wraps
 
 from ...errors import NotFoundError
-from .base import Database, StepRow, to_json
+from .base import Database, Later, StepRow, Undone, to_json
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (which `wf status` would pay for)
 if TYPE_CHECKING:
     from typing import Any
-
-
-class Undone(Exception):
-    """A write that found its instance no longer held (fenced out): what it wrote is undone
-    (`Database.savepoint`)."""
 
 
 def _write(method: Callable) -> Callable:
@@ -115,6 +110,20 @@ class Ops:
         return unsynced() if unsynced is not None else nullcontext()
 
     # -- plumbing ------------------------------------------------------------------------
+
+    def _checked(self, send: Callable[[], Callable[[], Any]], undone: Any = None) -> Any:
+        """An op that sends all its statements before it reads any result: `send()` sends them and
+        returns the function that reads the op's outcome (raising Undone, or the op's error, when
+        what it wrote must not stand). In a batch that reads later that function goes back as a
+        Later; elsewhere it is read at once, inside a savepoint that Undone rolls back (the op's
+        result is then `undone`)."""
+        if self.db.reads_later:
+            return Later(send(), undone)
+        try:
+            with self.db.savepoint():
+                return send()()
+        except Undone:
+            return undone
 
     def _run(self, query: str, parts: dict[str, str] | None = None, /, **params: Any):
         return self.db.execute(query, params, parts or {})

@@ -13,12 +13,13 @@ from __future__ import annotations
 import re
 import threading
 from collections.abc import Callable
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from typing import Any
 
 from ...errors import StoreError
 from ..retry import Backoff
-from .base import Failed
+from .base import Failed, Later, Undone
+from .pgpipe import _pipeline, _Result, _Tx, pipelining
 from .sql import Dialect, shipped_text
 from .urls import redact
 
@@ -95,6 +96,12 @@ class PostgresDB:
     dialect = PostgresDialect()
     on_notes = None  # unused: a transaction's NOTIFYs go out with its commit
     answers_at_once = False  # a write transaction is pipelined (its answers wait for a read or COMMIT)
+
+    @property
+    def reads_later(self) -> bool:
+        """In a first, optimistic run of a batch (see batch())."""
+        tx = getattr(self._local, "tx", None)
+        return tx is not None and tx.later
 
     def __init__(
         self, url: str, pool_size: int = 4, durability: str = "power-loss", lease: float = 30.0, pipeline: bool = True
@@ -252,6 +259,12 @@ class PostgresDB:
         """Wake the workers when this transaction commits (PostgreSQL drops duplicates within it)."""
         self._tx.writable().send("SELECT pg_notify(%s, %s)", (self.channel, note))
 
+    def notify_each(self, name: str, params: dict, parts: dict[str, str]) -> None:
+        """NOTIFY each note query `name` returns (one column), in the same pipelined write."""
+        text, params = self.dialect.prepare(name, params, parts)
+        notes = f"SELECT pg_notify(%(wf_channel)s, note) FROM ({text}) AS notes(note)"
+        self._tx.writable().send(notes, {**params, "wf_channel": self.channel})
+
     def lock(self, key: str) -> None:
         self._tx.writable().send("SELECT pg_advisory_xact_lock(hashtext(%s))", (key,))
 
@@ -330,14 +343,21 @@ class PostgresDB:
         one op's failure is returned as its result and does not undo the others. A deadlock runs the
         whole batch again; a failure of the database itself fails the whole batch.
 
-        The ops are pipelined, so a statement that fails may be reported while a later op reads
-        its own results: then the batch is rolled back and run again with a wait after each op,
-        which pins the failure on its op."""
+        The first run is optimistic: every op's statements are sent, and the ops that check what
+        they wrote (a step's commit: is the instance still held?) hand back a Later, all read after
+        the last op is sent: the whole batch waits on the database once, not once per op. When one
+        of them did not hold, or a statement failed (reported while a later op reads its results),
+        the batch is rolled back and run again with a wait after each op, which pins the outcome
+        on its op."""
         alone = len(ops) == 1 and getattr(self._local, "tx", None) is None
         try:
             return self.writing(lambda: self._batch(ops, careful=False, alone=alone))
         except _OpFailed as failed:  # a batch of one op: its transaction was its savepoint
             return [Failed(failed.exc)]
+        except _OpUndone as undone:
+            return [undone.result]
+        except _Recheck:
+            pass
         except StoreError as exc:
             if exc.transient or getattr(self._local, "tx", None) is not None:
                 raise
@@ -345,17 +365,52 @@ class PostgresDB:
 
     def _batch(self, ops: list[Callable[[], Any]], careful: bool, alone: bool = False) -> list[Any]:
         tx = self._tx
-        if alone and not careful:  # one op in a transaction of its own: the transaction undoes it if it fails
-            try:
-                return [ops[0]()]
-            except psycopg.Error:
-                raise
-            except StoreError as exc:
-                if exc.transient:
+        if careful:
+            return self._one_by_one(tx, ops)
+        tx.later = True
+        try:
+            if alone:  # one op in a transaction of its own: the transaction undoes it if it fails
+                try:
+                    results = [ops[0]()]
+                except psycopg.Error:
                     raise
-                raise _OpFailed(exc) from None
-            except Exception as exc:
-                raise _OpFailed(exc) from None
+                except StoreError as exc:
+                    if exc.transient:
+                        raise
+                    raise _OpFailed(exc) from None
+                except Exception as exc:
+                    raise _OpFailed(exc) from None
+            else:
+                results = self._one_by_one(tx, ops)
+        finally:
+            tx.later = False
+        for i, result in enumerate(results):
+            if isinstance(result, Later):  # the first read waits for every op's results
+                results[i] = self._read_later(result, alone)
+        return results
+
+    @staticmethod
+    def _read_later(later: Later, alone: bool) -> Any:
+        try:
+            return later.read()
+        except psycopg.Error:
+            raise
+        except StoreError as exc:
+            if exc.transient:
+                raise
+            failure: BaseException = exc
+        except Undone:
+            if alone:
+                raise _OpUndone(later.undone) from None
+            raise _Recheck() from None
+        except Exception as exc:
+            failure = exc
+        if alone:
+            raise _OpFailed(failure) from None
+        raise _Recheck() from None
+
+    def _one_by_one(self, tx: _Tx, ops: list[Callable[[], Any]]) -> list[Any]:
+        careful = not tx.later
         results: list[Any] = []
         for op in ops:
             try:
@@ -375,65 +430,6 @@ class PostgresDB:
         return results
 
 
-def pipelining() -> bool:
-    """Whether write transactions can be pipelined (libpq 14+ can; WF_PG_PIPELINE=0 says not to).
-
-    PostgreSQL arms its idle-in-transaction timer only when it has answered a Sync, and a plain
-    pipeline sends a transaction's statements without one: a worker stopped (SIGSTOP, a frozen VM)
-    after sending some of them would hold their row locks for ever instead of one lease (see
-    tests/test_faults.py's worker stopped inside a transaction). So every statement here goes out
-    with a Sync of its own, in the same write, that nothing waits for (_SyncedPipeline, which leans
-    on psycopg's pipeline internals: without them, no pipelining): the server answers each, arms
-    the timer, and the client still waits only where it reads a result."""
-    return psycopg.Pipeline.is_supported() and all(
-        hasattr(psycopg.Pipeline, name) for name in ("_communicate_gen", "_enqueue_sync")
-    )
-
-
-def _pipeline(conn, pipelined: bool):
-    return _synced_pipeline(conn) if pipelined else nullcontext(_Unpiped())
-
-
-@contextmanager
-def _synced_pipeline(conn):
-    """conn.pipeline(), with a _SyncedPipeline."""
-    with conn.lock:
-        pipe = conn._pipeline = _SyncedPipeline(conn)
-    try:
-        with pipe:
-            yield pipe
-    finally:
-        with conn.lock:
-            conn._pipeline = None
-
-
-if psycopg is not None:
-
-    class _SyncedPipeline(psycopg.Pipeline):
-        """A pipeline that sends a Sync with every statement, in the same write (see pipelining()):
-        a process stopped between the two would leave the server waiting, its timer off."""
-
-        def _communicate_gen(self):
-            queue, sync = self.command_queue, self.pgconn.pipeline_sync
-            if queue and queue[-1] != sync:
-                send = queue.pop()
-
-                def send_and_sync() -> None:
-                    send()
-                    sync()
-
-                queue.append(send_and_sync)
-                self.result_queue.append(None)
-            return (yield from super()._communicate_gen())
-
-
-class _Unpiped:
-    """Stands for the pipeline where libpq has none: every statement has already been answered."""
-
-    def sync(self) -> None:
-        pass
-
-
 class _OpFailed(Exception):
     """The one op of a batch failed: its transaction is rolled back, the failure is its result."""
 
@@ -441,116 +437,16 @@ class _OpFailed(Exception):
         self.exc = exc
 
 
-class _Tx:
-    """This thread's connection while it runs a transaction (`pipe` set) or a read (`pipe` None)."""
+class _OpUndone(Exception):
+    """The one op of a batch found what it wrote must not stand: its transaction is rolled back,
+    its `undone` value is its result."""
 
-    __slots__ = ("conn", "pipe", "depth", "fresh")
-
-    def __init__(self, conn, pipe):
-        self.conn, self.pipe, self.depth = conn, pipe, 0
-        self.fresh: str | None = None  # a savepoint just set, nothing sent since
-
-    def send(self, text, params=None):
-        self.fresh = None
-        return self.conn.execute(text, params)
-
-    def writable(self) -> _Tx:
-        if self.pipe is None:
-            raise RuntimeError("a PostgreSQL write inside a read")
-        return self
-
-    @contextmanager
-    def savepoint(self, careful: bool = False):
-        """A savepoint around the block, rolled back if the block raises. A statement that fails
-        stops the pipeline (what follows it, this SAVEPOINT maybe, is skipped): the error is
-        passed on and the transaction is lost, unless `careful`, where the block's statements are
-        waited for before it is left (one round trip), so that a failure is known to be the
-        block's, and undone, and the transaction goes on."""
-        if self.fresh is not None and not careful:
-            # nothing was sent since the enclosing savepoint was set: undoing to it undoes this block
-            with self._reuse(self.fresh):
-                yield
-            return
-        self.depth += 1
-        name = f"wf_{self.depth}"
-        self.conn.execute(f"SAVEPOINT {name}")
-        self.fresh = name
-        try:
-            yield
-            if careful:
-                self.pipe.sync()
-        except psycopg.Error:
-            if not careful:
-                raise
-            self._settle()
-            self.send(f"ROLLBACK TO SAVEPOINT {name}")
-            self.send(f"RELEASE SAVEPOINT {name}")
-            self.pipe.sync()  # back on track, or the error is the transaction's
-            raise
-        except BaseException:
-            self.send(f"ROLLBACK TO SAVEPOINT {name}")
-            self.send(f"RELEASE SAVEPOINT {name}")
-            raise
-        else:
-            self.send(f"RELEASE SAVEPOINT {name}")
-        finally:
-            self.depth -= 1
-
-    @contextmanager
-    def _reuse(self, name: str):
-        try:
-            yield
-        except psycopg.Error:
-            raise
-        except BaseException:
-            self.conn.execute(f"ROLLBACK TO SAVEPOINT {name}")
-            self.fresh = name  # back to where nothing was sent since it
-            raise
-
-    def _settle(self) -> None:
-        """After a failed statement: read what the pipeline still holds, errors included."""
-        try:
-            self.pipe.sync()
-        except psycopg.Error:
-            pass
-
-    def rollback(self) -> None:
-        try:
-            self._settle()
-            self.conn.execute("ROLLBACK")
-            self.pipe.sync()
-        except Exception:  # a broken connection: the pool throws it away
-            pass
+    def __init__(self, result: Any):
+        self.result = result
 
 
-class _Result:
-    """A statement's results. In a pipelined transaction they arrive later: the first read of
-    them (rows or the row count) waits for them (a round trip with whatever else is queued)."""
-
-    __slots__ = ("cursor", "pipe")
-
-    def __init__(self, cursor, pipe):
-        self.cursor, self.pipe = cursor, pipe
-
-    def fetchone(self):
-        self._arrived()
-        return self.cursor.fetchone()
-
-    def fetchall(self) -> list:
-        self._arrived()
-        return self.cursor.fetchall()
-
-    @property
-    def rowcount(self) -> int:
-        self._arrived()
-        return self.cursor.rowcount
-
-    def _arrived(self) -> None:
-        """Wait for the answers sent so far with a Sync, not with psycopg's own wait in a fetch: that
-        sends a Flush, and any message after a Sync turns the server's idle-in-transaction timer off
-        until the next Sync (a worker stopped right after the fetch held its locks for ever)."""
-        if self.cursor.pgresult is None and self.pipe is not None:
-            self.pipe.sync()
+class _Recheck(Exception):
+    """An op of an optimistic batch did not hold: the batch is run again, one op at a time."""
 
 
 def _deadlock(exc: BaseException) -> bool:

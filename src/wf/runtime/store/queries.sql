@@ -122,6 +122,28 @@ SELECT seq, :type, :payload, :now FROM wf_instances
 WHERE seq = :seq AND status NOT IN ('complete', 'errored', 'terminated')
 RETURNING seq
 
+-- Sending an event to an instance named by its id, in one transaction that also finds it (on
+-- PostgreSQL one round trip, where finding it first and then sending would be two). {match} names
+-- it (by id, or by workflow and id); {open} holds it to one open instance: an id two workflows
+-- share, or an instance that has ended, gets nothing, and the client says why the slower way.
+-- name: lock_by_id
+SELECT seq FROM wf_instances WHERE {match} {for_update}
+
+-- name: insert_event_by_id
+INSERT INTO wf_events (instance, type, payload, created_at)
+SELECT seq, :type, :payload, :now FROM wf_instances WHERE {open}
+RETURNING instance
+
+-- name: wake_by_id
+UPDATE wf_instances SET wake_at = :now WHERE {open} AND status = 'waiting'
+
+-- name: log_by_id
+INSERT INTO wf_history (instance, at, type, data)
+SELECT seq, :now, 'event_received', :data FROM wf_instances WHERE {open}
+
+-- name: event_note_by_id
+SELECT 'e:' || seq FROM wf_instances WHERE {open}
+
 -- name: log_if_open
 INSERT INTO wf_history (instance, at, type, data)
 SELECT seq, :at, :type, :data FROM wf_instances
@@ -374,6 +396,14 @@ SELECT DISTINCT waiter FROM wf_waits WHERE target = :seq ORDER BY waiter
 
 -- name: wake_waiting
 UPDATE wf_instances SET wake_at = :now WHERE seq {in:seqs} AND status = 'waiting'
+
+-- The same two for a runner's finish, which reads nothing before its batch has been sent
+-- name: wake_waiters_of
+UPDATE wf_instances SET wake_at = :now
+WHERE seq IN (SELECT waiter FROM wf_waits WHERE target = :seq) AND status = 'waiting'
+
+-- name: waiter_notes
+SELECT DISTINCT 'e:' || waiter FROM wf_waits WHERE target = :seq
 
 -- name: waited_instance_ended
 SELECT 1 FROM wf_waits w LEFT JOIN wf_instances t ON t.seq = w.target

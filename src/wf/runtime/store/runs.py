@@ -5,7 +5,7 @@ end wakes the instances waiting for it (waits.py) in the same transaction."""
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from ...errors import ConflictError
 from ..status import Status
@@ -142,9 +142,10 @@ class RunnerOps(WaitOps):
 
         Where each statement is answered as it runs (SQLite), the fence is read first and nothing
         is written past it. Elsewhere every statement is sent before the fence is read, and undone
-        (a savepoint) when it did not hold: on PostgreSQL the commit then waits for the database
-        once, not once per statement. An event another wait took raises ConflictError; the op's
-        transaction (or its savepoint in a group commit) undoes what it wrote."""
+        when it did not hold (Ops._checked): on PostgreSQL a group commit waits for the database
+        once for all its ops, not once per statement or per op. An event another wait took raises
+        ConflictError; the op's transaction (or its savepoint in a group commit) undoes what it
+        wrote."""
         fence = dict(seq=seq, owner=owner, gen=gen, status=w.instance_status, wake_at=w.instance_wake_at, now=now)
         if self.db.answers_at_once:
             row = self._one("commit_instance", **fence)
@@ -154,18 +155,22 @@ class RunnerOps(WaitOps):
             if taken is not None and taken.rowcount != 1:
                 raise _taken()
             return row[0]
-        try:
-            with self.db.savepoint():
-                fenced = self._run("commit_instance", **fence)
-                taken = self._step_rows(seq, w)
+
+        def send() -> Callable[[], str]:
+            fenced = self._run("commit_instance", **fence)
+            taken = self._step_rows(seq, w)
+
+            def outcome() -> str:
                 row = fenced.fetchone()
                 if row is None:
                     raise Undone()
                 if taken is not None and taken.rowcount != 1:
                     raise _taken()
                 return row[0]
-        except Undone:
-            return None
+
+            return outcome
+
+        return self._checked(send)
 
     def _step_rows(self, seq: int, w: StepWrite) -> Any:
         """The rows of a step transition past the instance's: the step, its attempt, its log, and
@@ -225,25 +230,34 @@ class RunnerOps(WaitOps):
         data: dict[str, Any] = {"output": from_json(output)} if status == Status.COMPLETE else {"error": error}
         if traceback and status != Status.COMPLETE:
             data["traceback"] = traceback
-        try:
-            with self.db.savepoint():
-                ended = self._run(
-                    "finish_instance",
-                    seq=seq,
-                    owner=owner,
-                    gen=gen,
-                    status=status,
-                    output=output,
-                    error=to_json(error),
-                    now=now,
-                )
-                if events:
-                    self.append_history(seq, list(events))
-                self._log(seq, now, f"workflow_{'completed' if status == Status.COMPLETE else status}", data)
-                self._wake_waiters(seq, now, ended)
-        except Undone:
-            return False
-        return True
+
+        def send() -> Callable[[], bool]:
+            ended = self._run(
+                "finish_instance",
+                seq=seq,
+                owner=owner,
+                gen=gen,
+                status=status,
+                output=output,
+                error=to_json(error),
+                now=now,
+            )
+            if events:
+                self.append_history(seq, list(events))
+            self._log(seq, now, f"workflow_{'completed' if status == Status.COMPLETE else status}", data)
+            # wake the instances waiting for this one (waits.py), and forget its own waits
+            self._run("delete_waits", seq=seq)
+            self._run("wake_waiters_of", seq=seq, now=now)
+            self.db.notify_each("waiter_notes", {"seq": seq}, {})
+
+            def outcome() -> bool:
+                if ended.rowcount != 1:
+                    raise Undone()
+                return True
+
+            return outcome
+
+        return self._checked(send, undone=False)
 
     @_write
     def pause_at_boundary(self, owner: str, seq: int, gen: int, now: float) -> bool:

@@ -76,6 +76,7 @@ class SQLiteDB:
 
     dialect = SQLiteDialect()
     answers_at_once = True
+    reads_later = False  # each op reads its results as it goes: they cost nothing to wait for
 
     def __init__(self, path: str | Path, durability: str = "power-loss"):
         self.path = Path(path)
@@ -261,6 +262,11 @@ class SQLiteDB:
         (a runner's store; coordination.py), dropped when nobody listens (a client notifies itself)."""
         if self.on_notes is not None:
             self._notes.append(note)
+
+    def notify_each(self, name: str, params: dict, parts: dict[str, str]) -> None:
+        """notify() each note query `name` returns (one column)."""
+        if self.on_notes is not None:
+            self._notes.extend(row[0] for row in self.execute(name, params, parts).fetchall())
 
     def _tell(self, committed: bool) -> None:
         notes, self._notes = self._notes, []

@@ -12,10 +12,9 @@ A wait's row goes when its step ends, or with its instance (deleted, or restarte
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 from .base import StepWrite
-from .ops import Ops, Undone, _write
+from .ops import Ops, _write
 
 Watched = tuple[int, str, str | None, str | None]  # the instance waited on: seq, status, output, error (JSON)
 
@@ -50,15 +49,12 @@ class WaitOps(Ops):
             self._run("forget_wait", seq=seq, pos=w.step.pos)
         return status
 
-    def _wake_waiters(self, seq: int, now: float | None, ended: Any = None) -> list[int]:
+    def _wake_waiters(self, seq: int, now: float | None) -> list[int]:
         """Instance `seq` ends (or is deleted) in this transaction: wake the instances waiting for it,
         and forget its own waits. Returns the waiters' seqs (a client on SQLite notifies them itself).
-        `ended`: the result of the statement that ended it, read only now (the statements before
-        reach the database together): when it changed no row, Undone."""
+        (A runner's finish does the same without reading the waiters: runs.py.)"""
         self._run("delete_waits", seq=seq)
         waiters = [int(r[0]) for r in self._all("waiters_of", seq=seq)]
-        if ended is not None and ended.rowcount != 1:
-            raise Undone()
         if waiters:
             # a delete carries no time: 0 is long past, so the waiter is due at once
             self._run("wake_waiting", seqs=waiters, now=0.0 if now is None else now)

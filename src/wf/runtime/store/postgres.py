@@ -339,20 +339,22 @@ class PostgresDB:
             raise
 
     def batch(self, ops: list[Callable[[], Any]]) -> list[Any]:
-        """Several writers' operations in one transaction (group commit), each under a savepoint:
-        one op's failure is returned as its result and does not undo the others. A deadlock runs the
-        whole batch again; a failure of the database itself fails the whole batch.
+        """Several writers' operations in one transaction (group commit): one op's failure is
+        returned as its result and does not undo the others. A deadlock runs the whole batch again;
+        a failure of the database itself fails the whole batch.
 
-        The first run is optimistic: every op's statements are sent, and the ops that check what
-        they wrote (a step's commit: is the instance still held?) hand back a Later, all read after
-        the last op is sent: the whole batch waits on the database once, not once per op. When one
-        of them did not hold, or a statement failed (reported while a later op reads its results),
-        the batch is rolled back and run again with a wait after each op, which pins the outcome
-        on its op."""
+        The first run is optimistic: every op's statements are sent one after the other, with no
+        savepoint between them, and the ops that check what they wrote (a step's commit: is the
+        instance still held?) hand back a Later, all read once the last op is sent: the batch waits
+        on the database once before its COMMIT, not once per op. If an op fails or finds its
+        check did not hold, or the database refuses a statement (reported while a later op reads
+        its results), the batch is rolled back and run again op by op, each under a savepoint and
+        waited for, which pins each outcome on its op. A batch of one op needs no second run: its
+        transaction undoes it."""
         alone = len(ops) == 1 and getattr(self._local, "tx", None) is None
         try:
-            return self.writing(lambda: self._batch(ops, careful=False, alone=alone))
-        except _OpFailed as failed:  # a batch of one op: its transaction was its savepoint
+            return self.writing(lambda: self._optimistic(ops, alone))
+        except _OpFailed as failed:
             return [Failed(failed.exc)]
         except _OpUndone as undone:
             return [undone.result]
@@ -361,33 +363,35 @@ class PostgresDB:
         except StoreError as exc:
             if exc.transient or getattr(self._local, "tx", None) is not None:
                 raise
-        return self.writing(lambda: self._batch(ops, careful=True))
+        return self.writing(self._one_by_one(ops))
 
-    def _batch(self, ops: list[Callable[[], Any]], careful: bool, alone: bool = False) -> list[Any]:
+    def _optimistic(self, ops: list[Callable[[], Any]], alone: bool) -> list[Any]:
         tx = self._tx
-        if careful:
-            return self._one_by_one(tx, ops)
         tx.later = True
         try:
-            if alone:  # one op in a transaction of its own: the transaction undoes it if it fails
-                try:
-                    results = [ops[0]()]
-                except psycopg.Error:
-                    raise
-                except StoreError as exc:
-                    if exc.transient:
-                        raise
-                    raise _OpFailed(exc) from None
-                except Exception as exc:
-                    raise _OpFailed(exc) from None
-            else:
-                results = self._one_by_one(tx, ops)
+            results = [self._sent(op, alone) for op in ops]
         finally:
             tx.later = False
         for i, result in enumerate(results):
             if isinstance(result, Later):  # the first read waits for every op's results
                 results[i] = self._read_later(result, alone)
         return results
+
+    @staticmethod
+    def _sent(op: Callable[[], Any], alone: bool) -> Any:
+        try:
+            return op()
+        except psycopg.Error:
+            raise
+        except StoreError as exc:
+            if exc.transient:
+                raise
+            failure: BaseException = exc
+        except Exception as exc:
+            failure = exc
+        if alone:
+            raise _OpFailed(failure) from None
+        raise _Recheck() from None
 
     @staticmethod
     def _read_later(later: Later, alone: bool) -> Any:
@@ -409,25 +413,30 @@ class PostgresDB:
             raise _OpFailed(failure) from None
         raise _Recheck() from None
 
-    def _one_by_one(self, tx: _Tx, ops: list[Callable[[], Any]]) -> list[Any]:
-        careful = not tx.later
-        results: list[Any] = []
-        for op in ops:
-            try:
-                with tx.savepoint(careful):
-                    result = op()
-                results.append(result)  # (careful: its statements ran; they may fail on leaving)
-            except psycopg.Error as exc:
-                if not careful or isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError) or _deadlock(exc):
-                    raise
-                results.append(Failed(self.error(exc)))
-            except StoreError as exc:
-                if exc.transient:
-                    raise
-                results.append(Failed(exc))
-            except Exception as exc:
-                results.append(Failed(exc))
-        return results
+    def _one_by_one(self, ops: list[Callable[[], Any]]) -> Callable[[], list[Any]]:
+        """The careful run: each op under a savepoint, its statements waited for as it leaves."""
+
+        def run() -> list[Any]:
+            tx = self._tx
+            results: list[Any] = []
+            for op in ops:
+                try:
+                    with tx.savepoint(True):
+                        result = op()
+                    results.append(result)  # its statements ran; they may fail on leaving
+                except psycopg.Error as exc:
+                    if isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError) or _deadlock(exc):
+                        raise
+                    results.append(Failed(self.error(exc)))
+                except StoreError as exc:
+                    if exc.transient:
+                        raise
+                    results.append(Failed(exc))
+                except Exception as exc:
+                    results.append(Failed(exc))
+            return results
+
+        return run
 
 
 class _OpFailed(Exception):

@@ -118,6 +118,7 @@ class Database(Protocol):
     where: str  # the database, for messages (a path, or a URL without its password)
     answers_at_once: bool  # each statement's result is there when it returns (no pipelining)
     reads_later: bool  # in this thread's batch, an op may return a Later (see Later)
+    checks_in_sql: bool  # a statement can refuse its transaction (the `..._or_refuse` queries)
 
     def execute(self, name: str, params: dict, parts: dict[str, str]) -> Any: ...
     def executemany(self, name: str, rows: list[dict]) -> None: ...
@@ -145,12 +146,13 @@ class Later:
     """An op's outcome in a batch that reads every op's results at once (`Database.reads_later`:
     PostgreSQL's group commit, one round trip for the lot): `read()` returns the op's result, or
     raises when what the op wrote must not stand (Undone: the op's result is then `undone`; any
-    other error: the op's failure). The batch reads it before it commits."""
+    other error: the op's failure). The batch reads it before it commits; or after, when it is
+    `checked`: its statements refuse the transaction themselves if it does not hold."""
 
-    __slots__ = ("read", "undone")
+    __slots__ = ("read", "undone", "checked")
 
-    def __init__(self, read: Callable[[], Any], undone: Any = None):
-        self.read, self.undone = read, undone
+    def __init__(self, read: Callable[[], Any], undone: Any = None, checked: bool = False):
+        self.read, self.undone, self.checked = read, undone, checked
 
 
 class Failed:

@@ -111,6 +111,11 @@ class Ops:
 
     # -- plumbing ------------------------------------------------------------------------
 
+    def _refusing(self, read: Callable[[], Any]) -> Any:
+        """The outcome of an op whose statements refuse their transaction when it does not hold
+        (`Database.checks_in_sql`): read from its batch's COMMIT answer."""
+        return Later(read, checked=True)
+
     def _checked(self, send: Callable[[], Callable[[], Any]], undone: Any = None) -> Any:
         """An op that sends all its statements before it reads any result: `send()` sends them and
         returns the function that reads the op's outcome (raising Undone, or the op's error, when

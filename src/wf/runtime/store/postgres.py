@@ -96,6 +96,7 @@ class PostgresDB:
     dialect = PostgresDialect()
     on_notes = None  # unused: a transaction's NOTIFYs go out with its commit
     answers_at_once = False  # a write transaction is pipelined (its answers wait for a read or COMMIT)
+    checks_in_sql = True  # a division by zero refuses the transaction (queries.sql's `..._or_refuse`)
 
     @property
     def reads_later(self) -> bool:
@@ -345,15 +346,19 @@ class PostgresDB:
 
         The first run is optimistic: every op's statements are sent one after the other, with no
         savepoint between them, and the ops that check what they wrote (a step's commit: is the
-        instance still held?) hand back a Later, all read once the last op is sent: the batch waits
-        on the database once before its COMMIT, not once per op. If an op fails or finds its
-        check did not hold, or the database refuses a statement (reported while a later op reads
-        its results), the batch is rolled back and run again op by op, each under a savepoint and
-        waited for, which pins each outcome on its op. A batch of one op needs no second run: its
-        transaction undoes it."""
+        instance still held?) hand back a Later. A step's commit and an instance's end check in
+        SQL (a statement that refuses the transaction when the write changed nothing): the COMMIT
+        goes out with them and they are read from its answer, so such a batch waits on the
+        database once. Others are all read once the last op is sent: once more before the COMMIT,
+        not once per op. If an op fails or finds its check did not hold, or the database refuses
+        a statement, the batch is rolled back and run again op by op, each under a savepoint and
+        waited for, which pins each outcome on its op. A batch of one op needs no second run for
+        an op of its own failing: its transaction undoes it."""
         alone = len(ops) == 1 and getattr(self._local, "tx", None) is None
         try:
-            return self.writing(lambda: self._optimistic(ops, alone))
+            results = self.writing(lambda: self._optimistic(ops, alone))
+            # committed: what the database checked itself held (their answers came with the COMMIT's)
+            return [r.read() if isinstance(r, Later) else r for r in results]
         except _OpFailed as failed:
             return [Failed(failed.exc)]
         except _OpUndone as undone:
@@ -373,7 +378,7 @@ class PostgresDB:
         finally:
             tx.later = False
         for i, result in enumerate(results):
-            if isinstance(result, Later):  # the first read waits for every op's results
+            if isinstance(result, Later) and not result.checked:  # the first read waits for every op's results
                 results[i] = self._read_later(result, alone)
         return results
 

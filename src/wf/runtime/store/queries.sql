@@ -291,6 +291,18 @@ ON CONFLICT (instance, pos, attempt) DO UPDATE SET started_at = excluded.started
 -- name: consume_event
 UPDATE wf_events SET consumed_by = :pos WHERE seq = :event AND consumed_by IS NULL
 
+-- PostgreSQL only (postgres.py's group commit): the same writes, refusing their whole transaction
+-- when they change no row (a division by zero), so that a batch sends its COMMIT without reading
+-- them first; a refused batch runs again op by op, with the reads (commit_instance...).
+-- name: commit_instance_or_refuse
+WITH changed AS ({commit_instance}) SELECT (SELECT status FROM changed), 1 / (SELECT count(*) FROM changed)
+
+-- name: consume_event_or_refuse
+WITH changed AS ({consume_event} RETURNING 1) SELECT 1 / (SELECT count(*) FROM changed)
+
+-- name: finish_instance_or_refuse
+WITH changed AS ({finish_instance} RETURNING 1) SELECT 1 / (SELECT count(*) FROM changed)
+
 -- name: fenced
 SELECT 1 FROM wf_instances WHERE seq = :seq AND owner = :owner AND gen = :gen {for_update}
 

@@ -155,6 +155,10 @@ class RunnerOps(WaitOps):
             if taken is not None and taken.rowcount != 1:
                 raise _taken()
             return row[0]
+        if self.db.reads_later and self.db.checks_in_sql:  # the database refuses the batch if it does not hold
+            refused = self._run("commit_instance_or_refuse", **fence)
+            self._step_rows(seq, w, refuse=True)
+            return self._refusing(lambda: refused.fetchone()[0])
 
         def send() -> Callable[[], str]:
             fenced = self._run("commit_instance", **fence)
@@ -172,9 +176,10 @@ class RunnerOps(WaitOps):
 
         return self._checked(send)
 
-    def _step_rows(self, seq: int, w: StepWrite) -> Any:
+    def _step_rows(self, seq: int, w: StepWrite, refuse: bool = False) -> Any:
         """The rows of a step transition past the instance's: the step, its attempt, its log, and
-        the event it took (that statement's result, or None)."""
+        the event it took (that statement's result, or None; with `refuse`, a taken event refuses
+        the transaction)."""
         s = w.step
         self._run("upsert_step", **_step_params(seq, s))
         if w.attempt is not None:
@@ -191,7 +196,7 @@ class RunnerOps(WaitOps):
             )
         self.append_history(seq, w.events)
         if w.consume_event is not None:
-            return self._run("consume_event", pos=s.pos, event=w.consume_event)
+            return self._run("consume_event_or_refuse" if refuse else "consume_event", pos=s.pos, event=w.consume_event)
         return None
 
     def _fenced(self, owner: str, seq: int, gen: int) -> bool:
@@ -231,9 +236,11 @@ class RunnerOps(WaitOps):
         if traceback and status != Status.COMPLETE:
             data["traceback"] = traceback
 
+        refuse = self.db.reads_later and self.db.checks_in_sql  # (see commit_step)
+
         def send() -> Callable[[], bool]:
             ended = self._run(
-                "finish_instance",
+                "finish_instance_or_refuse" if refuse else "finish_instance",
                 seq=seq,
                 owner=owner,
                 gen=gen,
@@ -257,6 +264,9 @@ class RunnerOps(WaitOps):
 
             return outcome
 
+        if refuse:
+            send()
+            return self._refusing(lambda: True)
         return self._checked(send, undone=False)
 
     @_write

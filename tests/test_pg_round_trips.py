@@ -1,6 +1,6 @@
 """Round trips to PostgreSQL across a slow network: what a worker or a client on another machine
-waits for. The store talks to the server through a proxy that delays every byte 50 ms each way,
-so each round trip costs 0.1 s, far above what the work itself takes on any machine; the
+waits for. The store talks to the server through a proxy that delays every byte 100 ms each way,
+so each round trip costs 0.2 s, far above what the work itself takes on any machine; the
 fewest of three runs is read as a count of round trips."""
 
 from __future__ import annotations
@@ -17,13 +17,13 @@ from wf.runtime.store.base import StepRow, StepWrite
 
 pytestmark = pytest.mark.postgres
 
-DELAY = 0.05  # each way
+DELAY = 0.1  # each way
 T0 = 1_000.0
 
 
 @pytest.fixture
 def far_store(tmp_path):
-    """A store on a fresh schema, its server 0.1 s of round trip away."""
+    """A store on a fresh schema, its server 0.2 s of round trip away."""
     schema = Schema(require_base_url())
     parts = urlsplit(schema.url)
     user = parts.netloc.rsplit("@", 1)[0] + "@" if "@" in parts.netloc else ""

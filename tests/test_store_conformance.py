@@ -250,6 +250,24 @@ def test_run_batch_undoes_what_a_fenced_or_failing_op_wrote(store):
     assert len(store.history(instance=a.seq)) == before
 
 
+def test_a_batch_run_inside_an_open_transaction_joins_it_op_by_op(store):
+    """A group commit inside a transaction already open on this thread runs its ops in it, each
+    under a savepoint: a fenced-out step commit says None and leaves nothing; the others stand."""
+    create(store, "a", "b")
+    a, b = store.claim("r1", T0 + 1, 30.0, 2, ["w"])
+
+    def inside():
+        return store.run_batch(
+            [
+                lambda: store.commit_step("intruder", a.seq, a.gen, StepWrite(step(name="no")), T0 + 2),
+                lambda: store.commit_step("r1", b.seq, b.gen, StepWrite(step(name="yes")), T0 + 2),
+            ]
+        )
+
+    assert store.db.writing(inside) == [None, "running"]
+    assert store.steps(a.seq) == [] and [s.name for s in store.steps(b.seq)] == ["yes"]
+
+
 def test_claim_runs_reads_what_each_claimed_instance_needs(store):
     """claim_runs answers, for each instance it claims, what load_run would (its steps and losses),
     and what next_wake would once they are claimed."""

@@ -354,7 +354,9 @@ class PostgresDB:
         a statement, the batch is rolled back and run again op by op, each under a savepoint and
         waited for, which pins each outcome on its op. A batch of one op needs no second run for
         an op of its own failing: its transaction undoes it."""
-        alone = len(ops) == 1 and getattr(self._local, "tx", None) is None
+        if getattr(self._local, "tx", None) is not None:  # inside a transaction: op by op, in it
+            return self.writing(self._one_by_one(ops))
+        alone = len(ops) == 1
         try:
             results = self.writing(lambda: self._optimistic(ops, alone))
             # committed: what the database checked itself held (their answers came with the COMMIT's)
@@ -366,7 +368,7 @@ class PostgresDB:
         except _Recheck:
             pass
         except StoreError as exc:
-            if exc.transient or getattr(self._local, "tx", None) is not None:
+            if exc.transient:
                 raise
         return self.writing(self._one_by_one(ops))
 

@@ -24,7 +24,7 @@ def pipelining() -> bool:
     on psycopg's pipeline internals: without them, no pipelining): the server answers each, arms
     the timer, and the client still waits only where it reads a result."""
     return psycopg.Pipeline.is_supported() and all(
-        hasattr(psycopg.Pipeline, name) for name in ("_communicate_gen", "_enqueue_sync")
+        hasattr(psycopg.Pipeline, name) for name in ("_communicate_gen", "_enqueue_sync", "_exit_gen")
     )
 
 

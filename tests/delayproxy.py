@@ -1,9 +1,11 @@
-"""A TCP proxy that delays every byte by a fixed time each way: a database across a slow network,
-for tests that count round trips by the clock (a round trip costs 2 × `delay`, far above the
-milliseconds the work itself takes, so the count shows however busy the machine is).
+"""A TCP proxy that delays every byte by a fixed time each way (a database across a slow network)
+and counts round trips: `turns` goes up each time a client speaks again after it was answered.
+With the delay far above what a client takes to send what it sends at once, a pipelined burst is
+all out before its first answer comes back, so the count does not depend on the machine's speed.
 
-    with DelayProxy("127.0.0.1", 5432, delay=0.05) as proxy:
+    with DelayProxy("127.0.0.1", 5432, delay=0.1) as proxy:
         url = f"postgresql://postgres@127.0.0.1:{proxy.port}/postgres"
+        before = proxy.turns; ...; round_trips = proxy.turns - before
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ class DelayProxy:
         self.port = self.listener.getsockname()[1]
         self._closed = threading.Event()
         self._socks: list[socket.socket] = []
+        self.turns = 0
+        self._lock = threading.Lock()
 
     def __enter__(self) -> DelayProxy:
         threading.Thread(target=self._accept, daemon=True).start()
@@ -45,10 +49,11 @@ class DelayProxy:
             for s in (client, server):
                 s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
                 self._socks.append(s)
-            self._pipe(client, server)
-            self._pipe(server, client)
+            answered = threading.Event()  # this connection's client got an answer since it last spoke
+            self._pipe(client, server, answered, asking=True)
+            self._pipe(server, client, answered, asking=False)
 
-    def _pipe(self, src: socket.socket, dst: socket.socket) -> None:
+    def _pipe(self, src: socket.socket, dst: socket.socket, answered: threading.Event, asking: bool) -> None:
         """Bytes read from `src` are written to `dst` `delay` seconds later, in order."""
         held: queue.Queue = queue.Queue()
 
@@ -58,6 +63,10 @@ class DelayProxy:
                     data = src.recv(65536)
                 except OSError:
                     data = b""
+                if asking and data and answered.is_set():
+                    answered.clear()
+                    with self._lock:
+                        self.turns += 1
                 held.put((time.monotonic() + self.delay, data))
                 if not data:
                     return
@@ -70,6 +79,8 @@ class DelayProxy:
                     if not data:
                         dst.shutdown(socket.SHUT_WR)
                         return
+                    if not asking:
+                        answered.set()  # before it can reach the client, who may then speak at once
                     dst.sendall(data)
                 except OSError:
                     return

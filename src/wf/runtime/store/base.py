@@ -117,8 +117,7 @@ class Database(Protocol):
     dialect: Any  # sql.Dialect: how its SQL spells the tokens of queries.sql
     where: str  # the database, for messages (a path, or a URL without its password)
     answers_at_once: bool  # each statement's result is there when it returns (no pipelining)
-    reads_later: bool  # in this thread's batch, an op may return a Later (see Later)
-    checks_in_sql: bool  # a statement can refuse its transaction (the `..._or_refuse` queries)
+    reads_later: bool  # in this thread's batch, an op checks in SQL and returns a Later (see Later)
 
     def execute(self, name: str, params: dict, parts: dict[str, str]) -> Any: ...
     def executemany(self, name: str, rows: list[dict]) -> None: ...
@@ -143,16 +142,15 @@ class Undone(Exception):
 
 
 class Later:
-    """An op's outcome in a batch that reads every op's results at once (`Database.reads_later`:
-    PostgreSQL's group commit, one round trip for the lot): `read()` returns the op's result, or
-    raises when what the op wrote must not stand (Undone: the op's result is then `undone`; any
-    other error: the op's failure). The batch reads it before it commits; or after, when it is
-    `checked`: its statements refuse the transaction themselves if it does not hold."""
+    """An op's outcome in a batch that reads nothing before its COMMIT (`Database.reads_later`:
+    PostgreSQL's group commit, one round trip for the lot). The op's statements refuse the whole
+    transaction themselves when its check does not hold (queries.sql's `..._or_refuse`), so the
+    batch commits first and then `read()`s the op's result from the answers that came back."""
 
-    __slots__ = ("read", "undone", "checked")
+    __slots__ = ("read",)
 
-    def __init__(self, read: Callable[[], Any], undone: Any = None, checked: bool = False):
-        self.read, self.undone, self.checked = read, undone, checked
+    def __init__(self, read: Callable[[], Any]):
+        self.read = read
 
 
 class Failed:

@@ -113,17 +113,14 @@ class Ops:
 
     def _refusing(self, read: Callable[[], Any]) -> Any:
         """The outcome of an op whose statements refuse their transaction when it does not hold
-        (`Database.checks_in_sql`): read from its batch's COMMIT answer."""
-        return Later(read, checked=True)
+        (`Database.reads_later`): read once its batch has committed."""
+        return Later(read)
 
     def _checked(self, send: Callable[[], Callable[[], Any]], undone: Any = None) -> Any:
         """An op that sends all its statements before it reads any result: `send()` sends them and
         returns the function that reads the op's outcome (raising Undone, or the op's error, when
-        what it wrote must not stand). In a batch that reads later that function goes back as a
-        Later; elsewhere it is read at once, inside a savepoint that Undone rolls back (the op's
-        result is then `undone`)."""
-        if self.db.reads_later:
-            return Later(send(), undone)
+        what it wrote must not stand), read here inside a savepoint that Undone rolls back (the
+        op's result is then `undone`)."""
         try:
             with self.db.savepoint():
                 return send()()

@@ -87,7 +87,7 @@ class _Tx:
 
     def __init__(self, conn, pipe):
         self.conn, self.pipe, self.depth = conn, pipe, 0
-        self.later = False  # ops may return a Later (the optimistic run of a batch)
+        self.later = False  # the optimistic run of a batch (PostgresDB.reads_later)
         self.fresh: str | None = None  # a savepoint just set, nothing sent since
 
     def send(self, text, params=None):

@@ -18,7 +18,7 @@ from typing import Any
 
 from ...errors import StoreError
 from ..retry import Backoff
-from .base import Failed, Later, Undone
+from .base import Failed, Later
 from .pgpipe import _pipeline, _Result, _Tx, pipelining
 from .sql import Dialect, shipped_text
 from .urls import redact
@@ -96,11 +96,11 @@ class PostgresDB:
     dialect = PostgresDialect()
     on_notes = None  # unused: a transaction's NOTIFYs go out with its commit
     answers_at_once = False  # a write transaction is pipelined (its answers wait for a read or COMMIT)
-    checks_in_sql = True  # a division by zero refuses the transaction (queries.sql's `..._or_refuse`)
 
     @property
     def reads_later(self) -> bool:
-        """In a first, optimistic run of a batch (see batch())."""
+        """In a first, optimistic run of a batch (see batch()), where a division by zero in a
+        statement refuses the transaction (queries.sql's `..._or_refuse`)."""
         tx = getattr(self._local, "tx", None)
         return tx is not None and tx.later
 
@@ -345,44 +345,38 @@ class PostgresDB:
         a failure of the database itself fails the whole batch.
 
         The first run is optimistic: every op's statements are sent one after the other, with no
-        savepoint between them, and the ops that check what they wrote (a step's commit: is the
-        instance still held?) hand back a Later. A step's commit and an instance's end check in
-        SQL (a statement that refuses the transaction when the write changed nothing): the COMMIT
-        goes out with them and they are read from its answer, so such a batch waits on the
-        database once. Others are all read once the last op is sent: once more before the COMMIT,
-        not once per op. If an op fails or finds its check did not hold, or the database refuses
-        a statement, the batch is rolled back and run again op by op, each under a savepoint and
-        waited for, which pins each outcome on its op. A batch of one op needs no second run for
-        an op of its own failing: its transaction undoes it."""
+        savepoint between them and nothing read; the ops that check what they wrote (a step's
+        commit, an instance's end: is the instance still held?) do it in SQL, with a statement that
+        refuses the whole transaction when the write changed nothing, and hand back a Later. The
+        COMMIT goes out with them, so the batch waits on the database once, and the Laters are read
+        from its answers. If an op fails, a check refuses or the database refuses a statement, the
+        batch is rolled back and run again op by op, each under a savepoint and waited for, which
+        pins each outcome on its op. A batch of one op needs no second run for an op of its own
+        failing: its transaction undoes it."""
         if getattr(self._local, "tx", None) is not None:  # inside a transaction: op by op, in it
-            return self.writing(self._one_by_one(ops))
+            return self._one_by_one(ops)
         alone = len(ops) == 1
         try:
             results = self.writing(lambda: self._optimistic(ops, alone))
-            # committed: what the database checked itself held (their answers came with the COMMIT's)
+            # committed: the Laters' answers came back with the COMMIT's (the connection's results,
+            # read from its cursors, not from the connection, which is back in the pool)
             return [r.read() if isinstance(r, Later) else r for r in results]
         except _OpFailed as failed:
             return [Failed(failed.exc)]
-        except _OpUndone as undone:
-            return [undone.result]
         except _Recheck:
             pass
         except StoreError as exc:
             if exc.transient:
                 raise
-        return self.writing(self._one_by_one(ops))
+        return self.writing(lambda: self._one_by_one(ops))
 
     def _optimistic(self, ops: list[Callable[[], Any]], alone: bool) -> list[Any]:
         tx = self._tx
         tx.later = True
         try:
-            results = [self._sent(op, alone) for op in ops]
+            return [self._sent(op, alone) for op in ops]
         finally:
             tx.later = False
-        for i, result in enumerate(results):
-            if isinstance(result, Later) and not result.checked:  # the first read waits for every op's results
-                results[i] = self._read_later(result, alone)
-        return results
 
     @staticmethod
     def _sent(op: Callable[[], Any], alone: bool) -> Any:
@@ -400,50 +394,26 @@ class PostgresDB:
             raise _OpFailed(failure) from None
         raise _Recheck() from None
 
-    @staticmethod
-    def _read_later(later: Later, alone: bool) -> Any:
-        try:
-            return later.read()
-        except psycopg.Error:
-            raise
-        except StoreError as exc:
-            if exc.transient:
-                raise
-            failure: BaseException = exc
-        except Undone:
-            if alone:
-                raise _OpUndone(later.undone) from None
-            raise _Recheck() from None
-        except Exception as exc:
-            failure = exc
-        if alone:
-            raise _OpFailed(failure) from None
-        raise _Recheck() from None
-
-    def _one_by_one(self, ops: list[Callable[[], Any]]) -> Callable[[], list[Any]]:
+    def _one_by_one(self, ops: list[Callable[[], Any]]) -> list[Any]:
         """The careful run: each op under a savepoint, its statements waited for as it leaves."""
-
-        def run() -> list[Any]:
-            tx = self._tx
-            results: list[Any] = []
-            for op in ops:
-                try:
-                    with tx.savepoint(True):
-                        result = op()
-                    results.append(result)  # its statements ran; they may fail on leaving
-                except psycopg.Error as exc:
-                    if isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError) or _deadlock(exc):
-                        raise
-                    results.append(Failed(self.error(exc)))
-                except StoreError as exc:
-                    if exc.transient:
-                        raise
-                    results.append(Failed(exc))
-                except Exception as exc:
-                    results.append(Failed(exc))
-            return results
-
-        return run
+        tx = self._tx
+        results: list[Any] = []
+        for op in ops:
+            try:
+                with tx.savepoint(True):
+                    result = op()
+                results.append(result)  # its statements ran; they may fail on leaving
+            except psycopg.Error as exc:
+                if isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError) or _deadlock(exc):
+                    raise
+                results.append(Failed(self.error(exc)))
+            except StoreError as exc:
+                if exc.transient:
+                    raise
+                results.append(Failed(exc))
+            except Exception as exc:
+                results.append(Failed(exc))
+        return results
 
 
 class _OpFailed(Exception):
@@ -453,16 +423,8 @@ class _OpFailed(Exception):
         self.exc = exc
 
 
-class _OpUndone(Exception):
-    """The one op of a batch found what it wrote must not stand: its transaction is rolled back,
-    its `undone` value is its result."""
-
-    def __init__(self, result: Any):
-        self.result = result
-
-
 class _Recheck(Exception):
-    """An op of an optimistic batch did not hold: the batch is run again, one op at a time."""
+    """An op of an optimistic batch failed: the batch is run again, one op at a time."""
 
 
 def _deadlock(exc: BaseException) -> bool:

@@ -142,10 +142,10 @@ class RunnerOps(WaitOps):
 
         Where each statement is answered as it runs (SQLite), the fence is read first and nothing
         is written past it. Elsewhere every statement is sent before the fence is read, and undone
-        when it did not hold (Ops._checked): on PostgreSQL a group commit waits for the database
-        once for all its ops, not once per statement or per op. An event another wait took raises
-        ConflictError; the op's transaction (or its savepoint in a group commit) undoes what it
-        wrote."""
+        when it did not hold (Ops._checked); in PostgreSQL's group commit the statements refuse the
+        transaction themselves (Later), so the batch waits for the database once for all its ops.
+        An event another wait took raises ConflictError; the op's transaction (or its savepoint in
+        a group commit) undoes what it wrote."""
         fence = dict(seq=seq, owner=owner, gen=gen, status=w.instance_status, wake_at=w.instance_wake_at, now=now)
         if self.db.answers_at_once:
             row = self._one("commit_instance", **fence)
@@ -155,7 +155,7 @@ class RunnerOps(WaitOps):
             if taken is not None and taken.rowcount != 1:
                 raise _taken()
             return row[0]
-        if self.db.reads_later and self.db.checks_in_sql:  # the database refuses the batch if it does not hold
+        if self.db.reads_later:  # the database refuses the batch if it does not hold
             refused = self._run("commit_instance_or_refuse", **fence)
             self._step_rows(seq, w, refuse=True)
             return self._refusing(lambda: refused.fetchone()[0])
@@ -236,26 +236,22 @@ class RunnerOps(WaitOps):
         if traceback and status != Status.COMPLETE:
             data["traceback"] = traceback
 
-        refuse = self.db.reads_later and self.db.checks_in_sql  # (see commit_step)
-
-        def send() -> Callable[[], bool]:
+        def write(query: str) -> Any:
             ended = self._run(
-                "finish_instance_or_refuse" if refuse else "finish_instance",
-                seq=seq,
-                owner=owner,
-                gen=gen,
-                status=status,
-                output=output,
-                error=to_json(error),
-                now=now,
+                query, seq=seq, owner=owner, gen=gen, status=status, output=output, error=to_json(error), now=now
             )
             if events:
                 self.append_history(seq, list(events))
             self._log(seq, now, f"workflow_{'completed' if status == Status.COMPLETE else status}", data)
-            # wake the instances waiting for this one (waits.py), and forget its own waits
-            self._run("delete_waits", seq=seq)
-            self._run("wake_waiters_of", seq=seq, now=now)
-            self.db.notify_each("waiter_notes", {"seq": seq}, {})
+            self._wake_waiters_unread(seq, now)
+            return ended
+
+        if self.db.reads_later:  # the database refuses the batch if it does not hold (see commit_step)
+            write("finish_instance_or_refuse")
+            return self._refusing(lambda: True)
+
+        def send() -> Callable[[], bool]:
+            ended = write("finish_instance")
 
             def outcome() -> bool:
                 if ended.rowcount != 1:
@@ -264,9 +260,6 @@ class RunnerOps(WaitOps):
 
             return outcome
 
-        if refuse:
-            send()
-            return self._refusing(lambda: True)
         return self._checked(send, undone=False)
 
     @_write

@@ -77,7 +77,6 @@ class SQLiteDB:
     dialect = SQLiteDialect()
     answers_at_once = True
     reads_later = False  # each op reads its results as it goes: they cost nothing to wait for
-    checks_in_sql = False
 
     def __init__(self, path: str | Path, durability: str = "power-loss"):
         self.path = Path(path)

@@ -52,7 +52,7 @@ class WaitOps(Ops):
     def _wake_waiters(self, seq: int, now: float | None) -> list[int]:
         """Instance `seq` ends (or is deleted) in this transaction: wake the instances waiting for it,
         and forget its own waits. Returns the waiters' seqs (a client on SQLite notifies them itself).
-        (A runner's finish does the same without reading the waiters: runs.py.)"""
+        (A runner's finish does the same without reading them: _wake_waiters_unread.)"""
         self._run("delete_waits", seq=seq)
         waiters = [int(r[0]) for r in self._all("waiters_of", seq=seq)]
         if waiters:
@@ -61,6 +61,13 @@ class WaitOps(Ops):
             for waiter in waiters:
                 self.db.notify(f"e:{waiter}")
         return waiters
+
+    def _wake_waiters_unread(self, seq: int, now: float) -> None:
+        """_wake_waiters without reading the waiters first (a runner's finish, whose batch reads
+        nothing before its COMMIT): the statements wake them and tell their runners themselves."""
+        self._run("delete_waits", seq=seq)
+        self._run("wake_waiters_of", seq=seq, now=now)
+        self.db.notify_each("waiter_notes", {"seq": seq}, {})
 
     def _waited_instance_ended(self, seq: int) -> bool:
         return self._one("waited_instance_ended", seq=seq) is not None
